@@ -1,0 +1,161 @@
+"""The ``conformance`` command line: corpus, verify, run, report, and ``all`` (the main job)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from conformance import corpus, runner
+from impls import ADAPTER_MODULES
+
+DEFAULT_RAW = Path("reports") / "raw"
+DEFAULT_REPORTS = Path("reports")
+
+
+def _impl_list(text):
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in ADAPTER_MODULES]
+    if unknown:
+        raise argparse.ArgumentTypeError("unknown impl %s; expected some of %s" % (", ".join(unknown),
+                                                                              ", ".join(ADAPTER_MODULES)))
+    return names
+
+
+def _python_override(text):
+    impl, sep, path = text.partition("=")
+    if not sep or impl not in ADAPTER_MODULES:
+        raise argparse.ArgumentTypeError("expected IMPL=PATH with IMPL one of %s, got %r"
+                                         % (", ".join(ADAPTER_MODULES), text))
+    return impl, path
+
+
+def cmd_corpus(args):
+    manifest = corpus.generate(args.out, progress=lambda specs: tqdm(specs, desc="corpus", unit="case"))
+    print("wrote %d cases and %s to %s (corpus sha256 %s)" % (len(manifest["cases"]), corpus.MANIFEST, args.out,
+                                                              manifest["corpus_sha256"][:16]))
+    return 0
+
+
+def cmd_verify(args):
+    problems = corpus.verify(args.cases)
+    for line in problems:
+        print(line, file=sys.stderr)
+    if problems:
+        print("corpus %s: %d problem(s)" % (args.cases, len(problems)), file=sys.stderr)
+        return 1
+    print("corpus %s: every file matches %s" % (args.cases, corpus.MANIFEST))
+    return 0
+
+
+def _select(args):
+    patterns = args.select
+    if not patterns:
+        return None
+    import fnmatch
+
+    return lambda entry: any(fnmatch.fnmatchcase(entry["id"], p) for p in patterns)
+
+
+def cmd_run(args):
+    problems = corpus.verify(args.cases)
+    if problems:
+        print("refusing to run on an unverified corpus:\n  " + "\n  ".join(problems[:10]), file=sys.stderr)
+        return 2
+    impls = args.impl or runner.available_impls(args.device)
+    overrides = dict(args.python or [])
+    args.out.mkdir(parents=True, exist_ok=True)
+    ran = 0
+    for impl in impls:
+        try:
+            path, info = runner.run_impl(impl, args.device, args.cases, args.out, python=runner.python_for(impl, overrides),
+                                         resume=args.resume, repeat=args.repeat, timeout=args.timeout,
+                                         select=_select(args), keep_outputs=args.keep_outputs,
+                                         progress=lambda items, desc: tqdm(items, desc=desc, unit="case"),
+                                         log=lambda text: print(text, file=sys.stderr))
+        except runner.WorkerUnavailable as error:
+            print("skipped %s: %s" % (impl, error), file=sys.stderr)
+            continue
+        if info:
+            ran += 1
+            environment = dict(info, corpus_sha256=corpus.load_manifest(args.cases)["corpus_sha256"],
+                               finished=runner.wall_clock())
+            (args.out / ("environment-%s-%s.json" % (impl, args.device))).write_text(
+                json.dumps(environment, indent=1, sort_keys=True), encoding="utf-8")
+            print("%s/%s: results in %s" % (impl, args.device, path))
+    if ran == 0:
+        print("no impl could run on %s" % args.device, file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_report(args):
+    from conformance import report
+
+    table = report.write_summary(args.raw, args.out)
+    with_pd_options = __import__("pandas").option_context("display.width", 200, "display.max_rows", 500)
+    with with_pd_options:
+        print(table.to_string())
+    print("\nwrote %s and %s" % (args.out / "summary.csv", args.out / "results.csv"))
+    return 0
+
+
+def cmd_all(args):
+    """The main job: verify the corpus, run every impl that is set up on the CPU, write the report."""
+    if cmd_verify(args):
+        return 1
+    args.impl, args.device = None, "cpu"
+    code = cmd_run(args)
+    if code:
+        return code
+    args.raw = args.out
+    args.out = DEFAULT_REPORTS if args.report_out is None else args.report_out
+    return cmd_report(args)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="conformance", description="Softmax cross-entropy conformance suite.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("corpus", help="generate the stored case corpus")
+    p.add_argument("--out", type=Path, default=corpus.DEFAULT_CASES_DIR)
+    p.set_defaults(func=cmd_corpus)
+
+    p = commands.add_parser("verify", help="check every corpus file against the manifest")
+    p.add_argument("--cases", type=Path, default=corpus.DEFAULT_CASES_DIR)
+    p.set_defaults(func=cmd_verify)
+
+    def run_options(p):
+        p.add_argument("--cases", type=Path, default=corpus.DEFAULT_CASES_DIR)
+        p.add_argument("--out", type=Path, default=DEFAULT_RAW, help="folder for results-*.csv (default reports/raw)")
+        p.add_argument("--resume", action="store_true", help="run only the cases missing from existing results")
+        p.add_argument("--timeout", type=float, default=runner.DEFAULT_CASE_TIMEOUT, help="seconds per case")
+        p.add_argument("--repeat", type=int, default=2, help="runs per case; 2 also checks bitwise repeatability")
+        p.add_argument("--select", action="append", help="fnmatch pattern over case ids (repeatable)")
+        p.add_argument("--python", action="append", type=_python_override, metavar="IMPL=PATH",
+                       help="interpreter for an impl, e.g. paddle-legacy=/path/to/python3.8")
+        p.add_argument("--keep-outputs", action="store_true", help="keep each impl's output .npz files")
+
+    p = commands.add_parser("run", help="run impls over the corpus in isolated workers")
+    p.add_argument("--impl", type=_impl_list, help="comma-separated impls (default: every impl for the device)")
+    p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
+    run_options(p)
+    p.set_defaults(func=cmd_run)
+
+    p = commands.add_parser("report", help="merge results and write the report")
+    p.add_argument("--raw", type=Path, default=DEFAULT_RAW)
+    p.add_argument("--out", type=Path, default=DEFAULT_REPORTS)
+    p.set_defaults(func=cmd_report)
+
+    p = commands.add_parser("all", help="main job: verify, run every available impl on the CPU, report")
+    run_options(p)
+    p.add_argument("--report-out", type=Path, default=None)
+    p.set_defaults(func=cmd_all)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    return args.func(args)

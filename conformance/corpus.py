@@ -1,0 +1,537 @@
+"""The stored case corpus: a deterministic generator, its manifest of SHA-256 hashes, and verification.
+
+Every case is declared once, as a call in one of the ``*_cases`` generators below, with the inputs
+drawn from a seed derived from the case id.  Float inputs are rounded to the case dtype before they
+are stored, and golden outputs are computed in float64 by the reference *from the stored values*, so
+the golden answer is the exact answer for exactly the inputs every framework receives.  Sampled
+classes and their probabilities (expected counts) are stored too: every framework sees the same
+samples.
+
+Layout: ``cases/<op>/<case id>.npz`` (see ``impls/caseio.py``) and ``cases/MANIFEST.json`` listing
+each file with its SHA-256, its metadata and the impls that can express it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from impls import ADAPTER_MODULES, get_adapter
+from impls import reference as ref
+from impls.caseio import Case, flatten_gradients, numpy_dtype, storage_dtype
+
+MANIFEST = "MANIFEST.json"
+FORMAT_VERSION = 1
+DEFAULT_CASES_DIR = Path(__file__).resolve().parent.parent / "cases"
+SHORT_DTYPE = {"float16": "f16", "bfloat16": "bf16", "float32": "f32", "float64": "f64"}
+ALL_DTYPES = tuple(SHORT_DTYPE)
+
+_GRAD = {
+    "softmax_with_cross_entropy": ref.softmax_with_cross_entropy_grad,
+    "sampled_softmax_with_cross_entropy": ref.sampled_softmax_with_cross_entropy_grad,
+    "sampled_softmax_loss": ref.sampled_softmax_loss_grad,
+}
+
+
+@dataclass
+class Spec:
+    """A case before it is stored: float64 inputs, options, tags and features."""
+
+    name: str  # the id without the op prefix and dtype suffix
+    op: str
+    dtype: str
+    params: dict
+    inputs: dict  # name -> array (floats as float64, ints as int64), "upstream" included
+    description: str
+    tags: list = field(default_factory=list)
+    features: list = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return "%s-%s-%s" % (self.op, self.name, SHORT_DTYPE[self.dtype])
+
+
+def _rng(name: str) -> np.random.Generator:
+    # crc32 of the name: stable across Python runs (unlike hash()) and independent of case order.
+    return np.random.default_rng(zlib.crc32(name.encode("utf-8")))
+
+
+def _grid(rng, shape, scale=2.0, step=1 / 64):
+    """Normal values rounded to a binary grid: exact in every dtype at moderate size, compressible."""
+    return np.round(rng.normal(0.0, scale, size=shape) / step) * step
+
+
+def _upstream(rng, shape):
+    # Nonzero multiples of 1/8 in [-2, 2]: exact in every dtype, signs exercised.
+    values = rng.integers(1, 17, size=shape) / 8.0
+    return values * rng.choice([-1.0, 1.0], size=shape)
+
+
+def _round_to(values, dtype):
+    """Round float64 values to ``dtype`` and return them in the storage dtype."""
+    return values.astype(numpy_dtype(dtype)).astype(storage_dtype(dtype))
+
+
+# --------------------------------------------------------------------------------------------
+# softmax_with_cross_entropy
+# --------------------------------------------------------------------------------------------
+def _logits(rng, shape, axis, kind):
+    """Logits of a named kind; ``axis`` is the class axis (for kinds that shape whole rows)."""
+    logits = _grid(rng, shape)
+    if kind == "pm1e4":  # saturated: +-1e4 mixed with ordinary values
+        logits = np.where(rng.random(shape) < 0.3, rng.choice([-1e4, 1e4], size=shape), logits)
+    elif kind == "spread":  # huge spread inside each row
+        logits = np.round(rng.uniform(-1e4, 1e4, size=shape))
+    elif kind == "offset":  # large common offset: cancellation in logsumexp - logit
+        logits = logits + 1e4
+    elif kind == "equal":  # a uniform softmax
+        logits = np.full(shape, 3.25)
+    elif kind == "neg_inf":  # masked classes, never every class of a row
+        mask = rng.random(shape) < 0.3
+        first = [slice(None)] * len(shape)
+        first[axis] = 0
+        mask[tuple(first)] = False
+        logits = np.where(mask, -np.inf, logits)
+    elif kind != "normal":
+        raise ValueError("kind: unknown logits kind %r" % kind)
+    return logits
+
+
+def _soft_labels(rng, shape, axis):
+    """Distributions that sum to exactly 1 in every dtype: multinomial counts out of 64."""
+    moved = np.moveaxis(np.zeros(shape), axis, -1)
+    flat = moved.reshape(-1, moved.shape[-1])
+    counts = np.stack([rng.multinomial(64, rng.dirichlet(np.ones(flat.shape[1]))) for _ in flat])
+    return np.moveaxis((counts / 64.0).reshape(moved.shape), -1, axis)
+
+
+def swce(name, shape, axis=-1, dtype="float64", soft=False, ignore=None, ignore_index=-100,
+         return_softmax=False, stable=True, kind="normal", tags=()):
+    rng = _rng("swce-" + name + dtype)
+    ax = axis % len(shape)
+    loss_shape = tuple(1 if i == ax else n for i, n in enumerate(shape))
+    logits = _logits(rng, shape, ax, kind)
+    features, description = [], ["logits %s (%s), axis %d" % (list(shape), kind, axis)]
+    if soft:
+        label = _soft_labels(rng, shape, ax)
+        if kind == "neg_inf":  # no label mass on a -inf class (that loss would be +inf)
+            label = np.where(np.isinf(logits), 0.0, label)
+            label = label / label.sum(axis=ax, keepdims=True)
+            label = np.round(label * 64) / 64
+            label = _fix_sum(label, ax)
+        features.append("soft_label")
+        description.append("soft labels")
+    else:
+        finite = np.isfinite(logits)
+        label = np.zeros(loss_shape, dtype=np.int64)
+        for index in np.ndindex(*loss_shape):
+            row = [slice(None) if i == ax else j for i, j in enumerate(index)]
+            choices = np.flatnonzero(finite[tuple(row)])
+            label[index] = rng.choice(choices)
+        if ignore:
+            mask = np.zeros(loss_shape, dtype=bool)
+            if ignore == "single":
+                mask.flat[len(mask.flat) // 2] = True
+            elif ignore == "row":
+                mask[0] = True
+            elif ignore == "all":
+                mask[...] = True
+            label = np.where(mask, ignore_index, label)
+            features.append("ignore_index")
+            description.append("ignore_index=%d on %s" % (ignore_index, "every position" if ignore == "all"
+                                                         else "one position" if ignore == "single" else "a whole row"))
+        description.append("hard labels")
+    if ax != len(shape) - 1:
+        features.append("axis_not_last")
+    if len(shape) == 1:
+        features.append("rank1")
+    if len(shape) >= 3:
+        features.append("rank3plus")
+    if kind == "neg_inf":
+        features.append("neg_inf_logits")
+    if return_softmax:
+        features.append("return_softmax")
+        description.append("return_softmax")
+    if not stable:
+        description.append("numeric_stable_mode=False")
+    params = {"soft_label": soft, "ignore_index": ignore_index, "numeric_stable_mode": stable,
+              "return_softmax": return_softmax, "axis": axis}
+    inputs = {"logits": logits, "label": label, "upstream": _upstream(rng, loss_shape)}
+    return Spec(name, "softmax_with_cross_entropy", dtype, params, inputs, "; ".join(description),
+                ["rank%d" % len(shape), "K%d" % shape[ax], kind] + list(tags), features)
+
+
+def _fix_sum(label, axis):
+    """Put any rounding remainder on each row's largest entry so rows sum to exactly 1."""
+    remainder = 1.0 - label.sum(axis=axis, keepdims=True)
+    top = np.argmax(label, axis=axis)
+    np.put_along_axis(label, np.expand_dims(top, axis), np.take_along_axis(
+        label, np.expand_dims(top, axis), axis=axis) + remainder, axis=axis)
+    return label
+
+
+def swce_cases():
+    for dtype in ALL_DTYPES:
+        for soft in (False, True):
+            yield swce("base-%s" % ("soft" if soft else "hard"), (8, 10), dtype=dtype, soft=soft, tags=["base"])
+    shapes = {1: (10,), 2: (4, 7), 3: (3, 4, 5), 4: (2, 3, 4, 5)}
+    for rank, shape in shapes.items():
+        for axis in list(range(rank)) + [-1]:
+            if axis == -1 and rank == 1:
+                continue
+            for soft in (False, True):
+                for dtype in ("float32", "float64"):
+                    label = "soft" if soft else "hard"
+                    yield swce("r%d-ax%s-%s" % (rank, axis, label), shape, axis, dtype, soft=soft, tags=["axis"])
+    for ignore_index in (-100, -1, 3):
+        for where in ("single", "row", "all"):
+            yield swce("ignore%d-%s" % (ignore_index, where), (6, 9), dtype="float64", ignore=where,
+                       ignore_index=ignore_index, tags=["ignore_index"])
+        yield swce("ignore%d-single-r3ax1" % ignore_index, (3, 5, 4), axis=1, dtype="float32",
+                   ignore="single", ignore_index=ignore_index, tags=["ignore_index"])
+    for dtype in ("float32", "float64"):
+        for soft in (False, True):
+            label = "soft" if soft else "hard"
+            yield swce("softmax-%s" % label, (5, 11), dtype=dtype, soft=soft, return_softmax=True,
+                       tags=["return_softmax"])
+            yield swce("softmax-r3ax0-%s" % label, (4, 3, 5), axis=0, dtype=dtype, soft=soft,
+                       return_softmax=True, tags=["return_softmax"])
+        yield swce("unstable", (5, 11), dtype=dtype, stable=False, tags=["numeric_stable_mode"])
+        yield swce("unstable-ignore-softmax", (5, 11), dtype=dtype, stable=False, ignore="single",
+                   return_softmax=True, tags=["numeric_stable_mode", "combined"])
+        yield swce("r3ax1-soft-softmax-unstable", (3, 6, 4), axis=1, dtype=dtype, soft=True,
+                   return_softmax=True, stable=False, tags=["combined"])
+    for kind in ("pm1e4", "spread", "offset", "equal", "neg_inf"):
+        for soft in (False, True):
+            label = "soft" if soft else "hard"
+            for dtype in ("float32", "float64"):
+                yield swce("%s-%s" % (kind, label), (6, 12), dtype=dtype, soft=soft, kind=kind,
+                           return_softmax=True, tags=["extreme"])
+        yield swce("%s-hard" % kind, (6, 12), dtype="float16", kind=kind, tags=["extreme"])
+    for classes, batch in ((2, 16), (3, 8), (1000, 8), (32768, 2), (100000, 2)):
+        for soft in (False, True):
+            label = "soft" if soft else "hard"
+            dtypes = ("float32",) if classes >= 32768 else ("float32", "float64")
+            for dtype in dtypes:
+                yield swce("K%d-%s" % (classes, label), (batch, classes), dtype=dtype, soft=soft, tags=["classes"])
+    yield swce("K1000-hard-ignore", (8, 1000), dtype="bfloat16", ignore="single", tags=["classes"])
+
+
+# --------------------------------------------------------------------------------------------
+# Sampled classes with their probabilities, shared by both sampled ops
+# --------------------------------------------------------------------------------------------
+def _distinct_labels(rng, rows, num_true, num_classes, avoid=()):
+    pool = np.setdiff1d(np.arange(num_classes), np.asarray(avoid, dtype=np.int64))
+    return np.stack([rng.choice(pool, size=num_true, replace=False) for _ in range(rows)]).astype(np.int64)
+
+
+def _sample(labels, num_sampled, num_classes, seed, unique=True):
+    return ref.log_uniform_candidate_sampler(labels, labels.shape[1], num_sampled, unique, num_classes, seed=seed)
+
+
+def _force_hits(rng, negatives, labels, hits):
+    """Overwrite negative columns with the row's own labels: 'some' hits or 'all' of them."""
+    negatives = negatives.copy()
+    rows, num_sampled = negatives.shape
+    for i in range(rows):
+        if hits == "all":
+            negatives[i] = rng.choice(labels[i], size=num_sampled)
+        elif hits == "some" and i % 2 == 0:
+            negatives[i, rng.integers(num_sampled)] = rng.choice(labels[i])
+    return negatives
+
+
+# --------------------------------------------------------------------------------------------
+# sampled_softmax_with_cross_entropy
+# --------------------------------------------------------------------------------------------
+def sswce(name, batch=6, num_classes=50, num_true=1, num_samples=8, dtype="float64", negatives="per_row",
+          hits="none", remove=True, duplicates=False, kind="normal", tags=()):
+    rng = _rng("sswce-" + name + dtype)
+    logits = _logits(rng, (batch, num_classes), 1, kind)
+    labels = _distinct_labels(rng, batch, num_true, num_classes)
+    seed = int(rng.integers(2**31))
+    if negatives == "shared":
+        candidates, true_q, sampled_q = _sample(labels, num_samples, num_classes, seed, unique=not duplicates)
+        neg = np.broadcast_to(candidates, (batch, num_samples))
+        neg_q = np.broadcast_to(sampled_q, (batch, num_samples))
+    else:
+        draws = [_sample(labels[i:i + 1], num_samples, num_classes, seed + i, unique=not duplicates)
+                 for i in range(batch)]
+        neg = np.stack([d[0] for d in draws])
+        true_q = np.concatenate([d[1] for d in draws])
+        neg_q = np.stack([d[2] for d in draws])
+    if hits == "none":  # replace accidental hits by the first class the row's labels do not use
+        free = np.array([np.setdiff1d(np.arange(num_classes), row)[0] for row in labels])
+        neg = np.where((neg[:, :, None] == labels[:, None, :]).any(axis=2), free[:, None], neg)
+    else:
+        neg = _force_hits(rng, neg, labels, hits)
+    if duplicates:
+        neg = neg.copy()
+        neg[:, -1] = neg[:, 0]
+    samples = np.concatenate([labels, neg], axis=1).astype(np.int64)
+    # A class's probability is its expected count, whichever column it lands in.
+    probability = ref.log_uniform_probability(samples, num_classes)
+    probability = np.concatenate([true_q, neg_q], axis=1) if hits == "none" and not duplicates else \
+        np.minimum(probability * num_samples, 1.0)
+    has_hits = bool((neg[:, :, None] == labels[:, None, :]).any())
+    features = ["per_row_negatives"] if negatives == "per_row" else []
+    features += ["multi_true"] if num_true > 1 else []
+    features += ["accidental_hits"] if has_hits else []
+    features += ["remove_accidental_hits"] if remove else []
+    features += ["duplicate_samples"] if duplicates else []
+    params = {"num_samples": num_samples, "num_true": num_true, "remove_accidental_hits": remove,
+              "use_customized_samples": True, "seed": 0}
+    inputs = {"logits": logits, "label": labels, "customized_samples": samples,
+              "customized_probabilities": probability, "upstream": _upstream(rng, (batch, 1))}
+    description = ("logits [%d, %d] (%s), T=%d, S=%d, %s negatives, accidental hits: %s (%s)%s"
+                   % (batch, num_classes, kind, num_true, num_samples, negatives.replace("_", "-"), hits,
+                      "removed" if remove else "kept", ", duplicate samples" if duplicates else ""))
+    return Spec(name, "sampled_softmax_with_cross_entropy", dtype, params, inputs, description,
+                ["K%d" % num_classes, "T%d" % num_true, negatives, "hits-" + hits, kind] + list(tags), features)
+
+
+def sswce_cases():
+    for dtype in ALL_DTYPES:
+        yield sswce("base", dtype=dtype, tags=["base"])
+    for num_true in (1, 2, 3, 4):
+        for dtype in ("float32", "float64"):
+            yield sswce("T%d" % num_true, num_true=num_true, dtype=dtype, hits="some")
+    for hits in ("none", "some", "all"):
+        for remove in (True, False):
+            for dtype in ("float32", "float64"):
+                yield sswce("T2-hits-%s-%s" % (hits, "removed" if remove else "kept"), num_true=2, hits=hits,
+                            remove=remove, dtype=dtype, tags=["hits"])
+    for remove in (True, False):
+        yield sswce("dup-%s" % ("removed" if remove else "kept"), duplicates=True, hits="some", remove=remove,
+                    tags=["duplicates"])
+        yield sswce("shared-%s" % ("removed" if remove else "kept"), negatives="shared", hits="some",
+                    remove=remove, tags=["shared"])
+    yield sswce("shared-T3-dup", negatives="shared", num_true=3, duplicates=True, dtype="float32",
+                tags=["shared", "duplicates"])
+    yield sswce("K2", batch=4, num_classes=2, num_samples=1, tags=["classes"])
+    yield sswce("K1000", batch=8, num_classes=1000, num_samples=64, dtype="float32", tags=["classes"])
+    yield sswce("K100000", batch=4, num_classes=100000, num_samples=256, dtype="float32", tags=["classes"])
+    for kind in ("pm1e4", "offset", "equal"):
+        yield sswce(kind, kind=kind, hits="some", tags=["extreme"])
+        yield sswce(kind, kind=kind, hits="some", dtype="float32", tags=["extreme"])
+
+
+# --------------------------------------------------------------------------------------------
+# sampled_softmax_loss
+# --------------------------------------------------------------------------------------------
+def ssl(name, batch=5, num_classes=40, dim=6, num_true=1, num_sampled=7, dtype="float64", shards=0,
+        strategy="mod", hits="none", remove=True, duplicates=False, scale=0.5, tags=()):
+    rng = _rng("ssl-" + name + dtype)
+    weights = _grid(rng, (num_classes, dim), scale)
+    biases = _grid(rng, (num_classes,), scale)
+    inputs = _grid(rng, (batch, dim), 1.0)
+    if hits == "all":  # every row's labels contain every candidate
+        candidates = rng.choice(num_classes, size=num_sampled, replace=False)
+        labels = np.stack([rng.permutation(np.resize(candidates, num_true)) for _ in range(batch)])
+        candidates, true_q, sampled_q = candidates, None, None
+    else:
+        labels = _distinct_labels(rng, batch, num_true, num_classes)
+        seed = int(rng.integers(2**31))
+        candidates, true_q, sampled_q = _sample(labels, num_sampled, num_classes, seed, unique=not duplicates)
+        hit = np.isin(candidates, labels)
+        if hits == "none" and hit.any():
+            free = np.setdiff1d(np.arange(num_classes), np.concatenate([labels.ravel(), candidates]))
+            if free.size < hit.sum():
+                raise ValueError("hits: no free classes to avoid accidental hits in case %s" % name)
+            candidates = candidates.copy()
+            candidates[hit] = free[: int(hit.sum())]
+        elif hits == "some" and not hit.any():
+            candidates = candidates.copy()
+            candidates[0] = labels[0, 0]
+    if duplicates:
+        candidates = candidates.copy()
+        candidates[-1] = candidates[0]
+    labels = labels.astype(np.int64)
+    candidates = candidates.astype(np.int64)
+    if true_q is None or hits != "none" or duplicates:
+        true_q = np.minimum(ref.log_uniform_probability(labels, num_classes) * num_sampled, 1.0)
+        sampled_q = np.minimum(ref.log_uniform_probability(candidates, num_classes) * num_sampled, 1.0)
+    features = ["multi_true"] if num_true > 1 else []
+    features += ["accidental_hits"] if np.isin(candidates, labels).any() else []
+    features += ["remove_accidental_hits"] if remove else []
+    features += ["duplicate_samples"] if duplicates else []
+    arrays = {"biases": biases, "labels": labels, "inputs": inputs, "sampled_candidates": candidates,
+              "true_expected_count": true_q, "sampled_expected_count": sampled_q,
+              "upstream": _upstream(rng, (batch,))}
+    if shards:
+        layout = ref.shard_layout(num_classes, shards, strategy)
+        shard_rows = [np.arange(num_classes)[p::shards] for p in range(shards)] if strategy == "mod" else \
+            np.split(np.arange(num_classes), np.cumsum(layout)[:-1])
+        for p, rows in enumerate(shard_rows):
+            arrays["weights/%d" % p] = weights[rows]
+        features += ["shard_list"] + (["sharded", "partition_" + strategy] if shards > 1 else [])
+        features += ["uneven_shards"] if len(set(layout)) > 1 else []
+    else:
+        arrays["weights"] = weights
+    params = {"num_sampled": num_sampled, "num_classes": num_classes, "num_true": num_true,
+              "remove_accidental_hits": remove, "partition_strategy": strategy, "num_shards": shards}
+    layout_text = "%d %s shards" % (shards, strategy) if shards else "one weight matrix"
+    description = ("B=%d, K=%d, D=%d, T=%d, S=%d shared, %s, accidental hits: %s (%s)%s"
+                   % (batch, num_classes, dim, num_true, num_sampled, layout_text, hits,
+                      "removed" if remove else "kept", ", duplicate candidates" if duplicates else ""))
+    tags = ["K%d" % num_classes, "T%d" % num_true, "hits-" + hits] + (["%s%d" % (strategy, shards)] if shards
+                                                                      else []) + list(tags)
+    return Spec(name, "sampled_softmax_loss", dtype, params, arrays, description, tags, features)
+
+
+def ssl_cases():
+    for dtype in ALL_DTYPES:
+        yield ssl("base", dtype=dtype, tags=["base"])
+    for num_true in (1, 2, 3, 4):
+        for dtype in ("float32", "float64"):
+            yield ssl("T%d" % num_true, num_true=num_true, dtype=dtype, hits="some")
+    for hits in ("none", "some", "all"):
+        for remove in (True, False):
+            for dtype in ("float32", "float64"):
+                yield ssl("T3-hits-%s-%s" % (hits, "removed" if remove else "kept"), num_true=3,
+                          num_sampled=3 if hits == "all" else 7, hits=hits, remove=remove, dtype=dtype,
+                          tags=["hits"])
+    for remove in (True, False):
+        yield ssl("dup-%s" % ("removed" if remove else "kept"), duplicates=True, hits="some", remove=remove,
+                  tags=["duplicates"])
+    for strategy in ("mod", "div"):
+        for shards in (1, 2, 3, 4):
+            for dtype in ("float32", "float64"):
+                yield ssl("T2-hits-%s%d" % (strategy, shards), num_classes=11, num_true=2, shards=shards,
+                          strategy=strategy, hits="some", dtype=dtype, tags=["shards"])
+        yield ssl("even-%s4" % strategy, num_classes=12, shards=4, strategy=strategy, tags=["shards"])
+        yield ssl("K1000-%s3" % strategy, num_classes=1000, dim=16, num_sampled=64, shards=3, strategy=strategy,
+                  dtype="float32", tags=["shards", "classes"])
+    yield ssl("K2", batch=4, num_classes=2, num_sampled=1, hits="some", tags=["classes"])
+    yield ssl("K1000", batch=8, num_classes=1000, dim=16, num_sampled=64, dtype="float32", tags=["classes"])
+    yield ssl("K100000", batch=4, num_classes=100000, dim=8, num_sampled=256, dtype="float32", tags=["classes"])
+    yield ssl("large-logits", scale=40.0, hits="some", tags=["extreme"])
+    yield ssl("large-logits", scale=40.0, hits="some", dtype="float32", tags=["extreme"])
+
+
+FAMILIES = (swce_cases, sswce_cases, ssl_cases)
+
+
+def all_specs():
+    specs = [spec for family in FAMILIES for spec in family()]
+    ids = [spec.id for spec in specs]
+    duplicated = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicated:
+        raise RuntimeError("corpus generator declares duplicate case ids: %s" % duplicated)
+    return specs
+
+
+# --------------------------------------------------------------------------------------------
+# From a spec to a stored case
+# --------------------------------------------------------------------------------------------
+def _logit_scale(spec: Spec, inputs: dict) -> float:
+    """Largest finite |logit| entering the softmax: the magnitude at which rounding happens."""
+    if spec.op == "softmax_with_cross_entropy":
+        z = inputs["logits"]
+    elif spec.op == "sampled_softmax_with_cross_entropy":
+        z = np.take_along_axis(inputs["logits"], inputs["customized_samples"], 1) - np.log(
+            inputs["customized_probabilities"])
+    else:
+        shards = [inputs[k] for k in sorted(inputs) if k.startswith("weights")]
+        w = np.concatenate(shards) if len(shards) > 1 else shards[0]
+        bound = np.abs(inputs["inputs"]) @ np.abs(w).T + np.abs(inputs["biases"])  # [B, K], small corpus only
+        z = np.concatenate([bound.ravel(), np.log(inputs["true_expected_count"]).ravel(),
+                            np.log(inputs["sampled_expected_count"])])
+    finite = np.abs(z[np.isfinite(z)])
+    return float(max(1.0, finite.max() if finite.size else 1.0))
+
+
+def build_case(spec: Spec) -> Case:
+    stored = {k: (_round_to(v, spec.dtype) if v.dtype.kind == "f" else v.astype(np.int64))
+              for k, v in spec.inputs.items()}
+    meta = {"id": spec.id, "op": spec.op, "dtype": spec.dtype, "params": spec.params,
+            "description": spec.description, "tags": sorted(set(spec.tags)), "features": sorted(set(spec.features))}
+    case = Case(meta, stored, {})
+    as64 = {k: v.astype(np.float64) if v.dtype.kind == "f" else v for k, v in stored.items()}
+    case64 = Case(meta, as64, {})
+    result = _GRAD[spec.op](upstream=case64.upstream, **case64.reference_kwargs())
+    case.golden = {k: np.asarray(v, dtype=np.float64) for k, v in flatten_gradients(result).items()}
+    meta["outputs"] = sorted(case.golden)
+    meta["logit_scale"] = _logit_scale(spec, as64)
+    return case
+
+
+def expressible_by(meta: dict, device: str = "cpu") -> list:
+    """Impls whose declarations say they can run this case on ``device``."""
+    names = []
+    for name in ADAPTER_MODULES:
+        try:
+            adapter = get_adapter(name)
+        except (ImportError, AttributeError):  # an adapter module not written yet
+            continue
+        if device in adapter.devices and adapter.why_unsupported(meta, device) is None:
+            names.append(name)
+    return names
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def generate(out_dir: Path = DEFAULT_CASES_DIR, progress=None) -> dict:
+    """Write every case and the manifest under ``out_dir``; return the manifest."""
+    out_dir = Path(out_dir)
+    specs = all_specs()
+    entries = []
+    for spec in (progress(specs) if progress else specs):
+        case = build_case(spec)
+        relative = Path(spec.op) / (spec.id + ".npz")
+        (out_dir / spec.op).mkdir(parents=True, exist_ok=True)
+        case.write(out_dir / relative)
+        entries.append({"id": spec.id, "op": spec.op, "dtype": spec.dtype, "file": relative.as_posix(),
+                        "sha256": sha256_of(out_dir / relative), "description": spec.description,
+                        "tags": case.meta["tags"], "features": case.meta["features"],
+                        "expressible_by": {d: expressible_by(case.meta, d) for d in ("cpu", "gpu")}})
+    manifest = {"format": FORMAT_VERSION, "generator": "conformance corpus", "cases": entries,
+                "corpus_sha256": hashlib.sha256("".join(e["sha256"] for e in entries).encode()).hexdigest()}
+    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    return manifest
+
+
+class CorpusError(Exception):
+    """The corpus on disk does not match its manifest."""
+
+
+def load_manifest(cases_dir: Path = DEFAULT_CASES_DIR) -> dict:
+    path = Path(cases_dir) / MANIFEST
+    if not path.is_file():
+        raise CorpusError("%s: no manifest (run `conformance corpus --out %s`)" % (path, cases_dir))
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise CorpusError("%s: not valid JSON (%s)" % (path, error)) from None
+    if manifest.get("format") != FORMAT_VERSION:
+        raise CorpusError("%s: format %r, expected %d" % (path, manifest.get("format"), FORMAT_VERSION))
+    return manifest
+
+
+def verify(cases_dir: Path = DEFAULT_CASES_DIR) -> list:
+    """Return one line per problem (missing, changed or unlisted file); empty when the corpus is intact."""
+    cases_dir = Path(cases_dir)
+    try:
+        manifest = load_manifest(cases_dir)
+    except CorpusError as error:
+        return [str(error)]
+    problems = []
+    listed = set()
+    for entry in manifest["cases"]:
+        path = cases_dir / entry["file"]
+        listed.add(path.resolve())
+        if not path.is_file():
+            problems.append("%s: missing" % path)
+        elif sha256_of(path) != entry["sha256"]:
+            problems.append("%s: content differs from the manifest (sha256 %s, expected %s)"
+                            % (path, sha256_of(path)[:12], entry["sha256"][:12]))
+    for path in sorted(cases_dir.rglob("*.npz")):
+        if path.resolve() not in listed:
+            problems.append("%s: not in the manifest" % path)
+    return problems

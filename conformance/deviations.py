@@ -1,0 +1,63 @@
+"""The registry of known, explained deviations (``known_deviations.toml``).
+
+Each entry names an impl, a case selector, what the framework does differently, a minimal
+reproducer anyone can run, and where in the framework's docs or source the behaviour comes from.
+A matching case that fails (or errors, or crashes) is recorded as ``xfail``; one that passes is
+``xpass``, so an entry that stops failing is visible.  Entries are added only after the deviation
+was reproduced; a tolerance is never widened instead.
+"""
+from __future__ import annotations
+
+import fnmatch
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REGISTRY = Path(__file__).resolve().parent.parent / "known_deviations.toml"
+REQUIRED = ("key", "impl", "cases", "what", "reproducer", "source")
+FAILING = ("fail", "error", "crash", "timeout")
+
+
+@dataclass
+class Deviation:
+    key: str
+    impl: str
+    cases: list  # fnmatch patterns over case ids
+    what: str
+    reproducer: str
+    source: str
+    devices: list = field(default_factory=lambda: ["cpu", "gpu"])
+    features: list = field(default_factory=list)  # every one must be among the case's features
+
+    def matches(self, impl: str, device: str, entry: dict) -> bool:
+        return (impl == self.impl and device in self.devices
+                and any(fnmatch.fnmatchcase(entry["id"], pattern) for pattern in self.cases)
+                and set(self.features) <= set(entry.get("features", ())))
+
+
+class Registry:
+    def __init__(self, entries):
+        self.entries = list(entries)
+
+    def match(self, impl, device, entry):
+        return next((d for d in self.entries if d.matches(impl, device, entry)), None)
+
+
+def load(path: Path = REGISTRY) -> Registry:
+    if not Path(path).exists():
+        return Registry([])
+    data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    entries = []
+    for index, raw in enumerate(data.get("deviation", [])):
+        missing = [k for k in REQUIRED if not raw.get(k)]
+        if missing:
+            raise ValueError("%s: deviation #%d lacks %s" % (path, index + 1, ", ".join(missing)))
+        entries.append(Deviation(**raw))
+    return Registry(entries)
+
+
+def apply(status: str) -> str:
+    """The status of a case that a registry entry covers."""
+    if status in FAILING:
+        return "xfail"
+    return "xpass" if status == "pass" else status

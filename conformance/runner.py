@@ -1,0 +1,272 @@
+"""Isolated execution: one worker process per (impl, device), results flushed case by case.
+
+The core never imports a framework: it starts ``python -m impls.worker`` (under the impl's own
+interpreter when it has one, e.g. Python 3.8 for ``paddle-legacy``), sends it case files and reads
+back output files.  A worker that dies is recorded as ``crash`` for the case it was running (with
+its exit signal and the tail of its stderr), one that does not answer in time as ``timeout``; the
+worker is restarted and the run goes on.  Each result row is written and flushed before the next
+case starts, so a run killed at any moment leaves readable results and ``resume`` finishes the rest.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+from conformance import corpus, deviations
+from conformance.compare import compare
+from impls import ADAPTER_MODULES, get_adapter
+from impls.caseio import Case, read_npz
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CASE_TIMEOUT = 120.0  # seconds; a first TF/Paddle call on a big case can take a few
+STARTUP_TIMEOUT = 300.0  # importing a framework on a cold, 2-core machine
+STDERR_TAIL_LINES = 20
+STATUSES = ("pass", "fail", "error", "unsupported", "crash", "timeout", "xfail", "xpass")
+
+COLUMNS = ["case", "op", "dtype", "impl", "impl_version", "device", "mode", "status", "message",
+           "max_abs_err", "max_rel_err", "tol_ratio", "worst_output", "rtol", "tolerance", "errors",
+           "seconds", "deterministic", "python", "tags", "features", "deviation"]
+
+
+def python_for(impl: str, overrides: dict = None) -> str:
+    """The interpreter for an impl: ``--python IMPL=PATH``, ``$CONFORMANCE_PYTHON_<IMPL>``, the
+    project's own legacy venv for ``paddle-legacy``, else this interpreter."""
+    overrides = overrides or {}
+    if impl in overrides:
+        return overrides[impl]
+    variable = "CONFORMANCE_PYTHON_" + impl.upper().replace("-", "_")
+    if os.environ.get(variable):
+        return os.environ[variable]
+    if impl == "paddle-legacy":
+        for candidate in (REPO_ROOT / ".tox" / "paddle-legacy" / "bin" / "python",
+                          REPO_ROOT / ".venv-legacy" / "bin" / "python"):
+            if candidate.exists():
+                return str(candidate)
+    return sys.executable
+
+
+class WorkerUnavailable(Exception):
+    """The impl cannot run here (framework not installed, no GPU...)."""
+
+
+@dataclass
+class Reply:
+    status: str
+    message: str = ""
+    data: dict = None
+
+
+class Worker:
+    """One live ``impls.worker`` process; restarted transparently after a crash or a timeout."""
+
+    def __init__(self, impl: str, device: str, python: str = None, log_dir: Path = None):
+        self.impl, self.device = impl, device
+        self.python = python or python_for(impl)
+        self.log_dir = Path(log_dir) if log_dir else None
+        self.process = None
+        self.info = None
+        self.stderr_tail = deque(maxlen=STDERR_TAIL_LINES)
+
+    # -- process management -------------------------------------------------------------------
+    def start(self):
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        command = [self.python, "-m", "impls.worker", "--impl", self.impl, "--device", self.device]
+        try:
+            self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                            stderr=subprocess.PIPE, cwd=str(REPO_ROOT), env=env, text=True,
+                                            bufsize=1, start_new_session=True)
+        except OSError as error:
+            raise WorkerUnavailable("%s: cannot start %s (%s)" % (self.impl, self.python, error)) from None
+        self.replies = queue.Queue()
+        self.stderr_tail.clear()
+        threading.Thread(target=self._pump_stdout, args=(self.process, self.replies), daemon=True).start()
+        threading.Thread(target=self._pump_stderr, args=(self.process,), daemon=True).start()
+        hello = self._wait(STARTUP_TIMEOUT)
+        if hello is None or hello.get("event") != "ready":
+            reason = (hello or {}).get("message") or self._death_note() or "no answer in %ds" % STARTUP_TIMEOUT
+            self.stop()
+            raise WorkerUnavailable("%s on %s: %s" % (self.impl, self.device, reason))
+        self.info = hello
+
+    def _pump_stdout(self, process, replies):
+        for line in process.stdout:
+            try:
+                replies.put(json.loads(line))
+            except json.JSONDecodeError:
+                self.stderr_tail.append("(stdout) " + line.rstrip())
+        replies.put(None)  # end of stream: the worker exited
+
+    def _pump_stderr(self, process):
+        log = None
+        if self.log_dir:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            log = open(self.log_dir / ("%s-%s.log" % (self.impl, self.device)), "a", encoding="utf-8")
+        for line in process.stderr:
+            self.stderr_tail.append(line.rstrip())
+            if log:
+                log.write(line)
+                log.flush()
+        if log:
+            log.close()
+
+    def _wait(self, timeout):
+        try:
+            return self.replies.get(timeout=timeout)
+        except queue.Empty:
+            return "timeout"
+
+    def _death_note(self):
+        code = self.process.wait(timeout=10) if self.process else None
+        if code is None:
+            return ""
+        how = ("killed by signal %s" % signal.Signals(-code).name) if code < 0 else "exited with status %d" % code
+        tail = " | ".join(line for line in list(self.stderr_tail)[-5:] if line.strip())
+        return how + (": " + tail if tail else "")
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    # -- requests -----------------------------------------------------------------------------
+    def request(self, case_file: Path, out_file: Path, repeat: int = 1, timeout: float = DEFAULT_CASE_TIMEOUT):
+        if self.process is None or self.process.poll() is not None:
+            self.start()
+        message = {"case_file": str(case_file), "out_file": str(out_file), "repeat": repeat}
+        try:
+            self.process.stdin.write(json.dumps(message) + "\n")
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass  # the worker is already dead: the wait below reports how
+        reply = self._wait(timeout)
+        if reply == "timeout":
+            self.stop()
+            return Reply("timeout", "no answer within %gs; worker killed and restarted" % timeout)
+        if reply is None:
+            note = self._death_note()
+            self.process = None
+            return Reply("crash", "worker died: " + note)
+        return Reply(reply["status"], reply.get("message", ""), reply)
+
+
+def _read_done(path: Path) -> set:
+    """Case ids already recorded in a results CSV (a torn last line from a killed run is ignored)."""
+    if not path.exists():
+        return set()
+    with open(path, newline="", encoding="utf-8") as handle:
+        return {row["case"] for row in csv.DictReader(handle) if row.get("status") in STATUSES}
+
+
+def results_path(out_dir: Path, impl: str, device: str) -> Path:
+    return Path(out_dir) / ("results-%s-%s.csv" % (impl, device))
+
+
+def _row(entry, adapter, info, device):
+    support = adapter.ops.get(entry["op"])
+    return {"case": entry["id"], "op": entry["op"], "dtype": entry["dtype"], "impl": adapter.name,
+            "impl_version": (info or {}).get("version", ""), "device": device,
+            "mode": support.mode if support else "", "python": (info or {}).get("python", ""),
+            "tags": " ".join(entry["tags"]), "features": " ".join(entry["features"])}
+
+
+def evaluate(case: Case, reply: Reply, out_file: Path) -> dict:
+    """Fill the comparison columns of a result row from a worker reply."""
+    fields = {"status": reply.status, "message": reply.message}
+    if reply.status != "ok":
+        return fields
+    fields["seconds"] = reply.data.get("seconds")
+    fields["deterministic"] = reply.data.get("deterministic")
+    outputs, _ = read_npz(out_file)
+    status, errors, tol, message = compare(case, outputs)
+    worst = max(errors, key=lambda e: e.ratio) if errors else None
+    fields.update(status=status, message=message, rtol=tol.rtol, tolerance=tol.reason,
+                  max_abs_err=max((e.max_abs for e in errors), default=0.0),
+                  max_rel_err=max((e.max_rel for e in errors), default=0.0),
+                  tol_ratio=worst.ratio if worst else 0.0, worst_output=worst.name if worst else "",
+                  errors=json.dumps({e.name: {"abs": e.max_abs, "rel": e.max_rel, "ratio": e.ratio}
+                                     for e in errors}))
+    return fields
+
+
+def run_impl(impl, device, cases_dir, out_dir, *, python=None, resume=False, repeat=2,
+             timeout=DEFAULT_CASE_TIMEOUT, select=None, progress=None, keep_outputs=False, log=print):
+    """Run every case of the verified corpus on one impl; return the path of its results CSV."""
+    manifest = corpus.load_manifest(cases_dir)
+    entries = [e for e in manifest["cases"] if select is None or select(e)]
+    adapter = get_adapter(impl)
+    path = results_path(out_dir, impl, device)
+    done = _read_done(path) if resume else set()
+    if not resume and path.exists():
+        path.unlink()
+    todo = [e for e in entries if e["id"] not in done]
+    registry = deviations.load()
+    worker = Worker(impl, device, python, log_dir=Path(out_dir) / "logs")
+    scratch = Path(tempfile.mkdtemp(prefix="conformance-%s-" % impl))
+    outputs_dir = Path(out_dir) / "outputs" / ("%s-%s" % (impl, device)) if keep_outputs else scratch
+    outputs_dir.mkdir(parents=True, exist_ok=True)
+    new_file = not path.exists()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(path, "a", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
+            if new_file:
+                writer.writeheader()
+            for entry in (progress(todo, desc="%s/%s" % (impl, device)) if progress else todo):
+                row = _row(entry, adapter, worker.info, device)
+                reason = adapter.why_unsupported(entry, device)
+                if reason:
+                    row.update(status="unsupported", message=reason)
+                else:
+                    case_file = Path(cases_dir) / entry["file"]
+                    out_file = outputs_dir / (entry["id"] + ".npz")
+                    try:
+                        reply = worker.request(case_file, out_file, repeat=repeat, timeout=timeout)
+                    except WorkerUnavailable as error:
+                        log("skipping %s on %s: %s" % (impl, device, error))
+                        break
+                    row.update(_row(entry, adapter, worker.info, device))
+                    try:
+                        row.update(evaluate(Case.read(case_file), reply, out_file))
+                    except Exception as error:  # unreadable outputs: record it, keep the run going
+                        row.update(status="error", message="could not compare the outputs: %s: %s"
+                                   % (type(error).__name__, error))
+                    if not keep_outputs and out_file.exists():
+                        out_file.unlink()
+                deviation = registry.match(impl, device, entry)
+                if deviation:
+                    row["deviation"] = deviation.key
+                    row["status"] = deviations.apply(row["status"])
+                writer.writerow(row)
+                handle.flush()
+    finally:
+        worker.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+    if new_file and path.stat().st_size == 0:
+        path.unlink()
+    return path, worker.info
+
+
+def available_impls(device: str):
+    return [name for name in ADAPTER_MODULES if device in get_adapter(name).devices]
+
+
+def wall_clock():
+    return time.strftime("%Y-%m-%d %H:%M:%S %Z")

@@ -1,0 +1,28 @@
+"""Implementations under test: the canonical NumPy/CuPy reference and one adapter per framework.
+
+Everything in this package is the worker side: it runs inside a worker process, on Python 3.8 with
+numpy 1.23 as well as on 3.11/3.12 with numpy 2.x, and imports a framework only inside an adapter's
+``load``.  The core (``conformance``) reads adapter declarations from here but never calls ``load``.
+"""
+from __future__ import annotations
+
+import importlib
+
+# impl name -> module defining ``ADAPTER``; the order is the report's column order.
+ADAPTER_MODULES = {
+    "numpy": "impls.reference_adapter",
+    "cupy": "impls.reference_adapter",
+    "torch": "impls.torch_adapter",
+    "tensorflow": "impls.tensorflow_adapter",
+    "paddle": "impls.paddle_adapter",
+    "paddle-legacy": "impls.paddle_legacy_adapter",
+}
+
+
+def get_adapter(name: str):
+    """A fresh adapter instance for an impl name (no framework is imported)."""
+    if name not in ADAPTER_MODULES:
+        raise ValueError("impl: expected one of %s, got %r" % (", ".join(ADAPTER_MODULES), name))
+    module = importlib.import_module(ADAPTER_MODULES[name])
+    adapters = getattr(module, "ADAPTERS", None) or {module.ADAPTER.name: module.ADAPTER}
+    return adapters[name]()

@@ -1,0 +1,151 @@
+"""Reading and writing corpus case files and adapter output files.
+
+A case is one ``.npz`` file: every input array under ``input/<name>``, every golden float64 output
+under ``golden/<name>`` and the case's metadata as UTF-8 JSON under ``meta.json``.  Output names are
+flat strings: ``loss``, ``softmax``, ``grad/<argument>`` and ``grad/weights/<shard>`` for sharded
+weights, so a golden file, an adapter's result and a report column all use the same key.
+
+This module is on the worker side: it must run on Python 3.8 with numpy 1.23 and imports no
+framework.  bfloat16 has no portable ``.npy`` dtype, so bfloat16 inputs are stored as float32
+(every stored value is exactly a bfloat16) and the case's ``dtype`` says what they are.
+"""
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import numpy as np
+
+# A fixed timestamp makes the zip bytes depend on content only, so regeneration is byte-identical.
+_FIXED_ZIP_TIME = (2020, 1, 1, 0, 0, 0)
+FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+
+def storage_dtype(dtype: str) -> np.dtype:
+    """The NumPy dtype a float input of the given case dtype is stored in."""
+    if dtype not in FLOAT_DTYPES:
+        raise ValueError("dtype: expected one of %s, got %r" % (", ".join(FLOAT_DTYPES), dtype))
+    return np.dtype("float32" if dtype == "bfloat16" else dtype)
+
+
+def numpy_dtype(dtype: str):
+    """The NumPy dtype for a case dtype; bfloat16 comes from ml_dtypes (imported only when asked)."""
+    if dtype == "bfloat16":
+        import ml_dtypes  # noqa: PLC0415 - optional dependency, only bfloat16 cases need it
+
+        return np.dtype(ml_dtypes.bfloat16)
+    return storage_dtype(dtype)
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def write_npz(path, arrays: dict, extra_files: dict = None) -> None:
+    """Write ``arrays`` (name -> ndarray) as a deterministic, compressed ``.npz``."""
+    with zipfile.ZipFile(str(path), "w") as archive:
+        members = [(name + ".npy", _npy_bytes(arrays[name])) for name in sorted(arrays)]
+        members += sorted((extra_files or {}).items())
+        for member_name, payload in members:
+            info = zipfile.ZipInfo(member_name, date_time=_FIXED_ZIP_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, payload, compresslevel=6)
+
+
+def read_npz(path) -> tuple:
+    """Return ``(arrays, extra_files)`` of a file written by :func:`write_npz`."""
+    arrays, extra = {}, {}
+    with zipfile.ZipFile(str(path)) as archive:
+        for member in archive.namelist():
+            payload = archive.read(member)
+            if member.endswith(".npy"):
+                arrays[member[: -len(".npy")]] = np.lib.format.read_array(
+                    io.BytesIO(payload), allow_pickle=False
+                )
+            else:
+                extra[member] = payload
+    return arrays, extra
+
+
+class Case:
+    """One stored conformance case: metadata, inputs in their storage dtype, golden float64 outputs."""
+
+    def __init__(self, meta: dict, inputs: dict, golden: dict):
+        self.meta = meta
+        self.inputs = inputs
+        self.golden = golden
+
+    id = property(lambda self: self.meta["id"])
+    op = property(lambda self: self.meta["op"])
+    dtype = property(lambda self: self.meta["dtype"])
+    params = property(lambda self: self.meta["params"])
+    features = property(lambda self: frozenset(self.meta.get("features", ())))
+
+    @property
+    def upstream(self) -> np.ndarray:
+        """The cotangent of the loss: gradients are those of ``sum(upstream * loss)``."""
+        return self.inputs["upstream"]
+
+    @property
+    def weight_shards(self) -> list:
+        """``sampled_softmax_loss`` weights as a list of shards (one element when unsharded)."""
+        count = self.params.get("num_shards", 0)
+        if count == 0:
+            return [self.inputs["weights"]]
+        return [self.inputs["weights/%d" % i] for i in range(count)]
+
+    def reference_kwargs(self, cast=None) -> dict:
+        """Keyword arguments for the reference function of ``self.op`` (``cast`` maps each array)."""
+        cast = cast or (lambda a: a)
+        inputs = {k: cast(v) for k, v in self.inputs.items() if k != "upstream"}
+        kwargs = dict(self.params)
+        kwargs.pop("num_shards", None)
+        if self.op == "sampled_softmax_loss":
+            shards = [cast(w) for w in self.weight_shards]
+            kwargs["weights"] = shards if self.params.get("num_shards", 0) else shards[0]
+            kwargs["sampled_values"] = (
+                inputs.pop("sampled_candidates"),
+                inputs.pop("true_expected_count"),
+                inputs.pop("sampled_expected_count"),
+            )
+            inputs = {k: v for k, v in inputs.items() if not k.startswith("weights")}
+        kwargs.update(inputs)
+        return kwargs
+
+    def write(self, path) -> None:
+        arrays = {"input/" + k: v for k, v in self.inputs.items()}
+        arrays.update({"golden/" + k: v for k, v in self.golden.items()})
+        meta = json.dumps(self.meta, indent=1, sort_keys=True).encode("utf-8")
+        write_npz(path, arrays, {"meta.json": meta})
+
+    @classmethod
+    def read(cls, path) -> "Case":
+        arrays, extra = read_npz(path)
+        if "meta.json" not in extra:
+            raise ValueError("case file %s: no meta.json member" % path)
+        meta = json.loads(extra["meta.json"].decode("utf-8"))
+        inputs = {k[len("input/"):]: v for k, v in arrays.items() if k.startswith("input/")}
+        golden = {k[len("golden/"):]: v for k, v in arrays.items() if k.startswith("golden/")}
+        return cls(meta, inputs, golden)
+
+
+def flatten_gradients(result: dict) -> dict:
+    """Turn a reference ``*_grad`` dict (or an adapter's equivalent) into flat output names.
+
+    ``{"loss": L, "softmax": S, "logits": G}`` -> ``{"loss": L, "softmax": S, "grad/logits": G}``;
+    a list of shard gradients under ``weights`` becomes ``grad/weights/0``, ``grad/weights/1``, ...
+    """
+    flat = {}
+    for name, value in result.items():
+        if name in ("loss", "softmax"):
+            flat[name] = value
+        elif isinstance(value, (list, tuple)):
+            for index, shard in enumerate(value):
+                flat["grad/%s/%d" % (name, index)] = shard
+        else:
+            flat["grad/" + name] = value
+    return flat

@@ -1,0 +1,199 @@
+"""PaddlePaddle 3.x (dynamic graph) adapter.
+
+* ``softmax_with_cross_entropy`` is Paddle's own op: every option goes straight through.
+* ``sampled_softmax_with_cross_entropy``: the native ``sample_logits`` op was removed after 1.8
+  (see /work/shared/FACTS.md), so the adapter composes the 1.8 semantics from Paddle ops.
+* ``sampled_softmax_loss`` (TensorFlow's API) is composed too: weight rows are gathered shard by
+  shard, so nothing of size ``[B, num_classes]`` is ever built.
+
+Paddle is imported in ``load`` only.  Gradients are those of ``sum(upstream * loss)``, taken with
+``paddle.grad``.  This module must import on Python 3.8 (the core reads its declarations there).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from impls.base import Adapter, OpSupport, Unsupported
+from impls.caseio import flatten_gradients
+
+# Paddle 3.3.1's CPU kernels used here (cross_entropy_with_softmax, take_along_axis, logsumexp,
+# matmul, where, mean...) are registered for float32/float64 only: float16/bfloat16 raise
+# "kernel ... is not registered" on CPU.  The CUDA build also has float16/bfloat16 kernels, but no
+# Paddle GPU build could be run for this suite, so only what was verified is declared.
+_DTYPES = ("float32", "float64")
+
+
+class PaddleAdapter(Adapter):
+    name = "paddle"
+    devices = ("cpu", "gpu")
+    ops = {
+        "softmax_with_cross_entropy": OpSupport(
+            "native", _DTYPES, note="paddle.nn.functional.softmax_with_cross_entropy"),
+        "sampled_softmax_with_cross_entropy": OpSupport(
+            "composed", _DTYPES,
+            note="no sample_logits op after Paddle 1.8: take_along_axis, -log q, mask hits, logsumexp"),
+        "sampled_softmax_loss": OpSupport(
+            "composed", _DTYPES,
+            note="per-shard gather (mod/div like tf.nn.embedding_lookup), matmul, logsumexp"),
+    }
+
+    def load(self, device: str) -> str:
+        import paddle  # noqa: PLC0415 - frameworks are imported in load() only
+
+        if device == "gpu":
+            if not paddle.device.is_compiled_with_cuda():
+                raise RuntimeError("paddle %s is a CPU-only build: no gpu" % paddle.__version__)
+            if paddle.device.cuda.device_count() == 0:
+                raise RuntimeError("paddle %s has CUDA but sees no GPU" % paddle.__version__)
+            paddle.set_device("gpu:0")
+        elif device == "cpu":
+            paddle.set_device("cpu")
+        else:
+            raise ValueError("device: expected 'cpu' or 'gpu', got %r" % (device,))
+        self.paddle = paddle
+        self.device = device
+        return paddle.__version__
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _float(self, array, dtype, grad=False):
+        """A float input in the case dtype (bfloat16 arrives stored as float32) on the device."""
+        tensor = self.paddle.to_tensor(array)
+        if tensor.dtype != getattr(self.paddle, dtype):
+            tensor = tensor.astype(dtype)
+        tensor.stop_gradient = not grad
+        return tensor
+
+    def _int(self, array):
+        return self.paddle.to_tensor(np.asarray(array, dtype=np.int64))
+
+    @staticmethod
+    def _numpy(tensor):
+        # NumPy has no bfloat16: widen it (the comparison casts to float64 anyway).
+        if str(tensor.dtype).endswith("bfloat16"):
+            tensor = tensor.astype("float32")
+        return tensor.numpy()
+
+    def _grads(self, loss, upstream, inputs):
+        """Gradients of sum(upstream * loss) with respect to ``inputs`` (a list of tensors)."""
+        grads = self.paddle.grad([(loss * upstream).sum()], inputs, allow_unused=True)
+        # An input the loss never reads (an empty weight shard) has a zero gradient.
+        return [self.paddle.zeros_like(t) if g is None else g for g, t in zip(grads, inputs)]
+
+    # -- ops -----------------------------------------------------------------------------------
+
+    def run(self, case) -> dict:
+        method = getattr(self, "_" + case.op, None)
+        if method is None or case.op not in self.ops:
+            raise Unsupported("paddle has no %s" % case.op)
+        return method(case)
+
+    def _softmax_with_cross_entropy(self, case) -> dict:
+        F = self.paddle.nn.functional
+        p, x = case.params, case.inputs
+        logits = self._float(x["logits"], case.dtype, grad=True)
+        label = (self._float(x["label"], case.dtype) if p["soft_label"] else self._int(x["label"]))
+        out = F.softmax_with_cross_entropy(
+            logits, label, soft_label=p["soft_label"], ignore_index=p["ignore_index"],
+            numeric_stable_mode=p["numeric_stable_mode"], return_softmax=p["return_softmax"],
+            axis=p["axis"])
+        loss, softmax = out if p["return_softmax"] else (out, None)
+        (grad,) = self._grads(loss, self._float(case.upstream, case.dtype), [logits])
+        result = {"loss": self._numpy(loss), "grad/logits": self._numpy(grad)}
+        if softmax is not None:
+            result["softmax"] = self._numpy(softmax)
+        return result
+
+    def _sampled_softmax_with_cross_entropy(self, case) -> dict:
+        paddle = self.paddle
+        p, x = case.params, case.inputs
+        num_true = p["num_true"]
+        logits = self._float(x["logits"], case.dtype, grad=True)
+        label = self._int(x["label"])                        # [N, T]
+        samples = self._int(x["customized_samples"])         # [N, T+S], first T = labels
+        probs = self._float(x["customized_probabilities"], case.dtype)
+
+        # z[i, j] = logits[i, samples[i, j]] - log q[i, j]; the backward of take_along_axis
+        # scatter-adds, so duplicate samples accumulate into the dense logits gradient.
+        z = paddle.take_along_axis(logits, samples, axis=1) - paddle.log(probs)
+        if p["remove_accidental_hits"]:
+            # A negative column (j >= T) whose class is one of the row's labels gets weight 0.
+            is_negative = paddle.arange(samples.shape[1]) >= num_true
+            hit = (samples.unsqueeze(2) == label.unsqueeze(1)).any(axis=2) & is_negative
+            z = paddle.where(hit, paddle.full_like(z, float("-inf")), z)
+        # Soft label 1/T on the first T columns: loss = logsumexp(z) - mean(z_true).
+        loss = paddle.logsumexp(z, axis=1, keepdim=True) - z[:, :num_true].mean(axis=1, keepdim=True)
+        (grad,) = self._grads(loss, self._float(case.upstream, case.dtype), [logits])
+        return {"loss": self._numpy(loss), "grad/logits": self._numpy(grad)}
+
+    def _embedding_lookup(self, shards, ids, strategy):
+        """tf.nn.embedding_lookup over a list of shards: rows of ``ids`` without concatenating them."""
+        paddle = self.paddle
+        if len(shards) == 1:
+            return paddle.gather(shards[0], ids)
+        count = len(shards)
+        if strategy == "mod":
+            shard_of, row_of = ids % count, ids // count
+        elif strategy == "div":
+            # Contiguous blocks; the first (total % count) shards hold one extra row each.
+            total = sum(int(w.shape[0]) for w in shards)
+            size, extra = divmod(total, count)
+            cut = extra * (size + 1)
+            low, rest = ids < cut, ids - cut
+            shard_of = paddle.where(low, ids // (size + 1), extra + rest // max(size, 1))
+            row_of = paddle.where(low, ids % (size + 1), rest % max(size, 1))
+        else:
+            raise Unsupported("partition_strategy %r" % (strategy,))
+        rows = paddle.zeros([int(ids.shape[0]), int(shards[0].shape[1])], dtype=shards[0].dtype)
+        for index, shard in enumerate(shards):
+            if int(shard.shape[0]) == 0:
+                continue
+            # Clamp the other shards' ids into range; ``where`` drops those rows and their grads.
+            picked = paddle.gather(shard, paddle.clip(row_of, 0, int(shard.shape[0]) - 1))
+            rows = paddle.where((shard_of == index).unsqueeze(1), picked, rows)
+        return rows
+
+    def _sampled_softmax_loss(self, case) -> dict:
+        paddle = self.paddle
+        p, x = case.params, case.inputs
+        num_true = p["num_true"]
+        shards = [self._float(w, case.dtype, grad=True) for w in case.weight_shards]
+        biases = self._float(x["biases"], case.dtype, grad=True)
+        inputs = self._float(x["inputs"], case.dtype, grad=True)                 # [B, D]
+        labels = self._int(x["labels"])                                           # [B, T]
+        sampled = self._int(x["sampled_candidates"])                              # [S]
+        true_count = self._float(x["true_expected_count"], case.dtype)            # [B, T]
+        sampled_count = self._float(x["sampled_expected_count"], case.dtype)      # [S]
+        batch = int(labels.shape[0])
+
+        # One lookup for the true and the sampled classes, as TF does.
+        ids = paddle.concat([labels.flatten(), sampled])
+        rows = self._embedding_lookup(shards, ids, p["partition_strategy"])      # [B*T + S, D]
+        row_bias = paddle.gather(biases, ids)
+        true_w = rows[: batch * num_true].reshape([batch, num_true, -1])          # [B, T, D]
+        true_b = row_bias[: batch * num_true].reshape([batch, num_true])
+        sampled_w, sampled_b = rows[batch * num_true:], row_bias[batch * num_true:]
+
+        true_logits = (paddle.matmul(true_w, inputs.unsqueeze(2)).squeeze(2) + true_b
+                       - paddle.log(true_count))                                  # [B, T]
+        sampled_logits = (paddle.matmul(inputs, sampled_w, transpose_y=True) + sampled_b
+                          - paddle.log(sampled_count))                            # [B, S]
+        if p["remove_accidental_hits"]:
+            hit = (labels.unsqueeze(2) == sampled.reshape([1, 1, -1])).any(axis=1)  # [B, S]
+            sampled_logits = paddle.where(
+                hit, paddle.full_like(sampled_logits, float("-inf")), sampled_logits)
+        z = paddle.concat([true_logits, sampled_logits], axis=1)
+        loss = paddle.logsumexp(z, axis=1) - true_logits.mean(axis=1)             # [B]
+
+        grads = self._grads(loss, self._float(case.upstream, case.dtype), shards + [biases, inputs])
+        shard_grads = [self._numpy(g) for g in grads[: len(shards)]]
+        result = {
+            "loss": self._numpy(loss),
+            "inputs": self._numpy(grads[-1]),
+            "biases": self._numpy(grads[-2]),
+            "weights": shard_grads if p.get("num_shards", 0) else shard_grads[0],
+        }
+        return flatten_gradients(result)
+
+
+ADAPTER = PaddleAdapter

@@ -1,0 +1,163 @@
+"""PaddlePaddle 1.8 (fluid, static graph) adapter: the last Paddle with the native sampled op.
+
+Runs on Python 3.8 with numpy 1.23 (paddlepaddle 1.8.5 needs protobuf < 3.21).
+
+* ``sampled_softmax_with_cross_entropy`` is ``fluid.layers.sampled_softmax_with_cross_entropy``
+  with ``use_customized_samples=True``: the case's samples and probabilities are fed as inputs.
+* ``softmax_with_cross_entropy`` is ``fluid.layers.softmax_with_cross_entropy`` (1.8 already has
+  ``soft_label``, ``ignore_index``, ``numeric_stable_mode``, ``return_softmax`` and ``axis``).
+* ``sampled_softmax_loss`` (TensorFlow's API) is left out, so it is reported unsupported.
+
+Static graph: one ``Program`` per case signature (op, dtype, input shapes, params) is built once,
+with ``append_backward`` of ``reduce_sum(loss * upstream)`` (the upstream is fed like any input),
+and cached with its own ``Scope``; a call only feeds arrays and fetches ``loss`` and
+``<logits>@GRAD``.  Paddle is imported in ``load`` only.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from impls.base import Adapter, OpSupport, Unsupported
+
+# Paddle 1.8's CPU kernels of softmax_with_cross_entropy and sample_logits are registered for
+# float and double only (float16 exists on CUDA only, bfloat16 not at all).  float64 is declared
+# for the sampled op because its kernel and API accept it, although the layer itself then fails
+# (see the op's note): that failure is a result to record, not a case to hide.
+_DTYPES = ("float32", "float64")
+
+
+class EnforceNotMet(RuntimeError):
+    """Paddle 1.8's error, re-raised with its summary only.
+
+    Paddle 1.8 puts kilobytes of C++ and Python call stacks before the actual message, which
+    the worker's length-limited error record would otherwise cut off.
+    """
+
+    def __init__(self, error):
+        text = str(error)
+        marker = "Error Message Summary:"
+        if marker in text:
+            text = text.split(marker, 1)[1].lstrip("- \n")
+        super().__init__(text.strip())
+
+
+class PaddleLegacyAdapter(Adapter):
+    name = "paddle-legacy"
+    devices = ("cpu", "gpu")
+    ops = {
+        "softmax_with_cross_entropy": OpSupport(
+            "native", _DTYPES, note="fluid.layers.softmax_with_cross_entropy (static graph)"),
+        "sampled_softmax_with_cross_entropy": OpSupport(
+            "native", _DTYPES,
+            note="fluid.layers.sampled_softmax_with_cross_entropy(use_customized_samples=True); "
+                 "the layer one-hots its labels with depth num_samples+1 in float32, so it raises "
+                 "for num_true > 1 and for float64"),
+    }
+
+    def __init__(self):
+        super().__init__()
+        self._programs = {}  # signature -> (program, fetch names, scope)
+
+    def load(self, device: str) -> str:
+        import paddle  # noqa: PLC0415 - frameworks are imported in load() only
+        import paddle.fluid as fluid  # noqa: PLC0415
+
+        if device == "gpu":
+            if not fluid.is_compiled_with_cuda():
+                raise RuntimeError("paddle %s is a CPU-only build: no gpu" % paddle.__version__)
+            if fluid.core.get_cuda_device_count() == 0:
+                raise RuntimeError("paddle %s has CUDA but sees no GPU" % paddle.__version__)
+            place = fluid.CUDAPlace(0)
+        elif device == "cpu":
+            place = fluid.CPUPlace()
+        else:
+            raise ValueError("device: expected 'cpu' or 'gpu', got %r" % (device,))
+        self.fluid = fluid
+        self.device = device
+        self.executor = fluid.Executor(place)
+        self.version = paddle.__version__
+        return self.version
+
+    def run(self, case) -> dict:
+        if case.op not in self.ops:
+            raise Unsupported("paddle-legacy has no %s" % case.op)
+        feed = self._feed(case)
+        if case.op == "softmax_with_cross_entropy" and not case.params["soft_label"]:
+            self._refuse_out_of_bounds_grad(case)
+        signature = json.dumps(
+            [case.op, case.dtype, sorted((k, v.shape) for k, v in feed.items()), case.params],
+            sort_keys=True)
+        try:
+            if signature not in self._programs:
+                self._programs[signature] = self._build(case, feed)
+            program, fetch_names, scope = self._programs[signature]
+            values = self.executor.run(program, feed=feed, fetch_list=fetch_names, scope=scope,
+                                       use_program_cache=True)
+        except self.fluid.core.EnforceNotMet as error:
+            raise EnforceNotMet(error) from error
+        return dict(zip(("loss", "grad/logits", "softmax"), values))
+
+    def _refuse_out_of_bounds_grad(self, case):
+        """Raise before Paddle 1.8.5 writes outside its gradient buffer.
+
+        Its CPU ``softmax_with_cross_entropy_grad`` ignores ``ignore_index`` and subtracts the
+        upstream at flat offset ``i*d + label*remain + j`` for every label, ignored ones included.
+        An out-of-range label (e.g. -100) then lands in another row's gradient (that wrong answer
+        is returned as is) or outside the buffer, corrupting the worker's heap: only the latter
+        is refused, so that later cases in this process stay trustworthy.
+        """
+        if self.device != "cpu":
+            return
+        shape = case.inputs["logits"].shape
+        axis = case.params["axis"] % len(shape)
+        rows, width = int(np.prod(shape[:axis])), int(np.prod(shape[axis:]))
+        remain = width // shape[axis]
+        label = case.inputs["label"].reshape(rows, remain).astype(np.int64)
+        offsets = (np.arange(rows)[:, None] * width + label * remain + np.arange(remain)[None, :])
+        outside = (offsets < 0) | (offsets >= rows * width)
+        if outside.any():
+            raise RuntimeError(
+                "paddle %s CPU softmax_with_cross_entropy_grad does not skip ignore_index: label %d "
+                "would be written at flat offset %d of a %d-element gradient (out of bounds); "
+                "not run" % (self.version, label[outside][0], offsets[outside][0], rows * width))
+
+    def _feed(self, case) -> dict:
+        """Case inputs as fed: floats in the case dtype, integers (labels, samples) as int64."""
+        return {name: array.astype(case.dtype if array.dtype.kind == "f" else np.int64)
+                for name, array in case.inputs.items()}
+
+    def _build(self, case, feed):
+        """Build (once per signature) the forward + backward program of ``case``'s op."""
+        fluid = self.fluid
+        program, startup = fluid.Program(), fluid.Program()
+        with fluid.program_guard(program, startup), fluid.unique_name.guard():
+            data = {name: fluid.data(name, list(array.shape), str(array.dtype))
+                    for name, array in feed.items()}
+            logits = data["logits"]
+            logits.stop_gradient = False  # so append_backward produces logits@GRAD
+            p = case.params
+            softmax = None
+            if case.op == "softmax_with_cross_entropy":
+                out = fluid.layers.softmax_with_cross_entropy(
+                    logits, data["label"], soft_label=p["soft_label"], ignore_index=p["ignore_index"],
+                    numeric_stable_mode=p["numeric_stable_mode"], return_softmax=p["return_softmax"],
+                    axis=p["axis"])
+                loss, softmax = out if p["return_softmax"] else (out, None)
+            else:
+                loss = fluid.layers.sampled_softmax_with_cross_entropy(
+                    logits, data["label"], num_samples=p["num_samples"], num_true=p["num_true"],
+                    remove_accidental_hits=p["remove_accidental_hits"],
+                    use_customized_samples=True,
+                    customized_samples=data["customized_samples"],
+                    customized_probabilities=data["customized_probabilities"],
+                    seed=p.get("seed", 0))
+            total = fluid.layers.reduce_sum(loss * data["upstream"])
+            fluid.backward.append_backward(total)
+        fetch = [loss.name, logits.name + "@GRAD"] + ([softmax.name] if softmax is not None else [])
+        # No parameters, so the startup program is empty; each program gets its own scope.
+        return program, fetch, fluid.Scope()
+
+
+ADAPTER = PaddleLegacyAdapter

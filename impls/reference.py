@@ -1,0 +1,521 @@
+"""The canonical reference: softmax cross-entropy, both sampled softmax losses and their sampler.
+
+One code path serves NumPy arrays on the CPU and CuPy arrays on the GPU: the array module is taken
+from the arrays passed in and results come back as the same array type, in the input's dtype.  No
+deep-learning framework is imported.  Arithmetic runs in float64 for float64 inputs and in float32
+for float32/float16/bfloat16 inputs (never accumulating below float32).
+
+Argument names and defaults are those of the frameworks' documentation (Paddle for the first two
+losses, TensorFlow r1.4 for ``sampled_softmax_loss``).  Each loss ``f`` has an analytic ``f_grad``
+taking the same arguments plus ``upstream`` and returning ``{"loss": ..., <argument>: gradient}``
+for the gradient of ``sum(upstream * loss)``.
+
+Documented behaviour for unusual but valid input (no error is raised, the answer is the limit):
+
+* ``-inf`` logits take no probability mass; a hard label on a ``-inf`` logit gives ``+inf`` loss.
+* A row whose logits along ``axis`` are all ``-inf`` has no softmax: its loss, softmax and
+  gradient are NaN.  NaN logits make their row NaN; a ``+inf`` logit makes its row NaN.
+* Soft labels need not sum to 1: the loss is ``-sum(label * log_softmax)`` and the gradient is the
+  exact derivative ``softmax * sum(label) - label`` (not ``softmax - label``).
+
+Invalid input raises ``ValueError`` or ``TypeError`` naming the argument and what was expected.
+
+Worker side: must run on Python 3.8 with numpy 1.23.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+
+import numpy as np
+
+__all__ = [
+    "softmax_with_cross_entropy",
+    "softmax_with_cross_entropy_grad",
+    "sampled_softmax_with_cross_entropy",
+    "sampled_softmax_with_cross_entropy_grad",
+    "sampled_softmax_loss",
+    "sampled_softmax_loss_grad",
+    "log_uniform_candidate_sampler",
+    "log_uniform_probability",
+]
+
+FLOAT_NAMES = ("float16", "bfloat16", "float32", "float64")
+
+
+# --------------------------------------------------------------------------------------------
+# Array-module plumbing and argument checks
+# --------------------------------------------------------------------------------------------
+def _array_module(*arrays):
+    """numpy, or cupy when any argument is a CuPy array (cupy is imported only then)."""
+    for array in arrays:
+        if type(array).__module__.split(".")[0] == "cupy":
+            import cupy  # noqa: PLC0415 - only GPU callers pay for the import
+
+            return cupy
+    return np
+
+
+def _quiet(xp):
+    """Silence NumPy's overflow/invalid warnings where -inf and NaN are documented results."""
+    return np.errstate(invalid="ignore", divide="ignore", over="ignore") if xp is np else contextlib.nullcontext()
+
+
+def _to_host(xp, array):
+    return array.get() if xp is not np else array
+
+
+def _check_float(name, array):
+    if not hasattr(array, "dtype") or array.dtype.name not in FLOAT_NAMES:
+        got = getattr(array, "dtype", type(array).__name__)
+        raise TypeError("%s: expected a float16/bfloat16/float32/float64 array, got %s" % (name, got))
+
+
+def _check_int(name, array):
+    if not hasattr(array, "dtype") or array.dtype.kind not in "iu":
+        got = getattr(array, "dtype", type(array).__name__)
+        raise TypeError("%s: expected an integer array (int64), got %s" % (name, got))
+
+
+def _check_shape(name, array, shape):
+    if tuple(array.shape) != tuple(shape):
+        raise ValueError("%s: expected shape %s, got %s" % (name, tuple(shape), tuple(array.shape)))
+
+
+def _check_range(xp, name, ids, upper, allowed=None):
+    """Every id in [0, upper) (or equal to ``allowed``); the message names the first offender."""
+    bad = (ids < 0) | (ids >= upper)
+    if allowed is not None:
+        bad &= ids != allowed
+    if bool(bad.any()):
+        where = tuple(int(i) for i in _to_host(xp, xp.argwhere(bad)[0]))
+        value = int(ids[where])
+        extra = " or %d (ignore_index)" % allowed if allowed is not None else ""
+        raise ValueError("%s: expected values in [0, %d)%s, got %d at index %s" % (name, upper, extra, value, where))
+
+
+def _check_positive(xp, name, array):
+    ok = xp.isfinite(array) & (array > 0)
+    if not bool(ok.all()):
+        where = tuple(int(i) for i in _to_host(xp, xp.argwhere(~ok)[0]))
+        raise ValueError("%s: expected finite values > 0, got %r at index %s" % (name, float(array[where]), where))
+
+
+def _check_count(name, value, low, high=None):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError("%s: expected an int, got %r" % (name, value))
+    if value < low or (high is not None and value >= high):
+        upper = "" if high is None else " and < %d" % high
+        raise ValueError("%s: expected an int >= %d%s, got %d" % (name, low, upper, value))
+
+
+def _compute_dtype(xp, dtype):
+    """float64 stays float64; everything narrower is computed in float32."""
+    return xp.float64 if dtype == xp.float64 else xp.float32
+
+
+def _upstream(xp, upstream, shape, dtype):
+    if upstream is None:
+        return xp.ones(shape, dtype=dtype)
+    _check_float("upstream", upstream)
+    _check_shape("upstream", upstream, shape)
+    return upstream.astype(dtype, copy=False)
+
+
+def _logsumexp_parts(xp, z, axis):
+    """Return ``(m, e, s)``: the max along ``axis``, ``exp(z - m)`` and its sum (keepdims).
+
+    The max of a row that is all ``-inf`` is replaced by 0 so that row yields ``s = 0`` and a NaN
+    loss rather than a NaN from ``-inf - -inf`` leaking into its neighbours' arithmetic.
+    """
+    m = z.max(axis=axis, keepdims=True)
+    m = xp.where(m == -xp.inf, 0, m)
+    e = z - m
+    xp.exp(e, out=e)
+    return m, e, e.sum(axis=axis, keepdims=True)
+
+
+# --------------------------------------------------------------------------------------------
+# softmax_with_cross_entropy (Paddle)
+# --------------------------------------------------------------------------------------------
+def _swce(logits, label, soft_label, ignore_index, return_softmax, axis, upstream, want_grad):
+    xp = _array_module(logits, label)
+    _check_float("logits", logits)
+    if logits.ndim < 1:
+        raise ValueError("logits: expected an array of rank >= 1, got a scalar")
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or not -logits.ndim <= axis < logits.ndim:
+        raise ValueError("axis: expected an int in [%d, %d], got %r" % (-logits.ndim, logits.ndim - 1, axis))
+    axis = int(axis) % logits.ndim
+    num_classes = logits.shape[axis]
+    loss_shape = logits.shape[:axis] + (1,) + logits.shape[axis + 1 :]
+    if soft_label:
+        _check_float("label", label)
+        _check_shape("label", label, logits.shape)
+    else:
+        _check_int("label", label)
+        _check_shape("label", label, loss_shape)
+        _check_range(xp, "label", label, num_classes, allowed=ignore_index)
+
+    out_dtype = logits.dtype
+    cdtype = _compute_dtype(xp, logits.dtype)
+    z = logits.astype(cdtype)  # a private copy: e is computed in place below
+    with _quiet(xp):
+        m, e, s = _logsumexp_parts(xp, z, axis)
+        log_s = xp.log(s)
+        if soft_label:
+            y = label.astype(cdtype)
+            # 0 * -inf would be NaN: a class with zero label weight contributes nothing.
+            yz = xp.where(y == 0, 0, y * (z - m)) if bool(xp.isinf(z).any()) else y * (z - m)
+            y_sum = y.sum(axis=axis, keepdims=True)
+            loss = log_s * y_sum - yz.sum(axis=axis, keepdims=True)
+        else:
+            ignored = label == ignore_index
+            picked = xp.take_along_axis(z, xp.where(ignored, 0, label), axis=axis)
+            # log(s) + (m - z_label): both terms are non-negative, so no cancellation.
+            loss = xp.where(ignored, 0, log_s + (m - picked))
+        result = {"loss": loss.astype(out_dtype)}
+        if return_softmax or want_grad:
+            inv_s = 1 / s
+        if return_softmax:
+            result["softmax"] = (e * inv_s).astype(out_dtype)
+        if want_grad:
+            u = _upstream(xp, upstream, loss_shape, cdtype)
+            grad = e  # reuse the exp buffer: grad = u * (softmax * sum(y) - y)
+            if soft_label:
+                grad *= u * y_sum * inv_s
+                grad -= u * y
+            else:
+                u = xp.where(ignored, 0, u)
+                grad *= u * inv_s
+                at_label = xp.take_along_axis(grad, xp.where(ignored, 0, label), axis=axis)
+                xp.put_along_axis(grad, xp.where(ignored, 0, label), at_label - u, axis=axis)
+            result["logits"] = grad.astype(out_dtype)
+    return result
+
+
+def softmax_with_cross_entropy(logits, label, soft_label=False, ignore_index=-100, numeric_stable_mode=True,
+                               return_softmax=False, axis=-1):
+    """Paddle's softmax_with_cross_entropy; ``(loss, softmax)`` when ``return_softmax``.
+
+    ``numeric_stable_mode`` is accepted for signature compatibility: the reference is always stable.
+    """
+    result = _swce(logits, label, soft_label, ignore_index, return_softmax, axis, None, want_grad=False)
+    return (result["loss"], result["softmax"]) if return_softmax else result["loss"]
+
+
+def softmax_with_cross_entropy_grad(logits, label, soft_label=False, ignore_index=-100, numeric_stable_mode=True,
+                                    return_softmax=False, axis=-1, upstream=None):
+    """``{"loss", "logits"}`` (plus ``"softmax"`` when asked): the gradient of ``sum(upstream * loss)``."""
+    return _swce(logits, label, soft_label, ignore_index, return_softmax, axis, upstream, want_grad=True)
+
+
+# --------------------------------------------------------------------------------------------
+# The shared sampled-softmax core: softmax cross-entropy over [true columns | sampled columns]
+# --------------------------------------------------------------------------------------------
+def _sampled_core(xp, z, num_true, hit, upstream, want_grad):
+    """Loss of rows ``z = [true | sampled]`` with label 1/T on the T true columns.
+
+    ``hit`` marks sampled columns to remove (their probability becomes exactly 0, the limit of
+    Paddle's ``-1e20`` and TensorFlow's ``-FLT_MAX``).  Returns ``(loss [N], dz [N, T+S] or None)``.
+    """
+    with _quiet(xp):
+        if hit is not None:
+            z[:, num_true:][hit] = -xp.inf
+        m, e, s = _logsumexp_parts(xp, z, 1)
+        # lse - mean(z_true) = log(s) + mean(m - z_true): non-negative terms, no cancellation.
+        loss = (xp.log(s) + (m - z[:, :num_true]).mean(axis=1, keepdims=True))[:, 0]
+        if not want_grad:
+            return loss, None
+        u = _upstream(xp, upstream, loss.shape, z.dtype)[:, None]
+        dz = e
+        dz *= u / s
+        dz[:, :num_true] -= u / num_true
+    return loss, dz
+
+
+# --------------------------------------------------------------------------------------------
+# sampled_softmax_with_cross_entropy (Paddle 1.8, logits-based, per-row samples)
+# --------------------------------------------------------------------------------------------
+def _sswce(logits, label, num_samples, num_true, remove_accidental_hits, use_customized_samples,
+           customized_samples, customized_probabilities, seed, upstream, want_grad):
+    xp = _array_module(logits, label, customized_samples, customized_probabilities)
+    _check_float("logits", logits)
+    if logits.ndim != 2:
+        raise ValueError("logits: expected a 2-D array [N, K], got shape %s" % (tuple(logits.shape),))
+    n, k = logits.shape
+    _check_count("num_true", num_true, 1)
+    _check_count("num_samples", num_samples, 1, k)
+    _check_int("label", label)
+    _check_shape("label", label, (n, num_true))
+    _check_range(xp, "label", label, k)
+    if use_customized_samples:
+        if customized_samples is None or customized_probabilities is None:
+            raise ValueError("customized_samples, customized_probabilities: required when use_customized_samples=True")
+        samples, probabilities = customized_samples, customized_probabilities
+        _check_int("customized_samples", samples)
+        _check_shape("customized_samples", samples, (n, num_true + num_samples))
+        _check_range(xp, "customized_samples", samples, k)
+        _check_float("customized_probabilities", probabilities)
+        _check_shape("customized_probabilities", probabilities, samples.shape)
+        _check_positive(xp, "customized_probabilities", probabilities)
+        if not bool((samples[:, :num_true] == label).all()):
+            raise ValueError("customized_samples: expected the first num_true=%d columns to equal label" % num_true)
+    else:
+        # One log-uniform candidate set for the batch, as Paddle's sampler draws it.
+        candidates, true_expected, sampled_expected = log_uniform_candidate_sampler(
+            label, num_true, num_samples, True, k, seed=seed)
+        samples = xp.concatenate([label, xp.broadcast_to(candidates, (n, num_samples))], axis=1)
+        probabilities = xp.concatenate([true_expected, xp.broadcast_to(sampled_expected, (n, num_samples))], axis=1)
+
+    cdtype = _compute_dtype(xp, logits.dtype)
+    with _quiet(xp):
+        z = xp.take_along_axis(logits, samples, axis=1).astype(cdtype)
+        z -= xp.log(probabilities.astype(cdtype))
+    hit = None
+    if remove_accidental_hits:
+        hit = (samples[:, num_true:, None] == label[:, None, :]).any(axis=2)
+    loss, dz = _sampled_core(xp, z, num_true, hit, upstream, want_grad)
+    result = {"loss": loss[:, None].astype(logits.dtype)}
+    if want_grad:
+        # Scatter-add: duplicate samples in a row accumulate, as the chain rule says.
+        flat = (xp.arange(n)[:, None] * k + samples).ravel()
+        grad = xp.bincount(flat, weights=dz.ravel(), minlength=n * k).reshape(n, k)
+        result["logits"] = grad.astype(logits.dtype)
+    return result
+
+
+def sampled_softmax_with_cross_entropy(logits, label, num_samples, num_true=1, remove_accidental_hits=True,
+                                       use_customized_samples=False, customized_samples=None,
+                                       customized_probabilities=None, seed=0):
+    """Paddle's sampled softmax cross-entropy on logits ``[N, K]``; returns the loss ``[N, 1]``."""
+    return _sswce(logits, label, num_samples, num_true, remove_accidental_hits, use_customized_samples,
+                  customized_samples, customized_probabilities, seed, None, want_grad=False)["loss"]
+
+
+def sampled_softmax_with_cross_entropy_grad(logits, label, num_samples, num_true=1, remove_accidental_hits=True,
+                                            use_customized_samples=False, customized_samples=None,
+                                            customized_probabilities=None, seed=0, upstream=None):
+    """``{"loss" [N, 1], "logits" [N, K]}``: the gradient of ``sum(upstream * loss)``."""
+    if upstream is not None and upstream.ndim == 2:
+        upstream = upstream[:, 0]
+    return _sswce(logits, label, num_samples, num_true, remove_accidental_hits, use_customized_samples,
+                  customized_samples, customized_probabilities, seed, upstream, want_grad=True)
+
+
+# --------------------------------------------------------------------------------------------
+# sampled_softmax_loss (TensorFlow, weights-based, shared samples, sharded weights)
+# --------------------------------------------------------------------------------------------
+def shard_layout(num_classes, num_shards, partition_strategy):
+    """Rows per shard for ``tf.nn.embedding_lookup``'s ``"mod"`` and ``"div"`` strategies."""
+    if partition_strategy == "mod":
+        return [len(range(p, num_classes, num_shards)) for p in range(num_shards)]
+    if partition_strategy == "div":
+        base, extra = divmod(num_classes, num_shards)
+        return [base + (1 if p < extra else 0) for p in range(num_shards)]
+    raise ValueError("partition_strategy: expected 'mod' or 'div', got %r" % (partition_strategy,))
+
+
+def _shard_of(xp, ids, num_classes, num_shards, partition_strategy):
+    """``(shard, row)`` of every class id under the strategy."""
+    if partition_strategy == "mod":
+        return ids % num_shards, ids // num_shards
+    base, extra = divmod(num_classes, num_shards)
+    boundary = extra * (base + 1)  # ids below this live in the first `extra` (longer) shards
+    long_shard = ids // (base + 1)
+    short_shard = extra + (ids - boundary) // max(base, 1)
+    shard = xp.where(ids < boundary, long_shard, short_shard)
+    start = xp.where(shard < extra, shard * (base + 1), boundary + (shard - extra) * base)
+    return shard, ids - start
+
+
+def _gather_rows(xp, shards, ids, num_classes, partition_strategy):
+    if len(shards) == 1:
+        return shards[0][ids]
+    shard, row = _shard_of(xp, ids, num_classes, len(shards), partition_strategy)
+    out = xp.empty((ids.shape[0], shards[0].shape[1]), dtype=shards[0].dtype)
+    for p, weights in enumerate(shards):
+        mask = shard == p
+        out[mask] = weights[row[mask]]
+    return out
+
+
+def _scatter_add_rows(xp, num_rows, ids, values):
+    """``out[ids[i]] += values[i]`` into a new ``[num_rows, D]`` array, duplicates accumulating."""
+    out = xp.zeros((num_rows, values.shape[1]), dtype=values.dtype)
+    if xp is np:
+        # Sort once, sum runs of equal ids with reduceat: much faster than np.add.at.
+        order = np.argsort(ids, kind="stable")
+        sorted_ids = ids[order]
+        starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
+        out[sorted_ids[starts]] = np.add.reduceat(values[order], starts, axis=0)
+    else:
+        import cupyx  # noqa: PLC0415 - CuPy's atomic scatter-add
+
+        cupyx.scatter_add(out, ids, values)
+    return out
+
+
+def _split_rows(xp, dense, ids_layout, partition_strategy):
+    """Split a dense ``[K, D]`` gradient back into shards laid out by the strategy."""
+    num_shards = len(ids_layout)
+    if partition_strategy == "div":
+        bounds = np.cumsum(ids_layout)[:-1].tolist()
+        return xp.split(dense, bounds, axis=0)
+    return [dense[p::num_shards] for p in range(num_shards)]
+
+
+def _ssl(weights, biases, labels, inputs, num_sampled, num_classes, num_true, sampled_values,
+         remove_accidental_hits, partition_strategy, seed, upstream, want_grad):
+    sharded = isinstance(weights, (list, tuple))
+    shards = list(weights) if sharded else [weights]
+    if not shards:
+        raise ValueError("weights: expected an array [num_classes, dim] or a non-empty list of shards")
+    xp = _array_module(inputs, biases, labels, *shards)
+    _check_float("inputs", inputs)
+    if inputs.ndim != 2:
+        raise ValueError("inputs: expected a 2-D array [batch_size, dim], got shape %s" % (tuple(inputs.shape),))
+    batch, dim = inputs.shape
+    _check_count("num_classes", num_classes, 1)
+    _check_count("num_true", num_true, 1)
+    _check_count("num_sampled", num_sampled, 1)
+    if partition_strategy not in ("mod", "div"):
+        raise ValueError("partition_strategy: expected 'mod' or 'div', got %r" % (partition_strategy,))
+    layout = shard_layout(num_classes, len(shards), partition_strategy)
+    for p, (w, rows) in enumerate(zip(shards, layout)):
+        name = "weights[%d]" % p if sharded else "weights"
+        _check_float(name, w)
+        if w.dtype != inputs.dtype:
+            raise TypeError("%s: expected dtype %s (that of inputs), got %s" % (name, inputs.dtype, w.dtype))
+        _check_shape(name, w, (rows, dim))
+    _check_float("biases", biases)
+    if biases.dtype != inputs.dtype:
+        raise TypeError("biases: expected dtype %s (that of inputs), got %s" % (inputs.dtype, biases.dtype))
+    _check_shape("biases", biases, (num_classes,))
+    _check_int("labels", labels)
+    _check_shape("labels", labels, (batch, num_true))
+    _check_range(xp, "labels", labels, num_classes)
+    if sampled_values is None:
+        sampled_values = log_uniform_candidate_sampler(labels, num_true, num_sampled, True, num_classes, seed=seed)
+    if not isinstance(sampled_values, (list, tuple)) or len(sampled_values) != 3:
+        raise ValueError("sampled_values: expected a tuple (sampled_candidates, true_expected_count, "
+                         "sampled_expected_count)")
+    candidates, true_expected, sampled_expected = sampled_values
+    _check_int("sampled_values[0] (sampled_candidates)", candidates)
+    _check_shape("sampled_values[0] (sampled_candidates)", candidates, (num_sampled,))
+    _check_range(xp, "sampled_values[0] (sampled_candidates)", candidates, num_classes)
+    _check_float("sampled_values[1] (true_expected_count)", true_expected)
+    _check_shape("sampled_values[1] (true_expected_count)", true_expected, (batch, num_true))
+    _check_positive(xp, "sampled_values[1] (true_expected_count)", true_expected)
+    _check_float("sampled_values[2] (sampled_expected_count)", sampled_expected)
+    _check_shape("sampled_values[2] (sampled_expected_count)", sampled_expected, (num_sampled,))
+    _check_positive(xp, "sampled_values[2] (sampled_expected_count)", sampled_expected)
+
+    cdtype = _compute_dtype(xp, inputs.dtype)
+    x = inputs.astype(cdtype, copy=False)
+    flat_labels = labels.reshape(-1)
+    w_true = _gather_rows(xp, shards, flat_labels, num_classes, partition_strategy).astype(cdtype, copy=False)
+    w_true = w_true.reshape(batch, num_true, dim)
+    w_sampled = _gather_rows(xp, shards, candidates, num_classes, partition_strategy).astype(cdtype, copy=False)
+    b = biases.astype(cdtype, copy=False)
+    with _quiet(xp):
+        true_logits = xp.einsum("bd,btd->bt", x, w_true) + b[labels] - xp.log(true_expected.astype(cdtype))
+        sampled_logits = x @ w_sampled.T + (b[candidates] - xp.log(sampled_expected.astype(cdtype)))
+    z = xp.concatenate([true_logits, sampled_logits], axis=1)
+    hit = (labels[:, :, None] == candidates[None, None, :]).any(axis=1) if remove_accidental_hits else None
+    loss, dz = _sampled_core(xp, z, num_true, hit, upstream, want_grad)
+    result = {"loss": loss.astype(inputs.dtype)}
+    if not want_grad:
+        return result
+    dz_true, dz_sampled = dz[:, :num_true], dz[:, num_true:]
+    result["inputs"] = (xp.einsum("bt,btd->bd", dz_true, w_true) + dz_sampled @ w_sampled).astype(inputs.dtype)
+    ids = xp.concatenate([flat_labels, candidates])
+    rows = xp.concatenate([(dz_true[:, :, None] * x[:, None, :]).reshape(-1, dim), dz_sampled.T @ x])
+    dense = _scatter_add_rows(xp, num_classes, ids, rows)
+    bias_grad = xp.bincount(ids, weights=xp.concatenate([dz_true.ravel(), dz_sampled.sum(axis=0)]),
+                            minlength=num_classes)
+    result["biases"] = bias_grad.astype(biases.dtype)
+    if sharded:
+        result["weights"] = [g.astype(inputs.dtype) for g in _split_rows(xp, dense, layout, partition_strategy)]
+    else:
+        result["weights"] = dense.astype(inputs.dtype)
+    return result
+
+
+def sampled_softmax_loss(weights, biases, labels, inputs, num_sampled, num_classes, num_true=1, sampled_values=None,
+                         remove_accidental_hits=True, partition_strategy="mod", seed=None):
+    """TensorFlow's sampled_softmax_loss (r1.4 signature); returns the per-example loss ``[B]``.
+
+    Memory grows with ``B*(T+S)`` and ``(T+S)*D``: no ``[B, num_classes]`` array is ever built.
+    """
+    return _ssl(weights, biases, labels, inputs, num_sampled, num_classes, num_true, sampled_values,
+                remove_accidental_hits, partition_strategy, seed, None, want_grad=False)["loss"]
+
+
+def sampled_softmax_loss_grad(weights, biases, labels, inputs, num_sampled, num_classes, num_true=1,
+                              sampled_values=None, remove_accidental_hits=True, partition_strategy="mod", seed=None,
+                              upstream=None):
+    """``{"loss", "inputs", "weights", "biases"}``; ``weights`` is a list of shard gradients for a shard list."""
+    return _ssl(weights, biases, labels, inputs, num_sampled, num_classes, num_true, sampled_values,
+                remove_accidental_hits, partition_strategy, seed, upstream, want_grad=True)
+
+
+# --------------------------------------------------------------------------------------------
+# The log-uniform (Zipfian) candidate sampler
+# --------------------------------------------------------------------------------------------
+def log_uniform_probability(classes, range_max):
+    """P(k) = (log(k+2) - log(k+1)) / log(range_max+1), computed as log1p(1/(k+1)) for accuracy."""
+    xp = _array_module(classes)
+    k = classes.astype(xp.float64)
+    return xp.log1p(1.0 / (k + 1.0)) / math.log(range_max + 1.0)
+
+
+def _expected_count(probability, num_tries, num_sampled, unique):
+    if unique and num_tries != num_sampled:
+        # P(k is among the tries) = 1 - (1 - P)^tries, computed without cancellation.
+        return -np.expm1(num_tries * np.log1p(-probability))
+    return probability * num_sampled
+
+
+def log_uniform_candidate_sampler(true_classes, num_true, num_sampled, unique, range_max, seed=None):
+    """Draw ``num_sampled`` classes from the log-uniform distribution over ``[0, range_max)``.
+
+    Returns ``(sampled_candidates [S] int64, true_expected_count [B, num_true], sampled_expected_count
+    [S])`` (float64).  With ``unique`` it draws with replacement until ``num_sampled`` distinct
+    classes are seen and counts every draw, as TensorFlow and Paddle do.  A fixed ``seed`` repeats
+    exactly (NumPy's PCG64 stream); the draw happens on the host and results follow the array type
+    of ``true_classes``.
+    """
+    xp = _array_module(true_classes)
+    _check_count("range_max", range_max, 1)
+    _check_count("num_true", num_true, 1)
+    _check_count("num_sampled", num_sampled, 1)
+    if unique and num_sampled > range_max:
+        raise ValueError("num_sampled: expected <= range_max=%d when unique=True, got %d" % (range_max, num_sampled))
+    _check_int("true_classes", true_classes)
+    if true_classes.ndim != 2 or true_classes.shape[1] != num_true:
+        raise ValueError("true_classes: expected shape [batch_size, num_true=%d], got %s"
+                         % (num_true, tuple(true_classes.shape)))
+    _check_range(xp, "true_classes", true_classes, range_max)
+    rng = np.random.default_rng(seed)
+    log_range = math.log(range_max + 1.0)
+
+    def draw(count):
+        # Inverse CDF: exp(u * log(R+1)) - 1 lands in [k, k+1) with probability P(k).
+        return (np.exp(rng.random(count) * log_range) - 1.0).astype(np.int64) % range_max
+
+    if not unique:
+        candidates, num_tries = draw(num_sampled), num_sampled
+    else:
+        chunk = max(2 * num_sampled, 1024)
+        draws = np.empty(0, dtype=np.int64)
+        while True:
+            draws = np.concatenate([draws, draw(chunk)])
+            values, first = np.unique(draws, return_index=True)
+            if values.size >= num_sampled:
+                first_seen = np.sort(first)[:num_sampled]
+                candidates, num_tries = draws[first_seen], int(first_seen[-1]) + 1
+                break
+    host_true = _to_host(xp, true_classes)
+    true_expected = _expected_count(log_uniform_probability(host_true, range_max), num_tries, num_sampled, unique)
+    sampled_expected = _expected_count(log_uniform_probability(candidates, range_max), num_tries, num_sampled, unique)
+    return xp.asarray(candidates), xp.asarray(true_expected), xp.asarray(sampled_expected)

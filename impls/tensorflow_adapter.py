@@ -1,0 +1,265 @@
+"""TensorFlow adapter (TF 2.x, eager front end, compute compiled with ``tf.function``).
+
+* ``sampled_softmax_loss`` is TensorFlow's own op: ``tf.nn.sampled_softmax_loss`` (TF2 API, which
+  always shards "div") unless the weights are a "mod" shard list, which only
+  ``tf.compat.v1.nn.sampled_softmax_loss(partition_strategy="mod")`` can express.
+* ``softmax_with_cross_entropy`` (Paddle's op) maps onto ``tf.nn.softmax_cross_entropy_with_logits``
+  (soft labels) and ``tf.nn.sparse_softmax_cross_entropy_with_logits`` (hard labels); only Paddle's
+  ``ignore_index`` is composed around them.
+* ``sampled_softmax_with_cross_entropy`` (Paddle's per-row-sample op) has no TF counterpart (TF shares
+  one sample set across the batch), so it is composed from TF primitives.
+
+Gradients are taken with ``tf.GradientTape`` of ``reduce_sum(loss * upstream)``.  TensorFlow is
+imported only in :meth:`TensorflowAdapter.load`.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from impls.base import OpSupport, Unsupported
+from impls.base import Adapter
+
+# Filled by ``load``: the module stays importable without TensorFlow.
+tf = None
+
+_DTYPES = ("float16", "bfloat16", "float32", "float64")  # every kernel used has CPU kernels for all four
+
+
+class TensorflowAdapter(Adapter):
+    name = "tensorflow"
+    devices = ("cpu", "gpu")
+    ops = {
+        "sampled_softmax_loss": OpSupport(
+            "native",
+            _DTYPES,
+            note="tf.nn.sampled_softmax_loss (TF2 API, 'div' sharding) for unsharded or 'div' weights; "
+            "tf.compat.v1.nn.sampled_softmax_loss(partition_strategy='mod') for 'mod' shard lists; "
+            "the case's samples are passed as sampled_values",
+        ),
+        "softmax_with_cross_entropy": OpSupport(
+            "native",
+            _DTYPES,
+            note="tf.nn.softmax_cross_entropy_with_logits(axis=...) for soft labels, "
+            "tf.nn.sparse_softmax_cross_entropy_with_logits on the axis moved last for hard labels; "
+            "TF has no ignore_index: when a label equals it, the adapter composes it (ignored positions "
+            "get label 0 and logits 0 before the kernel, loss 0 after it); numeric_stable_mode has no "
+            "TF equivalent (TF's kernels are always max-shifted)",
+        ),
+        "sampled_softmax_with_cross_entropy": OpSupport(
+            "composed",
+            _DTYPES,
+            note="tf.gather(logits, samples, batch_dims=1) - log(probabilities); accidental hits set to "
+            "-inf; loss = reduce_logsumexp(z) - mean(z of the true columns), which is the cross-entropy "
+            "with label 1/T without 0*inf at removed columns",
+        ),
+    }
+
+    def __init__(self):
+        super().__init__()
+        self._device_name = None
+        self._functions = {}  # op -> tf.function, made by load
+
+    def load(self, device: str) -> str:
+        global tf
+        if device not in self.devices:
+            raise ValueError("device: expected one of %s, got %r" % (", ".join(self.devices), device))
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+        if device == "cpu":
+            # Hidden before import so TF never initialises CUDA for a CPU run.
+            os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
+        import tensorflow  # noqa: PLC0415 - frameworks are imported only here
+
+        tf = tensorflow
+        if device == "gpu":
+            if not tf.config.list_physical_devices("GPU"):
+                raise RuntimeError("tensorflow %s sees no GPU (is this a CPU-only build such as "
+                                   "tensorflow-cpu, or CUDA_VISIBLE_DEVICES empty?)" % tf.__version__)
+            self._device_name = "/GPU:0"
+        else:
+            self._device_name = "/CPU:0"
+        self.device = device
+        # One tf.function per op: the graph is traced once per (shapes, static params) and replayed,
+        # as a TF user would run a training step; reduce_retracing keeps varying shapes from each
+        # costing a trace.
+        self._functions = {
+            "softmax_with_cross_entropy": _function(_softmax_with_cross_entropy),
+            "sampled_softmax_with_cross_entropy": _function(_sampled_softmax_with_cross_entropy),
+            "sampled_softmax_loss": _function(_sampled_softmax_loss),
+        }
+        return tf.__version__
+
+    def run(self, case) -> dict:
+        if self._device_name is None:
+            raise RuntimeError("tensorflow adapter: run() before load()")
+        dtype = tf.as_dtype(case.dtype)  # "bfloat16" -> tf.bfloat16; inputs are stored as float32
+        params = case.params
+        inputs = case.inputs
+
+        def tensor(name):
+            # Converted once per run, on the run's device; floats to the case dtype, integers to int64.
+            array = inputs[name]
+            cast_to = tf.int64 if np.issubdtype(array.dtype, np.integer) else dtype
+            return tf.cast(tf.constant(array), cast_to)
+
+        with tf.device(self._device_name):
+            if case.op == "softmax_with_cross_entropy":
+                out = self._run_softmax_with_cross_entropy(case, tensor)
+            elif case.op == "sampled_softmax_with_cross_entropy":
+                out = self._functions[case.op](
+                    tensor("logits"), tensor("label"), tensor("customized_samples"),
+                    tensor("customized_probabilities"), tensor("upstream"),
+                    num_true=int(params["num_true"]),
+                    remove_accidental_hits=bool(params["remove_accidental_hits"]),
+                )
+            elif case.op == "sampled_softmax_loss":
+                out = self._run_sampled_softmax_loss(case, tensor)
+            else:
+                raise Unsupported("tensorflow adapter has no op %r" % (case.op,))
+            return {name: _to_numpy(value) for name, value in out.items()}
+
+    def _run_softmax_with_cross_entropy(self, case, tensor):
+        params = case.params
+        logits = case.inputs["logits"]
+        rank = logits.ndim
+        axis = int(params["axis"])
+        if not -rank <= axis < rank:
+            raise Unsupported("axis %d out of range for rank %d logits" % (axis, rank))
+        soft = bool(params["soft_label"])
+        ignore_index = None
+        if not soft and np.any(case.inputs["label"] == params["ignore_index"]):
+            # TF has no ignore_index: the mask is composed only when some label actually equals it.
+            ignore_index = int(params["ignore_index"])
+        return self._functions[case.op](
+            tensor("logits"), tensor("label"), tensor("upstream"),
+            rank=rank, axis=axis % rank, soft_label=soft, return_softmax=bool(params["return_softmax"]),
+            ignore_index=ignore_index,
+        )
+
+    def _run_sampled_softmax_loss(self, case, tensor):
+        params = case.params
+        num_shards = int(params.get("num_shards", 0))
+        names = ["weights"] if num_shards == 0 else ["weights/%d" % i for i in range(num_shards)]
+        strategy = params.get("partition_strategy", "div")
+        if strategy not in ("mod", "div"):
+            raise Unsupported("partition_strategy %r" % (strategy,))
+        out = self._functions[case.op](
+            [tensor(n) for n in names], tensor("biases"), tensor("labels"), tensor("inputs"),
+            tensor("sampled_candidates"), tensor("true_expected_count"),
+            tensor("sampled_expected_count"), tensor("upstream"),
+            num_sampled=int(params["num_sampled"]), num_classes=int(params["num_classes"]),
+            num_true=int(params["num_true"]),
+            remove_accidental_hits=bool(params["remove_accidental_hits"]),
+            strategy=strategy if num_shards > 0 else None,
+        )
+        weight_grads = out.pop("grad/weights")
+        if num_shards == 0:
+            out["grad/weights"] = weight_grads[0]
+        else:
+            out.update(("grad/weights/%d" % i, g) for i, g in enumerate(weight_grads))
+        return out
+
+
+def _function(python_function):
+    # No autograph: every Python `if` in the compute functions tests a static parameter.
+    try:
+        return tf.function(python_function, autograph=False, reduce_retracing=True)
+    except TypeError:  # TF < 2.9 (legacy environments) spells it experimental_relax_shapes
+        return tf.function(python_function, autograph=False, experimental_relax_shapes=True)
+
+
+def _dense(gradient, like):
+    """Gradients as dense tensors: gathers give IndexedSlices (a representation), unused ones None."""
+    if gradient is None:
+        return tf.zeros_like(like)
+    return tf.convert_to_tensor(gradient)
+
+
+def _to_numpy(value) -> np.ndarray:
+    # bfloat16 -> float32 is exact and spares the caller a dependency on ml_dtypes.
+    if value.dtype == tf.bfloat16:
+        value = tf.cast(value, tf.float32)
+    return value.numpy()
+
+
+def _softmax_with_cross_entropy(logits, label, upstream, *, rank, axis, soft_label, return_softmax,
+                                ignore_index):
+    # `rank` is passed, not read from logits.shape: reduce_retracing may trace with unknown rank.
+    with tf.GradientTape() as tape:
+        tape.watch(logits)
+        if soft_label:
+            loss = tf.nn.softmax_cross_entropy_with_logits(labels=label, logits=logits, axis=axis)
+        else:
+            label = tf.squeeze(label, axis)
+            x = logits
+            if ignore_index is not None:
+                keep = tf.not_equal(label, ignore_index)
+                label = tf.where(keep, label, tf.zeros_like(label))
+                # Ignored rows never reach the kernel, so their gradient is 0 whatever their logits.
+                x = tf.where(tf.expand_dims(keep, axis), x, tf.zeros_like(x))
+            if axis != rank - 1:
+                # The sparse kernel reduces the last axis; moving `axis` last keeps the other axes'
+                # order, so the loss is the label's shape without `axis`.
+                x = tf.transpose(x, [d for d in range(rank) if d != axis] + [axis])
+            loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=label, logits=x)
+            if ignore_index is not None:
+                loss = tf.where(keep, loss, tf.zeros_like(loss))
+        loss = tf.expand_dims(loss, axis)
+        target = tf.reduce_sum(loss * upstream)
+    out = {"loss": loss, "grad/logits": tape.gradient(target, logits)}
+    if return_softmax:
+        out["softmax"] = tf.nn.softmax(logits, axis=axis)
+    return out
+
+
+def _sampled_softmax_with_cross_entropy(logits, label, samples, probabilities, upstream, *,
+                                        num_true, remove_accidental_hits):
+    with tf.GradientTape() as tape:
+        tape.watch(logits)
+        # Per-row samples: gather row i's sampled columns; the gradient scatters back (duplicates add).
+        z = tf.gather(logits, samples, batch_dims=1) - tf.math.log(probabilities)
+        kept = z
+        if remove_accidental_hits:
+            # A negative column is a hit when its sample equals one of the row's labels.
+            hit = tf.reduce_any(tf.equal(samples[:, num_true:, None], label[:, None, :]), axis=2)
+            hit = tf.concat([tf.zeros_like(hit[:, :num_true]), hit], axis=1)
+            kept = tf.where(hit, tf.constant(-np.inf, z.dtype), z)
+        # Cross-entropy with label 1/T on the T true columns, written as logsumexp - mean: a fused
+        # softmax_cross_entropy_with_logits would compute 0 * inf = nan at the removed columns.
+        loss = (tf.reduce_logsumexp(kept, axis=1, keepdims=True)
+                - tf.reduce_mean(z[:, :num_true], axis=1, keepdims=True))
+        target = tf.reduce_sum(loss * upstream)
+    return {"loss": loss, "grad/logits": _dense(tape.gradient(target, logits), logits)}
+
+
+def _sampled_softmax_loss(weights, biases, labels, inputs, sampled_candidates, true_expected_count,
+                          sampled_expected_count, upstream, *, num_sampled, num_classes, num_true,
+                          remove_accidental_hits, strategy):
+    with tf.GradientTape() as tape:
+        tape.watch([weights, biases, inputs])
+        kwargs = dict(
+            biases=biases, labels=labels, inputs=inputs, num_sampled=num_sampled,
+            num_classes=num_classes, num_true=num_true,
+            sampled_values=(sampled_candidates, true_expected_count, sampled_expected_count),
+            remove_accidental_hits=remove_accidental_hits,
+        )
+        if strategy == "mod":
+            # Only the v1 API still takes partition_strategy; TF2's op always shards "div".
+            loss = tf.compat.v1.nn.sampled_softmax_loss(weights=weights, partition_strategy="mod",
+                                                        **kwargs)
+        else:
+            # One array (strategy None) or a "div" shard list.
+            loss = tf.nn.sampled_softmax_loss(
+                weights=weights if strategy == "div" else weights[0], **kwargs)
+        target = tf.reduce_sum(loss * upstream)
+    grad_inputs, grad_weights, grad_biases = tape.gradient(target, [inputs, weights, biases])
+    return {
+        "loss": loss,
+        "grad/inputs": _dense(grad_inputs, inputs),
+        "grad/weights": [_dense(g, w) for g, w in zip(grad_weights, weights)],
+        "grad/biases": _dense(grad_biases, biases),
+    }
+
+
+ADAPTER = TensorflowAdapter

@@ -1,0 +1,172 @@
+"""PyTorch adapter.
+
+``softmax_with_cross_entropy`` is native (``F.cross_entropy`` with ``reduction="none"``); PyTorch has
+no sampled softmax, so both sampled ops are composed the way a PyTorch user would write them: gather
+only the sampled rows/columns, mask accidental hits with ``-inf`` and take ``log_softmax`` over the
+``T + S`` columns.  Gradients come from autograd of ``sum(upstream * loss)``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from impls.base import Adapter, OpSupport, Unsupported
+
+# Inputs that are autograd leaves, per op; the gradient of input ``x`` is returned as ``grad/x``
+# (shard ``weights/i`` gives ``grad/weights/i``, the flat name the spec asks for).
+_DIFFERENTIABLE = {
+    "softmax_with_cross_entropy": ("logits",),
+    "sampled_softmax_with_cross_entropy": ("logits",),
+    "sampled_softmax_loss": ("inputs", "weights", "biases"),
+}
+
+
+class TorchAdapter(Adapter):
+    name = "torch"
+    devices = ("cpu", "gpu")
+    ops = {
+        "softmax_with_cross_entropy": OpSupport(
+            "native",
+            note="F.cross_entropy(reduction='none', ignore_index=...) on logits moved to [M, C] "
+            "(class-index targets for hard labels, probability targets for soft labels); "
+            "F.softmax for return_softmax; numeric_stable_mode has no counterpart (always stable)",
+        ),
+        "sampled_softmax_with_cross_entropy": OpSupport(
+            "composed",
+            note="logits.gather(1, customized_samples) - log(customized_probabilities), "
+            "masked_fill(-inf) on accidental hits, -log_softmax over the T+S columns averaged "
+            "over the T true columns; the sampler is not composed (customized samples only)",
+        ),
+        "sampled_softmax_loss": OpSupport(
+            "composed",
+            note="index_select of the label and sampled rows per weight shard (tf.nn.embedding_lookup "
+            "'mod'/'div' id mapping, stitched back with index_select), einsum/matmul logits + biases "
+            "- log(expected_count), masked_fill(-inf) on accidental hits, -log_softmax averaged "
+            "over the T true columns",
+        ),
+    }
+
+    def load(self, device: str) -> str:
+        import torch  # noqa: PLC0415 - the core must read declarations without importing torch
+
+        if device == "gpu" and not torch.cuda.is_available():
+            raise RuntimeError("torch %s: CUDA is not available, cannot run on gpu" % torch.__version__)
+        self.torch = torch
+        self.device = device
+        self._device = torch.device("cuda" if device == "gpu" else "cpu")
+        return torch.__version__
+
+    def run(self, case) -> dict:
+        torch = self.torch
+        dtype = getattr(torch, case.dtype)
+        leaves = _DIFFERENTIABLE[case.op]
+        tensors = {}
+        for name, array in case.inputs.items():
+            is_float = np.issubdtype(array.dtype, np.floating)
+            tensor = torch.as_tensor(array, dtype=dtype if is_float else torch.int64, device=self._device)
+            tensors[name] = tensor.requires_grad_(name.split("/")[0] in leaves)
+
+        compute = {
+            "softmax_with_cross_entropy": self._softmax_with_cross_entropy,
+            "sampled_softmax_with_cross_entropy": self._sampled_softmax_with_cross_entropy,
+            "sampled_softmax_loss": self._sampled_softmax_loss,
+        }[case.op]
+        loss, outputs = compute(case.params, tensors)
+
+        grad_names = [name for name, tensor in tensors.items() if tensor.requires_grad]
+        grads = torch.autograd.grad((loss * tensors["upstream"]).sum(), [tensors[n] for n in grad_names])
+        outputs["loss"] = loss
+        outputs.update(("grad/" + name, grad) for name, grad in zip(grad_names, grads))
+        return {name: self._numpy(tensor) for name, tensor in outputs.items()}
+
+    def _numpy(self, tensor) -> np.ndarray:
+        tensor = tensor.detach().cpu()
+        # NumPy has no bfloat16; float32 holds every bfloat16 value exactly.
+        if tensor.dtype == self.torch.bfloat16:
+            tensor = tensor.float()
+        return tensor.numpy()
+
+    def _softmax_with_cross_entropy(self, params, t):
+        F = self.torch.nn.functional
+        logits = t["logits"]
+        axis = params["axis"] % logits.dim()
+        # cross_entropy takes [M, C]: move the class axis last and flatten the rest.  The label (and the
+        # loss) has size 1 on ``axis``, so its flat order already matches the rows of that matrix.
+        rows = logits.movedim(axis, -1).reshape(-1, logits.shape[axis])
+        if params["soft_label"]:
+            # Probability targets; ignore_index applies to class indices only (in Paddle too).
+            loss = F.cross_entropy(rows, t["label"].movedim(axis, -1).reshape(rows.shape), reduction="none")
+        else:
+            loss = F.cross_entropy(
+                rows, t["label"].reshape(-1), reduction="none", ignore_index=params["ignore_index"]
+            )
+        loss = loss.reshape(logits.shape[:axis] + (1,) + logits.shape[axis + 1:])
+        outputs = {}
+        if params["return_softmax"]:
+            outputs["softmax"] = F.softmax(logits.detach(), dim=axis)
+        return loss, outputs
+
+    def _sampled_softmax_with_cross_entropy(self, params, t):
+        if not params.get("use_customized_samples", True):
+            raise Unsupported("torch has no sampler: only customized samples can be expressed")
+        num_true = params["num_true"]
+        samples = t["customized_samples"]
+        # Only the sampled columns of the [N, K] logits are read; gather's backward scatter-adds, so
+        # duplicate samples accumulate into the dense logits gradient.
+        z = t["logits"].gather(1, samples) - self.torch.log(t["customized_probabilities"])
+        loss = self._true_class_loss(z, num_true, params["remove_accidental_hits"], samples[:, num_true:], t["label"])
+        return loss.unsqueeze(1), {}
+
+    def _sampled_softmax_loss(self, params, t):
+        torch = self.torch
+        labels, sampled, inputs = t["labels"], t["sampled_candidates"], t["inputs"]
+        batch, num_true = labels.shape
+        ids = torch.cat([labels.reshape(-1), sampled])
+        rows = self._embedding_lookup(params, t, ids)
+        bias = t["biases"].index_select(0, ids)
+        true_w, sampled_w = rows[: batch * num_true].view(batch, num_true, -1), rows[batch * num_true:]
+        true_b, sampled_b = bias[: batch * num_true].view(batch, num_true), bias[batch * num_true:]
+        true_logits = torch.einsum("bd,btd->bt", inputs, true_w) + true_b - torch.log(t["true_expected_count"])
+        sampled_logits = inputs @ sampled_w.t() + sampled_b - torch.log(t["sampled_expected_count"])
+        z = torch.cat([true_logits, sampled_logits], 1)
+        loss = self._true_class_loss(z, num_true, params["remove_accidental_hits"], sampled.expand(batch, -1), labels)
+        return loss, {}
+
+    def _true_class_loss(self, z, num_true, remove_accidental_hits, negatives, labels):
+        """Cross-entropy of ``z`` [N, T + S] with label 1/T on its first T columns.
+
+        When asked, a negative column whose class equals one of its row's labels (an accidental hit)
+        is set to ``-inf`` so its softmax weight and gradient are exactly 0.  Only the true columns of
+        ``log_softmax`` are read, so a ``-inf`` column never meets a zero label (no ``0 * -inf``).
+        """
+        if remove_accidental_hits:
+            hits = (negatives.unsqueeze(1) == labels.unsqueeze(2)).any(1)
+            z = self.torch.cat([z[:, :num_true], z[:, num_true:].masked_fill(hits, float("-inf"))], 1)
+        return -self.torch.log_softmax(z, 1)[:, :num_true].mean(1)
+
+    def _embedding_lookup(self, params, t, ids):
+        """Rows ``ids`` of the weights, sharded or not, as tf.nn.embedding_lookup finds them."""
+        torch = self.torch
+        if params.get("num_shards", 0) == 0:
+            return t["weights"].index_select(0, ids)
+        shards = [t["weights/%d" % i] for i in range(params["num_shards"])]
+        count = len(shards)
+        if params["partition_strategy"] == "mod":
+            shard_of, row_of = ids % count, torch.div(ids, count, rounding_mode="floor")
+        else:
+            # "div", with TensorFlow's own arithmetic: the first ``extras`` shards hold one more row.
+            # With fewer classes than shards (``per_shard == 0``) every id is in the first ``extras``
+            # shards, where TensorFlow's other branch would divide by zero: ``short`` keeps it finite.
+            per_shard, extras = divmod(sum(int(w.shape[0]) for w in shards), count)
+            short = max(per_shard, 1)
+            shard_of = torch.maximum(
+                torch.div(ids, per_shard + 1, rounding_mode="floor"),
+                torch.div(ids - extras, short, rounding_mode="floor"),
+            )
+            row_of = torch.where(shard_of < extras, ids % (per_shard + 1), (ids - extras) % short)
+        # Gather from each shard only its own ids, then put the rows back in ``ids`` order.
+        positions = [(shard_of == i).nonzero().squeeze(1) for i in range(count)]
+        gathered = torch.cat([w.index_select(0, row_of[p]) for w, p in zip(shards, positions)])
+        return gathered.index_select(0, torch.argsort(torch.cat(positions)))
+
+
+ADAPTER = TorchAdapter

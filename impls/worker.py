@@ -1,0 +1,120 @@
+"""Worker entry point: one process runs one impl on one device, case after case.
+
+``python -m impls.worker --impl torch --device cpu`` (cwd or PYTHONPATH = the repository root).
+
+Protocol, one JSON object per line: the worker first writes ``{"event": "ready", ...}`` (or
+``{"event": "unavailable", "message": ...}`` when the framework cannot be loaded, then exits), then
+answers each request read from stdin,
+``{"case_file": ..., "out_file": ..., "repeat": 2}``, with ``{"status": "ok"|"error"|"unsupported",
+...}`` after writing the outputs to ``out_file`` (a ``.npz``).  ``repeat`` runs the case that many
+times and reports whether the outputs were bitwise identical (``deterministic``).
+
+Frameworks print to stdout, so the protocol gets a private duplicate of the original stdout and
+file descriptor 1 is pointed at stderr before any framework is imported.
+
+Must run on Python 3.8 with numpy 1.23.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+
+import numpy as np
+
+MESSAGE_LIMIT = 2000  # characters of an exception message kept in a result
+
+
+def _protocol_stream():
+    sys.stdout.flush()
+    channel = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+    os.dup2(2, 1)  # anything a framework prints now lands on stderr
+    sys.stdout = sys.stderr
+    return channel
+
+
+def _send(channel, message):
+    channel.write(json.dumps(message) + "\n")
+    channel.flush()
+
+
+def _bitwise_equal(first, second):
+    if sorted(first) != sorted(second):
+        return False
+    return all(np.asarray(first[k]).tobytes() == np.asarray(second[k]).tobytes() for k in first)
+
+
+def _portable(array):
+    """bfloat16 has no portable .npy dtype; float32 holds every bfloat16 value exactly."""
+    array = np.asarray(array)
+    return array.astype(np.float32) if array.dtype.name == "bfloat16" else array
+
+
+def _describe(error):
+    text = "%s: %s" % (type(error).__name__, error)
+    return text if len(text) <= MESSAGE_LIMIT else text[:MESSAGE_LIMIT] + "..."
+
+
+def run_case(adapter, device, request):
+    """Run one request; return the reply dict (never raises for a framework's error)."""
+    from impls.base import Unsupported
+    from impls.caseio import Case, write_npz
+
+    case = Case.read(request["case_file"])
+    reason = adapter.why_unsupported(case.meta, device)
+    if reason:
+        return {"status": "unsupported", "message": reason}
+    outputs, seconds, deterministic = None, [], True
+    try:
+        for _ in range(max(1, int(request.get("repeat", 1)))):
+            start = time.perf_counter()
+            result = {k: _portable(v) for k, v in adapter.run(case).items()}
+            seconds.append(time.perf_counter() - start)
+            deterministic = deterministic and (outputs is None or _bitwise_equal(outputs, result))
+            outputs = result
+    except Unsupported as error:
+        return {"status": "unsupported", "message": str(error)}
+    except Exception as error:  # the framework raised: that is the result
+        return {"status": "error", "message": _describe(error),
+                "traceback": "".join(traceback.format_exc(limit=-4))[-MESSAGE_LIMIT:]}
+    write_npz(request["out_file"], outputs)
+    return {"status": "ok", "outputs": sorted(outputs), "seconds": min(seconds),
+            "deterministic": deterministic if len(seconds) > 1 else None}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--impl", required=True)
+    parser.add_argument("--device", default="cpu", choices=("cpu", "gpu"))
+    args = parser.parse_args(argv)
+    channel = _protocol_stream()
+    from impls import get_adapter
+
+    try:
+        adapter = get_adapter(args.impl)
+        version = adapter.load(args.device)
+    except Exception as error:  # not installed, no GPU, broken install: the impl is unavailable
+        _send(channel, {"event": "unavailable", "message": _describe(error)})
+        return 3
+    _send(channel, {"event": "ready", "impl": args.impl, "device": args.device, "version": version,
+                    "python": platform.python_version(), "numpy": np.__version__, "pid": os.getpid(),
+                    "ops": {op: support.as_dict() for op, support in adapter.ops.items()}})
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        request = json.loads(line)
+        try:
+            reply = run_case(adapter, args.device, request)
+        except Exception as error:  # an unreadable case file or output path: report, keep serving
+            reply = {"status": "error", "message": "worker: " + _describe(error)}
+        reply["case_file"] = request.get("case_file")
+        _send(channel, reply)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
