@@ -73,13 +73,12 @@ def cmd_run(args):
             path, info = runner.run_impl(impl, args.device, args.cases, args.out, python=runner.python_for(impl, overrides),
                                          resume=args.resume, repeat=args.repeat, timeout=args.timeout,
                                          select=_select(args), keep_outputs=args.keep_outputs,
-                                         progress=lambda items, desc: tqdm(items, desc=desc, unit="case"),
-                                         log=lambda text: print(text, file=sys.stderr))
+                                         progress=lambda items, desc: tqdm(items, desc=desc, unit="case"))
         except runner.WorkerUnavailable as error:
             print("skipped %s: %s" % (impl, error), file=sys.stderr)
             continue
+        ran += 1
         if info:
-            ran += 1
             environment = dict(info, corpus_sha256=corpus.load_manifest(args.cases)["corpus_sha256"],
                                finished=runner.wall_clock())
             (args.out / ("environment-%s-%s.json" % (impl, args.device))).write_text(

@@ -206,9 +206,42 @@ def evaluate(case: Case, reply: Reply, out_file: Path) -> dict:
     return fields
 
 
+def execute_case(worker, adapter, entry, cases_dir, outputs_dir, registry, repeat=2,
+                 timeout=DEFAULT_CASE_TIMEOUT, keep_outputs=False) -> dict:
+    """Run one manifest entry on a worker and return its complete result row.
+
+    Raises ``WorkerUnavailable`` only when the impl cannot start at all; every other outcome of
+    the case (including a crash or a hang) is a row.
+    """
+    device = worker.device
+    row = _row(entry, adapter, worker.info, device)
+    reason = adapter.why_unsupported(entry, device)
+    if reason:
+        row.update(status="unsupported", message=reason)
+    else:
+        case_file = Path(cases_dir) / entry["file"]
+        out_file = Path(outputs_dir) / (entry["id"] + ".npz")
+        reply = worker.request(case_file, out_file, repeat=repeat, timeout=timeout)
+        row.update(_row(entry, adapter, worker.info, device))
+        try:
+            row.update(evaluate(Case.read(case_file), reply, out_file))
+        except Exception as error:  # unreadable outputs: record it, keep the run going
+            row.update(status="error", message="could not compare the outputs: %s: %s" % (type(error).__name__, error))
+        if not keep_outputs and out_file.exists():
+            out_file.unlink()
+    deviation = registry.match(adapter.name, device, entry)
+    if deviation:
+        row["deviation"] = deviation.key
+        row["status"] = deviations.apply(row["status"])
+    return row
+
+
 def run_impl(impl, device, cases_dir, out_dir, *, python=None, resume=False, repeat=2,
-             timeout=DEFAULT_CASE_TIMEOUT, select=None, progress=None, keep_outputs=False, log=print):
-    """Run every case of the verified corpus on one impl; return the path of its results CSV."""
+             timeout=DEFAULT_CASE_TIMEOUT, select=None, progress=None, keep_outputs=False):
+    """Run every selected case of the corpus on one impl; return ``(results CSV path, worker info)``.
+
+    Raises ``WorkerUnavailable`` when the impl cannot start (its rows written so far are kept).
+    """
     manifest = corpus.load_manifest(cases_dir)
     entries = [e for e in manifest["cases"] if select is None or select(e)]
     adapter = get_adapter(impl)
@@ -222,45 +255,22 @@ def run_impl(impl, device, cases_dir, out_dir, *, python=None, resume=False, rep
     scratch = Path(tempfile.mkdtemp(prefix="conformance-%s-" % impl))
     outputs_dir = Path(out_dir) / "outputs" / ("%s-%s" % (impl, device)) if keep_outputs else scratch
     outputs_dir.mkdir(parents=True, exist_ok=True)
-    new_file = not path.exists()
     path.parent.mkdir(parents=True, exist_ok=True)
+    if any(adapter.why_unsupported(e, device) is None for e in todo):
+        worker.start()  # fail fast, before any row, when the framework is not installed
+    new_file = not path.exists()
     try:
         with open(path, "a", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
             if new_file:
                 writer.writeheader()
             for entry in (progress(todo, desc="%s/%s" % (impl, device)) if progress else todo):
-                row = _row(entry, adapter, worker.info, device)
-                reason = adapter.why_unsupported(entry, device)
-                if reason:
-                    row.update(status="unsupported", message=reason)
-                else:
-                    case_file = Path(cases_dir) / entry["file"]
-                    out_file = outputs_dir / (entry["id"] + ".npz")
-                    try:
-                        reply = worker.request(case_file, out_file, repeat=repeat, timeout=timeout)
-                    except WorkerUnavailable as error:
-                        log("skipping %s on %s: %s" % (impl, device, error))
-                        break
-                    row.update(_row(entry, adapter, worker.info, device))
-                    try:
-                        row.update(evaluate(Case.read(case_file), reply, out_file))
-                    except Exception as error:  # unreadable outputs: record it, keep the run going
-                        row.update(status="error", message="could not compare the outputs: %s: %s"
-                                   % (type(error).__name__, error))
-                    if not keep_outputs and out_file.exists():
-                        out_file.unlink()
-                deviation = registry.match(impl, device, entry)
-                if deviation:
-                    row["deviation"] = deviation.key
-                    row["status"] = deviations.apply(row["status"])
-                writer.writerow(row)
+                writer.writerow(execute_case(worker, adapter, entry, cases_dir, outputs_dir, registry,
+                                             repeat=repeat, timeout=timeout, keep_outputs=keep_outputs))
                 handle.flush()
     finally:
         worker.stop()
         shutil.rmtree(scratch, ignore_errors=True)
-    if new_file and path.stat().st_size == 0:
-        path.unlink()
     return path, worker.info
 
 

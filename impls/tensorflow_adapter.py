@@ -18,8 +18,7 @@ import os
 
 import numpy as np
 
-from impls.base import OpSupport, Unsupported
-from impls.base import Adapter
+from impls.base import Adapter, OpSupport, Unsupported
 
 # Filled by ``load``: the module stays importable without TensorFlow.
 tf = None
@@ -44,15 +43,15 @@ class TensorflowAdapter(Adapter):
             note="tf.nn.softmax_cross_entropy_with_logits(axis=...) for soft labels, "
             "tf.nn.sparse_softmax_cross_entropy_with_logits on the axis moved last for hard labels; "
             "TF has no ignore_index: when a label equals it, the adapter composes it (ignored positions "
-            "get label 0 and logits 0 before the kernel, loss 0 after it); numeric_stable_mode has no "
+            "get label 0 and logits 0 before the kernel via tf.where, loss 0 after it); numeric_stable_mode has no "
             "TF equivalent (TF's kernels are always max-shifted)",
         ),
         "sampled_softmax_with_cross_entropy": OpSupport(
             "composed",
             _DTYPES,
-            note="tf.gather(logits, samples, batch_dims=1) - log(probabilities); accidental hits set to "
-            "-inf; loss = reduce_logsumexp(z) - mean(z of the true columns), which is the cross-entropy "
-            "with label 1/T without 0*inf at removed columns",
+            note="tf.gather(logits, customized_samples, batch_dims=1) - log(customized_probabilities); "
+            "accidental hits set to the dtype's lowest finite value (tf.where); "
+            "tf.nn.softmax_cross_entropy_with_logits with label 1/T on the T true columns",
         ),
     }
 
@@ -125,7 +124,7 @@ class TensorflowAdapter(Adapter):
         rank = logits.ndim
         axis = int(params["axis"])
         if not -rank <= axis < rank:
-            raise Unsupported("axis %d out of range for rank %d logits" % (axis, rank))
+            raise ValueError("axis: expected an int in [%d, %d], got %d" % (-rank, rank - 1, axis))
         soft = bool(params["soft_label"])
         ignore_index = None
         if not soft and np.any(case.inputs["label"] == params["ignore_index"]):
@@ -141,7 +140,7 @@ class TensorflowAdapter(Adapter):
         params = case.params
         num_shards = int(params.get("num_shards", 0))
         names = ["weights"] if num_shards == 0 else ["weights/%d" % i for i in range(num_shards)]
-        strategy = params.get("partition_strategy", "div")
+        strategy = params.get("partition_strategy", "mod")  # the r1.4 default, as in the reference
         if strategy not in ("mod", "div"):
             raise Unsupported("partition_strategy %r" % (strategy,))
         out = self._functions[case.op](
@@ -196,7 +195,8 @@ def _softmax_with_cross_entropy(logits, label, upstream, *, rank, axis, soft_lab
             if ignore_index is not None:
                 keep = tf.not_equal(label, ignore_index)
                 label = tf.where(keep, label, tf.zeros_like(label))
-                # Ignored rows never reach the kernel, so their gradient is 0 whatever their logits.
+                # Ignored positions give the kernel logits 0 (not theirs), so their loss and gradient
+                # are 0 whatever their logits (an all -inf row would otherwise leak 0 * nan = nan).
                 x = tf.where(tf.expand_dims(keep, axis), x, tf.zeros_like(x))
             if axis != rank - 1:
                 # The sparse kernel reduces the last axis; moving `axis` last keeps the other axes'
@@ -219,16 +219,18 @@ def _sampled_softmax_with_cross_entropy(logits, label, samples, probabilities, u
         tape.watch(logits)
         # Per-row samples: gather row i's sampled columns; the gradient scatters back (duplicates add).
         z = tf.gather(logits, samples, batch_dims=1) - tf.math.log(probabilities)
-        kept = z
         if remove_accidental_hits:
-            # A negative column is a hit when its sample equals one of the row's labels.
+            # A negative column is a hit when its sample equals one of the row's labels.  It gets the
+            # dtype's lowest finite value, as TF's own sampled losses add -FLT_MAX: its softmax weight
+            # is exactly 0.  (Not -inf: the fused kernel would compute label 0 * inf = nan there.
+            # Not -FLT_MAX itself: in float16/bfloat16 that casts to -inf.)
             hit = tf.reduce_any(tf.equal(samples[:, num_true:, None], label[:, None, :]), axis=2)
-            hit = tf.concat([tf.zeros_like(hit[:, :num_true]), hit], axis=1)
-            kept = tf.where(hit, tf.constant(-np.inf, z.dtype), z)
-        # Cross-entropy with label 1/T on the T true columns, written as logsumexp - mean: a fused
-        # softmax_cross_entropy_with_logits would compute 0 * inf = nan at the removed columns.
-        loss = (tf.reduce_logsumexp(kept, axis=1, keepdims=True)
-                - tf.reduce_mean(z[:, :num_true], axis=1, keepdims=True))
+            hit = tf.concat([tf.zeros_like(label, dtype=tf.bool), hit], axis=1)
+            z = tf.where(hit, tf.constant(z.dtype.min, z.dtype), z)
+        # Soft label 1/T on the T true columns, 0 on the sampled ones.
+        soft = tf.concat([tf.fill(tf.shape(z[:, :num_true]), tf.constant(1.0 / num_true, z.dtype)),
+                          tf.zeros_like(z[:, num_true:])], axis=1)
+        loss = tf.expand_dims(tf.nn.softmax_cross_entropy_with_logits(labels=soft, logits=z), 1)
         target = tf.reduce_sum(loss * upstream)
     return {"loss": loss, "grad/logits": _dense(tape.gradient(target, logits), logits)}
 

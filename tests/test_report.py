@@ -1,0 +1,337 @@
+"""The HTML comparison report on small synthetic results (no framework runs)."""
+import csv
+import json
+import math
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conformance import corpus, report
+from conformance import report_html as H
+from conformance.runner import COLUMNS
+from impls.caseio import Case, write_npz
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+SWCE, SSWCE = "softmax_with_cross_entropy", "sampled_softmax_with_cross_entropy"
+CASES = [  # id, op, dtype, description, tags, features
+    ("swce-base-hard-f32", SWCE, "float32", "logits [8, 10] (normal), axis -1; hard labels", ["K10", "base"], []),
+    ("swce-base-soft-f64", SWCE, "float64", "logits [8, 10] (normal), axis -1; soft labels", ["K10", "base"],
+     ["soft_label"]),
+    ("swce-neg_inf-soft-f32", SWCE, "float32", "logits [6, 12] (neg_inf); soft labels", ["K12", "extreme"],
+     ["neg_inf_logits", "soft_label"]),
+    ("swce-neg_inf-soft-f64", SWCE, "float64", "logits [6, 12] (neg_inf); soft labels", ["K12", "extreme"],
+     ["neg_inf_logits", "soft_label"]),
+    ("sswce-base-f16", SSWCE, "float16", "logits [6, 50], T=1, S=8 <per-row> & hits", ["K50", "base"],
+     ["per_row_negatives"]),
+    ("sswce-hits-f32", SSWCE, "float32", "logits [6, 50], T=2, S=8, accidental hits", ["K50", "hits"],
+     ["per_row_negatives", "remove_accidental_hits"]),
+]
+NAN_MESSAGE = "loss: nan where %s was expected at (0, 0)"
+OUTCOMES = {  # (impl, device) -> case -> (status, tol_ratio, message, deviation)
+    ("numpy", "cpu"): {c[0]: ("pass", 0.01, "", "") for c in CASES},
+    ("torch", "cpu"): {
+        "swce-base-hard-f32": ("pass", 0.02, "", ""),
+        "swce-base-soft-f64": ("pass", 0.5, "", ""),
+        "swce-neg_inf-soft-f32": ("fail", math.inf, NAN_MESSAGE % "3.5464123185578957", ""),
+        "swce-neg_inf-soft-f64": ("fail", math.inf, NAN_MESSAGE % "2.1006920021699074", ""),
+        "sswce-base-f16": ("xfail", 3.5, "loss: max error 0.0123 is 3.5x the tolerance at index (1,)",
+                           "torch-f16-sampled"),
+        "sswce-hits-f32": ("pass", 0.03, "", ""),
+    },
+    ("torch", "gpu"): {
+        "swce-base-hard-f32": ("pass", 0.04, "", ""),
+        "swce-base-soft-f64": ("pass", 0.7, "", ""),
+        "swce-neg_inf-soft-f32": ("crash", None, "worker died: killed by signal SIGSEGV: Segmentation fault <core>", ""),
+        "swce-neg_inf-soft-f64": ("timeout", None, "no answer within 120s; worker killed and restarted", ""),
+        "sswce-base-f16": ("pass", 0.2, "", ""),
+        "sswce-hits-f32": ("pass", 0.03, "", ""),
+    },
+    ("tensorflow", "cpu"): {
+        "swce-base-hard-f32": ("pass", 0.01, "", ""),
+        "swce-base-soft-f64": ("unsupported", None, "soft labels with axis != -1 are not expressible", ""),
+        "swce-neg_inf-soft-f32": ("error", None, "InvalidArgumentError: logits & labels must be <finite>", ""),
+        "swce-neg_inf-soft-f64": ("xpass", 0.1, "", "tf-neg-inf"),
+        "sswce-base-f16": ("pass", 0.05, "", ""),
+        "sswce-hits-f32": ("fail", 2.5, "loss: max error 0.0004 is 2.5x the tolerance at index (3,)", ""),
+    },
+}
+
+
+def _row(impl, device, case, outcome):
+    case_id, op, dtype, _, tags, features = case
+    status, ratio, message, deviation = outcome
+    row = dict.fromkeys(COLUMNS, "")
+    row.update(case=case_id, op=op, dtype=dtype, impl=impl, impl_version="1.0", device=device,
+               mode="native", status=status, message=message, python="3.11.7", tags=" ".join(tags),
+               features=" ".join(features), deviation=deviation)
+    if ratio is not None:
+        row.update(tol_ratio=ratio, max_abs_err=ratio * 1e-6, max_rel_err=ratio * 1e-7, worst_output="loss",
+                   rtol=1e-6, tolerance="%s: 16 ulp" % dtype, seconds=0.01, deterministic=True,
+                   errors=json.dumps({"loss": {"abs": ratio * 1e-6, "rel": ratio * 1e-7, "ratio": ratio},
+                                      "grad/logits": {"abs": 0.0, "rel": 0.0, "ratio": min(ratio, 0.001)}}))
+    return row
+
+
+def make_raw(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for (impl, device), outcomes in OUTCOMES.items():
+        with open(folder / ("results-%s-%s.csv" % (impl, device)), "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+            writer.writeheader()
+            for case in CASES:
+                writer.writerow(_row(impl, device, case, outcomes[case[0]]))
+        mode = "composed" if impl == "torch" else "native"
+        environment = {"impl": impl, "device": device, "version": "1.0", "python": "3.11.7", "numpy": "2.4.6",
+                       "corpus_sha256": "ab" * 32, "finished": "2026-01-01 00:00:00 UTC", "event": "ready",
+                       "ops": {SWCE: {"mode": "native", "dtypes": ["float32", "float64"],
+                                      "unsupported_features": [], "note": "F.cross_entropy"},
+                               SSWCE: {"mode": mode, "dtypes": ["float16", "float32"],
+                                       "unsupported_features": ["sampler"], "note": "gather + log_softmax"}}}
+        (folder / ("environment-%s-%s.json" % (impl, device))).write_text(json.dumps(environment), encoding="utf-8")
+    return folder
+
+
+def make_cases(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    entries = [{"id": c[0], "op": c[1], "dtype": c[2], "description": c[3], "tags": c[4], "features": c[5],
+                "file": "%s/%s.npz" % (c[1], c[0]), "sha256": ""} for c in CASES]
+    manifest = {"format": corpus.FORMAT_VERSION, "corpus_sha256": "ab" * 32, "generator": "test", "cases": entries}
+    (folder / corpus.MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    raw = make_raw(root / "raw")
+    (raw / "bench-torch-cpu.csv").write_text("op,dtype,impl,device,median_ms\n%s,float32,torch,cpu,0.125\n" % SWCE)
+    (raw / "sampler-torch-cpu.csv").write_text("impl,check,p_value\ntorch,uniform,0.42\n")
+    cases = make_cases(root / "cases")
+    table = report.write_report(raw, root / "out", cases)
+    html_text = (root / "out" / "index.html").read_text(encoding="utf-8")
+    return root, table, html_text
+
+
+def test_summary_and_csv_tables(built):
+    root, table, _ = built
+    out = root / "out"
+    for name in ("summary.csv", "results.csv", "cases.csv", "differences.csv", "agreement.csv", "modes.csv",
+                 "environment.csv", "overview.csv", "bench.csv", "sampler.csv"):
+        assert (out / name).is_file(), name
+    assert table.loc[(SWCE, "float32", "torch", "gpu"), "crash"] == 1
+    assert table.loc[(SWCE, "float32", "torch", "cpu"), "worst_tol_ratio"] == math.inf
+    import pandas as pd
+
+    cases = pd.read_csv(out / "cases.csv")
+    assert len(cases) == len(CASES)
+    assert {"torch/gpu status", "torch/gpu ratio", "tensorflow/cpu status", "description"} <= set(cases.columns)
+
+
+def test_html_has_every_section_and_case(built):
+    _, _, page = built
+    for section in ("overview", "differences", "agreement", "distribution", "summary", "cases", "modes",
+                    "environment", "speed", "sampler"):
+        assert 'id="%s"' % section in page, section
+    for case in CASES:
+        assert case[0] in page
+    assert "logits [8, 10] (normal), axis -1; hard labels" in page  # descriptions from the manifest
+    for status in ("pass", "fail", "error", "crash", "timeout", "xfail", "xpass", "unsupported"):
+        assert "st-%s" % status in page  # colour classes, and the legend
+    for label in ("numpy/cpu", "torch/cpu", "torch/gpu", "tensorflow/cpu"):
+        assert label in page
+    assert "median_ms" in page and "p_value" in page  # bench and sampler tables
+    assert "mode-composed" in page and "mode-native" in page
+
+
+def test_html_escapes_messages(built):
+    _, _, page = built
+    assert "&lt;per-row&gt; &amp; hits" in page
+    assert "<per-row>" not in page and "<finite>" not in page and "<core>" not in page
+
+
+def test_embedded_images_and_no_external_urls(built):
+    _, _, page = built
+    images = re.findall(r'<img[^>]*src="([^"]+)"', page)
+    assert len(images) >= 2
+    assert all(src.startswith("data:image/png;base64,") for src in images)
+    assert all(len(src) > 5000 for src in images)
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page, re.I)
+    assert "@import" not in page and not re.search(r"url\(\s*['\"]?(https?:)?//", page)
+    assert "<script src" not in page
+
+
+def test_differences_grouped_by_cause(built):
+    root, _, page = built
+    import pandas as pd
+
+    found = pd.read_csv(root / "out" / "differences.csv").fillna("")
+    nan_group = found[(found["impl"] == "torch") & (found["status"] == "fail")]
+    assert len(nan_group) == 1  # two NaN failures, one cause
+    group = nan_group.iloc[0]
+    assert group["cases"] == 2 and group["dtypes"] == "float32 float64"
+    assert group["shared features"] == "neg_inf_logits soft_label"
+    assert group["what differs"] == "torch returns nan in `loss` at index (0, 0) where the reference has 3.54641."
+    assert group["reproducer"] == ("python -m conformance run --impl torch --select 'swce-neg_inf-soft-f32' "
+                                   "--keep-outputs")
+    statuses = set(zip(found["impl"], found["devices"], found["status"]))
+    assert {("torch", "gpu", "crash"), ("torch", "gpu", "timeout"), ("tensorflow", "cpu", "error"),
+            ("torch", "cpu", "xfail"), ("tensorflow", "cpu", "fail")} <= statuses
+    crash = found[found["status"] == "crash"].iloc[0]
+    assert "--device gpu" in crash["reproducer"]
+    assert "worker process dies" in crash["what differs"]
+    assert "xpass" not in set(found["status"]) and "unsupported" not in set(found["status"])
+    assert "Known deviations that passed" in page
+
+
+def test_agreement_matrix_from_ratio_bounds(built):
+    root, _, _ = built
+    import pandas as pd
+
+    pairs = pd.read_csv(root / "out" / "agreement.csv").set_index(["a", "b"])
+    assert len(pairs) == 4 * 3  # every ordered pair of the four runs
+    pair = pairs.loc[("numpy/cpu", "torch/cpu")]
+    # compared: all 6 (xfail kept outputs); agree: 0.01+0.02, 0.01+0.5, 0.01+0.03;
+    # disagree: finite vs inf twice, |0.01 - 3.5| > 1
+    assert (pair["compared"], pair["agree"], pair["disagree"], pair["undetermined"]) == (6, 3, 3, 0)
+    pair = pairs.loc[("torch/cpu", "torch/gpu")]
+    # both ran 4 cases: 0.02+0.04 agree; 0.5+0.7 undetermined; |3.5-0.2| > 1 disagree; 0.03+0.03 agree
+    assert (pair["compared"], pair["agree"], pair["disagree"], pair["undetermined"]) == (4, 2, 1, 1)
+    assert pair["agree share"] == pytest.approx(0.5)
+    assert pairs.loc[("torch/gpu", "torch/cpu"), "agree"] == 2  # symmetric
+
+
+def test_pair_bounds_and_signature():
+    assert H.pair_bounds({"loss": 0.2}, {"loss": 0.3}) == (pytest.approx(0.1), pytest.approx(0.5))
+    assert H.pair_bounds({"loss": math.inf}, {"loss": 0.3})[0] == math.inf
+    assert H.pair_bounds({"loss": math.inf}, {"loss": math.inf}) == (0.0, math.inf)
+    assert H.pair_bounds({"loss": 0.1}, {"softmax": 0.1}) is None
+    assert H.signature(NAN_MESSAGE % "3.5") == H.signature(NAN_MESSAGE % "-2.25e-05")
+    assert H.describe("paddle", "error", "ValueError: bad axis\nTraceback") == "paddle raises an error: ValueError: bad axis"
+
+
+def test_agreement_exact_from_kept_outputs(tmp_path):
+    """With --keep-outputs files, the pairwise difference is measured, not bounded."""
+    manifest = corpus.load_manifest()
+    entry = next(e for e in manifest["cases"] if e["id"] == "softmax_with_cross_entropy-base-hard-f32")
+    case = Case.read(corpus.DEFAULT_CASES_DIR / entry["file"])
+    raw = tmp_path / "raw"
+    rows = []
+    # both a and b are 0.6 tolerance off the golden loss, in opposite directions: ratios alone cannot
+    # tell (0.6 + 0.6 > 1, |0.6 - 0.6| < 1); the outputs show they are 1.2 tolerances apart.
+    from conformance import compare
+
+    tol = compare.tolerance(case.meta, {k: v.shape for k, v in case.inputs.items()})
+    allowed = tol.rtol * (np.abs(case.golden["loss"]) + compare.output_scales(case)["loss"])
+    for impl, sign in (("numpy", 1), ("torch", -1)):
+        outputs = dict(case.golden)
+        outputs["loss"] = case.golden["loss"] + sign * 0.6 * allowed
+        out_dir = raw / "outputs" / ("%s-cpu" % impl)
+        out_dir.mkdir(parents=True)
+        write_npz(out_dir / (entry["id"] + ".npz"), outputs)
+        row = _row(impl, "cpu", (entry["id"], entry["op"], entry["dtype"], "", entry["tags"], entry["features"]),
+                   ("pass", 0.6, "", ""))
+        rows.append(row)
+        with open(raw / ("results-%s-cpu.csv" % impl), "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+            writer.writeheader()
+            writer.writerow(row)
+    frame = H.prepare(report.load_results(raw))
+    pairs = H.agreement(frame, ["numpy/cpu", "torch/cpu"], raw_dir=raw, manifest=manifest,
+                        cases_dir=corpus.DEFAULT_CASES_DIR)
+    first = pairs.iloc[0]
+    assert (first["exact"], first["disagree"], first["undetermined"]) == (1, 1, 0)
+    assert first["worst exact difference"] == pytest.approx(1.2)
+    shutil.rmtree(raw / "outputs")  # without outputs the same pair is undetermined
+    pairs = H.agreement(frame, ["numpy/cpu", "torch/cpu"], raw_dir=raw, manifest=manifest,
+                        cases_dir=corpus.DEFAULT_CASES_DIR)
+    assert (pairs.iloc[0]["exact"], pairs.iloc[0]["undetermined"]) == (0, 1)
+
+
+def test_cli_report_writes_the_page(tmp_path):
+    raw = make_raw(tmp_path / "raw")
+    result = subprocess.run([sys.executable, "-m", "conformance", "report", "--raw", str(raw), "--out",
+                             str(tmp_path / "out")], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "index.html").is_file() and (tmp_path / "out" / "summary.csv").is_file()
+
+
+def _chromium():
+    for candidate in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser")):
+        if candidate and Path(candidate).exists():
+            return candidate
+    return None
+
+
+@pytest.mark.skipif(_chromium() is None, reason="headless Chromium not installed (apt-get install chromium)")
+def test_renders_in_headless_chromium(built, tmp_path):
+    root, _, _ = built
+    page = (root / "out" / "index.html").resolve()
+    browser = [_chromium(), *CHROMIUM_FLAGS]
+    shot = tmp_path / "screenshot.png"
+    subprocess.run([*browser, "--user-data-dir=%s" % (tmp_path / "profile1"), "--screenshot=%s" % shot,
+                    "--window-size=1400,2000", page.as_uri()], capture_output=True, timeout=180)
+    assert shot.is_file() and shot.stat().st_size > 20_000
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(shot).convert("L"))
+    assert pixels.shape == (2000, 1400) and pixels.std() > 10  # not a blank page
+
+    dom = subprocess.run([*browser, "--user-data-dir=%s" % (tmp_path / "profile2"), "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=180).stdout
+    assert dom.count("<table") >= 8
+    for table in ("T_overview", "T_differences", "T_agreement", "T_summary", "T_cases", "T_modes", "T_environment"):
+        assert 'id="%s"' % table in dom, table
+    assert len(re.findall(r'<img[^>]+src="data:image/png;base64,', dom)) >= 2
+    assert "6 of 6 rows shown" in dom  # the inline filter script ran
+    assert "sortkey" in dom  # and made the headers sortable
+
+
+@pytest.mark.skipif(_chromium() is None, reason="headless Chromium not installed (apt-get install chromium)")
+def test_sorting_and_filtering_work_in_chromium(built, tmp_path):
+    root, _, page = built
+    probe = """<script>
+    var ths = document.querySelectorAll('#T_cases thead tr:last-child th'), ratios = [];
+    ths.forEach(function (th, i) { if (th.textContent.trim() === 'ratio') ratios.push(i); });
+    ths[ratios[1]].click(); ths[ratios[1]].click();  // torch/cpu ratio, descending
+    var order = Array.from(document.querySelectorAll('#T_cases tbody tr')).map(function (r) {
+      return r.cells[0].textContent.trim(); });
+    var bar = document.querySelector('.filterbar[data-table=T_cases]');
+    var box = bar.querySelector('input[type=search]'); box.value = 'neg_inf'; box.dispatchEvent(new Event('input'));
+    var pick = bar.querySelector('select'); pick.value = 'crash'; pick.dispatchEvent(new Event('change'));
+    document.body.setAttribute('data-probe', order.join(',') + '|' + bar.querySelector('.count').textContent);
+    </script></body>"""
+    probe_page = root / "out" / "probe.html"
+    probe_page.write_text(page.replace("</body>", probe), encoding="utf-8")
+    dom = subprocess.run([_chromium(), *CHROMIUM_FLAGS, "--user-data-dir=%s" % (tmp_path / "profile"), "--dump-dom",
+                          probe_page.as_uri()], capture_output=True, text=True, timeout=180).stdout
+    found = re.search(r'data-probe="([^"]*)"', dom)
+    assert found, dom[-2000:]
+    order, count = found.group(1).split("|")
+    assert order.split(",")[:3] == ["swce-neg_inf-soft-f32", "swce-neg_inf-soft-f64", "sswce-base-f16"]
+    assert order.split(",")[-1] == "swce-base-hard-f32"
+    assert count == "1 of 6 rows shown"
+
+
+def test_degenerate_inputs(tmp_path):
+    """One impl, nothing compared, no environment files, no manifest: the page still renders."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    with open(raw / "results-cupy-gpu.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        for case in CASES:
+            writer.writerow(_row("cupy", "gpu", case, ("unsupported", None, "no GPU", "")))
+    (raw / "results-torch-cpu.csv").write_text(",".join(COLUMNS) + "\n")  # started, no rows yet
+    table = report.write_report(raw, tmp_path / "out", tmp_path / "no-cases")
+    assert int(table["unsupported"].sum()) == len(CASES)
+    page = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
+    assert "No case manifest" in page and "Fewer than two" in page and "No compared outputs" in page
+    assert "No differences" in page
