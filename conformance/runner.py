@@ -88,13 +88,15 @@ class Worker:
         try:
             self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                             stderr=subprocess.PIPE, cwd=str(REPO_ROOT), env=env, text=True,
+                                            errors="replace",  # a framework's non-UTF-8 bytes
                                             bufsize=1, start_new_session=True)
         except OSError as error:
             raise WorkerUnavailable("%s: cannot start %s (%s)" % (self.impl, self.python, error)) from None
         self.replies = queue.Queue()
         self.stderr_tail.clear()
         threading.Thread(target=self._pump_stdout, args=(self.process, self.replies), daemon=True).start()
-        threading.Thread(target=self._pump_stderr, args=(self.process,), daemon=True).start()
+        self.stderr_pump = threading.Thread(target=self._pump_stderr, args=(self.process,), daemon=True)
+        self.stderr_pump.start()
         hello = self._wait(STARTUP_TIMEOUT)
         if hello is None or hello.get("event") != "ready":
             reason = (hello or {}).get("message") or self._death_note() or "no answer in %ds" % STARTUP_TIMEOUT
@@ -129,12 +131,20 @@ class Worker:
         except queue.Empty:
             return "timeout"
 
+    def _tail(self):
+        return " | ".join(line for line in list(self.stderr_tail)[-5:] if line.strip())
+
     def _death_note(self):
-        code = self.process.wait(timeout=10) if self.process else None
-        if code is None:
+        if self.process is None:
             return ""
+        try:
+            code = self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # stdout closed but the process lives on
+            self.stop()
+            return "closed its output and was killed"
+        self.stderr_pump.join(timeout=2)  # its last words may still be in the pipe
         how = ("killed by signal %s" % signal.Signals(-code).name) if code < 0 else "exited with status %d" % code
-        tail = " | ".join(line for line in list(self.stderr_tail)[-5:] if line.strip())
+        tail = self._tail()
         return how + (": " + tail if tail else "")
 
     def stop(self):
@@ -158,8 +168,10 @@ class Worker:
             pass  # the worker is already dead: the wait below reports how
         reply = self._wait(timeout)
         if reply == "timeout":
+            tail = self._tail()
             self.stop()
-            return Reply("timeout", "no answer within %gs; worker killed and restarted" % timeout)
+            return Reply("timeout", "no answer within %gs; worker killed and restarted" % timeout
+                         + ("; last output: " + tail if tail else ""))
         if reply is None:
             note = self._death_note()
             self.process = None
@@ -173,6 +185,16 @@ def _read_done(path: Path) -> set:
         return set()
     with open(path, newline="", encoding="utf-8") as handle:
         return {row["case"] for row in csv.DictReader(handle) if row.get("status") in STATUSES}
+
+
+def _drop_torn_row(path: Path) -> None:
+    """Cut a torn last row (a run killed mid-write) so that resumed rows start on a line of their own."""
+    if not path.exists():
+        return
+    with open(path, "rb+") as handle:
+        data = handle.read()
+        if data and not data.endswith(b"\n"):
+            handle.truncate(data.rfind(b"\r\n") + 2 if b"\r\n" in data else 0)
 
 
 def results_path(out_dir: Path, impl: str, device: str) -> Path:
@@ -246,6 +268,8 @@ def run_impl(impl, device, cases_dir, out_dir, *, python=None, resume=False, rep
     entries = [e for e in manifest["cases"] if select is None or select(e)]
     adapter = get_adapter(impl)
     path = results_path(out_dir, impl, device)
+    if resume:
+        _drop_torn_row(path)
     done = _read_done(path) if resume else set()
     if not resume and path.exists():
         path.unlink()
@@ -256,10 +280,10 @@ def run_impl(impl, device, cases_dir, out_dir, *, python=None, resume=False, rep
     outputs_dir = Path(out_dir) / "outputs" / ("%s-%s" % (impl, device)) if keep_outputs else scratch
     outputs_dir.mkdir(parents=True, exist_ok=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if any(adapter.why_unsupported(e, device) is None for e in todo):
-        worker.start()  # fail fast, before any row, when the framework is not installed
-    new_file = not path.exists()
+    new_file = not path.exists() or path.stat().st_size == 0
     try:
+        if any(adapter.why_unsupported(e, device) is None for e in todo):
+            worker.start()  # fail fast, before any row, when the framework is not installed
         with open(path, "a", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
             if new_file:

@@ -7,6 +7,7 @@ numpy 1.23 as well as on 3.11/3.12 with numpy 2.x, and imports a framework only 
 from __future__ import annotations
 
 import importlib
+import os
 
 # impl name -> module defining ``ADAPTER``; the order is the report's column order.
 ADAPTER_MODULES = {
@@ -19,10 +20,18 @@ ADAPTER_MODULES = {
 }
 
 
+# Misbehaving adapters (``test-segfault``, ``test-hang``...) for the runner's own tests; reachable
+# only with CONFORMANCE_TEST_ADAPTERS=1 in the environment, never listed in reports or the CLI.
+TEST_ADAPTERS_MODULE = "impls.testing_adapters"
+
+
 def get_adapter(name: str):
     """A fresh adapter instance for an impl name (no framework is imported)."""
-    if name not in ADAPTER_MODULES:
+    module_name = ADAPTER_MODULES.get(name)
+    if module_name is None and name.startswith("test-") and os.environ.get("CONFORMANCE_TEST_ADAPTERS") == "1":
+        module_name = TEST_ADAPTERS_MODULE
+    if module_name is None:
         raise ValueError("impl: expected one of %s, got %r" % (", ".join(ADAPTER_MODULES), name))
-    module = importlib.import_module(ADAPTER_MODULES[name])
+    module = importlib.import_module(module_name)
     adapters = getattr(module, "ADAPTERS", None) or {module.ADAPTER.name: module.ADAPTER}
     return adapters[name]()

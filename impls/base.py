@@ -11,6 +11,21 @@ An adapter module defines a subclass of :class:`Adapter` named ``ADAPTER`` with:
 * ``run(case)``: compute one case and return flat outputs (see :func:`impls.caseio.flatten_gradients`)
   as NumPy arrays.  Gradients are those of ``sum(case.upstream * loss)``.
 
+``run`` is split in four steps so that the benchmark (``impls/bench.py``) can time the computation
+alone; the base class's ``run(case)`` is ``to_numpy(compute(prepare(case), backward=True))``:
+
+* ``prepare(case) -> state``: everything that is not the computation (untimed): the inputs converted
+  to framework tensors in the case dtype on the adapter's device, static parameters read, a static
+  graph looked up.  Raises :class:`Unsupported` when the case is inexpressible.
+* ``compute(state, backward) -> outputs``: the timed part, returning framework objects (tensors).
+  ``backward=False``: the forward pass only, at least ``{"loss": ...}``, computed the way a user
+  would run inference (no autograd graph recorded where the framework lets one avoid it);
+  ``backward=True``: the loss and the gradients of ``sum(upstream * loss)``.  It may return before
+  an asynchronous device has finished: callers that time it call ``synchronize()`` around it.
+  The same ``state`` may be computed any number of times.
+* ``to_numpy(outputs) -> dict``: flat output names -> NumPy arrays (what ``run`` returns).
+* ``synchronize()``: wait for the device to finish queued work (a no-op on the CPU).
+
 An adapter never repairs a framework's answer: what the framework returns is what is compared.
 """
 from __future__ import annotations
@@ -70,5 +85,22 @@ class Adapter:
     def load(self, device: str) -> str:
         raise NotImplementedError
 
-    def run(self, case) -> dict:
+    def prepare(self, case):
+        """Untimed: the case's inputs as framework tensors on the device, and whatever else
+        ``compute`` needs (op, parameters); the returned state can be computed many times."""
         raise NotImplementedError
+
+    def compute(self, state, backward: bool = True):
+        """Timed: the loss (``backward=False``) or the loss and its gradients (``backward=True``)
+        as framework objects, keyed like the flat outputs or ready for ``to_numpy``."""
+        raise NotImplementedError
+
+    def to_numpy(self, outputs) -> dict:
+        """Framework outputs of ``compute`` -> flat output names -> NumPy arrays."""
+        raise NotImplementedError
+
+    def synchronize(self) -> None:
+        """Block until the device has finished its queued work; nothing to wait for on the CPU."""
+
+    def run(self, case) -> dict:
+        return self.to_numpy(self.compute(self.prepare(case), backward=True))

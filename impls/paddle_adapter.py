@@ -82,36 +82,62 @@ class PaddleAdapter(Adapter):
 
     # -- ops -----------------------------------------------------------------------------------
 
-    def run(self, case) -> dict:
+    # Each op is split in ``_prepare_<op>(case)`` (inputs as tensors: untimed) and
+    # ``_<op>(p, t, backward)`` (the computation: timed), which returns tensors under flat names.
+
+    def prepare(self, case):
         method = getattr(self, "_" + case.op, None)
         if method is None or case.op not in self.ops:
             raise Unsupported("paddle has no %s" % case.op)
-        return method(case)
+        return method, case.params, getattr(self, "_prepare_" + case.op)(case)
 
-    def _softmax_with_cross_entropy(self, case) -> dict:
-        F = self.paddle.nn.functional
+    def compute(self, state, backward=True):
+        method, params, tensors = state
+        if backward:
+            return method(params, tensors, True)
+        with self.paddle.no_grad():  # inference: no autograd graph is recorded
+            return method(params, tensors, False)
+
+    def to_numpy(self, outputs) -> dict:
+        return {name: self._numpy(tensor) for name, tensor in outputs.items()}
+
+    def synchronize(self):
+        if self.device == "gpu":
+            self.paddle.device.synchronize()
+
+    def _prepare_softmax_with_cross_entropy(self, case) -> dict:
         p, x = case.params, case.inputs
-        logits = self._float(x["logits"], case.dtype, grad=True)
-        label = (self._float(x["label"], case.dtype) if p["soft_label"] else self._int(x["label"]))
+        return {"logits": self._float(x["logits"], case.dtype, grad=True),
+                "label": (self._float(x["label"], case.dtype) if p["soft_label"] else self._int(x["label"])),
+                "upstream": self._float(case.upstream, case.dtype)}
+
+    def _softmax_with_cross_entropy(self, p, t, backward) -> dict:
+        F = self.paddle.nn.functional
+        logits, label = t["logits"], t["label"]
         out = F.softmax_with_cross_entropy(
             logits, label, soft_label=p["soft_label"], ignore_index=p["ignore_index"],
             numeric_stable_mode=p["numeric_stable_mode"], return_softmax=p["return_softmax"],
             axis=p["axis"])
         loss, softmax = out if p["return_softmax"] else (out, None)
-        (grad,) = self._grads(loss, self._float(case.upstream, case.dtype), [logits])
-        result = {"loss": self._numpy(loss), "grad/logits": self._numpy(grad)}
+        result = {"loss": loss}
+        if backward:
+            (result["grad/logits"],) = self._grads(loss, t["upstream"], [logits])
         if softmax is not None:
-            result["softmax"] = self._numpy(softmax)
+            result["softmax"] = softmax
         return result
 
-    def _sampled_softmax_with_cross_entropy(self, case) -> dict:
+    def _prepare_sampled_softmax_with_cross_entropy(self, case) -> dict:
+        x = case.inputs
+        return {"logits": self._float(x["logits"], case.dtype, grad=True),
+                "label": self._int(x["label"]),                          # [N, T]
+                "samples": self._int(x["customized_samples"]),           # [N, T+S], first T = labels
+                "probs": self._float(x["customized_probabilities"], case.dtype),
+                "upstream": self._float(case.upstream, case.dtype)}
+
+    def _sampled_softmax_with_cross_entropy(self, p, t, backward) -> dict:
         paddle = self.paddle
-        p, x = case.params, case.inputs
         num_true = p["num_true"]
-        logits = self._float(x["logits"], case.dtype, grad=True)
-        label = self._int(x["label"])                        # [N, T]
-        samples = self._int(x["customized_samples"])         # [N, T+S], first T = labels
-        probs = self._float(x["customized_probabilities"], case.dtype)
+        logits, label, samples, probs = t["logits"], t["label"], t["samples"], t["probs"]
 
         # z[i, j] = logits[i, samples[i, j]] - log q[i, j]; the backward of take_along_axis
         # scatter-adds, so duplicate samples accumulate into the dense logits gradient.
@@ -123,8 +149,10 @@ class PaddleAdapter(Adapter):
             z = paddle.where(hit, paddle.full_like(z, float("-inf")), z)
         # Soft label 1/T on the first T columns: loss = logsumexp(z) - mean(z_true).
         loss = paddle.logsumexp(z, axis=1, keepdim=True) - z[:, :num_true].mean(axis=1, keepdim=True)
-        (grad,) = self._grads(loss, self._float(case.upstream, case.dtype), [logits])
-        return {"loss": self._numpy(loss), "grad/logits": self._numpy(grad)}
+        if not backward:
+            return {"loss": loss}
+        (grad,) = self._grads(loss, t["upstream"], [logits])
+        return {"loss": loss, "grad/logits": grad}
 
     def _embedding_lookup(self, shards, ids, strategy):
         """tf.nn.embedding_lookup over a list of shards: rows of ``ids`` without concatenating them."""
@@ -153,17 +181,22 @@ class PaddleAdapter(Adapter):
             rows = paddle.where((shard_of == index).unsqueeze(1), picked, rows)
         return rows
 
-    def _sampled_softmax_loss(self, case) -> dict:
+    def _prepare_sampled_softmax_loss(self, case) -> dict:
+        x = case.inputs
+        return {"shards": [self._float(w, case.dtype, grad=True) for w in case.weight_shards],
+                "biases": self._float(x["biases"], case.dtype, grad=True),
+                "inputs": self._float(x["inputs"], case.dtype, grad=True),                 # [B, D]
+                "labels": self._int(x["labels"]),                                           # [B, T]
+                "sampled": self._int(x["sampled_candidates"]),                              # [S]
+                "true_count": self._float(x["true_expected_count"], case.dtype),            # [B, T]
+                "sampled_count": self._float(x["sampled_expected_count"], case.dtype),      # [S]
+                "upstream": self._float(case.upstream, case.dtype)}
+
+    def _sampled_softmax_loss(self, p, t, backward) -> dict:
         paddle = self.paddle
-        p, x = case.params, case.inputs
         num_true = p["num_true"]
-        shards = [self._float(w, case.dtype, grad=True) for w in case.weight_shards]
-        biases = self._float(x["biases"], case.dtype, grad=True)
-        inputs = self._float(x["inputs"], case.dtype, grad=True)                 # [B, D]
-        labels = self._int(x["labels"])                                           # [B, T]
-        sampled = self._int(x["sampled_candidates"])                              # [S]
-        true_count = self._float(x["true_expected_count"], case.dtype)            # [B, T]
-        sampled_count = self._float(x["sampled_expected_count"], case.dtype)      # [S]
+        shards, biases, inputs, labels = t["shards"], t["biases"], t["inputs"], t["labels"]
+        sampled, true_count, sampled_count = t["sampled"], t["true_count"], t["sampled_count"]
         batch = int(labels.shape[0])
 
         # One lookup for the true and the sampled classes, as TF does.
@@ -184,13 +217,15 @@ class PaddleAdapter(Adapter):
                 hit, paddle.full_like(sampled_logits, float("-inf")), sampled_logits)
         z = paddle.concat([true_logits, sampled_logits], axis=1)
         loss = paddle.logsumexp(z, axis=1) - true_logits.mean(axis=1)             # [B]
+        if not backward:
+            return {"loss": loss}
 
-        grads = self._grads(loss, self._float(case.upstream, case.dtype), shards + [biases, inputs])
-        shard_grads = [self._numpy(g) for g in grads[: len(shards)]]
+        grads = self._grads(loss, t["upstream"], shards + [biases, inputs])
+        shard_grads = list(grads[: len(shards)])
         result = {
-            "loss": self._numpy(loss),
-            "inputs": self._numpy(grads[-1]),
-            "biases": self._numpy(grads[-2]),
+            "loss": loss,
+            "inputs": grads[-1],
+            "biases": grads[-2],
             "weights": shard_grads if p.get("num_shards", 0) else shard_grads[0],
         }
         return flatten_gradients(result)

@@ -11,7 +11,9 @@ Runs on Python 3.8 with numpy 1.23 (paddlepaddle 1.8.5 needs protobuf < 3.21).
 Static graph: one ``Program`` per case signature (op, dtype, input shapes, params) is built once,
 with ``append_backward`` of ``reduce_sum(loss * upstream)`` (the upstream is fed like any input),
 and cached with its own ``Scope``; a call only feeds arrays and fetches ``loss`` and
-``<logits>@GRAD``.  Paddle is imported in ``load`` only.
+``<logits>@GRAD``.  ``prepare`` turns the inputs into ``LoDTensor``s on the place once; the
+forward-only benchmark mode builds (and caches) a second program without the backward part.
+Paddle is imported in ``load`` only.
 """
 from __future__ import annotations
 
@@ -58,7 +60,7 @@ class PaddleLegacyAdapter(Adapter):
 
     def __init__(self):
         super().__init__()
-        self._programs = {}  # signature -> (program, fetch names, scope)
+        self._programs = {}  # (signature, backward) -> (program, fetch names, scope)
 
     def load(self, device: str) -> str:
         import paddle  # noqa: PLC0415 - frameworks are imported in load() only
@@ -76,11 +78,12 @@ class PaddleLegacyAdapter(Adapter):
             raise ValueError("device: expected 'cpu' or 'gpu', got %r" % (device,))
         self.fluid = fluid
         self.device = device
+        self.place = place
         self.executor = fluid.Executor(place)
         self.version = paddle.__version__
         return self.version
 
-    def run(self, case) -> dict:
+    def prepare(self, case):
         if case.op not in self.ops:
             raise Unsupported("paddle-legacy has no %s" % case.op)
         feed = self._feed(case)
@@ -89,15 +92,35 @@ class PaddleLegacyAdapter(Adapter):
         signature = json.dumps(
             [case.op, case.dtype, sorted((k, v.shape) for k, v in feed.items()), case.params],
             sort_keys=True)
+        tensors = {}
+        for name, array in feed.items():  # fed as LoDTensors already on the place: no per-call conversion
+            tensors[name] = self.fluid.core.LoDTensor()
+            tensors[name].set(array, self.place)
+        return case, feed, signature, tensors
+
+    def compute(self, state, backward=True):
+        case, feed, signature, tensors = state
         try:
-            if signature not in self._programs:
-                self._programs[signature] = self._build(case, feed)
-            program, fetch_names, scope = self._programs[signature]
-            values = self.executor.run(program, feed=feed, fetch_list=fetch_names, scope=scope,
-                                       use_program_cache=True)
+            key = (signature, bool(backward))
+            if key not in self._programs:
+                self._programs[key] = self._build(case, feed, backward=bool(backward))
+            program, fetch_names, scope = self._programs[key]
+            values = self.executor.run(program, feed=tensors, fetch_list=fetch_names, scope=scope,
+                                       return_numpy=False, use_program_cache=True)
         except self.fluid.core.EnforceNotMet as error:
             raise EnforceNotMet(error) from error
-        return dict(zip(("loss", "grad/logits", "softmax"), values))
+        names = ("loss", "grad/logits", "softmax") if backward else ("loss", "softmax")
+        return dict(zip(names, values))
+
+    def to_numpy(self, outputs) -> dict:
+        return {name: np.array(value) for name, value in outputs.items()}
+
+    def synchronize(self):
+        # Executor.run returns after its fetch ops have copied the results to the host: a run is
+        # synchronous on both places, nothing is left queued.
+        sync = getattr(self.fluid.core, "_cuda_synchronize", None)  # absent from the 1.8 CPU build
+        if self.device == "gpu" and sync is not None:
+            sync(self.place)
 
     def _refuse_out_of_bounds_grad(self, case):
         """Raise before Paddle 1.8.5 writes outside its gradient buffer.
@@ -128,8 +151,8 @@ class PaddleLegacyAdapter(Adapter):
         return {name: array.astype(case.dtype if array.dtype.kind == "f" else np.int64)
                 for name, array in case.inputs.items()}
 
-    def _build(self, case, feed):
-        """Build (once per signature) the forward + backward program of ``case``'s op."""
+    def _build(self, case, feed, backward=True):
+        """Build (once per signature) the forward (+ backward) program of ``case``'s op."""
         fluid = self.fluid
         program, startup = fluid.Program(), fluid.Program()
         with fluid.program_guard(program, startup), fluid.unique_name.guard():
@@ -153,9 +176,11 @@ class PaddleLegacyAdapter(Adapter):
                     customized_samples=data["customized_samples"],
                     customized_probabilities=data["customized_probabilities"],
                     seed=p.get("seed", 0))
-            total = fluid.layers.reduce_sum(loss * data["upstream"])
-            fluid.backward.append_backward(total)
-        fetch = [loss.name, logits.name + "@GRAD"] + ([softmax.name] if softmax is not None else [])
+            if backward:
+                total = fluid.layers.reduce_sum(loss * data["upstream"])
+                fluid.backward.append_backward(total)
+        fetch = ([loss.name] + ([logits.name + "@GRAD"] if backward else [])
+                 + ([softmax.name] if softmax is not None else []))
         # No parameters, so the startup program is empty; each program gets its own scope.
         return program, fetch, fluid.Scope()
 

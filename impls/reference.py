@@ -147,6 +147,9 @@ def _swce(logits, label, soft_label, ignore_index, return_softmax, axis, upstrea
         raise ValueError("axis: expected an int in [%d, %d], got %r" % (-logits.ndim, logits.ndim - 1, axis))
     axis = int(axis) % logits.ndim
     num_classes = logits.shape[axis]
+    if num_classes < 1:
+        raise ValueError("logits: expected at least one class along axis %d, got shape %s"
+                         % (axis, tuple(logits.shape)))
     loss_shape = logits.shape[:axis] + (1,) + logits.shape[axis + 1 :]
     if soft_label:
         _check_float("label", label)
@@ -189,6 +192,8 @@ def _swce(logits, label, soft_label, ignore_index, return_softmax, axis, upstrea
                 grad *= u * inv_s
                 at_label = xp.take_along_axis(grad, xp.where(ignored, 0, label), axis=axis)
                 xp.put_along_axis(grad, xp.where(ignored, 0, label), at_label - u, axis=axis)
+                if bool(ignored.any()):  # 0 even where the row's softmax is undefined (all -inf, NaN)
+                    grad = xp.where(ignored, 0, grad)
             result["logits"] = grad.astype(out_dtype)
     return result
 
@@ -295,8 +300,10 @@ def sampled_softmax_with_cross_entropy(logits, label, num_samples, num_true=1, r
 def sampled_softmax_with_cross_entropy_grad(logits, label, num_samples, num_true=1, remove_accidental_hits=True,
                                             use_customized_samples=False, customized_samples=None,
                                             customized_probabilities=None, seed=0, upstream=None):
-    """``{"loss" [N, 1], "logits" [N, K]}``: the gradient of ``sum(upstream * loss)``."""
-    if upstream is not None and upstream.ndim == 2:
+    """``{"loss" [N, 1], "logits" [N, K]}``: the gradient of ``sum(upstream * loss)``, upstream ``[N, 1]``."""
+    if upstream is not None:
+        _check_float("upstream", upstream)
+        _check_shape("upstream", upstream, (logits.shape[0], 1))
         upstream = upstream[:, 0]
     return _sswce(logits, label, num_samples, num_true, remove_accidental_hits, use_customized_samples,
                   customized_samples, customized_probabilities, seed, upstream, want_grad=True)

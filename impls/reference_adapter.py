@@ -12,6 +12,12 @@ _GRAD_FUNCTIONS = {
     "sampled_softmax_with_cross_entropy": reference.sampled_softmax_with_cross_entropy_grad,
     "sampled_softmax_loss": reference.sampled_softmax_loss_grad,
 }
+# Forward only (the benchmark's "forward" mode): the loss without any gradient work.
+_FORWARD_FUNCTIONS = {
+    "softmax_with_cross_entropy": reference.softmax_with_cross_entropy,
+    "sampled_softmax_with_cross_entropy": reference.sampled_softmax_with_cross_entropy,
+    "sampled_softmax_loss": reference.sampled_softmax_loss,
+}
 
 
 class NumpyReference(Adapter):
@@ -33,10 +39,19 @@ class NumpyReference(Adapter):
 
         return cast
 
-    def run(self, case):
+    def prepare(self, case):
         cast = self._cast(case)
-        result = _GRAD_FUNCTIONS[case.op](upstream=cast(case.upstream), **case.reference_kwargs(cast))
-        return {name: self._to_numpy(value) for name, value in flatten_gradients(result).items()}
+        return case.op, cast(case.upstream), case.reference_kwargs(cast)
+
+    def compute(self, state, backward=True):
+        op, upstream, kwargs = state
+        if backward:
+            return _GRAD_FUNCTIONS[op](upstream=upstream, **kwargs)
+        loss = _FORWARD_FUNCTIONS[op](**kwargs)
+        return {"loss": loss[0] if isinstance(loss, tuple) else loss}  # (loss, softmax) when asked
+
+    def to_numpy(self, outputs):
+        return {name: self._to_numpy(value) for name, value in flatten_gradients(outputs).items()}
 
     def _to_numpy(self, array):
         return np.asarray(array)
@@ -61,7 +76,7 @@ class CupyReference(NumpyReference):
         return self.xp.asnumpy(array)
 
     def synchronize(self):
-        self.xp.cuda.get_current_device().synchronize()
+        self.xp.cuda.Device().synchronize()  # the current device: every stream's queued work
 
 
 ADAPTERS = {"numpy": NumpyReference, "cupy": CupyReference}

@@ -89,7 +89,7 @@ class TensorflowAdapter(Adapter):
         }
         return tf.__version__
 
-    def run(self, case) -> dict:
+    def prepare(self, case):
         if self._device_name is None:
             raise RuntimeError("tensorflow adapter: run() before load()")
         dtype = tf.as_dtype(case.dtype)  # "bfloat16" -> tf.bfloat16; inputs are stored as float32
@@ -102,21 +102,43 @@ class TensorflowAdapter(Adapter):
             cast_to = tf.int64 if np.issubdtype(array.dtype, np.integer) else dtype
             return tf.cast(tf.constant(array), cast_to)
 
+        # The state: (op, positional tensors, static keyword arguments, shard count).
         with tf.device(self._device_name):
             if case.op == "softmax_with_cross_entropy":
-                out = self._run_softmax_with_cross_entropy(case, tensor)
+                args, kwargs = self._run_softmax_with_cross_entropy(case, tensor)
             elif case.op == "sampled_softmax_with_cross_entropy":
-                out = self._functions[case.op](
-                    tensor("logits"), tensor("label"), tensor("customized_samples"),
-                    tensor("customized_probabilities"), tensor("upstream"),
-                    num_true=int(params["num_true"]),
-                    remove_accidental_hits=bool(params["remove_accidental_hits"]),
-                )
+                args = (tensor("logits"), tensor("label"), tensor("customized_samples"),
+                        tensor("customized_probabilities"), tensor("upstream"))
+                kwargs = dict(num_true=int(params["num_true"]),
+                              remove_accidental_hits=bool(params["remove_accidental_hits"]))
             elif case.op == "sampled_softmax_loss":
-                out = self._run_sampled_softmax_loss(case, tensor)
+                args, kwargs = self._run_sampled_softmax_loss(case, tensor)
             else:
                 raise Unsupported("tensorflow adapter has no op %r" % (case.op,))
-            return {name: _to_numpy(value) for name, value in out.items()}
+        return case.op, args, kwargs, int(params.get("num_shards", 0))
+
+    def compute(self, state, backward=True):
+        op, args, kwargs, num_shards = state
+        with tf.device(self._device_name):
+            out = self._functions[op](*args, backward=bool(backward), **kwargs)
+        if op == "sampled_softmax_loss" and backward:
+            weight_grads = out.pop("grad/weights")
+            if num_shards == 0:
+                out["grad/weights"] = weight_grads[0]
+            else:
+                out.update(("grad/weights/%d" % i, g) for i, g in enumerate(weight_grads))
+        return out
+
+    def to_numpy(self, outputs) -> dict:
+        return {name: _to_numpy(value) for name, value in outputs.items()}
+
+    def synchronize(self):
+        if self.device == "gpu":
+            # Waits for every queued op on every device (TF >= 2.14; on older TF, eager results
+            # are synchronised when read).
+            sync = getattr(getattr(tf.test, "experimental", None), "sync_devices", None)
+            if sync is not None:
+                sync()
 
     def _run_softmax_with_cross_entropy(self, case, tensor):
         params = case.params
@@ -130,8 +152,7 @@ class TensorflowAdapter(Adapter):
         if not soft and np.any(case.inputs["label"] == params["ignore_index"]):
             # TF has no ignore_index: the mask is composed only when some label actually equals it.
             ignore_index = int(params["ignore_index"])
-        return self._functions[case.op](
-            tensor("logits"), tensor("label"), tensor("upstream"),
+        return (tensor("logits"), tensor("label"), tensor("upstream")), dict(
             rank=rank, axis=axis % rank, soft_label=soft, return_softmax=bool(params["return_softmax"]),
             ignore_index=ignore_index,
         )
@@ -143,21 +164,15 @@ class TensorflowAdapter(Adapter):
         strategy = params.get("partition_strategy", "mod")  # the r1.4 default, as in the reference
         if strategy not in ("mod", "div"):
             raise Unsupported("partition_strategy %r" % (strategy,))
-        out = self._functions[case.op](
-            [tensor(n) for n in names], tensor("biases"), tensor("labels"), tensor("inputs"),
-            tensor("sampled_candidates"), tensor("true_expected_count"),
-            tensor("sampled_expected_count"), tensor("upstream"),
+        args = ([tensor(n) for n in names], tensor("biases"), tensor("labels"), tensor("inputs"),
+                tensor("sampled_candidates"), tensor("true_expected_count"),
+                tensor("sampled_expected_count"), tensor("upstream"))
+        return args, dict(
             num_sampled=int(params["num_sampled"]), num_classes=int(params["num_classes"]),
             num_true=int(params["num_true"]),
             remove_accidental_hits=bool(params["remove_accidental_hits"]),
             strategy=strategy if num_shards > 0 else None,
         )
-        weight_grads = out.pop("grad/weights")
-        if num_shards == 0:
-            out["grad/weights"] = weight_grads[0]
-        else:
-            out.update(("grad/weights/%d" % i, g) for i, g in enumerate(weight_grads))
-        return out
 
 
 def _function(python_function):
@@ -183,7 +198,7 @@ def _to_numpy(value) -> np.ndarray:
 
 
 def _softmax_with_cross_entropy(logits, label, upstream, *, rank, axis, soft_label, return_softmax,
-                                ignore_index):
+                                ignore_index, backward=True):
     # `rank` is passed, not read from logits.shape: reduce_retracing may trace with unknown rank.
     with tf.GradientTape() as tape:
         tape.watch(logits)
@@ -206,15 +221,18 @@ def _softmax_with_cross_entropy(logits, label, upstream, *, rank, axis, soft_lab
             if ignore_index is not None:
                 loss = tf.where(keep, loss, tf.zeros_like(loss))
         loss = tf.expand_dims(loss, axis)
-        target = tf.reduce_sum(loss * upstream)
-    out = {"loss": loss, "grad/logits": tape.gradient(target, logits)}
+        if backward:
+            target = tf.reduce_sum(loss * upstream)
+    out = {"loss": loss}
+    if backward:
+        out["grad/logits"] = tape.gradient(target, logits)
     if return_softmax:
         out["softmax"] = tf.nn.softmax(logits, axis=axis)
     return out
 
 
 def _sampled_softmax_with_cross_entropy(logits, label, samples, probabilities, upstream, *,
-                                        num_true, remove_accidental_hits):
+                                        num_true, remove_accidental_hits, backward=True):
     with tf.GradientTape() as tape:
         tape.watch(logits)
         # Per-row samples: gather row i's sampled columns; the gradient scatters back (duplicates add).
@@ -231,13 +249,15 @@ def _sampled_softmax_with_cross_entropy(logits, label, samples, probabilities, u
         soft = tf.concat([tf.fill(tf.shape(z[:, :num_true]), tf.constant(1.0 / num_true, z.dtype)),
                           tf.zeros_like(z[:, num_true:])], axis=1)
         loss = tf.expand_dims(tf.nn.softmax_cross_entropy_with_logits(labels=soft, logits=z), 1)
+        if not backward:
+            return {"loss": loss}
         target = tf.reduce_sum(loss * upstream)
     return {"loss": loss, "grad/logits": _dense(tape.gradient(target, logits), logits)}
 
 
 def _sampled_softmax_loss(weights, biases, labels, inputs, sampled_candidates, true_expected_count,
                           sampled_expected_count, upstream, *, num_sampled, num_classes, num_true,
-                          remove_accidental_hits, strategy):
+                          remove_accidental_hits, strategy, backward=True):
     with tf.GradientTape() as tape:
         tape.watch([weights, biases, inputs])
         kwargs = dict(
@@ -254,6 +274,8 @@ def _sampled_softmax_loss(weights, biases, labels, inputs, sampled_candidates, t
             # One array (strategy None) or a "div" shard list.
             loss = tf.nn.sampled_softmax_loss(
                 weights=weights if strategy == "div" else weights[0], **kwargs)
+        if not backward:
+            return {"loss": loss}
         target = tf.reduce_sum(loss * upstream)
     grad_inputs, grad_weights, grad_biases = tape.gradient(target, [inputs, weights, biases])
     return {

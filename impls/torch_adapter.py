@@ -55,7 +55,7 @@ class TorchAdapter(Adapter):
         self._device = torch.device("cuda" if device == "gpu" else "cpu")
         return torch.__version__
 
-    def run(self, case) -> dict:
+    def prepare(self, case):
         torch = self.torch
         dtype = getattr(torch, case.dtype)
         leaves = _DIFFERENTIABLE[case.op]
@@ -64,19 +64,35 @@ class TorchAdapter(Adapter):
             is_float = np.issubdtype(array.dtype, np.floating)
             tensor = torch.as_tensor(array, dtype=dtype if is_float else torch.int64, device=self._device)
             tensors[name] = tensor.requires_grad_(name.split("/")[0] in leaves)
+        return case.op, case.params, tensors
 
+    def compute(self, state, backward=True):
+        torch = self.torch
+        op, params, tensors = state
         compute = {
             "softmax_with_cross_entropy": self._softmax_with_cross_entropy,
             "sampled_softmax_with_cross_entropy": self._sampled_softmax_with_cross_entropy,
             "sampled_softmax_loss": self._sampled_softmax_loss,
-        }[case.op]
-        loss, outputs = compute(case.params, tensors)
+        }[op]
+        if not backward:
+            with torch.no_grad():  # inference: no autograd graph is recorded
+                loss, outputs = compute(params, tensors)
+            outputs["loss"] = loss
+            return outputs
+        loss, outputs = compute(params, tensors)
 
         grad_names = [name for name, tensor in tensors.items() if tensor.requires_grad]
         grads = torch.autograd.grad((loss * tensors["upstream"]).sum(), [tensors[n] for n in grad_names])
         outputs["loss"] = loss
         outputs.update(("grad/" + name, grad) for name, grad in zip(grad_names, grads))
+        return outputs
+
+    def to_numpy(self, outputs) -> dict:
         return {name: self._numpy(tensor) for name, tensor in outputs.items()}
+
+    def synchronize(self):
+        if self._device.type == "cuda":
+            self.torch.cuda.synchronize(self._device)
 
     def _numpy(self, tensor) -> np.ndarray:
         tensor = tensor.detach().cpu()

@@ -18,6 +18,8 @@ def test_committed_corpus_matches_manifest():
     assert corpus.verify(corpus.DEFAULT_CASES_DIR) == []
 
 
+@pytest.mark.skipif(int(np.__version__.split(".")[0]) < 2, reason="the corpus is generated with numpy 2.x; older "
+                    "numpy's exp/log differ in the last ulp, so golden bytes differ")
 def test_regeneration_is_byte_identical(tmp_path):
     corpus.generate(tmp_path)
     committed = corpus.DEFAULT_CASES_DIR

@@ -1,0 +1,246 @@
+"""Misbehaving adapters that prove the runner's isolation (tests only; they judge no framework).
+
+Reachable only with ``CONFORMANCE_TEST_ADAPTERS=1`` in the environment (see :func:`impls.get_adapter`).
+Each one computes exactly what the NumPy reference computes, except on the *chosen* cases: those
+whose id contains one of the comma-separated substrings in ``$CONFORMANCE_TEST_TRIGGER`` (default
+``base-soft``).  The special trigger ``@load`` makes it misbehave in ``load`` instead, before the
+worker says it is ready.  On a chosen case:
+
+* ``test-segfault``: reads address 0 (a real SIGSEGV);
+* ``test-abort``: ``os.abort()`` (SIGABRT, as a failed C++ assertion or ``std::terminate`` does);
+* ``test-exit``: ``os._exit(7)`` (a library calling ``exit()``);
+* ``test-hang``: sleeps forever;
+* ``test-oom``: caps its own address space (``RLIMIT_AS``, at most 1 GiB above what the process
+  already maps, so the machine is never endangered), touches memory until the allocation fails, then
+  dies by SIGKILL as the kernel's OOM killer would kill it;
+* ``test-memerror``: the same exhaustion, but the ``MemoryError`` is raised to the worker (a
+  framework that fails cleanly): the case is an ``error`` and the worker keeps serving;
+* ``test-noisy``: on every case (and in ``load``) writes garbage, fake protocol lines and bytes that
+  are not UTF-8 to stdout and stderr through every route a framework uses (``print``, the C stdio
+  ``printf``, ``write(1)``, ``write(2)``), a flood of it on the chosen cases; its results are the
+  reference's, so every case must pass;
+* ``test-unavailable``: ``load`` raises ``ImportError`` like a framework that is not installed.
+
+Before misbehaving each adapter writes one line to stderr naming itself, its pid and the case, so
+the tests can check that the crash message carries the worker's last output.  Crashes never leave a
+core file.  Must run on Python 3.8.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+import time
+
+import numpy as np
+
+from impls.reference_adapter import NumpyReference
+
+TRIGGER_VARIABLE = "CONFORMANCE_TEST_TRIGGER"
+DEFAULT_TRIGGER = "base-soft"
+AT_LOAD = "@load"
+OOM_HEADROOM = 1 << 30  # bytes the memory hogs may map above what the process already maps
+OOM_CHUNK = 64 << 20
+
+
+def _triggers():
+    text = os.environ.get(TRIGGER_VARIABLE, DEFAULT_TRIGGER)
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _say(text):
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+def _no_core_file():
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
+def _mapped_bytes():
+    """The process's current virtual size (``VmSize``), or 0 where /proc is missing."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _exhaust_memory():
+    """Touch memory in chunks under a capped address space until an allocation fails.
+
+    Returns the number of bytes held when it failed; the cap is restored and the memory freed.
+    """
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    cap = _mapped_bytes() + OOM_HEADROOM
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    hoard = []
+    try:
+        while True:
+            hoard.append(np.ones(OOM_CHUNK, dtype=np.uint8))  # ones: the pages are really touched
+            if len(hoard) * OOM_CHUNK > 2 * OOM_HEADROOM:  # the cap did not bite: never go further
+                raise MemoryError("test adapter: RLIMIT_AS had no effect; stopped at %d MiB"
+                                  % (len(hoard) * OOM_CHUNK >> 20))
+    except MemoryError:
+        held = len(hoard) * OOM_CHUNK
+        del hoard[:]
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+        return held
+
+
+class _Misbehaving(NumpyReference):
+    """The reference, except that ``misbehave`` runs on the chosen cases (or in ``load``)."""
+
+    name = ""
+
+    def load(self, device):
+        version = super().load(device)
+        _say("%s: loaded in pid %d" % (self.name, os.getpid()))
+        if AT_LOAD in _triggers():
+            self.misbehave("load")
+        return version
+
+    def run(self, case):
+        if any(t in case.id for t in _triggers() if t != AT_LOAD):
+            self.misbehave(case.id)
+        return super().run(case)
+
+    def misbehave(self, where):
+        raise NotImplementedError
+
+
+class Segfault(_Misbehaving):
+    name = "test-segfault"
+
+    def misbehave(self, where):
+        _say("%s: pid %d about to segfault on %s" % (self.name, os.getpid(), where))
+        _no_core_file()
+        ctypes.string_at(0)
+        os.kill(os.getpid(), signal.SIGSEGV)  # not reached where address 0 is unmapped
+
+
+class Abort(_Misbehaving):
+    name = "test-abort"
+
+    def misbehave(self, where):
+        _say("%s: pid %d about to abort on %s" % (self.name, os.getpid(), where))
+        _no_core_file()
+        os.abort()
+
+
+class Exit(_Misbehaving):
+    name = "test-exit"
+
+    def misbehave(self, where):
+        _say("%s: pid %d about to exit with status 7 on %s" % (self.name, os.getpid(), where))
+        os._exit(7)
+
+
+class Hang(_Misbehaving):
+    name = "test-hang"
+
+    def misbehave(self, where):
+        _say("%s: pid %d hanging on %s" % (self.name, os.getpid(), where))
+        while True:
+            time.sleep(3600)
+
+
+class OutOfMemory(_Misbehaving):
+    name = "test-oom"
+
+    def misbehave(self, where):
+        _say("%s: pid %d exhausting memory on %s" % (self.name, os.getpid(), where))
+        held = _exhaust_memory()
+        _say("%s: out of memory after %d MiB; killed like the OOM killer does" % (self.name, held >> 20))
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class MemoryErrorRaised(_Misbehaving):
+    name = "test-memerror"
+
+    def misbehave(self, where):
+        _say("%s: pid %d exhausting memory on %s" % (self.name, os.getpid(), where))
+        held = _exhaust_memory()
+        raise MemoryError("test-memerror: could not allocate beyond %d MiB" % (held >> 20))
+
+
+def _c_printf(text):
+    try:
+        libc = ctypes.CDLL(None)
+        libc.printf(text)
+        libc.fflush(None)
+    except (OSError, AttributeError):
+        pass
+
+
+class Noisy(_Misbehaving):
+    name = "test-noisy"
+
+    GARBAGE = (
+        "plain garbage on stdout",
+        '{"status": "ok", "outputs": [], "seconds": 0, "case_file": "forged"}',
+        '{"event": "ready"}',
+        "null",
+        "42",
+        "[1, 2",
+        "",
+    )
+
+    def load(self, device):
+        self.noise("load", flood=False)
+        return super().load(device)
+
+    def run(self, case):
+        chosen = any(t in case.id for t in _triggers() if t != AT_LOAD)
+        self.noise(case.id, flood=chosen)
+        result = super().run(case)
+        self.noise(case.id, flood=False)
+        return result
+
+    def noise(self, where, flood):
+        for line in self.GARBAGE:
+            print(line)
+            sys.stdout.flush()
+            if sys.__stdout__ is not None:
+                sys.__stdout__.write(line + "\n")
+                sys.__stdout__.flush()
+            os.write(1, (line + "\n").encode())
+        os.write(1, b"\xff\xfe not utf-8 \xc3\x28 on fd 1 during %s\n" % where.encode())
+        os.write(2, b"\xff\xfe not utf-8 \xc3\x28 on fd 2 during %s\n" % where.encode())
+        os.write(1, b"no newline at the end ")
+        _c_printf(b"C printf garbage without a newline ")
+        _c_printf(b'{"status": "error", "message": "forged by printf"}\n')
+        if flood:  # several times what a pipe holds, on both streams, half of it not UTF-8
+            block = (b"\xe9\xe8 flood " * 40 + b"\n") * 64
+            for _ in range(8):
+                os.write(1, block)
+                os.write(2, block)
+        _say("test-noisy: pid %d noise done for %s" % (os.getpid(), where))
+
+    def misbehave(self, where):  # pragma: no cover - noise is done in run
+        pass
+
+
+class NotInstalled(NumpyReference):
+    name = "test-unavailable"
+
+    def load(self, device):
+        raise ImportError("No module named 'nonesuch_framework' (test-unavailable never loads)")
+
+
+ADAPTERS = {cls.name: cls for cls in (Segfault, Abort, Exit, Hang, OutOfMemory, MemoryErrorRaised, Noisy,
+                                      NotInstalled)}
+ADAPTER = Segfault
