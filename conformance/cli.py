@@ -65,6 +65,11 @@ def cmd_run(args):
         print("refusing to run on an unverified corpus:\n  " + "\n  ".join(problems[:10]), file=sys.stderr)
         return 2
     impls = args.impl or runner.available_impls(args.device)
+    overrides_given = dict(args.python or [])
+    if "paddle-legacy" in impls and runner.python_for("paddle-legacy", overrides_given) == sys.executable \
+            and sys.version_info >= (3, 9):
+        print("paddle-legacy needs a Python 3.8 interpreter with paddlepaddle 1.8.5: pass "
+              "--python paddle-legacy=PATH or set CONFORMANCE_PYTHON_PADDLE_LEGACY (see README)", file=sys.stderr)
     overrides = dict(args.python or [])
     args.out.mkdir(parents=True, exist_ok=True)
     ran = 0
@@ -93,11 +98,11 @@ def cmd_run(args):
 def cmd_report(args):
     from conformance import report
 
-    table = report.write_summary(args.raw, args.out)
+    table = report.write_report(args.raw, args.out, getattr(args, "cases", None))
     with_pd_options = __import__("pandas").option_context("display.width", 200, "display.max_rows", 500)
     with with_pd_options:
         print(table.to_string())
-    print("\nwrote %s and %s" % (args.out / "summary.csv", args.out / "results.csv"))
+    print("\nwrote %s (tables as CSV beside it)" % (args.out / "index.html"))
     return 0
 
 
@@ -143,8 +148,9 @@ def build_parser():
     run_options(p)
     p.set_defaults(func=cmd_run)
 
-    p = commands.add_parser("report", help="merge results and write the report")
+    p = commands.add_parser("report", help="merge results and write the HTML report")
     p.add_argument("--raw", type=Path, default=DEFAULT_RAW)
+    p.add_argument("--cases", type=Path, default=corpus.DEFAULT_CASES_DIR)
     p.add_argument("--out", type=Path, default=DEFAULT_REPORTS)
     p.set_defaults(func=cmd_report)
 
