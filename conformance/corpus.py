@@ -49,6 +49,7 @@ class Spec:
     description: str
     tags: list = field(default_factory=list)
     features: list = field(default_factory=list)
+    invalid: dict = None  # {"argument", "reason"} for the bad-input family: no golden, the reference raises
 
     @property
     def id(self) -> str:
@@ -413,7 +414,98 @@ def ssl_cases():
     yield ssl("large-logits", scale=40.0, hits="some", dtype="float32", tags=["extreme"])
 
 
-FAMILIES = (swce_cases, sswce_cases, ssl_cases)
+# --------------------------------------------------------------------------------------------
+# Invalid input: each case is a valid one with one thing broken.  The reference must raise a
+# ValueError/TypeError naming ``argument`` (checked when the corpus is generated and again at run
+# time); frameworks' behaviour is recorded (raises, returns NaN/inf, returns finite numbers,
+# crashes, hangs).  The family comes last in the manifest, so a framework that corrupts its own
+# memory on bad input can only affect other bad-input cases of the same worker.
+# --------------------------------------------------------------------------------------------
+def _broken(spec, name, argument, reason, inputs=None, params=None, drop=()):
+    new_inputs = {k: v for k, v in spec.inputs.items() if k not in drop}
+    new_inputs.update(inputs or {})
+    return Spec("invalid-" + name, spec.op, spec.dtype, dict(spec.params, **(params or {})), new_inputs,
+                "invalid input: %s (%s)" % (reason, argument), ["invalid"], ["invalid_input"],
+                {"argument": argument, "reason": reason})
+
+
+def invalid_cases():
+    base = swce("base-hard", (8, 10), dtype="float64")
+    x, y = base.inputs["logits"], base.inputs["label"]
+    soft = swce("base-soft", (8, 10), dtype="float64", soft=True)
+    yield _broken(base, "swce-label-too-large", "label", "a label equal to the number of classes",
+                  {"label": np.where(np.arange(8)[:, None] == 3, 10, y)})
+    yield _broken(base, "swce-label-negative", "label", "a negative label that is not ignore_index",
+                  {"label": np.where(np.arange(8)[:, None] == 5, -5, y)})
+    yield _broken(base, "swce-label-float", "label", "hard labels given as floats", {"label": y.astype(np.float64)})
+    yield _broken(base, "swce-label-rank", "label", "hard labels without the size-1 class axis", {"label": y[:, 0]})
+    yield _broken(base, "swce-label-batch", "label", "one label row too many", {"label": np.concatenate([y, y[:1]])})
+    yield _broken(base, "swce-axis", "axis", "axis 2 for rank-2 logits", params={"axis": 2})
+    yield _broken(soft, "swce-soft-label-shape", "label", "soft labels with one class too few",
+                  {"label": soft.inputs["label"][:, :-1]})
+    yield _broken(base, "swce-empty-classes", "logits", "logits with no classes",
+                  {"logits": x[:, :0], "label": np.zeros((8, 1), dtype=np.int64)})
+
+    sampled = sswce("base", dtype="float64")
+    samples, q = sampled.inputs["customized_samples"], sampled.inputs["customized_probabilities"]
+    label = sampled.inputs["label"]
+    yield _broken(sampled, "sswce-num-samples", "num_samples", "num_samples equal to the number of classes",
+                  params={"num_samples": 50})
+    yield _broken(sampled, "sswce-num-true", "label", "num_true=2 with one label column", params={"num_true": 2})
+    yield _broken(sampled, "sswce-prob-zero", "customized_probabilities", "a zero probability",
+                  {"customized_probabilities": np.where(np.arange(9) == 4, 0.0, q)})
+    yield _broken(sampled, "sswce-prob-negative", "customized_probabilities", "a negative probability",
+                  {"customized_probabilities": np.where(np.arange(9) == 2, -0.25, q)})
+    yield _broken(sampled, "sswce-prob-nan", "customized_probabilities", "a NaN probability",
+                  {"customized_probabilities": np.where(np.arange(9) == 6, np.nan, q)})
+    yield _broken(sampled, "sswce-samples-not-labels", "customized_samples",
+                  "first sample column differs from the label",
+                  {"customized_samples": np.concatenate([(label + 1) % 50, samples[:, 1:]], axis=1)})
+    yield _broken(sampled, "sswce-sample-out-of-range", "customized_samples", "a sample equal to the number of classes",
+                  {"customized_samples": np.where(np.arange(9) == 5, 50, samples)})
+    yield _broken(sampled, "sswce-label-out-of-range", "label", "a label equal to the number of classes",
+                  {"label": np.full_like(label, 50), "customized_samples": np.concatenate(
+                      [np.full_like(label, 50), samples[:, 1:]], axis=1)})
+    yield _broken(sampled, "sswce-samples-width", "customized_samples", "samples one column short of T+S",
+                  {"customized_samples": samples[:, :-1], "customized_probabilities": q[:, :-1]})
+    yield _broken(sampled, "sswce-logits-rank", "logits", "rank-3 logits", {"logits": sampled.inputs["logits"][None]})
+    yield _broken(sampled, "sswce-label-float", "label", "labels given as floats", {"label": label.astype(np.float64)})
+    yield _broken(sampled, "sswce-batch", "label", "one label row too few",
+                  {"label": label[:-1]})
+
+    weights = ssl("base", dtype="float64")
+    sharded = ssl("T2-hits-div3", num_classes=11, num_true=2, shards=3, strategy="div", hits="some")
+    labels, cands = weights.inputs["labels"], weights.inputs["sampled_candidates"]
+    yield _broken(weights, "ssl-strategy", "partition_strategy", "an unknown partition_strategy",
+                  params={"partition_strategy": "round-robin"})
+    yield _broken(sharded, "ssl-strategy-sharded", "partition_strategy", "an unknown partition_strategy, 3 shards",
+                  params={"partition_strategy": "round-robin"})
+    yield _broken(sharded, "ssl-shard-sizes", "weights", "div shards of 3, 4, 4 rows (div puts the longer first)",
+                  {"weights/0": sharded.inputs["weights/0"][:3],
+                   "weights/2": np.concatenate([sharded.inputs["weights/2"], sharded.inputs["weights/0"][3:]])})
+    yield _broken(sharded, "ssl-num-classes", "weights", "num_classes=12 but the shards hold 11 rows",
+                  params={"num_classes": 12})
+    yield _broken(weights, "ssl-label-out-of-range", "labels", "a label equal to num_classes",
+                  {"labels": np.where(np.arange(5)[:, None] == 1, 40, labels)})
+    yield _broken(weights, "ssl-candidate-out-of-range", "sampled_candidates", "a candidate equal to num_classes",
+                  {"sampled_candidates": np.where(np.arange(7) == 3, 40, cands)})
+    yield _broken(weights, "ssl-candidate-negative", "sampled_candidates", "a negative candidate",
+                  {"sampled_candidates": np.where(np.arange(7) == 3, -1, cands)})
+    yield _broken(weights, "ssl-true-count-shape", "true_expected_count", "true_expected_count [B+1, T]",
+                  {"true_expected_count": np.concatenate([weights.inputs["true_expected_count"]] * 2)[:6]})
+    yield _broken(weights, "ssl-sampled-count-zero", "sampled_expected_count", "a zero sampled expected count",
+                  {"sampled_expected_count": np.where(np.arange(7) == 0, 0.0,
+                                                      weights.inputs["sampled_expected_count"])})
+    yield _broken(weights, "ssl-num-true", "labels", "num_true=2 with one label column", params={"num_true": 2})
+    yield _broken(weights, "ssl-dim", "weights", "weights of dim 5 for inputs of dim 6",
+                  {"weights": weights.inputs["weights"][:, :5]})
+    yield _broken(weights, "ssl-batch", "labels", "labels for one example too many",
+                  {"labels": np.concatenate([labels, labels[:1]])})
+    yield _broken(weights, "ssl-num-sampled", "sampled_candidates", "num_sampled=8 with 7 candidates",
+                  params={"num_sampled": 8})
+
+
+FAMILIES = (swce_cases, sswce_cases, ssl_cases, invalid_cases)
 
 
 def all_specs():
@@ -453,6 +545,16 @@ def build_case(spec: Spec) -> Case:
     case = Case(meta, stored, {})
     as64 = {k: v.astype(np.float64) if v.dtype.kind == "f" else v for k, v in stored.items()}
     case64 = Case(meta, as64, {})
+    if spec.invalid:
+        meta.update(invalid=spec.invalid, outputs=[])
+        try:
+            _GRAD[spec.op](upstream=case64.upstream, **case64.reference_kwargs())
+        except (ValueError, TypeError) as error:
+            if spec.invalid["argument"] not in str(error):
+                raise RuntimeError("%s: the reference's error does not name %r: %s"
+                                   % (spec.id, spec.invalid["argument"], error)) from None
+            return case
+        raise RuntimeError("%s: the reference accepted invalid input (%s)" % (spec.id, spec.invalid["reason"]))
     result = _GRAD[spec.op](upstream=case64.upstream, **case64.reference_kwargs())
     case.golden = {k: np.asarray(v, dtype=np.float64) for k, v in flatten_gradients(result).items()}
     meta["outputs"] = sorted(case.golden)
@@ -491,6 +593,8 @@ def generate(out_dir: Path = DEFAULT_CASES_DIR, progress=None) -> dict:
                         "sha256": sha256_of(out_dir / relative), "description": spec.description,
                         "tags": case.meta["tags"], "features": case.meta["features"],
                         "expressible_by": {d: expressible_by(case.meta, d) for d in ("cpu", "gpu")}})
+        if spec.invalid:
+            entries[-1]["invalid"] = spec.invalid
     manifest = {"format": FORMAT_VERSION, "generator": "conformance corpus", "cases": entries,
                 "corpus_sha256": hashlib.sha256("".join(e["sha256"] for e in entries).encode()).hexdigest()}
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")

@@ -34,7 +34,7 @@ class Deviation:
     features: list = field(default_factory=list)  # every one must be among the case's features
 
     def matches(self, impl: str, device: str, entry: dict) -> bool:
-        return (impl == self.impl and device in self.devices
+        return (impl == self.impl and device in self.devices and not entry.get("invalid")
                 and any(fnmatch.fnmatchcase(entry["id"], pattern) for pattern in self.cases)
                 and set(self.features) <= set(entry.get("features", ())))
 

@@ -106,6 +106,7 @@ def write_report(raw_dir, out_dir, cases_dir=None) -> pd.DataFrame:
     mode_matrix, mode_tips, modes_long = H.modes_table(environments, frame, labels, ops)
     environment = H.environment_table(environments, frame, manifest, labels)
     host = H.host_table(raw_dir, cases_dir, manifest)
+    bad_input = H.bad_input_table(frame, labels)
     bench, bench_files = _read_extra(raw_dir, "bench")
     sampler, sampler_files = _read_extra(raw_dir, "sampler")
     xpass = frame[frame["status"] == "xpass"][["case", "label", "deviation", "tol_ratio"]].rename(
@@ -115,7 +116,8 @@ def write_report(raw_dir, out_dir, cases_dir=None) -> pd.DataFrame:
     flat_cases.columns = [name if group == "case" else "%s %s" % (group, name) for group, name in cases.columns]
     csv_tables = {"summary.csv": None, "results.csv": None, "overview.csv": overview, "cases.csv": flat_cases,
                   "differences.csv": found, "agreement.csv": pairs, "modes.csv": modes_long,
-                  "environment.csv": environment, "bench.csv": bench, "sampler.csv": sampler}
+                  "environment.csv": environment,
+                  "bad_input.csv": bad_input if not bad_input.empty else None, "bench.csv": bench, "sampler.csv": sampler}
     for name, data in csv_tables.items():
         if data is not None:
             data.to_csv(out_dir / name, index=False)
@@ -163,7 +165,8 @@ def write_report(raw_dir, out_dir, cases_dir=None) -> pd.DataFrame:
         "labels": labels,
         "toc": [("overview", "At a glance"), ("differences", "Differences"), ("agreement", "Agreement"),
                 ("distribution", "Distribution"), ("summary", "Summary"), ("cases", "All cases"),
-                ("modes", "Native vs composed"), ("environment", "Environment"), ("speed", "Speed"),
+                ("modes", "Native vs composed"), ("environment", "Environment"), ("badinput", "Bad input"),
+                ("speed", "Speed"),
                 ("sampler", "Sampler")],
         "keys": keys,
         "warnings": warnings,
@@ -185,6 +188,7 @@ def write_report(raw_dir, out_dir, cases_dir=None) -> pd.DataFrame:
         "host": markupsafe.Markup(H.table_html(host, "host", sortable=False)),
         "bench": markupsafe.Markup(H.generic_html(bench, "bench")) if bench is not None else "",
         "bench_files": bench_files,
+        "badinput": markupsafe.Markup(H.generic_html(bad_input, "badinput")) if not bad_input.empty else "",
         "sampler": markupsafe.Markup(H.generic_html(sampler, "sampler")) if sampler is not None else "",
         "sampler_files": sampler_files,
         "csv_files": csv_files,

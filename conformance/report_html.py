@@ -716,6 +716,17 @@ def modes_html(matrix: pd.DataFrame, tips: pd.DataFrame) -> str:
     return styler.to_html(table_uuid="modes", table_attributes='class="report matrix"')
 
 
+def bad_input_table(frame: pd.DataFrame, labels: list) -> pd.DataFrame:
+    """One row per invalid-input case, one column per impl/device: what the impl did."""
+    if "behaviour" not in frame:
+        return pd.DataFrame()
+    bad = frame[frame["case"].str.contains("-invalid-", regex=False) & frame["behaviour"].notna()]
+    if bad.empty:
+        return pd.DataFrame()
+    table = bad.pivot_table(index="case", columns="label", values="behaviour", aggfunc="first")
+    return table.reindex(columns=[label for label in labels if label in table.columns]).fillna("").reset_index()
+
+
 def generic_html(table: pd.DataFrame, uuid: str) -> str:
     return table_html(table.reset_index(drop=True), uuid)
 
@@ -962,6 +973,16 @@ results from other machines (a GPU runner) carry only what their worker recorded
 <div class="scroll">{{ environment | safe }}</div>
 <h3>Report host</h3>
 <div class="scroll">{{ host | safe }}</div>
+</section>
+
+<section id="badinput">
+<h2>Bad input</h2>
+{% if badinput %}<p class="intro">What each impl does with invalid input (the <code>invalid-*</code> cases):
+<em>raises</em> is right; <em>returns NaN/inf</em> at least signals trouble; <em>returns finite numbers</em> is a
+silent wrong answer and counts as a failure. The reference must raise and name the argument. Composed adapters
+show what the framework primitives they use do.</p>
+{{ filterbar('T_badinput') }}<div class="scroll tall">{{ badinput | safe }}</div>
+{% else %}<p class="none">No bad-input results.</p>{% endif %}
 </section>
 
 <section id="speed">

@@ -24,6 +24,8 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from conformance import corpus, deviations
 from conformance.compare import compare
 from impls import ADAPTER_MODULES, get_adapter
@@ -37,7 +39,7 @@ STATUSES = ("pass", "fail", "error", "unsupported", "crash", "timeout", "xfail",
 
 COLUMNS = ["case", "op", "dtype", "impl", "impl_version", "device", "mode", "status", "message",
            "max_abs_err", "max_rel_err", "tol_ratio", "worst_output", "rtol", "tolerance", "errors",
-           "seconds", "deterministic", "python", "tags", "features", "deviation"]
+           "seconds", "deterministic", "behaviour", "python", "tags", "features", "deviation"]
 
 
 def python_for(impl: str, overrides: dict = None) -> str:
@@ -98,8 +100,12 @@ class Worker:
         self.stderr_pump = threading.Thread(target=self._pump_stderr, args=(self.process,), daemon=True)
         self.stderr_pump.start()
         hello = self._wait(STARTUP_TIMEOUT)
-        if hello is None or hello.get("event") != "ready":
-            reason = (hello or {}).get("message") or self._death_note() or "no answer in %ds" % STARTUP_TIMEOUT
+        if hello is None or hello == "timeout" or hello.get("event") != "ready":
+            if hello == "timeout":
+                tail = self._tail()
+                reason = "no answer in %ds" % STARTUP_TIMEOUT + ("; last output: " + tail if tail else "")
+            else:
+                reason = (hello or {}).get("message") or self._death_note() or "exited before it was ready"
             self.stop()
             raise WorkerUnavailable("%s on %s: %s" % (self.impl, self.device, reason))
         self.info = hello
@@ -107,8 +113,12 @@ class Worker:
     def _pump_stdout(self, process, replies):
         for line in process.stdout:
             try:
-                replies.put(json.loads(line))
+                message = json.loads(line)
             except json.JSONDecodeError:
+                message = None
+            if isinstance(message, dict):  # a stray "null" or "42" is not a reply (nor the end)
+                replies.put(message)
+            else:
                 self.stderr_tail.append("(stdout) " + line.rstrip())
         replies.put(None)  # end of stream: the worker exited
 
@@ -209,9 +219,11 @@ def _row(entry, adapter, info, device):
             "tags": " ".join(entry["tags"]), "features": " ".join(entry["features"])}
 
 
-def evaluate(case: Case, reply: Reply, out_file: Path) -> dict:
+def evaluate(case: Case, reply: Reply, out_file: Path, impl: str = "") -> dict:
     """Fill the comparison columns of a result row from a worker reply."""
     fields = {"status": reply.status, "message": reply.message}
+    if case.meta.get("invalid"):
+        return _evaluate_invalid(case, reply, out_file, impl, fields)
     if reply.status != "ok":
         return fields
     fields["seconds"] = reply.data.get("seconds")
@@ -225,6 +237,37 @@ def evaluate(case: Case, reply: Reply, out_file: Path) -> dict:
                   tol_ratio=worst.ratio if worst else 0.0, worst_output=worst.name if worst else "",
                   errors=json.dumps({e.name: {"abs": e.max_abs, "rel": e.max_rel, "ratio": e.ratio}
                                      for e in errors}))
+    return fields
+
+
+REFERENCE_IMPLS = ("numpy", "cupy")
+
+
+def _evaluate_invalid(case, reply, out_file, impl, fields):
+    """Bad input: raising is right; NaN/inf is a signal; finite numbers are a silent wrong answer.
+
+    The reference must raise and name the argument (its contract); a framework is only recorded.
+    """
+    invalid = case.meta["invalid"]
+    if reply.status == "error":
+        fields["behaviour"] = "raises"
+        named = invalid["argument"] in reply.message
+        if impl in REFERENCE_IMPLS and not named:
+            fields.update(status="fail", message="raised without naming %r: %s" % (invalid["argument"], reply.message))
+        else:
+            fields["status"] = "pass"
+        return fields
+    if reply.status != "ok":
+        fields["behaviour"] = reply.status
+        return fields
+    outputs, _ = read_npz(out_file)
+    finite = all(np.isfinite(np.asarray(v, dtype=np.float64)).all() for v in outputs.values())
+    fields["behaviour"] = "returns finite numbers" if finite else "returns NaN/inf"
+    if finite or impl in REFERENCE_IMPLS:
+        fields.update(status="fail", message="accepted invalid input (%s) and returned %s"
+                      % (invalid["reason"], "finite numbers" if finite else "NaN/inf"))
+    else:
+        fields.update(status="pass", message="returned NaN/inf for invalid input (%s)" % invalid["reason"])
     return fields
 
 
@@ -246,7 +289,7 @@ def execute_case(worker, adapter, entry, cases_dir, outputs_dir, registry, repea
         reply = worker.request(case_file, out_file, repeat=repeat, timeout=timeout)
         row.update(_row(entry, adapter, worker.info, device))
         try:
-            row.update(evaluate(Case.read(case_file), reply, out_file))
+            row.update(evaluate(Case.read(case_file), reply, out_file, adapter.name))
         except Exception as error:  # unreadable outputs: record it, keep the run going
             row.update(status="error", message="could not compare the outputs: %s: %s" % (type(error).__name__, error))
         if not keep_outputs and out_file.exists():

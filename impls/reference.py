@@ -272,6 +272,10 @@ def _sswce(logits, label, num_samples, num_true, remove_accidental_hits, use_cus
         samples = xp.concatenate([label, xp.broadcast_to(candidates, (n, num_samples))], axis=1)
         probabilities = xp.concatenate([true_expected, xp.broadcast_to(sampled_expected, (n, num_samples))], axis=1)
 
+    if upstream is not None:  # documented as the loss's shape [N, 1]
+        _check_float("upstream", upstream)
+        _check_shape("upstream", upstream, (n, 1))
+        upstream = upstream[:, 0]
     cdtype = _compute_dtype(xp, logits.dtype)
     with _quiet(xp):
         z = xp.take_along_axis(logits, samples, axis=1).astype(cdtype)
@@ -301,10 +305,6 @@ def sampled_softmax_with_cross_entropy_grad(logits, label, num_samples, num_true
                                             use_customized_samples=False, customized_samples=None,
                                             customized_probabilities=None, seed=0, upstream=None):
     """``{"loss" [N, 1], "logits" [N, K]}``: the gradient of ``sum(upstream * loss)``, upstream ``[N, 1]``."""
-    if upstream is not None:
-        _check_float("upstream", upstream)
-        _check_shape("upstream", upstream, (logits.shape[0], 1))
-        upstream = upstream[:, 0]
     return _sswce(logits, label, num_samples, num_true, remove_accidental_hits, use_customized_samples,
                   customized_samples, customized_probabilities, seed, upstream, want_grad=True)
 

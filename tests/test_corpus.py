@@ -56,7 +56,7 @@ def test_corpus_size_is_small(manifest):
     "soft_label", "ignore_index", "axis_not_last", "return_softmax", "rank1", "rank3plus", "neg_inf_logits",
     "per_row_negatives", "multi_true", "accidental_hits", "remove_accidental_hits", "duplicate_samples",
     "sharded", "partition_mod", "partition_div", "uneven_shards", "pm1e4", "spread", "equal", "offset",
-    "K2", "K100000", "T4", "hits-all", "hits-none", "shared", "numeric_stable_mode",
+    "K2", "K100000", "T4", "hits-all", "hits-none", "shared", "numeric_stable_mode", "invalid_input",
 ])
 def test_families_are_covered(manifest, feature_or_tag):
     assert any(feature_or_tag in e["features"] + e["tags"] for e in manifest["cases"])
@@ -80,7 +80,7 @@ def test_case_files_hold_inputs_golden_and_meta(manifest):
 
 def test_sampled_cases_fix_samples_that_start_with_the_labels(manifest):
     for entry in manifest["cases"]:
-        if entry["op"] == "sampled_softmax_with_cross_entropy":
+        if entry["op"] == "sampled_softmax_with_cross_entropy" and not entry.get("invalid"):
             case = Case.read(corpus.DEFAULT_CASES_DIR / entry["file"])
             t = case.params["num_true"]
             assert (case.inputs["customized_samples"][:, :t] == case.inputs["label"]).all()
@@ -93,3 +93,14 @@ def test_manifest_says_which_impls_can_express_each_case(manifest):
     # Paddle 1.8 has no weights-based sampled op: no sampled_softmax_loss case lists it.
     assert not any("paddle-legacy" in e["expressible_by"]["cpu"] for e in manifest["cases"]
                    if e["op"] == "sampled_softmax_loss")
+
+
+def test_bad_input_family_names_the_argument_for_every_case(manifest):
+    bad = [e for e in manifest["cases"] if e.get("invalid")]
+    assert len(bad) >= 30
+    assert {e["op"] for e in bad} == {"softmax_with_cross_entropy", "sampled_softmax_with_cross_entropy",
+                                      "sampled_softmax_loss"}
+    assert all(e["invalid"]["argument"] and e["invalid"]["reason"] for e in bad)
+    # The family comes last: a framework that corrupts its memory on bad input cannot touch valid cases.
+    first_bad = min(i for i, e in enumerate(manifest["cases"]) if e.get("invalid"))
+    assert all(e.get("invalid") for e in manifest["cases"][first_bad:])
