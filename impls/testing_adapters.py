@@ -10,7 +10,7 @@ worker says it is ready.  On a chosen case:
 * ``test-abort``: ``os.abort()`` (SIGABRT, as a failed C++ assertion or ``std::terminate`` does);
 * ``test-exit``: ``os._exit(7)`` (a library calling ``exit()``);
 * ``test-hang``: sleeps forever;
-* ``test-oom``: caps its own address space (``RLIMIT_AS``, at most 1 GiB above what the process
+* ``test-oom``: caps its own address space (``RLIMIT_AS``, at most 512 MiB above what the process
   already maps, so the machine is never endangered), touches memory until the allocation fails, then
   dies by SIGKILL as the kernel's OOM killer would kill it;
 * ``test-memerror``: the same exhaustion, but the ``MemoryError`` is raised to the worker (a
@@ -40,7 +40,7 @@ from impls.reference_adapter import NumpyReference
 TRIGGER_VARIABLE = "CONFORMANCE_TEST_TRIGGER"
 DEFAULT_TRIGGER = "base-soft"
 AT_LOAD = "@load"
-OOM_HEADROOM = 1 << 30  # bytes the memory hogs may map above what the process already maps
+OOM_HEADROOM = 512 << 20  # bytes the memory hogs may map above what the process already maps
 OOM_CHUNK = 64 << 20
 
 

@@ -7,7 +7,9 @@ Protocol, one JSON object per line: the worker first writes ``{"event": "ready",
 answers each request read from stdin,
 ``{"case_file": ..., "out_file": ..., "repeat": 2}``, with ``{"status": "ok"|"error"|"unsupported",
 ...}`` after writing the outputs to ``out_file`` (a ``.npz``).  ``repeat`` runs the case that many
-times and reports whether the outputs were bitwise identical (``deterministic``).
+times and reports whether the outputs were bitwise identical (``deterministic``).  A benchmark
+request, ``{"bench": {"op": ..., "mode": ..., "dtype": ..., "batch": ..., ...}}``, is answered with
+``{"status": ..., "median_s": ..., ...}`` (see ``impls/bench.py``).
 
 Frameworks print to stdout, so the protocol gets a private duplicate of the original stdout and
 file descriptor 1 is pointed at stderr before any framework is imported.
@@ -108,7 +110,12 @@ def main(argv=None):
             continue
         request = json.loads(line)
         try:
-            reply = run_case(adapter, args.device, request)
+            if "bench" in request:
+                from impls.bench import run_request  # noqa: PLC0415
+
+                reply = run_request(adapter, args.device, request["bench"])
+            else:
+                reply = run_case(adapter, args.device, request)
         except Exception as error:  # an unreadable case file or output path: report, keep serving
             reply = {"status": "error", "message": "worker: " + _describe(error)}
         reply["case_file"] = request.get("case_file")

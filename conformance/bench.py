@@ -1,0 +1,247 @@
+"""Speed and memory benchmark: every impl in its own worker over a grid of shapes.
+
+The grid spans why sampled softmax exists: a full softmax costs ``O(batch * classes)`` time and
+memory, the sampled losses ``O(batch * (samples + num_true))`` plus, for the weights-based
+``sampled_softmax_loss``, ``O((samples + batch) * dim)`` and a dense ``[classes, dim]`` weight
+gradient.  ``grid_specs("default")`` takes a few shapes per op covering batch 64-4096, classes
+10^3-10^6, samples 64-8192 and dim 64-1024 in float32 (float16/bfloat16 on one shape per op), both
+modes, sized to finish on a 2-core CPU for every impl in a few minutes; ``grid_specs("full")`` is the
+product of those ranges (long; meant for a GPU or a big machine).
+
+Each impl runs in one :class:`conformance.runner.Worker` process (the worker synthesises the
+inputs, see ``impls/bench.py``) and its rows go to ``bench-<impl>-<device>.csv``, flushed one by
+one.  After the run :func:`add_ratio_to_fastest` fills ``ratio_to_fastest`` across every bench CSV of
+the device in the folder.
+"""
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from conformance import runner
+from impls import get_adapter
+
+COLUMNS = ["impl", "impl_version", "device", "op", "mode", "dtype", "batch", "classes", "samples", "dim",
+           "num_true", "median_s", "iqr_s", "iqr_over_median", "n", "noisy", "peak_mem_bytes", "mem_method",
+           "status", "message", "ratio_to_fastest"]
+# The columns that name one measured configuration; ratio_to_fastest compares impls within it.
+KEY_COLUMNS = ("device", "op", "mode", "dtype", "batch", "classes", "samples", "dim", "num_true")
+MODES = ("forward", "forward_backward")
+DEFAULT_BENCH_TIMEOUT = 600.0  # seconds for one configuration (synthesis + warm-up + timing)
+
+SWCE, SSWCE, SSL = "softmax_with_cross_entropy", "sampled_softmax_with_cross_entropy", "sampled_softmax_loss"
+
+
+def _shape(op, batch, classes, samples=0, dim=0, num_true=1):
+    return {"op": op, "batch": batch, "classes": classes, "samples": samples, "dim": dim, "num_true": num_true}
+
+
+# The default grid: (shape, dtypes).  Every shape runs in both modes.
+_DEFAULT_SHAPES = [
+    # Full softmax, the baseline sampled softmax replaces: small, large batch, many classes.
+    (_shape(SWCE, 64, 1000), ("float32",)),
+    (_shape(SWCE, 4096, 1000), ("float32",)),
+    (_shape(SWCE, 256, 100000), ("float32",)),
+    (_shape(SWCE, 64, 10000), ("float16", "bfloat16")),
+    # Paddle's logits-based sampled op: it still reads [N, K] logits and writes a dense [N, K] gradient.
+    (_shape(SSWCE, 64, 10000, 64), ("float32", "float16", "bfloat16")),
+    (_shape(SSWCE, 512, 100000, 1024), ("float32",)),
+    (_shape(SSWCE, 4096, 10000, 512), ("float32",)),
+    # TensorFlow's weights-based op: cost in (samples + batch) * dim, never batch * classes.
+    (_shape(SSL, 64, 10000, 64, 64), ("float32",)),
+    (_shape(SSL, 512, 10000, 512, 1024), ("float32",)),
+    (_shape(SSL, 512, 100000, 1024, 256), ("float32", "float16", "bfloat16")),
+    (_shape(SSL, 4096, 100000, 8192, 128), ("float32",)),
+    # 10^6 classes: peak memory stays far below batch * classes * 4 bytes (4 GB here).
+    (_shape(SSL, 1024, 1000000, 1024, 64), ("float32",)),
+]
+
+# Per-array element caps of the full grid (2^28 float32 = 1 GiB): logits [batch, classes] and
+# weights [classes, dim] beyond them are left out.
+FULL_MAX_ELEMENTS = 2 ** 28
+
+
+def _full_shapes():
+    batches, classes, samples, dims = (64, 512, 4096), (10 ** 3, 10 ** 4, 10 ** 5, 10 ** 6), (64, 512, 8192), (64, 256, 1024)
+    shapes = []
+    for b, k in itertools.product(batches, classes):
+        if b * k <= FULL_MAX_ELEMENTS:
+            shapes.append(_shape(SWCE, b, k))
+            shapes += [_shape(SSWCE, b, k, s) for s in samples if s * 4 <= k]
+        shapes += [_shape(SSL, b, k, s, d) for s, d in itertools.product(samples, dims)
+                   if s * 4 <= k and k * d <= FULL_MAX_ELEMENTS]
+    return [(s, ("float32", "float16", "bfloat16")) for s in shapes]
+
+
+def grid_specs(name="default") -> list:
+    """Benchmark specs (dicts for ``impls.bench``) of a named grid, shapes in order, both modes."""
+    if name == "default":
+        shapes = _DEFAULT_SHAPES
+    elif name == "full":
+        shapes = _full_shapes()
+    else:
+        raise ValueError("grid: expected one of %s, got %r" % (", ".join(GRIDS), name))
+    return [dict(shape, dtype=dtype, mode=mode) for shape, dtypes in shapes for dtype in dtypes for mode in MODES]
+
+
+GRIDS = ("default", "full")
+
+
+def bench_path(out_dir, impl: str, device: str) -> Path:
+    return Path(out_dir) / ("bench-%s-%s.csv" % (impl, device))
+
+
+class BenchWorker(runner.Worker):
+    """A worker that also answers ``{"bench": spec}`` requests (same process, same protocol)."""
+
+    def bench(self, spec: dict, timeout: float = DEFAULT_BENCH_TIMEOUT) -> runner.Reply:
+        if self.process is None or self.process.poll() is not None:
+            self.start()
+        try:
+            self.process.stdin.write(json.dumps({"bench": spec}) + "\n")
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass  # the worker is already dead: the wait below reports how
+        reply = self._wait(timeout)
+        if reply == "timeout":
+            self.stop()
+            return runner.Reply("timeout", "no answer within %gs; worker killed and restarted" % timeout)
+        if reply is None:
+            note = self._death_note()
+            self.process = None
+            return runner.Reply("crash", "worker died: " + note)
+        return runner.Reply(reply.get("status", "error"), reply.get("message", ""), reply)
+
+
+def _row(impl, device, info, spec, reply: runner.Reply) -> dict:
+    row = {key: spec[key] for key in ("op", "mode", "dtype", "batch", "classes", "samples", "dim", "num_true")}
+    row.update(impl=impl, impl_version=(info or {}).get("version", ""), device=device,
+               status=reply.status, message=reply.message)
+    if reply.status == "ok":
+        data = reply.data
+        row.update({key: data.get(key) for key in ("median_s", "iqr_s", "iqr_over_median", "n", "noisy",
+                                                    "peak_mem_bytes", "mem_method")})
+    return row
+
+
+def _pre_check(adapter, device, spec):
+    """Why the impl cannot run the spec, from its declarations alone (no worker needed)."""
+    return adapter.why_unsupported({"op": spec["op"], "dtype": spec["dtype"], "features": []}, device)
+
+
+def run_impl_bench(impl, device, out_dir, specs, *, python=None, progress=None,
+                   timeout=DEFAULT_BENCH_TIMEOUT) -> Path:
+    """Run ``specs`` on one impl; rows written and flushed one by one. Raises WorkerUnavailable."""
+    adapter = get_adapter(impl)
+    path = bench_path(out_dir, impl, device)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    worker = BenchWorker(impl, device, python, log_dir=Path(out_dir) / "logs")
+    if any(_pre_check(adapter, device, s) is None for s in specs):
+        worker.start()  # fail fast, before any row, when the framework is not installed
+    try:
+        with open(path, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            handle.flush()
+            for spec in (progress(specs, desc="bench %s/%s" % (impl, device)) if progress else specs):
+                reason = _pre_check(adapter, device, spec)
+                if reason:
+                    reply = runner.Reply("unsupported", reason, {})
+                else:
+                    reply = worker.bench(spec, timeout=timeout)
+                writer.writerow(_row(impl, device, worker.info, spec, reply))
+                handle.flush()
+    finally:
+        worker.stop()
+    return path
+
+
+def run_bench(impls, device, out_dir, grid="default", progress=None, *, python=None,
+              timeout=DEFAULT_BENCH_TIMEOUT) -> dict:
+    """Benchmark each impl (one worker process each) and fill ``ratio_to_fastest`` afterwards.
+
+    ``grid``: a name of :data:`GRIDS` or a list of spec dicts.  ``python``: impl -> interpreter
+    (as ``conformance run --python``).  Returns impl -> CSV path, or the reason it could not start.
+    """
+    specs = grid_specs(grid) if isinstance(grid, str) else [dict(s) for s in grid]
+    for spec in specs:
+        spec.setdefault("samples", 0)
+        spec.setdefault("dim", 0)
+        spec.setdefault("num_true", 1)
+        spec.setdefault("dtype", "float32")
+        spec.setdefault("mode", "forward_backward")
+    overrides = python or {}
+    outcome = {}
+    for impl in impls:
+        try:
+            outcome[impl] = run_impl_bench(impl, device, out_dir, specs, progress=progress, timeout=timeout,
+                                           python=runner.python_for(impl, overrides))
+        except runner.WorkerUnavailable as error:
+            outcome[impl] = str(error)
+    update_ratios(out_dir, device)
+    return outcome
+
+
+# --------------------------------------------------------------------------------------------
+# Ratio to the fastest impl
+# --------------------------------------------------------------------------------------------
+def _key(row):
+    return tuple(str(row.get(column, "")) for column in KEY_COLUMNS)
+
+
+def _seconds(row):
+    if row.get("status") != "ok":
+        return None
+    try:
+        value = float(row.get("median_s"))
+    except (TypeError, ValueError):
+        return None
+    return value if value > 0 else None
+
+
+def add_ratio_to_fastest(rows) -> list:
+    """Rows (dicts, e.g. ``DataFrame.to_dict("records")``) with ``ratio_to_fastest`` set.
+
+    Within each configuration (:data:`KEY_COLUMNS`: device, op, mode, dtype and shape) the ratio is
+    ``median_s / min(median_s)`` over the impls whose status is ``ok``: 1.0 for the fastest, 2.0
+    for twice as slow; empty for rows that did not run.
+    """
+    rows = [dict(row) for row in rows]
+    fastest = {}
+    for row in rows:
+        seconds = _seconds(row)
+        if seconds is not None:
+            key = _key(row)
+            fastest[key] = min(seconds, fastest.get(key, seconds))
+    for row in rows:
+        seconds = _seconds(row)
+        row["ratio_to_fastest"] = seconds / fastest[_key(row)] if seconds is not None else ""
+    return rows
+
+
+def read_rows(path) -> list:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return [row for row in csv.DictReader(handle) if row.get("status")]
+
+
+def update_ratios(out_dir, device) -> list:
+    """Recompute ``ratio_to_fastest`` across every ``bench-*-<device>.csv`` in ``out_dir`` and
+    rewrite those files; returns the merged rows."""
+    paths = sorted(Path(out_dir).glob("bench-*-%s.csv" % device))
+    per_file = {path: read_rows(path) for path in paths}
+    merged = add_ratio_to_fastest([dict(row, _file=str(path)) for path, rows in per_file.items() for row in rows])
+    for path in paths:
+        rows = [row for row in merged if row["_file"] == str(path)]
+        handle, temporary = tempfile.mkstemp(prefix=path.name, dir=str(path.parent), suffix=".tmp")
+        with os.fdopen(handle, "w", newline="", encoding="utf-8") as out:
+            writer = csv.DictWriter(out, fieldnames=COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(temporary, path)
+    for row in merged:
+        row.pop("_file", None)
+    return merged

@@ -1,0 +1,403 @@
+"""Worker side of the speed benchmark: time one impl on one (op, shape, dtype, mode).
+
+A benchmark request names an op, a shape (``batch``, ``classes``, ``samples``, ``dim``,
+``num_true``), a dtype and a mode (``forward`` or ``forward_backward``).  The inputs are synthesised
+here, deterministically (a NumPy ``Generator`` seeded from the shape), into an in-memory
+:class:`impls.caseio.Case`; sampled ops get the candidates and expected counts of the reference's
+log-uniform sampler (one candidate set shared by the batch, ``remove_accidental_hits=True``), the
+full softmax gets hard labels.  Then, on the adapter:
+
+1. ``prepare(case)`` once (untimed);
+2. one ``compute`` while measuring memory (untimed; see below);
+3. warm-up: at least ``WARMUP_MIN_CALLS`` calls and until two consecutive calls differ by less than
+   ``WARMUP_TOLERANCE`` (at most ``WARMUP_MAX_CALLS`` calls / ``WARMUP_MAX_SECONDS``);
+4. timed calls, each between two ``synchronize()``, until at least ``MIN_SAMPLES`` samples and
+   ``MIN_SECONDS`` in total, capped at ``MAX_SAMPLES`` samples or ``MAX_SECONDS`` in total (but
+   never fewer than ``CAPPED_MIN_SAMPLES`` samples).  The outputs of a call are released after its
+   clock stops, with Python's garbage collector paused while timing.
+
+Reported: the median, the interquartile range, their ratio, the sample count and ``noisy`` when
+the IQR exceeds ``NOISY_IQR_OVER_MEDIAN`` of the median.
+
+Memory (``peak_mem_bytes``, ``mem_method``) is measured on the first ``compute`` after ``prepare``
+as the peak *above* what was in use just before it (the prepared inputs are not counted):
+
+* ``torch.cuda.max_memory_allocated`` / ``tf.get_memory_info.peak`` / ``paddle.max_memory_allocated``
+  / ``cupy.MemoryHook``: device memory on the GPU (exact, whatever the caching allocator keeps);
+* ``tracemalloc``: the NumPy reference on the CPU (NumPy reports its buffers to tracemalloc;
+  BLAS scratch space is not included);
+* ``rss_hwm``: frameworks on the CPU, the growth of the process's peak resident set
+  (``VmHWM`` reset through ``/proc/self/clear_refs`` after ``malloc_trim``), or ``ru_maxrss``
+  (``resource.getrusage``: only a growth of the lifetime peak shows) where that reset is refused.
+  A lower bound when a framework's allocator keeps freed memory from earlier requests (Paddle).
+
+Request and reply go through ``impls.worker``'s JSON-line protocol (``{"bench": {...}}``).
+Worker side: must run on Python 3.8 with numpy 1.23.
+"""
+from __future__ import annotations
+
+import ctypes
+import gc
+import importlib
+import resource
+import sys
+import time
+import tracemalloc
+import zlib
+
+import numpy as np
+
+from impls.base import Unsupported
+from impls.caseio import Case, storage_dtype
+
+OPS = ("softmax_with_cross_entropy", "sampled_softmax_with_cross_entropy", "sampled_softmax_loss")
+MODES = ("forward", "forward_backward")
+SEED = 20240229
+
+WARMUP_MIN_CALLS = 3
+WARMUP_MAX_CALLS = 20
+WARMUP_MAX_SECONDS = 10.0
+WARMUP_TOLERANCE = 0.20
+MIN_SAMPLES = 5
+MIN_SECONDS = 0.2
+MAX_SAMPLES = 50
+MAX_SECONDS = 5.0
+CAPPED_MIN_SAMPLES = 3
+NOISY_IQR_OVER_MEDIAN = 0.10
+MESSAGE_LIMIT = 2000
+
+_SHAPE_KEYS = ("batch", "classes", "samples", "dim", "num_true")
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs
+# --------------------------------------------------------------------------------------------
+def normalize_spec(spec: dict) -> dict:
+    """The request with defaults filled in and types checked (raises ValueError)."""
+    out = dict(spec)
+    if out.get("op") not in OPS:
+        raise ValueError("op: expected one of %s, got %r" % (", ".join(OPS), out.get("op")))
+    if out.get("mode", "forward_backward") not in MODES:
+        raise ValueError("mode: expected one of %s, got %r" % (", ".join(MODES), out.get("mode")))
+    out.setdefault("mode", "forward_backward")
+    out.setdefault("dtype", "float32")
+    storage_dtype(out["dtype"])  # validates the name
+    out.setdefault("samples", 0)
+    out.setdefault("dim", 0)
+    out.setdefault("num_true", 1)
+    for key in _SHAPE_KEYS:
+        out[key] = int(out.get(key, 0))
+    if out["batch"] < 1 or out["classes"] < 2:
+        raise ValueError("batch >= 1 and classes >= 2 expected, got %d, %d" % (out["batch"], out["classes"]))
+    if out["op"] != "softmax_with_cross_entropy":
+        if not 1 <= out["samples"] < out["classes"]:
+            raise ValueError("samples: expected 1 <= samples < classes=%d, got %d" % (out["classes"], out["samples"]))
+        if out["num_true"] < 1:
+            raise ValueError("num_true: expected >= 1, got %d" % out["num_true"])
+    if out["op"] == "sampled_softmax_loss" and out["dim"] < 1:
+        raise ValueError("dim: expected >= 1 for sampled_softmax_loss, got %d" % out["dim"])
+    return out
+
+
+def _round_to(array: np.ndarray, dtype: str) -> np.ndarray:
+    """float32 values rounded to the case dtype, in its storage dtype (bfloat16 -> float32)."""
+    if dtype == "bfloat16":
+        # Round to nearest even on the top 16 bits (finite values only, as here).
+        bits = np.ascontiguousarray(array, dtype=np.float32).view(np.uint32)
+        bits = (bits + np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1))) & np.uint32(0xFFFF0000)
+        return bits.view(np.float32)
+    return array.astype(storage_dtype(dtype), copy=False)
+
+
+def _floats(rng, shape, scale, dtype):
+    return _round_to(rng.standard_normal(shape, dtype=np.float32) * np.float32(scale), dtype)
+
+
+def _probabilities(values, dtype):
+    """Expected counts in the case dtype, kept > 0 where float16 would flush them to zero."""
+    values = np.asarray(values, dtype=np.float64)
+    if dtype == "float16":
+        values = np.maximum(values, float(np.finfo(np.float16).tiny))
+    return _round_to(values.astype(np.float32), dtype) if dtype != "float64" else values
+
+
+def synthesize(spec: dict, seed: int = SEED) -> Case:
+    """The benchmark case of a (normalised) spec; the same spec always gives the same arrays."""
+    from impls import reference  # noqa: PLC0415 - the sampler (NumPy only, no framework)
+
+    op, dtype = spec["op"], spec["dtype"]
+    batch, classes, samples, dim, num_true = (spec[k] for k in _SHAPE_KEYS)
+    key = "%s/%d/%d/%d/%d/%d" % (op, batch, classes, samples, dim, num_true)
+    rng = np.random.default_rng([seed, zlib.crc32(key.encode("utf-8"))])
+    features = []
+    inputs = {}
+    if op == "softmax_with_cross_entropy":
+        params = {"soft_label": False, "ignore_index": -100, "numeric_stable_mode": True,
+                  "return_softmax": False, "axis": -1}
+        inputs["logits"] = _floats(rng, (batch, classes), 2.0, dtype)
+        inputs["label"] = rng.integers(0, classes, size=(batch, 1), dtype=np.int64)
+        inputs["upstream"] = _round_to(rng.uniform(0.5, 1.5, (batch, 1)).astype(np.float32), dtype)
+    else:
+        labels = rng.integers(0, classes, size=(batch, num_true), dtype=np.int64)
+        candidates, true_expected, sampled_expected = reference.log_uniform_candidate_sampler(
+            labels, num_true, samples, True, classes, seed=int(rng.integers(0, 2 ** 31)))
+        hits = bool(np.isin(candidates, labels).any())
+        features = (["multi_true"] if num_true > 1 else []) + (["accidental_hits"] if hits else [])
+        features.append("remove_accidental_hits")
+        if op == "sampled_softmax_with_cross_entropy":
+            params = {"num_samples": samples, "num_true": num_true, "remove_accidental_hits": True,
+                      "use_customized_samples": True, "seed": 0}
+            inputs["logits"] = _floats(rng, (batch, classes), 2.0, dtype)
+            inputs["label"] = labels
+            inputs["customized_samples"] = np.concatenate(
+                [labels, np.broadcast_to(candidates, (batch, samples))], axis=1)
+            inputs["customized_probabilities"] = _probabilities(np.concatenate(
+                [true_expected, np.broadcast_to(sampled_expected, (batch, samples))], axis=1), dtype)
+            inputs["upstream"] = _round_to(rng.uniform(0.5, 1.5, (batch, 1)).astype(np.float32), dtype)
+        else:
+            params = {"num_sampled": samples, "num_classes": classes, "num_true": num_true,
+                      "remove_accidental_hits": True, "partition_strategy": "mod", "num_shards": 0}
+            inputs["weights"] = _floats(rng, (classes, dim), 1.0 / np.sqrt(dim), dtype)
+            inputs["biases"] = _floats(rng, (classes,), 0.1, dtype)
+            inputs["labels"] = labels
+            inputs["inputs"] = _floats(rng, (batch, dim), 1.0, dtype)
+            inputs["sampled_candidates"] = np.asarray(candidates, dtype=np.int64)
+            inputs["true_expected_count"] = _probabilities(true_expected, dtype)
+            inputs["sampled_expected_count"] = _probabilities(sampled_expected, dtype)
+            inputs["upstream"] = _round_to(rng.uniform(0.5, 1.5, (batch,)).astype(np.float32), dtype)
+    meta = {"id": "bench-%s-%s" % (key.replace("/", "-"), dtype), "op": op, "dtype": dtype,
+            "params": params, "features": features, "tags": ["bench"]}
+    return Case(meta, inputs, golden={})
+
+
+# --------------------------------------------------------------------------------------------
+# Memory
+# --------------------------------------------------------------------------------------------
+def _malloc_trim():
+    """Give freed heap pages back to the OS (glibc) so the RSS baseline is live memory."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _rss_kib(field):
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _reset_hwm() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")  # Linux >= 4.0: reset VmHWM to the current RSS
+        return True
+    except OSError:
+        return False
+
+
+def _cpu_rss(call):
+    gc.collect()
+    _malloc_trim()
+    if _reset_hwm() and _rss_kib("VmHWM") is not None:
+        before = _rss_kib("VmRSS")
+        call()
+        return max(0, _rss_kib("VmHWM") - before) * 1024, "rss_hwm"
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    call()
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB on Linux
+    return max(0, after - before) * scale, "ru_maxrss_delta"
+
+
+def _tracemalloc(call):
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        call()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return max(0, peak - before), "tracemalloc"
+
+
+def _gpu_memory(adapter, call):
+    name = adapter.name
+    if name == "torch":
+        torch = adapter.torch
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        call()
+        torch.cuda.synchronize()
+        return max(0, torch.cuda.max_memory_allocated() - before), "torch.cuda.max_memory_allocated"
+    if name == "cupy":
+        cupy = adapter.xp
+
+        class PeakHook(cupy.cuda.MemoryHook):
+            name = "bench_peak"
+
+            def __init__(self):
+                self.current = self.peak = 0
+
+            def malloc_postprocess(self, **kwargs):
+                self.current += kwargs["mem_size"]
+                self.peak = max(self.peak, self.current)
+
+            def free_postprocess(self, **kwargs):
+                self.current -= kwargs["mem_size"]
+
+        hook = PeakHook()
+        adapter.synchronize()
+        with hook:
+            call()
+            adapter.synchronize()
+        return hook.peak, "cupy.MemoryHook(memory pool)"
+    if name == "tensorflow":
+        tf = importlib.import_module("tensorflow")  # already imported by the adapter
+        tf.config.experimental.reset_memory_stats("GPU:0")
+        before = tf.config.experimental.get_memory_info("GPU:0")["current"]
+        call()
+        adapter.synchronize()
+        return max(0, tf.config.experimental.get_memory_info("GPU:0")["peak"] - before), \
+            "tf.config.experimental.get_memory_info"
+    if name == "paddle":
+        cuda = adapter.paddle.device.cuda
+        adapter.synchronize()
+        if hasattr(cuda, "reset_max_memory_allocated"):
+            cuda.reset_max_memory_allocated()
+            before = cuda.memory_allocated()
+            call()
+            adapter.synchronize()
+            return max(0, cuda.max_memory_allocated() - before), "paddle.device.cuda.max_memory_allocated"
+    call()
+    return None, "none"
+
+
+def measure_memory(adapter, device, call):
+    """``(peak bytes above the current use, method)`` of one ``call()`` (see the module doc)."""
+    if device == "gpu":
+        return _gpu_memory(adapter, call)
+    if adapter.name == "numpy":
+        return _tracemalloc(call)
+    return _cpu_rss(call)
+
+
+# --------------------------------------------------------------------------------------------
+# Timing
+# --------------------------------------------------------------------------------------------
+def _timed_call(adapter, state, backward):
+    adapter.synchronize()
+    start = time.perf_counter()
+    outputs = adapter.compute(state, backward)
+    adapter.synchronize()
+    elapsed = time.perf_counter() - start
+    del outputs  # freed after the clock stops
+    return elapsed
+
+
+def _close(first, second):
+    return abs(first - second) <= WARMUP_TOLERANCE * max(first, second)
+
+
+def time_calls(call):
+    """``(warm-up times, timed samples)`` of a zero-argument ``call`` returning seconds."""
+    warmup = []
+    while True:
+        warmup.append(call())
+        if len(warmup) >= WARMUP_MIN_CALLS and _close(warmup[-2], warmup[-1]):
+            break
+        if len(warmup) >= WARMUP_MAX_CALLS or sum(warmup) >= WARMUP_MAX_SECONDS:
+            break
+    samples = []
+    enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        while True:
+            samples.append(call())
+            total = sum(samples)
+            if len(samples) >= MIN_SAMPLES and total >= MIN_SECONDS:
+                break
+            if len(samples) >= MAX_SAMPLES or (total >= MAX_SECONDS and len(samples) >= CAPPED_MIN_SAMPLES):
+                break
+    finally:
+        if enabled:
+            gc.enable()
+    return warmup, samples
+
+
+def summarize(samples) -> dict:
+    values = np.asarray(samples, dtype=np.float64)
+    median = float(np.median(values))
+    q1, q3 = (float(q) for q in np.percentile(values, [25, 75]))
+    iqr = q3 - q1
+    ratio = iqr / median if median > 0 else float("inf")
+    return {"median_s": median, "iqr_s": iqr, "iqr_over_median": ratio, "n": int(values.size),
+            "noisy": bool(ratio > NOISY_IQR_OVER_MEDIAN), "min_s": float(values.min()),
+            "total_s": float(values.sum())}
+
+
+# --------------------------------------------------------------------------------------------
+# One request
+# --------------------------------------------------------------------------------------------
+_CACHE = {}  # the last synthesised case: forward and forward_backward requests of a shape share it
+
+
+def _case_for(spec):
+    key = tuple(spec[k] for k in ("op", "dtype") + _SHAPE_KEYS)
+    if key not in _CACHE:
+        _CACHE.clear()
+        gc.collect()
+        _CACHE[key] = synthesize(spec)
+    return _CACHE[key]
+
+
+def _describe(error):
+    text = "%s: %s" % (type(error).__name__, error)
+    return text if len(text) <= MESSAGE_LIMIT else text[:MESSAGE_LIMIT] + "..."
+
+
+def measure(adapter, device, spec) -> dict:
+    """Benchmark one spec on a loaded adapter; raises what the framework raises."""
+    spec = normalize_spec(spec)
+    backward = spec["mode"] == "forward_backward"
+    # Cheap checks first, without synthesising anything.
+    reason = adapter.why_unsupported({"op": spec["op"], "dtype": spec["dtype"], "features": []}, device)
+    if reason:
+        return {"status": "unsupported", "message": reason}
+    case = _case_for(spec)
+    reason = adapter.why_unsupported(case.meta, device)
+    if reason:
+        return {"status": "unsupported", "message": reason}
+    state = adapter.prepare(case)
+    try:
+        peak, method = measure_memory(adapter, device, lambda: adapter.compute(state, backward))
+        warmup, samples = time_calls(lambda: _timed_call(adapter, state, backward))
+    finally:
+        del state
+        gc.collect()
+    reply = {"status": "ok", "message": "", "peak_mem_bytes": peak, "mem_method": method,
+             "warmup_calls": len(warmup)}
+    reply.update(summarize(samples))
+    return reply
+
+
+def run_request(adapter, device, spec) -> dict:
+    """The worker's answer to ``{"bench": spec}``: never raises for a framework's error."""
+    try:
+        reply = measure(adapter, device, spec)
+    except Unsupported as error:
+        reply = {"status": "unsupported", "message": str(error)}
+    except Exception as error:  # the framework raised (or ran out of memory): that is the result
+        reply = {"status": "error", "message": _describe(error)}
+    finally:
+        gc.collect()
+    reply["bench"] = spec
+    return reply

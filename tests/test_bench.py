@@ -1,0 +1,167 @@
+"""The speed benchmark: input synthesis, the adapter split, a tiny grid through real workers.
+
+No test asserts a timing threshold: only that the measurement protocol produced sane numbers.
+"""
+import csv
+import importlib.util
+
+import numpy as np
+import pytest
+
+from conformance import bench
+from impls import get_adapter
+from impls import bench as worker_bench
+
+TINY_GRID = [
+    {"op": "softmax_with_cross_entropy", "batch": 8, "classes": 100, "mode": "forward"},
+    {"op": "softmax_with_cross_entropy", "batch": 8, "classes": 100, "mode": "forward_backward"},
+    {"op": "sampled_softmax_with_cross_entropy", "batch": 8, "classes": 1000, "samples": 16,
+     "mode": "forward_backward"},
+    {"op": "sampled_softmax_loss", "batch": 8, "classes": 1000, "samples": 16, "dim": 8,
+     "mode": "forward_backward"},
+    {"op": "sampled_softmax_loss", "batch": 8, "classes": 1000, "samples": 16, "dim": 8,
+     "mode": "forward", "dtype": "float16"},
+]
+HAS_TORCH = importlib.util.find_spec("torch") is not None  # found, not imported
+
+
+def _rows(path):
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        return reader.fieldnames, list(reader)
+
+
+def _spec(**kwargs):
+    return worker_bench.normalize_spec(kwargs)
+
+
+# -- worker side, in process (numpy only) -----------------------------------------------------
+@pytest.mark.parametrize("op", worker_bench.OPS)
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_synthesis_is_deterministic_and_well_formed(op, dtype):
+    spec = _spec(op=op, dtype=dtype, batch=6, classes=500, samples=20, dim=4, num_true=2 if op != "softmax_with_cross_entropy" else 1)
+    first, second = worker_bench.synthesize(spec), worker_bench.synthesize(spec)
+    assert sorted(first.inputs) == sorted(second.inputs)
+    for name in first.inputs:
+        assert first.inputs[name].tobytes() == second.inputs[name].tobytes(), name
+    assert first.op == op and first.dtype == dtype and "upstream" in first.inputs
+    for name, array in first.inputs.items():
+        if array.dtype.kind == "f":
+            assert array.dtype == np.float32  # bfloat16 is stored as float32
+            if dtype == "bfloat16":  # every stored value is exactly a bfloat16 number
+                assert not (array.view(np.uint32) & np.uint32(0xFFFF)).any(), name
+    if op == "sampled_softmax_with_cross_entropy":
+        samples = first.inputs["customized_samples"]
+        assert samples.shape == (6, 2 + 20) and (samples[:, :2] == first.inputs["label"]).all()
+        assert len(np.unique(samples[0, 2:])) == 20  # the sampler's unique candidates, shared by rows
+    if op == "sampled_softmax_loss":
+        assert first.inputs["weights"].shape == (500, 4) and first.inputs["sampled_candidates"].shape == (20,)
+
+
+@pytest.mark.parametrize("op", worker_bench.OPS)
+def test_the_numpy_split_matches_run(op):
+    adapter = get_adapter("numpy")
+    adapter.load("cpu")
+    case = worker_bench.synthesize(_spec(op=op, batch=5, classes=300, samples=10, dim=3))
+    state = adapter.prepare(case)
+    full = adapter.to_numpy(adapter.compute(state, backward=True))
+    forward = adapter.to_numpy(adapter.compute(state, backward=False))
+    direct = adapter.run(case)
+    assert sorted(full) == sorted(direct) and "loss" in full and any(k.startswith("grad/") for k in full)
+    assert sorted(forward) == ["loss"]
+    np.testing.assert_array_equal(forward["loss"], full["loss"])
+    for name in full:
+        np.testing.assert_array_equal(full[name], direct[name])
+
+
+def test_run_request_reports_errors_and_unsupported_without_raising():
+    adapter = get_adapter("numpy")
+    adapter.load("cpu")
+    bad = worker_bench.run_request(adapter, "cpu", {"op": "sampled_softmax_loss", "batch": 4, "classes": 10,
+                                                    "samples": 10, "dim": 2})
+    assert bad["status"] == "error" and "samples" in bad["message"]
+    unknown = worker_bench.run_request(adapter, "cpu", {"op": "no_such_op", "batch": 4, "classes": 10})
+    assert unknown["status"] == "error"
+    gone = worker_bench.run_request(adapter, "gpu", {"op": "softmax_with_cross_entropy", "batch": 4, "classes": 10})
+    assert gone["status"] == "unsupported"
+
+
+def test_summary_statistics():
+    summary = worker_bench.summarize([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert summary["median_s"] == 3.0 and summary["iqr_s"] == 2.0 and summary["n"] == 5
+    assert summary["noisy"] is True
+    assert worker_bench.summarize([1.0] * 5)["noisy"] is False
+
+
+def test_ratio_to_fastest():
+    shape = dict(device="cpu", op="softmax_with_cross_entropy", mode="forward", dtype="float32", batch=1,
+                 classes=2, samples=0, dim=0, num_true=1)
+    rows = [dict(shape, impl="a", status="ok", median_s="2.0"), dict(shape, impl="b", status="ok", median_s="1.0"),
+            dict(shape, impl="c", status="unsupported", median_s=""),
+            dict(shape, impl="a", status="ok", median_s="3.0", dtype="float16")]
+    out = {(r["impl"], r["dtype"]): r["ratio_to_fastest"] for r in bench.add_ratio_to_fastest(rows)}
+    assert out == {("a", "float32"): 2.0, ("b", "float32"): 1.0, ("c", "float32"): "", ("a", "float16"): 1.0}
+
+
+def test_default_grid_spans_the_ranges():
+    specs = bench.grid_specs("default")
+    assert {s["mode"] for s in specs} == set(bench.MODES)
+    assert {s["op"] for s in specs} == set(worker_bench.OPS)
+    assert {"float32", "float16", "bfloat16"} <= {s["dtype"] for s in specs}
+    assert min(s["batch"] for s in specs) == 64 and max(s["batch"] for s in specs) == 4096
+    assert min(s["classes"] for s in specs) == 10 ** 3 and max(s["classes"] for s in specs) == 10 ** 6
+    sampled = [s for s in specs if s["op"] != "softmax_with_cross_entropy"]
+    assert min(s["samples"] for s in sampled) == 64 and max(s["samples"] for s in sampled) == 8192
+    weights = [s for s in specs if s["op"] == "sampled_softmax_loss"]
+    assert min(s["dim"] for s in weights) == 64 and max(s["dim"] for s in weights) == 1024
+    for spec in specs:
+        worker_bench.normalize_spec(spec)  # every spec is valid
+    assert len(bench.grid_specs("full")) > len(specs)
+
+
+# -- through real worker processes -----------------------------------------------------------
+def test_tiny_grid_through_the_workers(tmp_path):
+    impls = ["numpy"] + (["torch"] if HAS_TORCH else [])
+    outcome = bench.run_bench(impls, "cpu", tmp_path, grid=TINY_GRID)
+    merged = []
+    for impl in impls:
+        assert outcome[impl] == bench.bench_path(tmp_path, impl, "cpu")
+        columns, rows = _rows(outcome[impl])
+        assert columns == bench.COLUMNS
+        assert len(rows) == len(TINY_GRID)
+        for row in rows:
+            assert row["status"] == "ok", row
+            assert row["impl"] == impl and row["impl_version"] and row["device"] == "cpu"
+            assert float(row["median_s"]) > 0 and float(row["iqr_s"]) >= 0
+            assert int(row["n"]) >= 5 and row["noisy"] in ("True", "False")
+            assert row["mem_method"] == ("tracemalloc" if impl == "numpy" else "rss_hwm")
+            assert int(row["peak_mem_bytes"]) >= 0
+            assert float(row["ratio_to_fastest"]) >= 1.0
+        merged += rows
+    by_config = {}
+    for row in merged:
+        by_config.setdefault(tuple(row[c] for c in bench.KEY_COLUMNS), []).append(row)
+    assert len(by_config) == len(TINY_GRID)
+    for rows in by_config.values():
+        fastest = min(rows, key=lambda r: float(r["median_s"]))
+        assert float(fastest["ratio_to_fastest"]) == 1.0
+        for row in rows:
+            expected = float(row["median_s"]) / float(fastest["median_s"])
+            assert float(row["ratio_to_fastest"]) == pytest.approx(expected)
+
+
+def test_an_impl_that_cannot_run_gives_rows_not_a_crash(tmp_path):
+    # cupy declares only the gpu: every row is unsupported and no worker is started.
+    outcome = bench.run_bench(["cupy"], "cpu", tmp_path, grid=TINY_GRID[:2])
+    _, rows = _rows(outcome["cupy"])
+    assert [r["status"] for r in rows] == ["unsupported", "unsupported"]
+    assert all(r["ratio_to_fastest"] == "" for r in rows)
+
+
+def test_a_bad_spec_is_an_error_row_and_the_run_goes_on(tmp_path):
+    grid = [{"op": "sampled_softmax_loss", "batch": 4, "classes": 10, "samples": 10, "dim": 2},
+            TINY_GRID[0]]
+    outcome = bench.run_bench(["numpy"], "cpu", tmp_path, grid=grid)
+    _, rows = _rows(outcome["numpy"])
+    assert [r["status"] for r in rows] == ["error", "ok"]
+    assert "samples" in rows[0]["message"]
