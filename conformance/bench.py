@@ -40,7 +40,7 @@ def _shape(op, batch, classes, samples=0, dim=0, num_true=1):
     return {"op": op, "batch": batch, "classes": classes, "samples": samples, "dim": dim, "num_true": num_true}
 
 
-# The default grid: (shape, dtypes).  Every shape runs in both modes.
+# The default grid: (shape, dtypes[, modes]).  Every shape runs in both modes unless it names them.
 _DEFAULT_SHAPES = [
     # Full softmax, the baseline sampled softmax replaces: small, large batch, many classes.
     (_shape(SWCE, 64, 1000), ("float32",)),
@@ -59,6 +59,13 @@ _DEFAULT_SHAPES = [
     # 10^6 classes: peak memory stays far below batch * classes * 4 bytes (4 GB here).
     (_shape(SSL, 1024, 1000000, 1024, 64), ("float32",)),
 ]
+# The class sweep behind the report's "time against number of classes" plot: one batch, samples and
+# dim, classes 10^3..10^6, the three ops side by side, forward+backward in float32.
+SWEEP_BATCH, SWEEP_SAMPLES, SWEEP_DIM = 128, 512, 128
+SWEEP_CLASSES = (10 ** 3, 10 ** 4, 10 ** 5, 10 ** 6)
+_DEFAULT_SHAPES += [(_shape(op, SWEEP_BATCH, k, 0 if op == SWCE else SWEEP_SAMPLES, SWEEP_DIM if op == SSL else 0),
+                     ("float32",), ("forward_backward",))
+                    for k in SWEEP_CLASSES for op in (SWCE, SSWCE, SSL)]
 
 # Per-array element caps of the full grid (2^28 float32 = 1 GiB): logits [batch, classes] and
 # weights [classes, dim] beyond them are left out.
@@ -85,7 +92,16 @@ def grid_specs(name="default") -> list:
         shapes = _full_shapes()
     else:
         raise ValueError("grid: expected one of %s, got %r" % (", ".join(GRIDS), name))
-    return [dict(shape, dtype=dtype, mode=mode) for shape, dtypes in shapes for dtype in dtypes for mode in MODES]
+    specs, seen = [], set()
+    for shape, dtypes, *modes in shapes:
+        for dtype in dtypes:
+            for mode in (modes[0] if modes else MODES):
+                spec = dict(shape, dtype=dtype, mode=mode)
+                key = tuple(sorted(spec.items()))
+                if key not in seen:  # the sweep may meet a shape the grid already has
+                    seen.add(key)
+                    specs.append(spec)
+    return specs
 
 
 GRIDS = ("default", "full")

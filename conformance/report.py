@@ -108,6 +108,13 @@ def write_report(raw_dir, out_dir, cases_dir=None) -> pd.DataFrame:
     host = H.host_table(raw_dir, cases_dir, manifest)
     bad_input = H.bad_input_table(frame, labels)
     bench, bench_files = _read_extra(raw_dir, "bench")
+    speed = {}
+    if bench is not None:
+        from conformance import bench as bench_grid
+        from conformance import report_speed
+
+        speed = report_speed.section(bench, impl_order, (bench_grid.SWEEP_BATCH, bench_grid.SWEEP_SAMPLES,
+                                                         bench_grid.SWEEP_DIM))
     sampler, sampler_files = _read_extra(raw_dir, "sampler")
     xpass = frame[frame["status"] == "xpass"][["case", "label", "deviation", "tol_ratio"]].rename(
         columns={"label": "impl/device", "deviation": "known deviation", "tol_ratio": "ratio"})
@@ -118,6 +125,7 @@ def write_report(raw_dir, out_dir, cases_dir=None) -> pd.DataFrame:
                   "differences.csv": found, "agreement.csv": pairs, "modes.csv": modes_long,
                   "environment.csv": environment,
                   "bad_input.csv": bad_input if not bad_input.empty else None, "bench.csv": bench, "sampler.csv": sampler}
+    csv_tables.update(speed.pop("csv", {}))
     for name, data in csv_tables.items():
         if data is not None:
             data.to_csv(out_dir / name, index=False)
@@ -186,13 +194,14 @@ def write_report(raw_dir, out_dir, cases_dir=None) -> pd.DataFrame:
         "modes_long": markupsafe.Markup(H.table_html(modes_long, "modes_long")) if not modes_long.empty else "",
         "environment": markupsafe.Markup(H.table_html(environment, "environment")),
         "host": markupsafe.Markup(H.table_html(host, "host", sortable=False)),
-        "bench": markupsafe.Markup(H.generic_html(bench, "bench")) if bench is not None else "",
+        "bench": bench is not None,
         "bench_files": bench_files,
         "badinput": markupsafe.Markup(H.generic_html(bad_input, "badinput")) if not bad_input.empty else "",
         "sampler": markupsafe.Markup(H.generic_html(sampler, "sampler")) if sampler is not None else "",
         "sampler_files": sampler_files,
         "csv_files": csv_files,
     }
+    context.update(speed)
     if len(labels) > 1:
         share_html, counts_html = H.agreement_html(share, counts, pair_tips)
         context["agreement"], context["agreement_counts"] = markupsafe.Markup(share_html), markupsafe.Markup(counts_html)

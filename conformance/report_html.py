@@ -780,6 +780,7 @@ table.matrix td { text-align: center; min-width: 70px; }
 td.mode-native { background: #d7f0d4; color: #1d5c1a; }
 td.mode-composed { background: #fff1c9; color: #6b5200; }
 td.mode-none { color: #aaa; }
+.target { font-weight: 600; margin: 4px 0; }
 .filterbar { display: flex; flex-wrap: wrap; gap: 12px; align-items: center; margin: 8px 0; font-size: 13px; }
 .filterbar input[type=search] { width: 300px; padding: 4px 8px; border: 1px solid #b0bec5; border-radius: 4px; }
 .filterbar .count { color: #607d8b; }
@@ -987,9 +988,27 @@ show what the framework primitives they use do.</p>
 
 <section id="speed">
 <h2>Speed</h2>
-{% if bench %}<p class="intro">Benchmark rows from {{ bench_files | join(', ') }}.</p>
-{{ filterbar('T_bench') }}<div class="scroll tall">{{ bench | safe }}</div>
-{% else %}<p class="none">No <code>bench-*.csv</code> in the raw folder yet.</p>{% endif %}
+{% if bench %}<p class="intro">Each impl timed in its own worker on inputs already resident on the device:
+warm-up until two calls agree within 20%, then at least 5 timed calls (device synchronised on both edges),
+median and IQR reported; cells show the median and the ratio to the fastest impl of the row on the same device
+(×1.00 is the fastest), <em>~</em> marks an IQR above 10% of the median; hover a cell for the IQR, the number of
+calls and the peak memory. Rows from {{ bench_files | join(', ') }}.</p>
+{% for line in speed_target_lines %}<p class="target">Target: {{ line }}</p>{% endfor %}
+<p class="intro">{{ speed_noisy }}</p>
+{{ filterbar('T_speed') }}<div class="scroll tall">{{ speed_table | safe }}</div>
+{% if speed_plot %}<h3>Time against the number of classes</h3>
+<p class="intro">The full softmax and the logits-based sampled op read and write <code>[B, K]</code> arrays, so
+their time grows with K; the weights-based <code>sampled_softmax_loss</code> touches only the sampled rows of the
+weights (its dense weight gradient aside, where an impl materialises one).</p>
+<img alt="time against classes" src="{{ speed_plot }}">{% endif %}
+{% if speed_target %}<h3>The reference against the fastest framework (forward+backward)</h3>
+{{ filterbar('T_target') }}<div class="scroll">{{ speed_target | safe }}</div>{% endif %}
+{% if speed_memory %}<h3>Peak memory of sampled_softmax_loss</h3>
+<p class="intro">Peak memory of one call above what the prepared inputs already hold, against the memory a
+sampled loss needs, B·(T+S) + (T·B+S)·D elements, and the B·K elements of a dense logits array that it must
+never materialise.</p>
+{{ filterbar('T_memory') }}<div class="scroll">{{ speed_memory | safe }}</div>{% endif %}
+{% else %}<p class="none">No <code>bench-*.csv</code> in the raw folder yet (<code>conformance bench</code>).</p>{% endif %}
 </section>
 
 <section id="sampler">

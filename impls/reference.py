@@ -26,6 +26,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -114,6 +117,85 @@ def _compute_dtype(xp, dtype):
     return xp.float64 if dtype == xp.float64 else xp.float32
 
 
+_U32 = np.uint32
+_F16_REBIAS = _U32((((15 - 127) << 23) + 0xFFF) & 0xFFFFFFFF)  # float32 -> float16 exponent, plus half-ulp - 1
+_F16_MIN_NORMAL_BITS = _U32(113 << 23)  # 2**-14 as float32 bits: below it the result is subnormal (or 0)
+_F16_OVERFLOW_BITS = _U32(143 << 23)  # 2**16 as float32 bits: from it on the result is inf (or NaN)
+_F32_INF_BITS = _U32(255 << 23)
+
+
+def _float32_to_float16(x):
+    """``x.astype(float16)`` bit for bit (round to nearest even), several times faster on NumPy.
+
+    NumPy converts float32 to float16 in software (about 3 ns an element, 60 ns when the result is
+    subnormal, as most of a softmax gradient over 10^4 classes is); this is the same rounding in
+    whole-array integer arithmetic.  Normal results: drop 13 mantissa bits rounding to nearest even
+    and rebias the exponent.  Subnormal results: adding 0.5 in float32 rounds ``|x|`` to a multiple
+    of 2**-24 (the float16 subnormal step) by the FPU's own round-to-nearest-even, and the low bits
+    of the sum are the float16 bits.  Overflow gives inf, NaN stays NaN (quiet, payload kept).
+    Tested against ``astype`` over every float32 exponent, subnormal boundary and tie.
+    """
+    f = np.ascontiguousarray(x, dtype=np.float32).view(_U32)
+    a = f & _U32(0x7FFFFFFF)
+    with np.errstate(over="ignore"):  # wraps for the small and huge values replaced below
+        out = a + _F16_REBIAS
+        out += (a >> _U32(13)) & _U32(1)
+        out >>= _U32(13)
+    low = a < _F16_MIN_NORMAL_BITS
+    if low.any():
+        with np.errstate(invalid="ignore"):  # signalling NaNs among the values that are not low
+            sub = (a.view(np.float32) + np.float32(0.5)).view(_U32) - _U32(126 << 23)
+        np.copyto(out, sub, where=low)
+    high = a >= _F16_OVERFLOW_BITS
+    if high.any():
+        nan = a > _F32_INF_BITS
+        special = np.where(nan, _U32(0x7E00) | ((a >> _U32(13)) & _U32(0x3FF)), _U32(0x7C00))
+        np.copyto(out, special, where=high)
+    out |= (f >> _U32(16)) & _U32(0x8000)
+    return out.astype(np.uint16).view(np.float16)
+
+
+def _cast_out(xp, array, dtype):
+    """``array`` in the caller's dtype, without a copy when it already is (see ``_float32_to_float16``)."""
+    if xp is np and array.dtype == np.float32 and np.dtype(dtype) == np.float16:
+        return _float32_to_float16(array)
+    return array.astype(dtype, copy=False)
+
+
+# Row-parallel NumPy: the losses are independent per row, so large NumPy inputs are cut into blocks
+# of rows (at least one per core) and computed on a thread per core (NumPy releases the GIL in its
+# loops).  Each row is computed by the same operations whatever block it falls in, so results are
+# bit-identical to a single block.  CuPy runs one block: the GPU parallelises inside each kernel.
+_PARALLEL_MIN_ELEMENTS = 1 << 18  # below this, thread hand-offs cost more than they save
+_BLOCK_ELEMENTS = 1 << 20  # measured: smaller blocks lose more to the GIL than they gain in cache
+_THREADS = int(os.environ.get("CONFORMANCE_REFERENCE_THREADS", "0")) or len(
+    os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1))
+_POOL = None
+_POOL_LOCK = threading.Lock()
+
+
+def _row_blocks(xp, n_rows, row_elements):
+    """``[(start, stop), ...]`` covering ``n_rows`` rows of ``row_elements`` each."""
+    if xp is not np or _THREADS < 2 or n_rows * row_elements < _PARALLEL_MIN_ELEMENTS:
+        return [(0, n_rows)]
+    total = n_rows * row_elements
+    step = -(-n_rows // max(_THREADS, -(-total // _BLOCK_ELEMENTS)))  # at least one block per thread
+    return [(start, min(start + step, n_rows)) for start in range(0, n_rows, step)]
+
+
+def _for_blocks(blocks, function):
+    """``function(start, stop)`` for every block, on the thread pool when there is more than one."""
+    global _POOL
+    if len(blocks) == 1:
+        function(*blocks[0])
+        return
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="reference")
+    for future in [_POOL.submit(function, start, stop) for start, stop in blocks]:
+        future.result()  # re-raises a block's exception
+
+
 def _upstream(xp, upstream, shape, dtype):
     if upstream is None:
         return xp.ones(shape, dtype=dtype)
@@ -159,6 +241,34 @@ def _swce(logits, label, soft_label, ignore_index, return_softmax, axis, upstrea
         _check_shape("label", label, loss_shape)
         _check_range(xp, "label", label, num_classes, allowed=ignore_index)
 
+    cdtype = _compute_dtype(xp, logits.dtype)
+    u = _upstream(xp, upstream, loss_shape, cdtype) if want_grad else None
+    blocks = _row_blocks(xp, logits.size // max(num_classes, 1), num_classes) if axis == logits.ndim - 1 else [None]
+    if len(blocks) == 1:
+        return _swce_rows(xp, logits, label, soft_label, ignore_index, return_softmax, axis, u, want_grad)
+    # Class axis last: rows [R, K], computed block by block straight into the outputs.
+    rows = logits.reshape(-1, num_classes)
+    labels = label.reshape(rows.shape[0], -1)
+    ups = u.reshape(-1, 1) if want_grad else None
+    result = {"loss": xp.empty(loss_shape, dtype=logits.dtype)}
+    if return_softmax:
+        result["softmax"] = xp.empty(logits.shape, dtype=logits.dtype)
+    if want_grad:
+        result["logits"] = xp.empty(logits.shape, dtype=logits.dtype)
+    flat = {name: value.reshape(-1, value.shape[-1]) for name, value in result.items()}
+
+    def block(start, stop):
+        part = _swce_rows(xp, rows[start:stop], labels[start:stop], soft_label, ignore_index, return_softmax, 1,
+                          ups[start:stop] if want_grad else None, want_grad)
+        for name, value in part.items():
+            flat[name][start:stop] = value
+
+    _for_blocks(blocks, block)
+    return result
+
+
+def _swce_rows(xp, logits, label, soft_label, ignore_index, return_softmax, axis, u, want_grad):
+    """The checked computation on (a block of rows of) the inputs; ``u`` the upstream in the compute dtype."""
     out_dtype = logits.dtype
     cdtype = _compute_dtype(xp, logits.dtype)
     z = logits.astype(cdtype)  # a private copy: e is computed in place below
@@ -176,13 +286,12 @@ def _swce(logits, label, soft_label, ignore_index, return_softmax, axis, upstrea
             picked = xp.take_along_axis(z, xp.where(ignored, 0, label), axis=axis)
             # log(s) + (m - z_label): both terms are non-negative, so no cancellation.
             loss = xp.where(ignored, 0, log_s + (m - picked))
-        result = {"loss": loss.astype(out_dtype)}
+        result = {"loss": _cast_out(xp, loss, out_dtype)}
         if return_softmax or want_grad:
             inv_s = 1 / s
         if return_softmax:
-            result["softmax"] = (e * inv_s).astype(out_dtype)
+            result["softmax"] = _cast_out(xp, e * inv_s, out_dtype)
         if want_grad:
-            u = _upstream(xp, upstream, loss_shape, cdtype)
             grad = e  # reuse the exp buffer: grad = u * (softmax * sum(y) - y)
             if soft_label:
                 grad *= u * y_sum * inv_s
@@ -194,7 +303,7 @@ def _swce(logits, label, soft_label, ignore_index, return_softmax, axis, upstrea
                 xp.put_along_axis(grad, xp.where(ignored, 0, label), at_label - u, axis=axis)
                 if bool(ignored.any()):  # 0 even where the row's softmax is undefined (all -inf, NaN)
                     grad = xp.where(ignored, 0, grad)
-            result["logits"] = grad.astype(out_dtype)
+            result["logits"] = _cast_out(xp, grad, out_dtype)
     return result
 
 
@@ -221,21 +330,44 @@ def _sampled_core(xp, z, num_true, hit, upstream, want_grad):
     """Loss of rows ``z = [true | sampled]`` with label 1/T on the T true columns.
 
     ``hit`` marks sampled columns to remove (their probability becomes exactly 0, the limit of
-    Paddle's ``-1e20`` and TensorFlow's ``-FLT_MAX``).  Returns ``(loss [N], dz [N, T+S] or None)``.
+    Paddle's ``-1e20`` and TensorFlow's ``-FLT_MAX``).  Returns ``(loss [N], dz [N, T+S] or None)``;
+    ``z`` is overwritten.
     """
+    n = z.shape[0]
+    u = _upstream(xp, upstream, (n,), z.dtype) if want_grad else None
+    blocks = _row_blocks(xp, n, z.shape[1])
+    if len(blocks) == 1:
+        return _sampled_rows(xp, z, num_true, hit, u, want_grad)
+    loss = xp.empty(n, dtype=z.dtype)
+
+    def block(start, stop):
+        loss[start:stop], _ = _sampled_rows(xp, z[start:stop], num_true, None if hit is None else hit[start:stop],
+                                            u[start:stop] if want_grad else None, want_grad)
+
+    _for_blocks(blocks, block)
+    return loss, (z if want_grad else None)
+
+
+def _sampled_rows(xp, z, num_true, hit, u, want_grad):
+    """``_sampled_core`` on a block of rows; ``dz`` is computed in the buffer of ``z``."""
     with _quiet(xp):
         if hit is not None:
             z[:, num_true:][hit] = -xp.inf
-        m, e, s = _logsumexp_parts(xp, z, 1)
+        m = z.max(axis=1, keepdims=True)
+        m = xp.where(m == -xp.inf, 0, m)
         # lse - mean(z_true) = log(s) + mean(m - z_true): non-negative terms, no cancellation.
-        loss = (xp.log(s) + (m - z[:, :num_true]).mean(axis=1, keepdims=True))[:, 0]
+        mean_gap = (m - z[:, :num_true]).mean(axis=1)
+        e = z
+        e -= m
+        xp.exp(e, out=e)
+        s = e.sum(axis=1, keepdims=True)
+        loss = xp.log(s)[:, 0] + mean_gap
         if not want_grad:
             return loss, None
-        u = _upstream(xp, upstream, loss.shape, z.dtype)[:, None]
-        dz = e
-        dz *= u / s
-        dz[:, :num_true] -= u / num_true
-    return loss, dz
+        u = u[:, None]
+        e *= u / s
+        e[:, :num_true] -= u / num_true
+    return loss, e
 
 
 # --------------------------------------------------------------------------------------------
@@ -277,19 +409,34 @@ def _sswce(logits, label, num_samples, num_true, remove_accidental_hits, use_cus
         _check_shape("upstream", upstream, (n, 1))
         upstream = upstream[:, 0]
     cdtype = _compute_dtype(xp, logits.dtype)
+    # Row-major flat positions of the samples: a 1-D take and scatter are several times faster in
+    # NumPy than take_along_axis and 2-D fancy indexing, which build broadcast index arrays.
+    flat = samples + (xp.arange(n, dtype=samples.dtype) * k)[:, None]
     with _quiet(xp):
-        z = xp.take_along_axis(logits, samples, axis=1).astype(cdtype)
+        z = xp.take(xp.ascontiguousarray(logits).reshape(-1), flat).astype(cdtype, copy=False)
         z -= xp.log(probabilities.astype(cdtype))
     hit = None
     if remove_accidental_hits:
         hit = (samples[:, num_true:, None] == label[:, None, :]).any(axis=2)
     loss, dz = _sampled_core(xp, z, num_true, hit, upstream, want_grad)
-    result = {"loss": loss[:, None].astype(logits.dtype)}
+    result = {"loss": _cast_out(xp, loss[:, None], logits.dtype)}
     if want_grad:
-        # Scatter-add: duplicate samples in a row accumulate, as the chain rule says.
-        flat = (xp.arange(n)[:, None] * k + samples).ravel()
-        grad = xp.bincount(flat, weights=dz.ravel(), minlength=n * k).reshape(n, k)
-        result["logits"] = grad.astype(logits.dtype)
+        # Scatter-add into a dense [N, K]: duplicate samples in a row accumulate, as the chain rule says.
+        grad = xp.empty((n, k), dtype=logits.dtype)
+
+        def block(start, stop):
+            if grad.dtype == cdtype:
+                part = grad[start:stop]
+                part.fill(0)
+            else:
+                part = xp.zeros((stop - start, k), dtype=cdtype)
+            _scatter_add(xp, part.reshape(-1), (flat[start:stop] - start * k).reshape(-1),
+                         dz[start:stop].reshape(-1))
+            if part.base is not grad:
+                grad[start:stop] = _cast_out(xp, part, logits.dtype)
+
+        _for_blocks(_row_blocks(xp, n, k), block)
+        result["logits"] = grad
     return result
 
 
@@ -346,20 +493,45 @@ def _gather_rows(xp, shards, ids, num_classes, partition_strategy):
     return out
 
 
-def _scatter_add_rows(xp, num_rows, ids, values):
-    """``out[ids[i]] += values[i]`` into a new ``[num_rows, D]`` array, duplicates accumulating."""
-    out = xp.zeros((num_rows, values.shape[1]), dtype=values.dtype)
+def _scatter_add(xp, out, index, values):
+    """``out[index] += values`` with repeated indices accumulating (``np.add.at`` / ``cupyx.scatter_add``)."""
     if xp is np:
-        # Sort once, sum runs of equal ids with reduceat: much faster than np.add.at.
-        order = np.argsort(ids, kind="stable")
-        sorted_ids = ids[order]
-        starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
-        out[sorted_ids[starts]] = np.add.reduceat(values[order], starts, axis=0)
+        np.add.at(out, index, values)
     else:
+        import cupyx  # noqa: PLC0415
+
+        cupyx.scatter_add(out, index, values)
+
+
+def _weight_gradient(xp, ids, values, layout, partition_strategy, dtype):
+    """Shard gradients (dtype ``dtype``, shapes ``[rows_p, D]``) of ``dense[ids[i]] += values[i]``.
+
+    Only the rows of ``ids`` are non-zero: NumPy sums the runs of equal ids after one sort (much
+    faster than ``np.add.at``) and writes just those rows, converted, into zeroed shards, so the
+    ``[num_classes, D]`` array is never computed on, only allocated (and its pages zeroed lazily).
+    CuPy scatters atomically into a dense array and splits it.
+    """
+    num_classes, dim = sum(layout), values.shape[1]
+    if xp is not np:
         import cupyx  # noqa: PLC0415 - CuPy's atomic scatter-add
 
-        cupyx.scatter_add(out, ids, values)
-    return out
+        dense = xp.zeros((num_classes, dim), dtype=values.dtype)
+        cupyx.scatter_add(dense, ids, values)
+        return [_cast_out(xp, xp.ascontiguousarray(g), dtype) for g in _split_rows(xp, dense, layout, partition_strategy)]
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+    starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
+    unique_ids = sorted_ids[starts]
+    sums = _cast_out(np, np.add.reduceat(values[order], starts, axis=0), dtype)
+    shards = [np.zeros((rows, dim), dtype=dtype) for rows in layout]
+    if len(shards) == 1:
+        shards[0][unique_ids] = sums
+        return shards
+    shard, row = _shard_of(np, unique_ids, num_classes, len(shards), partition_strategy)
+    for p, out in enumerate(shards):
+        mask = shard == p
+        out[row[mask]] = sums[mask]
+    return shards
 
 
 def _split_rows(xp, dense, ids_layout, partition_strategy):
@@ -430,21 +602,18 @@ def _ssl(weights, biases, labels, inputs, num_sampled, num_classes, num_true, sa
     z = xp.concatenate([true_logits, sampled_logits], axis=1)
     hit = (labels[:, :, None] == candidates[None, None, :]).any(axis=1) if remove_accidental_hits else None
     loss, dz = _sampled_core(xp, z, num_true, hit, upstream, want_grad)
-    result = {"loss": loss.astype(inputs.dtype)}
+    result = {"loss": _cast_out(xp, loss, inputs.dtype)}
     if not want_grad:
         return result
     dz_true, dz_sampled = dz[:, :num_true], dz[:, num_true:]
-    result["inputs"] = (xp.einsum("bt,btd->bd", dz_true, w_true) + dz_sampled @ w_sampled).astype(inputs.dtype)
+    result["inputs"] = _cast_out(xp, xp.einsum("bt,btd->bd", dz_true, w_true) + dz_sampled @ w_sampled, inputs.dtype)
     ids = xp.concatenate([flat_labels, candidates])
     rows = xp.concatenate([(dz_true[:, :, None] * x[:, None, :]).reshape(-1, dim), dz_sampled.T @ x])
-    dense = _scatter_add_rows(xp, num_classes, ids, rows)
+    weight_grads = _weight_gradient(xp, ids, rows, layout, partition_strategy, inputs.dtype)
     bias_grad = xp.bincount(ids, weights=xp.concatenate([dz_true.ravel(), dz_sampled.sum(axis=0)]),
                             minlength=num_classes)
-    result["biases"] = bias_grad.astype(biases.dtype)
-    if sharded:
-        result["weights"] = [g.astype(inputs.dtype) for g in _split_rows(xp, dense, layout, partition_strategy)]
-    else:
-        result["weights"] = dense.astype(inputs.dtype)
+    result["biases"] = _cast_out(xp, bias_grad, biases.dtype)
+    result["weights"] = weight_grads if sharded else weight_grads[0]
     return result
 
 

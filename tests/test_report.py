@@ -108,11 +108,36 @@ def make_cases(folder: Path) -> Path:
     return folder
 
 
+BENCH_HEADER = ("impl,impl_version,device,op,mode,dtype,batch,classes,samples,dim,num_true,median_s,iqr_s,"
+                "iqr_over_median,n,noisy,peak_mem_bytes,mem_method,status,message\n")
+
+
+def write_bench(raw: Path):
+    """Hand-written benchmark rows: numpy twice as fast as torch on one shape, torch faster on another,
+    a noisy row, an unsupported row, and the class sweep of sampled_softmax_loss."""
+    numpy_rows = [
+        "numpy,2.0,cpu,%s,forward_backward,float32,64,1000,0,0,1,0.001,0.0001,0.1,20,False,4000,tracemalloc,ok," % SWCE,
+        "numpy,2.0,cpu,%s,forward_backward,float32,4096,1000,0,0,1,0.030,0.006,0.2,9,True,9000,tracemalloc,ok," % SWCE,
+    ]
+    torch_rows = [
+        "torch,2.13,cpu,%s,forward_backward,float32,64,1000,0,0,1,0.002,0.0001,0.05,20,False,5000,rss_hwm,ok," % SWCE,
+        "torch,2.13,cpu,%s,forward_backward,float32,4096,1000,0,0,1,0.010,0.0001,0.01,20,False,7000,rss_hwm,ok," % SWCE,
+        "torch,2.13,cpu,%s,forward_backward,float16,64,1000,0,0,1,,,,,,,,unsupported,no <float16> here" % SWCE,
+    ]
+    for k, seconds in ((1000, 0.001), (10000, 0.002), (100000, 0.004), (1000000, 0.008)):
+        for impl, scale in (("numpy", 1.0), ("torch", 3.0)):
+            row = ("%s,1,cpu,sampled_softmax_loss,forward_backward,float32,128,%d,512,128,1,%g,0.0001,0.01,10,False,"
+                   "%d,m,ok," % (impl, k, seconds * scale, 1_000_000))
+            (numpy_rows if impl == "numpy" else torch_rows).append(row)
+    (raw / "bench-numpy-cpu.csv").write_text(BENCH_HEADER + "\n".join(numpy_rows) + "\n", encoding="utf-8")
+    (raw / "bench-torch-cpu.csv").write_text(BENCH_HEADER + "\n".join(torch_rows) + "\n", encoding="utf-8")
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
     raw = make_raw(root / "raw")
-    (raw / "bench-torch-cpu.csv").write_text("op,dtype,impl,device,median_ms\n%s,float32,torch,cpu,0.125\n" % SWCE)
+    write_bench(raw)
     (raw / "sampler-torch-cpu.csv").write_text("impl,check,p_value\ntorch,uniform,0.42\n")
     cases = make_cases(root / "cases")
     table = report.write_report(raw, root / "out", cases)
@@ -147,8 +172,30 @@ def test_html_has_every_section_and_case(built):
         assert "st-%s" % status in page  # colour classes, and the legend
     for label in ("numpy/cpu", "torch/cpu", "torch/gpu", "tensorflow/cpu"):
         assert label in page
-    assert "median_ms" in page and "p_value" in page  # bench and sampler tables
+    assert "p_value" in page  # the sampler table
     assert "mode-composed" in page and "mode-native" in page
+
+
+def test_speed_section(built):
+    root, _, page = built
+    import pandas as pd
+
+    speed = pd.read_csv(root / "out" / "speed.csv")
+    ratio = speed[speed["dtype"] == "float32"].set_index(["impl", "batch", "classes", "op"])["ratio"]
+    assert ratio[("numpy", 64, 1000, SWCE)] == 1.0 and ratio[("torch", 64, 1000, SWCE)] == 2.0
+    assert ratio[("torch", 4096, 1000, SWCE)] == 1.0 and ratio[("numpy", 4096, 1000, SWCE)] == 3.0
+    target = pd.read_csv(root / "out" / "speed_target.csv")
+    assert len(target) == 6  # every forward+backward shape both ran
+    met = target.set_index("shape")["met"]
+    assert met["B=64 K=10^3"] == "yes" and met["B=4096 K=10^3"] == "NO"
+    assert "numpy/cpu, forward+backward: 5 of 6 shapes at or under 0.7× the fastest framework" in page
+    assert "1 of 12 timed rows have an IQR above 10% of their median" in page
+    assert "no &lt;float16&gt; here" in page  # an unsupported row keeps its reason, escaped
+    memory = pd.read_csv(root / "out" / "speed_memory.csv")
+    assert len(memory) == 8
+    at_million = memory[memory["shape"].str.contains("K=10^6", regex=False)]["peak / B·K"]
+    assert list(at_million) == [1e6 / (128 * 10 ** 6 * 4)] * 2  # 1 MB against B*K*4 bytes
+    assert "Time against the number of classes" in page
 
 
 def test_html_escapes_messages(built):

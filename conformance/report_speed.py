@@ -1,0 +1,268 @@
+"""The report's speed section: benchmark tables and plots from the ``bench-*.csv`` rows.
+
+``conformance bench`` writes one row per (impl, device, op, mode, dtype, shape) with the median and
+IQR of the timed calls and the peak memory of one call (``impls/bench.py`` says how each is
+measured).  Here they become:
+
+* ``speed_table``: one row per configuration, one column per impl/device: median time, the ratio to
+  the fastest impl of that configuration on the same device, the IQR as a share of the median
+  (``noisy`` above 10%);
+* ``reference_target``: the NumPy reference against the fastest *framework* on every forward+backward
+  CPU shape, the issue's 0.7x target, and the CuPy reference against PyTorch CUDA on the GPU (1.0x);
+* ``memory_table``: the peak memory of ``sampled_softmax_loss`` against the two models that matter,
+  ``B*(T+S) + (T+S)*D`` elements (what it should grow with) and ``B*K`` (what it must never reach);
+* ``classes_plot``: time against the number of classes for the full and both sampled losses, one
+  panel per impl (the default grid's class sweep).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from conformance import report_html as H
+
+CONFIG = ["device", "op", "mode", "dtype", "batch", "classes", "samples", "dim", "num_true"]
+REFERENCE_TARGETS = {"cpu": ("numpy", 0.7), "gpu": ("cupy", 1.0)}  # impl, at most this x the fastest framework
+GPU_COMPARED_WITH = "torch"  # the GPU target is against PyTorch CUDA only (issue 6)
+OP_STYLE = {"softmax_with_cross_entropy": ("full softmax", "#29335c", "o"),
+            "sampled_softmax_with_cross_entropy": ("sampled, logits-based", "#e4572e", "s"),
+            "sampled_softmax_loss": ("sampled, weights-based", "#669bbc", "^")}
+ITEMSIZE = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
+
+
+def prepare(bench: pd.DataFrame) -> pd.DataFrame:
+    """Typed rows with ``label`` (impl/device) and ``ratio`` to the fastest impl of the same configuration."""
+    frame = bench.reset_index(drop=True)
+    for column in ("batch", "classes", "samples", "dim", "num_true"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").fillna(0).astype(int)
+    for column in ("median_s", "iqr_s", "iqr_over_median", "peak_mem_bytes"):
+        frame[column] = pd.to_numeric(frame.get(column), errors="coerce")
+    frame["noisy"] = frame.get("noisy").astype(str).str.lower().eq("true")
+    frame["label"] = frame["impl"] + "/" + frame["device"]
+    ok = frame["status"].eq("ok") & (frame["median_s"] > 0)
+    fastest = frame[ok].groupby(CONFIG)["median_s"].transform("min")
+    frame["ratio"] = np.nan
+    frame.loc[ok, "ratio"] = frame.loc[ok, "median_s"] / fastest
+    return frame
+
+
+def _shape_text(row) -> str:
+    text = "B=%d K=%s" % (row["batch"], _count(row["classes"]))
+    if row["samples"]:
+        text += " S=%d" % row["samples"]
+    if row["dim"]:
+        text += " D=%d" % row["dim"]
+    if row["num_true"] > 1:
+        text += " T=%d" % row["num_true"]
+    return text
+
+
+def _count(n) -> str:
+    n = int(n)
+    exponent = int(round(math.log10(n))) if n > 0 else 0
+    return "10^%d" % exponent if n == 10 ** exponent and exponent >= 3 else str(n)
+
+
+def _seconds(value) -> str:
+    if value is None or not np.isfinite(value):
+        return ""
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if value >= scale:
+            return "%.3g %s" % (value / scale, unit)
+    return "%.3g µs" % (value / 1e-6)
+
+
+def _bytes(value) -> str:
+    if value is None or not np.isfinite(value):
+        return ""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if value >= scale:
+            return "%.3g %s" % (value / scale, unit)
+    return "%d B" % value
+
+
+def speed_table(frame: pd.DataFrame, labels: list):
+    """(display table, tooltips, per-cell ratio) with one row per configuration and one column per impl."""
+    keys = frame[CONFIG].drop_duplicates().reset_index(drop=True)
+    display = keys[["device", "op", "mode", "dtype"]].copy()
+    display.insert(4, "shape", [_shape_text(row) for _, row in keys.iterrows()])
+    ratios = pd.DataFrame(index=display.index, columns=labels, dtype=float)
+    tips = pd.DataFrame("", index=display.index, columns=list(display.columns) + labels)
+    indexed = frame.set_index(CONFIG)
+    for label in labels:
+        cells = []
+        for i, key in enumerate(keys.itertuples(index=False)):
+            rows = indexed[indexed["label"] == label]
+            try:
+                row = rows.loc[tuple(key)]
+            except KeyError:
+                cells.append("")
+                continue
+            if isinstance(row, pd.DataFrame):
+                row = row.iloc[-1]
+            if row["status"] != "ok":
+                cells.append(row["status"])
+                tips.loc[i, label] = str(row.get("message", ""))[:300]
+                continue
+            ratios.loc[i, label] = row["ratio"]
+            mark = " ~" if row["noisy"] else ""
+            cells.append("%s ×%.2f%s" % (_seconds(row["median_s"]), row["ratio"], mark))
+            tips.loc[i, label] = ("median %s, IQR %s (%.0f%% of the median%s), %s timed calls; peak memory %s (%s)"
+                                  % (_seconds(row["median_s"]), _seconds(row["iqr_s"]),
+                                     100 * row["iqr_over_median"], ", noisy" if row["noisy"] else "",
+                                     row.get("n", "?"), _bytes(row["peak_mem_bytes"]), row.get("mem_method", "")))
+        display[label] = cells
+    return display, tips, ratios
+
+
+def speed_html(display: pd.DataFrame, tips: pd.DataFrame, ratios: pd.DataFrame) -> str:
+    """The speed table: green for the fastest impl of a row, shading towards red as the ratio grows."""
+    def shade(column):
+        if column.name not in ratios:
+            return [""] * len(column)
+        styles = []
+        for value in ratios[column.name]:
+            if not np.isfinite(value):
+                styles.append("color:#888")
+            else:
+                # log2 of the ratio: 1x -> green, 2x -> amber, >= 8x -> red
+                position = min(max(math.log2(value) / 3.0, 0.0), 1.0)
+                hue = 120 * (1 - position)
+                styles.append("background-color:hsl(%d,65%%,85%%)" % hue)
+        return styles
+
+    styler = display.style.apply(shade, axis=0).hide(axis="index").format(escape="html")
+    tips = tips.reindex(columns=display.columns).fillna("")
+    styler = styler.set_tooltips(tips.map(lambda t: H._attr(t) if t else ""), as_title_attribute=True)
+    return styler.to_html(table_uuid="speed", table_attributes='class="report sortable"')
+
+
+def reference_target(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per forward+backward shape: the reference's time over the fastest framework's, and the target."""
+    rows = []
+    for device, (reference, limit) in REFERENCE_TARGETS.items():
+        data = frame[(frame["device"] == device) & (frame["mode"] == "forward_backward") & frame["status"].eq("ok")]
+        if device == "gpu":
+            frameworks = data[data["impl"] == GPU_COMPARED_WITH]
+        else:
+            frameworks = data[~data["impl"].isin(("numpy", "cupy"))]
+        mine = data[data["impl"] == reference].set_index(CONFIG)["median_s"]
+        best = frameworks.loc[frameworks.groupby(CONFIG)["median_s"].idxmin()] if not frameworks.empty else frameworks
+        for _, row in best.iterrows():
+            key = tuple(row[c] for c in CONFIG)
+            if key not in mine.index:
+                continue
+            ratio = float(mine.loc[key]) / float(row["median_s"])
+            rows.append({"device": device, "op": row["op"], "dtype": row["dtype"], "shape": _shape_text(row),
+                         "reference": reference, "reference time": _seconds(float(mine.loc[key])),
+                         "fastest framework": row["impl"], "framework time": _seconds(row["median_s"]),
+                         "ratio": ratio, "target": "≤ %.1f×" % limit, "met": "yes" if ratio <= limit else "NO"})
+    return pd.DataFrame(rows, columns=["device", "op", "dtype", "shape", "reference", "reference time",
+                                       "fastest framework", "framework time", "ratio", "target", "met"])
+
+
+def target_summary(target: pd.DataFrame) -> list:
+    """One sentence per device: how many shapes meet the target, the median and the worst ratio."""
+    lines = []
+    for device, group in target.groupby("device"):
+        reference, limit = REFERENCE_TARGETS[device]
+        lines.append("%s/%s, forward+backward: %d of %d shapes at or under %.1f× the fastest %s (median ratio "
+                     "%.2f×, worst %.2f× on %s %s %s)."
+                     % (reference, device, int((group["ratio"] <= limit).sum()), len(group), limit,
+                        "framework" if device == "cpu" else GPU_COMPARED_WITH, group["ratio"].median(),
+                        group["ratio"].max(), *group.loc[group["ratio"].idxmax(), ["op", "dtype", "shape"]]))
+    return lines
+
+
+def memory_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Peak memory of the weights-based sampled loss against B*(T+S)+(T+S)*D and B*K elements."""
+    data = frame[(frame["op"] == "sampled_softmax_loss") & frame["status"].eq("ok")
+                 & frame["peak_mem_bytes"].notna()].copy()
+    if data.empty:
+        return pd.DataFrame()
+    data = data.sort_values(["classes", "batch", "label", "mode"])
+    size = data["dtype"].map(ITEMSIZE).fillna(4)
+    sampled = (data["batch"] * (data["num_true"] + data["samples"])
+               + (data["num_true"] * data["batch"] + data["samples"]) * data["dim"]) * size
+    dense = data["batch"] * data["classes"] * size
+    return pd.DataFrame({
+        "impl/device": data["label"], "mode": data["mode"], "dtype": data["dtype"],
+        "shape": [_shape_text(row) for _, row in data.iterrows()],
+        "peak memory": data["peak_mem_bytes"].map(_bytes), "measured by": data["mem_method"],
+        "B·(T+S)+(T·B+S)·D": sampled.map(_bytes), "B·K (never)": dense.map(_bytes),
+        "peak / B·K": data["peak_mem_bytes"] / dense,
+    }).reset_index(drop=True)
+
+
+def classes_plot(frame: pd.DataFrame, labels: list, sweep: tuple):
+    """Time against the number of classes, one panel per impl, a line per op (the grid's class sweep)."""
+    from matplotlib.figure import Figure
+
+    batch, samples, dim = sweep
+    data = frame[(frame["mode"] == "forward_backward") & (frame["dtype"] == "float32") & frame["status"].eq("ok")
+                 & (frame["batch"] == batch)
+                 & (((frame["op"] == "softmax_with_cross_entropy") & (frame["samples"] == 0))
+                    | ((frame["op"] == "sampled_softmax_with_cross_entropy") & (frame["samples"] == samples))
+                    | ((frame["op"] == "sampled_softmax_loss") & (frame["samples"] == samples)
+                       & (frame["dim"] == dim)))]
+    labels = [label for label in labels if (data["label"] == label).any()]
+    if not labels:
+        return None
+    columns = min(len(labels), 3)
+    rows = int(math.ceil(len(labels) / columns))
+    figure = Figure(figsize=(4.2 * columns, 3.0 * rows + 0.5))
+    axes = figure.subplots(rows, columns, sharex=True, sharey=True, squeeze=False).ravel()
+    for ax, label in zip(axes, labels):
+        for op, (name, colour, marker) in OP_STYLE.items():
+            line = data[(data["label"] == label) & (data["op"] == op)].sort_values("classes")
+            if line.empty:
+                continue
+            median = line["median_s"].to_numpy(float)
+            spread = line["iqr_s"].fillna(0).to_numpy(float) / 2
+            ax.errorbar(line["classes"], median, yerr=spread, color=colour, marker=marker, markersize=4,
+                        linewidth=1.3, capsize=2, label=name)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(label, fontsize=10)
+        ax.grid(which="major", color="#dddddd", linewidth=0.6)
+        for spine in ("top", "right"):
+            ax.spines[spine].set_visible(False)
+    for ax in axes[len(labels):]:
+        ax.set_visible(False)
+    for ax in axes[::columns]:
+        ax.set_ylabel("median seconds (fwd+bwd)")
+    for ax in axes[-columns:]:
+        ax.set_xlabel("classes K")
+    handles, names = axes[0].get_legend_handles_labels()
+    figure.legend(handles, names, loc="upper center", ncol=3, frameon=False, fontsize=9)
+    figure.suptitle("B=%d, S=%d, D=%d, float32; bars: IQR" % (batch, samples, dim), fontsize=9, y=0.005,
+                    va="bottom")
+    figure.tight_layout(rect=(0, 0.03, 1, 0.93))
+    return H.png_data_uri(figure)
+
+
+def section(bench: pd.DataFrame, labels_order: list, sweep: tuple) -> dict:
+    """Everything the template's speed section needs (HTML fragments, plot, sentences) and the CSV tables."""
+    import markupsafe
+
+    frame = prepare(bench)
+    labels = H.label_order(frame["label"], labels_order)
+    display, tips, ratios = speed_table(frame, labels)
+    target = reference_target(frame)
+    memory = memory_table(frame)
+    noisy = frame[frame["noisy"] & frame["status"].eq("ok")]
+    return {
+        "speed_table": markupsafe.Markup(speed_html(display, tips, ratios)),
+        "speed_target": markupsafe.Markup(H.table_html(target, "target", fmt={"ratio": "{:.2f}×".format}))
+        if not target.empty else "",
+        "speed_target_lines": target_summary(target) if not target.empty else [],
+        "speed_memory": markupsafe.Markup(H.table_html(memory, "memory", fmt={"peak / B·K": "{:.2g}".format}))
+        if not memory.empty else "",
+        "speed_plot": classes_plot(frame, labels, sweep),
+        "speed_noisy": "%d of %d timed rows have an IQR above 10%% of their median (marked ~)."
+                       % (len(noisy), int(frame["status"].eq("ok").sum())),
+        "csv": {"speed.csv": frame.drop(columns=["label"]), "speed_target.csv": target,
+                "speed_memory.csv": memory if not memory.empty else None},
+    }
