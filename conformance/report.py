@@ -107,6 +107,7 @@ def write_report(raw_dir, out_dir, cases_dir=None) -> pd.DataFrame:
     environment = H.environment_table(environments, frame, manifest, labels)
     host = H.host_table(raw_dir, cases_dir, manifest)
     bad_input = H.bad_input_table(frame, labels)
+    unrepeatable = H.not_repeatable(frame)
     bench, bench_files = _read_extra(raw_dir, "bench")
     speed = {}
     if bench is not None:
@@ -200,6 +201,8 @@ def write_report(raw_dir, out_dir, cases_dir=None) -> pd.DataFrame:
         "sampler": markupsafe.Markup(H.generic_html(sampler, "sampler")) if sampler is not None else "",
         "sampler_files": sampler_files,
         "csv_files": csv_files,
+        "not_repeatable": markupsafe.Markup(H.table_html(unrepeatable, "not_repeatable"))
+        if not unrepeatable.empty else "",
     }
     context.update(speed)
     if len(labels) > 1:

@@ -174,8 +174,26 @@ def overview(frame: pd.DataFrame, labels: list, statuses) -> pd.DataFrame:
     counts["cases"] = counts.sum(axis=1)
     counts["median ratio"] = ratios.median().reindex(labels)
     counts["worst ratio"] = ratios.max().reindex(labels)
+    counts["bitwise repeatable"] = repeatability(frame, ["label"]).reindex(labels).fillna("")
     counts.index.name = "impl/device"
     return counts.reset_index()
+
+
+def repeatability(frame: pd.DataFrame, keys: list) -> pd.Series:
+    """``"n of m"`` per group: of the m cases computed twice in one worker, n gave identical bits."""
+    flag = frame.get("deterministic", pd.Series("", index=frame.index)).astype(str).str.lower()
+    checked = frame.assign(_same=flag.eq("true"), _checked=flag.isin(("true", "false")))
+    grouped = checked[checked["_checked"]].groupby(keys)
+    same, total = grouped["_same"].sum(), grouped["_checked"].sum()
+    return (same.astype(int).astype(str) + " of " + total.astype(int).astype(str)).rename("bitwise repeatable")
+
+
+def not_repeatable(frame: pd.DataFrame) -> pd.DataFrame:
+    """The cases whose two runs in one worker gave different bits."""
+    flag = frame.get("deterministic", pd.Series("", index=frame.index)).astype(str).str.lower()
+    rows = frame[flag.eq("false")]
+    return rows[["label", "case", "op", "dtype", "status"]].rename(columns={"label": "impl/device"}).reset_index(
+        drop=True)
 
 
 def summary_table(summary: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
@@ -184,11 +202,14 @@ def summary_table(summary: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
     finite = frame.dropna(subset=["tol_ratio"])
     if finite.empty:
         table["worst case"] = ""
-        return table
-    worst = finite.loc[finite.groupby(["op", "dtype", "impl", "device"])["tol_ratio"].idxmax(),
-                       ["op", "dtype", "impl", "device", "case"]].rename(columns={"case": "worst case"})
-    table = table.merge(worst, on=["op", "dtype", "impl", "device"], how="left")
-    table["worst case"] = table["worst case"].fillna("")
+    else:
+        worst = finite.loc[finite.groupby(["op", "dtype", "impl", "device"])["tol_ratio"].idxmax(),
+                           ["op", "dtype", "impl", "device", "case"]].rename(columns={"case": "worst case"})
+        table = table.merge(worst, on=["op", "dtype", "impl", "device"], how="left")
+        table["worst case"] = table["worst case"].fillna("")
+    repeatable = repeatability(frame, ["op", "dtype", "impl", "device"]).reset_index()
+    table = table.merge(repeatable, on=["op", "dtype", "impl", "device"], how="left")
+    table["bitwise repeatable"] = table["bitwise repeatable"].fillna("")
     return table
 
 
@@ -941,9 +962,16 @@ timeout) are not drawn.</p>
 <section id="summary">
 <h2>Summary per op × dtype × impl × device</h2>
 <p class="intro">Case counts by status for each op, dtype and impl/device run, the worst ratio (worst error as a
-multiple of its tolerance) and the case holding it. Click a column header to sort; type to filter.</p>
+multiple of its tolerance) and the case holding it, and how many cases were bitwise repeatable (each case runs
+twice in the same worker and the two outputs are compared bit for bit). Click a column header to sort; type to
+filter.</p>
 {{ filterbar('T_summary') }}
 <div class="scroll tall">{{ summary | safe }}</div>
+{% if not_repeatable %}<h3>Not bitwise repeatable</h3>
+<p class="intro">Cases whose two runs in one worker gave different bits (a framework using non-deterministic
+reductions or threading): a finding about the framework, not a tolerance question.</p>
+<div class="scroll">{{ not_repeatable | safe }}</div>
+{% else %}<p class="intro">Every case that ran twice gave identical bits both times.</p>{% endif %}
 </section>
 
 <section id="cases">

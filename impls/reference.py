@@ -326,48 +326,53 @@ def softmax_with_cross_entropy_grad(logits, label, soft_label=False, ignore_inde
 # --------------------------------------------------------------------------------------------
 # The shared sampled-softmax core: softmax cross-entropy over [true columns | sampled columns]
 # --------------------------------------------------------------------------------------------
-def _sampled_core(xp, z, num_true, hit, upstream, want_grad):
-    """Loss of rows ``z = [true | sampled]`` with label 1/T on the T true columns.
+def _sampled_core(xp, z_true, z_sampled, hits, offset, upstream, want_grad):
+    """Softmax cross-entropy of the rows ``[z_true | z_sampled]`` with label 1/T on the T true columns.
 
-    ``hit`` marks sampled columns to remove (their probability becomes exactly 0, the limit of
-    Paddle's ``-1e20`` and TensorFlow's ``-FLT_MAX``).  Returns ``(loss [N], dz [N, T+S] or None)``;
-    ``z`` is overwritten.
+    The two blocks of columns are separate arrays (or two views of one), so that the ``[B, S]``
+    sampled logits of ``sampled_softmax_loss`` are used where the matmul wrote them, never copied
+    beside the true ones.  ``offset`` (``[S]`` or None) is added to ``z_sampled`` first; ``hits(start,
+    stop)`` gives the sampled columns to remove in those rows (their probability becomes exactly 0,
+    the limit of Paddle's ``-1e20`` and TensorFlow's ``-FLT_MAX``), or ``hits`` is None.  Both arrays
+    are overwritten: with ``want_grad`` they hold the gradient of ``sum(upstream * loss)``.  Returns
+    the loss ``[N]``.
     """
-    n = z.shape[0]
-    u = _upstream(xp, upstream, (n,), z.dtype) if want_grad else None
-    blocks = _row_blocks(xp, n, z.shape[1])
-    if len(blocks) == 1:
-        return _sampled_rows(xp, z, num_true, hit, u, want_grad)
-    loss = xp.empty(n, dtype=z.dtype)
+    n = z_true.shape[0]
+    u = _upstream(xp, upstream, (n,), z_true.dtype) if want_grad else None
+    loss = xp.empty(n, dtype=z_true.dtype)
 
     def block(start, stop):
-        loss[start:stop], _ = _sampled_rows(xp, z[start:stop], num_true, None if hit is None else hit[start:stop],
-                                            u[start:stop] if want_grad else None, want_grad)
+        loss[start:stop] = _sampled_rows(xp, z_true[start:stop], z_sampled[start:stop], offset,
+                                         None if hits is None else hits(start, stop),
+                                         u[start:stop] if want_grad else None)
 
-    _for_blocks(blocks, block)
-    return loss, (z if want_grad else None)
+    _for_blocks(_row_blocks(xp, n, z_true.shape[1] + z_sampled.shape[1]), block)
+    return loss
 
 
-def _sampled_rows(xp, z, num_true, hit, u, want_grad):
-    """``_sampled_core`` on a block of rows; ``dz`` is computed in the buffer of ``z``."""
+def _sampled_rows(xp, zt, zs, offset, hit, u):
+    """``_sampled_core`` on a block of rows, in place; the loss of those rows."""
+    num_true = zt.shape[1]
     with _quiet(xp):
+        if offset is not None:
+            zs += offset
         if hit is not None:
-            z[:, num_true:][hit] = -xp.inf
-        m = z.max(axis=1, keepdims=True)
+            zs[hit] = -xp.inf
+        m = xp.maximum(zt.max(axis=1, keepdims=True), zs.max(axis=1, keepdims=True))
         m = xp.where(m == -xp.inf, 0, m)
         # lse - mean(z_true) = log(s) + mean(m - z_true): non-negative terms, no cancellation.
-        mean_gap = (m - z[:, :num_true]).mean(axis=1)
-        e = z
-        e -= m
-        xp.exp(e, out=e)
-        s = e.sum(axis=1, keepdims=True)
+        mean_gap = (m - zt).mean(axis=1)
+        for e in (zt, zs):
+            e -= m
+            xp.exp(e, out=e)
+        s = zt.sum(axis=1, keepdims=True) + zs.sum(axis=1, keepdims=True)
         loss = xp.log(s)[:, 0] + mean_gap
-        if not want_grad:
-            return loss, None
-        u = u[:, None]
-        e *= u / s
-        e[:, :num_true] -= u / num_true
-    return loss, e
+        if u is not None:
+            scale = u[:, None] / s
+            zs *= scale
+            zt *= scale
+            zt -= u[:, None] / num_true
+    return loss
 
 
 # --------------------------------------------------------------------------------------------
@@ -415,10 +420,12 @@ def _sswce(logits, label, num_samples, num_true, remove_accidental_hits, use_cus
     with _quiet(xp):
         z = xp.take(xp.ascontiguousarray(logits).reshape(-1), flat).astype(cdtype, copy=False)
         z -= xp.log(probabilities.astype(cdtype))
-    hit = None
+    hits = None
     if remove_accidental_hits:
-        hit = (samples[:, num_true:, None] == label[:, None, :]).any(axis=2)
-    loss, dz = _sampled_core(xp, z, num_true, hit, upstream, want_grad)
+        def hits(start, stop):
+            return (samples[start:stop, num_true:, None] == label[start:stop, None, :]).any(axis=2)
+    loss = _sampled_core(xp, z[:, :num_true], z[:, num_true:], hits, None, upstream, want_grad)
+    dz = z
     result = {"loss": _cast_out(xp, loss[:, None], logits.dtype)}
     if want_grad:
         # Scatter-add into a dense [N, K]: duplicate samples in a row accumulate, as the chain rule says.
@@ -506,8 +513,8 @@ def _scatter_add(xp, out, index, values):
 def _weight_gradient(xp, ids, values, layout, partition_strategy, dtype):
     """Shard gradients (dtype ``dtype``, shapes ``[rows_p, D]``) of ``dense[ids[i]] += values[i]``.
 
-    Only the rows of ``ids`` are non-zero: NumPy sums the runs of equal ids after one sort (much
-    faster than ``np.add.at``) and writes just those rows, converted, into zeroed shards, so the
+    Only the rows of ``ids`` are non-zero: NumPy sorts the ids once, takes the first row of each
+    id and adds the repeats to it (``np.add.at`` on the few repeats only) and writes just those rows, converted, into zeroed shards, so the
     ``[num_classes, D]`` array is never computed on, only allocated (and its pages zeroed lazily).
     CuPy scatters atomically into a dense array and splits it.
     """
@@ -520,9 +527,13 @@ def _weight_gradient(xp, ids, values, layout, partition_strategy, dtype):
         return [_cast_out(xp, xp.ascontiguousarray(g), dtype) for g in _split_rows(xp, dense, layout, partition_strategy)]
     order = np.argsort(ids, kind="stable")
     sorted_ids = ids[order]
-    starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
-    unique_ids = sorted_ids[starts]
-    sums = _cast_out(np, np.add.reduceat(values[order], starts, axis=0), dtype)
+    first = np.r_[True, sorted_ids[1:] != sorted_ids[:-1]]
+    unique_ids = sorted_ids[first]
+    sums = values[order[first]]
+    if not first.all():  # repeated ids: add the later rows in order, as a sequential sum would
+        repeats = ~first
+        np.add.at(sums, np.cumsum(first)[repeats] - 1, values[order[repeats]])
+    sums = _cast_out(np, sums, dtype)
     shards = [np.zeros((rows, dim), dtype=dtype) for rows in layout]
     if len(shards) == 1:
         shards[0][unique_ids] = sums
@@ -597,15 +608,17 @@ def _ssl(weights, biases, labels, inputs, num_sampled, num_classes, num_true, sa
     w_sampled = _gather_rows(xp, shards, candidates, num_classes, partition_strategy).astype(cdtype, copy=False)
     b = biases.astype(cdtype, copy=False)
     with _quiet(xp):
-        true_logits = xp.einsum("bd,btd->bt", x, w_true) + b[labels] - xp.log(true_expected.astype(cdtype))
-        sampled_logits = x @ w_sampled.T + (b[candidates] - xp.log(sampled_expected.astype(cdtype)))
-    z = xp.concatenate([true_logits, sampled_logits], axis=1)
-    hit = (labels[:, :, None] == candidates[None, None, :]).any(axis=1) if remove_accidental_hits else None
-    loss, dz = _sampled_core(xp, z, num_true, hit, upstream, want_grad)
+        dz_true = xp.einsum("bd,btd->bt", x, w_true) + b[labels] - xp.log(true_expected.astype(cdtype))
+        offset = b[candidates] - xp.log(sampled_expected.astype(cdtype))
+    dz_sampled = x @ w_sampled.T  # [B, S]: the logits, then (in place) their gradient
+    hits = None
+    if remove_accidental_hits:
+        def hits(start, stop):
+            return (labels[start:stop, :, None] == candidates[None, None, :]).any(axis=1)
+    loss = _sampled_core(xp, dz_true, dz_sampled, hits, offset, upstream, want_grad)
     result = {"loss": _cast_out(xp, loss, inputs.dtype)}
     if not want_grad:
         return result
-    dz_true, dz_sampled = dz[:, :num_true], dz[:, num_true:]
     result["inputs"] = _cast_out(xp, xp.einsum("bt,btd->bd", dz_true, w_true) + dz_sampled @ w_sampled, inputs.dtype)
     ids = xp.concatenate([flat_labels, candidates])
     rows = xp.concatenate([(dz_true[:, :, None] * x[:, None, :]).reshape(-1, dim), dz_sampled.T @ x])
