@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import itertools
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -115,22 +114,7 @@ class BenchWorker(runner.Worker):
     """A worker that also answers ``{"bench": spec}`` requests (same process, same protocol)."""
 
     def bench(self, spec: dict, timeout: float = DEFAULT_BENCH_TIMEOUT) -> runner.Reply:
-        if self.process is None or self.process.poll() is not None:
-            self.start()
-        try:
-            self.process.stdin.write(json.dumps({"bench": spec}) + "\n")
-            self.process.stdin.flush()
-        except (BrokenPipeError, OSError):
-            pass  # the worker is already dead: the wait below reports how
-        reply = self._wait(timeout)
-        if reply == "timeout":
-            self.stop()
-            return runner.Reply("timeout", "no answer within %gs; worker killed and restarted" % timeout)
-        if reply is None:
-            note = self._death_note()
-            self.process = None
-            return runner.Reply("crash", "worker died: " + note)
-        return runner.Reply(reply.get("status", "error"), reply.get("message", ""), reply)
+        return self.send({"bench": spec}, timeout)
 
 
 def _row(impl, device, info, spec, reply: runner.Reply) -> dict:

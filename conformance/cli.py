@@ -95,6 +95,42 @@ def cmd_run(args):
     return 0
 
 
+def cmd_bench(args):
+    from conformance import bench
+
+    impls = args.impl or runner.available_impls(args.device)
+    args.out.mkdir(parents=True, exist_ok=True)
+    outcome = bench.run_bench(impls, args.device, args.out, grid=args.grid, python=dict(args.python or []),
+                              timeout=args.timeout,
+                              progress=lambda items, desc: tqdm(items, desc=desc, unit="shape"))
+    ran = 0
+    for impl, result in outcome.items():
+        if isinstance(result, Path):
+            ran += 1
+            print("%s/%s: benchmark rows in %s" % (impl, args.device, result))
+        else:
+            print("skipped %s: %s" % (impl, result), file=sys.stderr)
+    return 0 if ran else 1
+
+
+def cmd_sampler(args):
+    from conformance import sampler
+
+    impls = args.impl or runner.available_impls("cpu")
+    args.out.mkdir(parents=True, exist_ok=True)
+    outcome = sampler.run_sampler(impls, args.out, getattr(args, "grid", "default"), python=dict(args.python or []),
+                                  timeout=getattr(args, "sampler_timeout", sampler.DEFAULT_TIMEOUT),
+                                  progress=lambda items, desc: tqdm(items, desc=desc, unit="setting"))
+    ran = 0
+    for impl, result in outcome.items():
+        if isinstance(result, tuple):
+            ran += 1
+            print("%s: sampler rows in %s (%.1f s)" % (impl, result[0], result[1]))
+        else:
+            print("skipped %s: %s" % (impl, result), file=sys.stderr)
+    return 0 if ran else 1
+
+
 def cmd_report(args):
     from conformance import report
 
@@ -114,6 +150,7 @@ def cmd_all(args):
     code = cmd_run(args)
     if code:
         return code
+    cmd_sampler(args)  # the sampler table: its failures are rows in the report, not the job's exit code
     args.raw = args.out
     args.out = DEFAULT_REPORTS if args.report_out is None else args.report_out
     return cmd_report(args)
@@ -147,6 +184,28 @@ def build_parser():
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     run_options(p)
     p.set_defaults(func=cmd_run)
+
+    p = commands.add_parser("bench", help="time every impl over a grid of shapes (median, IQR, peak memory)")
+    p.add_argument("--impl", type=_impl_list, help="comma-separated impls (default: every impl for the device)")
+    p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
+    p.add_argument("--grid", default="default", choices=("default", "full"),
+                   help="default: minutes on 2 CPU cores; full: the product of the ranges (hours; for a GPU)")
+    p.add_argument("--out", type=Path, default=DEFAULT_RAW, help="folder for bench-*.csv (default reports/raw)")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds per shape (synthesis, warm-up, timing)")
+    p.add_argument("--python", action="append", type=_python_override, metavar="IMPL=PATH",
+                   help="interpreter for an impl, e.g. paddle-legacy=/path/to/python3.8")
+    p.set_defaults(func=cmd_bench)
+
+    p = commands.add_parser("sampler", help="test each native log-uniform sampler (histogram, expected counts, seed)")
+    p.add_argument("--impl", type=_impl_list, help="comma-separated impls (default: every impl for the CPU)")
+    p.add_argument("--grid", default="default", choices=("default", "small"),
+                   help="default: >= 10^5 candidates per setting; small: the tests' grid")
+    p.add_argument("--out", type=Path, default=DEFAULT_RAW, help="folder for sampler-*.csv (default reports/raw)")
+    p.add_argument("--timeout", dest="sampler_timeout", type=float, default=600.0, metavar="SECONDS",
+                   help="seconds per setting")
+    p.add_argument("--python", action="append", type=_python_override, metavar="IMPL=PATH",
+                   help="interpreter for an impl, e.g. paddle-legacy=/path/to/python3.8")
+    p.set_defaults(func=cmd_sampler)
 
     p = commands.add_parser("report", help="merge results and write the HTML report")
     p.add_argument("--raw", type=Path, default=DEFAULT_RAW)

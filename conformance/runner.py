@@ -168,9 +168,17 @@ class Worker:
 
     # -- requests -----------------------------------------------------------------------------
     def request(self, case_file: Path, out_file: Path, repeat: int = 1, timeout: float = DEFAULT_CASE_TIMEOUT):
+        """Run one case file; the reply's outputs are in ``out_file``."""
+        return self.send({"case_file": str(case_file), "out_file": str(out_file), "repeat": repeat}, timeout)
+
+    def send(self, message: dict, timeout: float = DEFAULT_CASE_TIMEOUT) -> "Reply":
+        """One request of the worker protocol (a case, ``{"bench": ...}``, ``{"sampler": ...}``).
+
+        A worker that does not answer within ``timeout`` is killed (``timeout``), one that dies is
+        described (``crash``); either way the next request starts a fresh worker.
+        """
         if self.process is None or self.process.poll() is not None:
             self.start()
-        message = {"case_file": str(case_file), "out_file": str(out_file), "repeat": repeat}
         try:
             self.process.stdin.write(json.dumps(message) + "\n")
             self.process.stdin.flush()
@@ -186,7 +194,7 @@ class Worker:
             note = self._death_note()
             self.process = None
             return Reply("crash", "worker died: " + note)
-        return Reply(reply["status"], reply.get("message", ""), reply)
+        return Reply(reply.get("status", "error"), reply.get("message", ""), reply)
 
 
 def _read_done(path: Path) -> set:

@@ -9,7 +9,9 @@ answers each request read from stdin,
 ...}`` after writing the outputs to ``out_file`` (a ``.npz``).  ``repeat`` runs the case that many
 times and reports whether the outputs were bitwise identical (``deterministic``).  A benchmark
 request, ``{"bench": {"op": ..., "mode": ..., "dtype": ..., "batch": ..., ...}}``, is answered with
-``{"status": ..., "median_s": ..., ...}`` (see ``impls/bench.py``).
+``{"status": ..., "median_s": ..., ...}`` (see ``impls/bench.py``); a sampler request,
+``{"sampler": {"range_max": ..., "num_sampled": ..., ...}}``, draws from the framework's native
+log-uniform sampler (see ``impls/samplers.py``).
 
 Frameworks print to stdout, so the protocol gets a private duplicate of the original stdout and
 file descriptor 1 is pointed at stderr before any framework is imported.
@@ -114,6 +116,10 @@ def main(argv=None):
                 from impls.bench import run_request  # noqa: PLC0415
 
                 reply = run_request(adapter, args.device, request["bench"])
+            elif "sampler" in request:
+                from impls.samplers import run_request as run_sampler  # noqa: PLC0415
+
+                reply = run_sampler(adapter, args.device, request["sampler"])
             else:
                 reply = run_case(adapter, args.device, request)
         except Exception as error:  # an unreadable case file or output path: report, keep serving
