@@ -139,6 +139,9 @@ def cmd_report(args):
     with with_pd_options:
         print(table.to_string())
     print("\nwrote %s (tables as CSV beside it)" % (args.out / "index.html"))
+    if getattr(args, "screenshot", False):
+        problem = report.screenshot(args.out / "index.html", args.out / "screenshot.png")
+        print("screenshot: %s" % (problem or args.out / "screenshot.png"))
     return 0
 
 
@@ -211,6 +214,7 @@ def build_parser():
     p.add_argument("--raw", type=Path, default=DEFAULT_RAW)
     p.add_argument("--cases", type=Path, default=corpus.DEFAULT_CASES_DIR)
     p.add_argument("--out", type=Path, default=DEFAULT_REPORTS)
+    p.add_argument("--screenshot", action="store_true", help="also render screenshot.png with headless Chromium")
     p.set_defaults(func=cmd_report)
 
     p = commands.add_parser("all", help="main job: verify, run every available impl on the CPU, report")

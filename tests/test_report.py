@@ -17,8 +17,7 @@ from conformance.runner import COLUMNS
 from impls.caseio import Case, write_npz
 
 REPO = Path(__file__).resolve().parent.parent
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = report.CHROMIUM_FLAGS
 
 SWCE, SSWCE = "softmax_with_cross_entropy", "sampled_softmax_with_cross_entropy"
 CASES = [  # id, op, dtype, description, tags, features
@@ -352,11 +351,22 @@ def test_renders_in_headless_chromium(built, tmp_path):
     dom = subprocess.run([*browser, "--user-data-dir=%s" % (tmp_path / "profile2"), "--dump-dom", page.as_uri()],
                          capture_output=True, text=True, timeout=180).stdout
     assert dom.count("<table") >= 8
-    for table in ("T_overview", "T_differences", "T_agreement", "T_summary", "T_cases", "T_modes", "T_environment"):
+    for table in ("T_overview", "T_differences", "T_agreement", "T_summary", "T_cases", "T_modes", "T_environment",
+                  "T_speed", "T_target", "T_memory", "T_sampler", "T_not_repeatable"):
         assert 'id="%s"' % table in dom, table
-    assert len(re.findall(r'<img[^>]+src="data:image/png;base64,', dom)) >= 2
+    assert len(re.findall(r'<img[^>]+src="data:image/png;base64,', dom)) >= 3  # statuses, ratios, speed
     assert "6 of 6 rows shown" in dom  # the inline filter script ran
     assert "sortkey" in dom  # and made the headers sortable
+
+
+@pytest.mark.skipif(_chromium() is None, reason="headless Chromium not installed (apt-get install chromium)")
+def test_screenshot_of_the_report(built, tmp_path):
+    root, _, _ = built
+    shot = tmp_path / "shot.png"
+    assert report.screenshot(root / "out" / "index.html", shot, size=(1000, 1200)) == ""
+    from PIL import Image
+
+    assert Image.open(shot).size == (1000, 1200)
 
 
 @pytest.mark.skipif(_chromium() is None, reason="headless Chromium not installed (apt-get install chromium)")
