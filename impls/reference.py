@@ -204,19 +204,6 @@ def _upstream(xp, upstream, shape, dtype):
     return upstream.astype(dtype, copy=False)
 
 
-def _logsumexp_parts(xp, z, axis):
-    """Return ``(m, e, s)``: the max along ``axis``, ``exp(z - m)`` and its sum (keepdims).
-
-    The max of a row that is all ``-inf`` is replaced by 0 so that row yields ``s = 0`` and a NaN
-    loss rather than a NaN from ``-inf - -inf`` leaking into its neighbours' arithmetic.
-    """
-    m = z.max(axis=axis, keepdims=True)
-    m = xp.where(m == -xp.inf, 0, m)
-    e = z - m
-    xp.exp(e, out=e)
-    return m, e, e.sum(axis=axis, keepdims=True)
-
-
 # --------------------------------------------------------------------------------------------
 # softmax_with_cross_entropy (Paddle)
 # --------------------------------------------------------------------------------------------
@@ -271,21 +258,36 @@ def _swce_rows(xp, logits, label, soft_label, ignore_index, return_softmax, axis
     """The checked computation on (a block of rows of) the inputs; ``u`` the upstream in the compute dtype."""
     out_dtype = logits.dtype
     cdtype = _compute_dtype(xp, logits.dtype)
-    z = logits.astype(cdtype)  # a private copy: e is computed in place below
     with _quiet(xp):
-        m, e, s = _logsumexp_parts(xp, z, axis)
-        log_s = xp.log(s)
+        # The max is exact in any dtype.  A row whose max is -inf (all -inf) gets m = 0, so it yields
+        # s = 0 and a NaN loss rather than a NaN from -inf - -inf leaking into other arithmetic.
+        # z = logits - m in the compute dtype, into a private array in which the exponentials and
+        # then the gradient are computed in place (in one pass when no conversion is needed).
+        if logits.dtype == cdtype:
+            m = logits.max(axis=axis, keepdims=True)
+            m = xp.where(m == -xp.inf, 0, m)
+            z = xp.subtract(logits, m)
+        else:  # float16/bfloat16: NumPy's ufuncs on them convert element by element, slowly
+            z = logits.astype(cdtype)
+            m = z.max(axis=axis, keepdims=True)
+            m = xp.where(m == -xp.inf, 0, m)
+            z -= m
         if soft_label:
             y = label.astype(cdtype)
             # 0 * -inf would be NaN: a class with zero label weight contributes nothing.
-            yz = xp.where(y == 0, 0, y * (z - m)) if bool(xp.isinf(z).any()) else y * (z - m)
+            yz = xp.where(y == 0, 0, y * z) if bool(xp.isinf(logits).any()) else y * z
             y_sum = y.sum(axis=axis, keepdims=True)
-            loss = log_s * y_sum - yz.sum(axis=axis, keepdims=True)
         else:
             ignored = label == ignore_index
-            picked = xp.take_along_axis(z, xp.where(ignored, 0, label), axis=axis)
+            shifted_pick = xp.take_along_axis(z, xp.where(ignored, 0, label), axis=axis)  # z_label - m
+        e = xp.exp(z, out=z)
+        s = e.sum(axis=axis, keepdims=True)
+        log_s = xp.log(s)
+        if soft_label:
+            loss = log_s * y_sum - yz.sum(axis=axis, keepdims=True)
+        else:
             # log(s) + (m - z_label): both terms are non-negative, so no cancellation.
-            loss = xp.where(ignored, 0, log_s + (m - picked))
+            loss = xp.where(ignored, 0, log_s - shifted_pick)
         result = {"loss": _cast_out(xp, loss, out_dtype)}
         if return_softmax or want_grad:
             inv_s = 1 / s
