@@ -1034,7 +1034,9 @@ weights (its dense weight gradient aside, where an impl materialises one).</p>
 {% if speed_memory %}<h3>Peak memory of sampled_softmax_loss</h3>
 <p class="intro">Peak memory of one call above what the prepared inputs already hold, against the memory a
 sampled loss needs, B·(T+S) + (T·B+S)·D elements, and the B·K elements of a dense logits array that it must
-never materialise.</p>
+never materialise. Forward+backward also returns the weight gradient, which the API makes a dense [K, D]
+array (K·D elements). On the CPU, frameworks are measured by the growth of the process's peak resident set,
+a lower bound when their allocator reuses memory kept from earlier calls.</p>
 {{ filterbar('T_memory') }}<div class="scroll">{{ speed_memory | safe }}</div>{% endif %}
 {% else %}<p class="none">No <code>bench-*.csv</code> in the raw folder yet (<code>conformance bench</code>).</p>{% endif %}
 </section>

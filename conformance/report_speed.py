@@ -191,7 +191,10 @@ def memory_table(frame: pd.DataFrame) -> pd.DataFrame:
         "impl/device": data["label"], "mode": data["mode"], "dtype": data["dtype"],
         "shape": [_shape_text(row) for _, row in data.iterrows()],
         "peak memory": data["peak_mem_bytes"].map(_bytes), "measured by": data["mem_method"],
-        "B·(T+S)+(T·B+S)·D": sampled.map(_bytes), "B·K (never)": dense.map(_bytes),
+        "B·(T+S)+(T·B+S)·D": sampled.map(_bytes),
+        "K·D (weight gradient)": (data["classes"] * data["dim"] * size).where(data["mode"] == "forward_backward")
+        .map(_bytes),
+        "B·K (never)": dense.map(_bytes),
         "peak / B·K": data["peak_mem_bytes"] / dense,
     }).reset_index(drop=True)
 
