@@ -146,7 +146,8 @@ def cmd_report(args):
 
 
 def cmd_all(args):
-    """The main job: verify the corpus, run every impl that is set up on the CPU, write the report."""
+    """The main job: verify the corpus, run every impl that is set up on the CPU over it, test the
+    samplers, run the default benchmark grid, write the report."""
     if cmd_verify(args):
         return 1
     args.impl, args.device = None, "cpu"
@@ -154,6 +155,11 @@ def cmd_all(args):
     if code:
         return code
     cmd_sampler(args)  # the sampler table: its failures are rows in the report, not the job's exit code
+    if not args.no_bench:  # the speed section; a framework that cannot start is skipped with its reason
+        from conformance import bench
+
+        bench.run_bench(runner.available_impls("cpu"), "cpu", args.out, python=dict(args.python or []),
+                        progress=lambda items, desc: tqdm(items, desc=desc, unit="shape"))
     args.raw = args.out
     args.out = DEFAULT_REPORTS if args.report_out is None else args.report_out
     return cmd_report(args)
@@ -217,9 +223,11 @@ def build_parser():
     p.add_argument("--screenshot", action="store_true", help="also render screenshot.png with headless Chromium")
     p.set_defaults(func=cmd_report)
 
-    p = commands.add_parser("all", help="main job: verify, run every available impl on the CPU, report")
+    p = commands.add_parser("all", help="main job: verify, run every available impl on the CPU, test the samplers, "
+                                        "benchmark, report")
     run_options(p)
     p.add_argument("--report-out", type=Path, default=None)
+    p.add_argument("--no-bench", action="store_true", help="skip the benchmark grid (about 5 minutes on 2 cores)")
     p.set_defaults(func=cmd_all)
     return parser
 
