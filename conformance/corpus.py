@@ -97,6 +97,11 @@ def _logits(rng, shape, axis, kind):
         first[axis] = 0
         mask[tuple(first)] = False
         logits = np.where(mask, -np.inf, logits)
+    elif kind in ("nan", "posinf"):  # one poisoned entry in the first row: that row's outputs are NaN
+        first = [0] * len(shape)
+        first[axis] = shape[axis] // 2
+        logits = logits.copy()
+        logits[tuple(first)] = np.nan if kind == "nan" else np.inf
     elif kind != "normal":
         raise ValueError("kind: unknown logits kind %r" % kind)
     return logits
@@ -110,8 +115,12 @@ def _soft_labels(rng, shape, axis):
     return np.moveaxis((counts / 64.0).reshape(moved.shape), -1, axis)
 
 
+# Per-row total weights of unnormalised soft labels (exact binary fractions; 0 means no label mass).
+LABEL_SUMS = (0.5, 2.0, 1.0, 0.25, 3.0, 0.0)
+
+
 def swce(name, shape, axis=-1, dtype="float64", soft=False, ignore=None, ignore_index=-100,
-         return_softmax=False, stable=True, kind="normal", tags=()):
+         return_softmax=False, stable=True, kind="normal", unnormalized=False, tags=()):
     rng = _rng("swce-" + name + dtype)
     ax = axis % len(shape)
     loss_shape = tuple(1 if i == ax else n for i, n in enumerate(shape))
@@ -126,6 +135,12 @@ def swce(name, shape, axis=-1, dtype="float64", soft=False, ignore=None, ignore_
             label = _fix_sum(label, ax)
         features.append("soft_label")
         description.append("soft labels")
+        if unnormalized:  # valid input: the loss is -sum(label * log_softmax), whatever the total
+            rows = np.moveaxis(label, ax, -1)
+            sums = np.resize(np.asarray(LABEL_SUMS), rows.shape[:-1])[..., None]
+            label = np.moveaxis(rows * sums, -1, ax)
+            features.append("unnormalized_soft_label")
+            description.append("rows summing to %s" % ", ".join("%g" % v for v in LABEL_SUMS))
     else:
         finite = np.isfinite(logits)
         label = np.zeros(loss_shape, dtype=np.int64)
@@ -154,6 +169,10 @@ def swce(name, shape, axis=-1, dtype="float64", soft=False, ignore=None, ignore_
         features.append("rank3plus")
     if kind == "neg_inf":
         features.append("neg_inf_logits")
+    if kind in ("nan", "posinf"):
+        features.append("%s_logits" % kind)
+        description.append("a %s logit in the first row (documented: that row's outputs are NaN)"
+                           % ("NaN" if kind == "nan" else "+inf"))
     if return_softmax:
         features.append("return_softmax")
         description.append("return_softmax")
@@ -213,6 +232,18 @@ def swce_cases():
                 yield swce("%s-%s" % (kind, label), (6, 12), dtype=dtype, soft=soft, kind=kind,
                            return_softmax=True, tags=["extreme"])
         yield swce("%s-hard" % kind, (6, 12), dtype="float16", kind=kind, tags=["extreme"])
+    # Unusual but valid input: the reference documents its answer (impls/reference.py) and every
+    # framework is compared with it; a framework that answers otherwise is a finding.
+    for dtype in ("float32", "float64"):
+        for kind in ("nan", "posinf"):
+            for soft in (False, True):
+                label = "soft" if soft else "hard"
+                yield swce("%s-%s" % (kind, label), (6, 12), dtype=dtype, soft=soft, kind=kind,
+                           return_softmax=True, tags=["unusual"])
+        yield swce("soft-unnormalized", (6, 12), dtype=dtype, soft=True, unnormalized=True, return_softmax=True,
+                   tags=["unusual"])
+        yield swce("soft-unnormalized-r3ax1", (3, 6, 4), axis=1, dtype=dtype, soft=True, unnormalized=True,
+                   tags=["unusual"])
     for classes, batch in ((2, 16), (3, 8), (1000, 8), (32768, 2), (100000, 2)):
         for soft in (False, True):
             label = "soft" if soft else "hard"

@@ -57,6 +57,7 @@ def test_corpus_size_is_small(manifest):
     "per_row_negatives", "multi_true", "accidental_hits", "remove_accidental_hits", "duplicate_samples",
     "sharded", "partition_mod", "partition_div", "uneven_shards", "pm1e4", "spread", "equal", "offset",
     "K2", "K100000", "T4", "hits-all", "hits-none", "shared", "numeric_stable_mode", "invalid_input",
+    "nan_logits", "posinf_logits", "unnormalized_soft_label",
 ])
 def test_families_are_covered(manifest, feature_or_tag):
     assert any(feature_or_tag in e["features"] + e["tags"] for e in manifest["cases"])
