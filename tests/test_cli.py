@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conformance import cli
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -53,3 +55,23 @@ def test_unknown_impl_is_a_usage_error():
     result = conformance("run", "--impl", "nonesuch")
     assert result.returncode == 2
     assert "unknown impl nonesuch" in result.stderr
+
+
+def test_all_runs_verify_run_sampler_and_report(tmp_path, monkeypatch):
+    """The main job end to end with the numpy impl only: results, sampler rows, report, exit 0."""
+    from conformance import runner, sampler
+
+    monkeypatch.setattr(runner, "available_impls", lambda device: ["numpy"])
+    small = sampler.grid("small")
+    monkeypatch.setattr(sampler, "grid", lambda name="default": small)  # the tests' grid, not 10^5 draws
+    raw, out = tmp_path / "raw", tmp_path / "report"
+    code = cli.main(["all", "--select", "softmax_with_cross_entropy-base-*", "--out", str(raw),
+                     "--report-out", str(out), "--no-bench"])
+    assert code == 0
+    rows = list(csv.DictReader(open(raw / "results-numpy-cpu.csv", newline="", encoding="utf-8")))
+    assert len(rows) == 8 and {r["status"] for r in rows} == {"pass"}
+    checks = list(csv.DictReader(open(raw / "sampler-numpy-cpu.csv", newline="", encoding="utf-8")))
+    assert checks and all(r["impl"] == "numpy" for r in checks)
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert "softmax_with_cross_entropy-base-hard-f32" in page and 'id="T_sampler"' in page
+    assert not list(raw.glob("bench-*.csv"))  # --no-bench
