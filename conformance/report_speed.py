@@ -69,7 +69,7 @@ def _seconds(value) -> str:
     if value is None or not np.isfinite(value):
         return ""
     for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
-        if value >= scale:
+        if value >= 0.9995 * scale:  # 0.9999 ms is "1 ms", not "1e+03 µs"
             return "%.3g %s" % (value / scale, unit)
     return "%.3g µs" % (value / 1e-6)
 
