@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 
 from conformance import runner
+from impls import bench as worker_bench
 from impls import get_adapter
 
 COLUMNS = ["impl", "impl_version", "device", "op", "mode", "dtype", "batch", "classes", "samples", "dim",
@@ -110,13 +111,6 @@ def bench_path(out_dir, impl: str, device: str) -> Path:
     return Path(out_dir) / ("bench-%s-%s.csv" % (impl, device))
 
 
-class BenchWorker(runner.Worker):
-    """A worker that also answers ``{"bench": spec}`` requests (same process, same protocol)."""
-
-    def bench(self, spec: dict, timeout: float = DEFAULT_BENCH_TIMEOUT) -> runner.Reply:
-        return self.send({"bench": spec}, timeout)
-
-
 def _row(impl, device, info, spec, reply: runner.Reply) -> dict:
     row = {key: spec[key] for key in ("op", "mode", "dtype", "batch", "classes", "samples", "dim", "num_true")}
     row.update(impl=impl, impl_version=(info or {}).get("version", ""), device=device,
@@ -139,7 +133,7 @@ def run_impl_bench(impl, device, out_dir, specs, *, python=None, progress=None,
     adapter = get_adapter(impl)
     path = bench_path(out_dir, impl, device)
     path.parent.mkdir(parents=True, exist_ok=True)
-    worker = BenchWorker(impl, device, python, log_dir=Path(out_dir) / "logs")
+    worker = runner.Worker(impl, device, python, log_dir=Path(out_dir) / "logs")
     if any(_pre_check(adapter, device, s) is None for s in specs):
         worker.start()  # fail fast, before any row, when the framework is not installed
     try:
@@ -152,7 +146,7 @@ def run_impl_bench(impl, device, out_dir, specs, *, python=None, progress=None,
                 if reason:
                     reply = runner.Reply("unsupported", reason, {})
                 else:
-                    reply = worker.bench(spec, timeout=timeout)
+                    reply = worker.send({"bench": spec}, timeout)
                 writer.writerow(_row(impl, device, worker.info, spec, reply))
                 handle.flush()
     finally:
@@ -168,12 +162,9 @@ def run_bench(impls, device, out_dir, grid="default", progress=None, *, python=N
     (as ``conformance run --python``).  Returns impl -> CSV path, or the reason it could not start.
     """
     specs = grid_specs(grid) if isinstance(grid, str) else [dict(s) for s in grid]
-    for spec in specs:
-        spec.setdefault("samples", 0)
-        spec.setdefault("dim", 0)
-        spec.setdefault("num_true", 1)
-        spec.setdefault("dtype", "float32")
-        spec.setdefault("mode", "forward_backward")
+    for spec in specs:  # the worker's defaults, so rows are complete; a bad spec becomes an error row there
+        for key, value in worker_bench.DEFAULTS.items():
+            spec.setdefault(key, value)
     overrides = python or {}
     outcome = {}
     for impl in impls:

@@ -93,8 +93,8 @@ def speed_table(frame: pd.DataFrame, labels: list):
     indexed = frame.set_index(CONFIG)
     for label in labels:
         cells = []
+        rows = indexed[indexed["label"] == label]
         for i, key in enumerate(keys.itertuples(index=False)):
-            rows = indexed[indexed["label"] == label]
             try:
                 row = rows.loc[tuple(key)]
             except KeyError:

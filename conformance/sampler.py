@@ -503,13 +503,6 @@ def sampler_path(out_dir, impl: str, device: str = "cpu") -> Path:
     return Path(out_dir) / ("sampler-%s-%s.csv" % (impl, device))
 
 
-class SamplerWorker(runner.Worker):
-    """A worker that also answers ``{"sampler": spec}`` requests (same process, same protocol)."""
-
-    def sample(self, spec: dict, timeout: float = DEFAULT_TIMEOUT) -> runner.Reply:
-        return self.send({"sampler": spec}, timeout)
-
-
 def _setting_columns(setting):
     return {key: setting[key] for key in ("range_max", "num_sampled", "unique", "num_true", "draws", "seed")}
 
@@ -530,7 +523,7 @@ def run_impl_sampler(impl, out_dir, settings, *, python=None, progress=None, tim
     started = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    worker = SamplerWorker(impl, "cpu", python, log_dir=out_dir / "logs")
+    worker = runner.Worker(impl, "cpu", python, log_dir=out_dir / "logs")
     worker.start()  # fail fast, before any row, when the framework is not installed
     scratch = Path(tempfile.mkdtemp(prefix="conformance-sampler-%s-" % impl))
     results = []
@@ -539,7 +532,7 @@ def run_impl_sampler(impl, out_dir, settings, *, python=None, progress=None, tim
         for index, setting in enumerate(progress(settings, desc="sampler %s" % impl) if progress else settings):
             out_file = scratch / ("setting-%d.npz" % index)
             spec = dict(setting, out_file=str(out_file), fingerprint_draws=FINGERPRINT_DRAWS)
-            reply = worker.sample(spec, timeout=timeout)
+            reply = worker.send({"sampler": spec}, timeout)
             info = worker.info or info
             arrays = None
             if reply.status == "ok":
@@ -557,13 +550,13 @@ def run_impl_sampler(impl, out_dir, settings, *, python=None, progress=None, tim
 
     fresh = {}
     if fresh_process and any(reply.status == "ok" for _, reply, _ in results):
-        second = SamplerWorker(impl, "cpu", python, log_dir=out_dir / "logs")
+        second = runner.Worker(impl, "cpu", python, log_dir=out_dir / "logs")
         try:
             second.start()
             for index, (setting, reply, _) in enumerate(results):
                 if reply.status == "ok":
-                    answer = second.sample(dict(setting, draws=FINGERPRINT_DRAWS, out_file=None,
-                                                fingerprint_draws=FINGERPRINT_DRAWS), timeout=timeout)
+                    answer = second.send({"sampler": dict(setting, draws=FINGERPRINT_DRAWS, out_file=None,
+                                                          fingerprint_draws=FINGERPRINT_DRAWS)}, timeout)
                     fresh[index] = answer.data if answer.status == "ok" else {"message": "%s: %s" % (
                         answer.status, answer.message)}
         except runner.WorkerUnavailable as error:

@@ -67,6 +67,7 @@ NOISY_IQR_OVER_MEDIAN = 0.10
 MESSAGE_LIMIT = 2000
 
 _SHAPE_KEYS = ("batch", "classes", "samples", "dim", "num_true")
+DEFAULTS = {"mode": "forward_backward", "dtype": "float32", "samples": 0, "dim": 0, "num_true": 1}
 
 
 # --------------------------------------------------------------------------------------------
@@ -79,12 +80,9 @@ def normalize_spec(spec: dict) -> dict:
         raise ValueError("op: expected one of %s, got %r" % (", ".join(OPS), out.get("op")))
     if out.get("mode", "forward_backward") not in MODES:
         raise ValueError("mode: expected one of %s, got %r" % (", ".join(MODES), out.get("mode")))
-    out.setdefault("mode", "forward_backward")
-    out.setdefault("dtype", "float32")
+    for key, value in DEFAULTS.items():
+        out.setdefault(key, value)
     storage_dtype(out["dtype"])  # validates the name
-    out.setdefault("samples", 0)
-    out.setdefault("dim", 0)
-    out.setdefault("num_true", 1)
     for key in _SHAPE_KEYS:
         out[key] = int(out.get(key, 0))
     if out["batch"] < 1 or out["classes"] < 2:

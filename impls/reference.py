@@ -432,16 +432,14 @@ def _sswce(logits, label, num_samples, num_true, remove_accidental_hits, use_cus
     if want_grad:
         # Scatter-add into a dense [N, K]: duplicate samples in a row accumulate, as the chain rule says.
         grad = xp.empty((n, k), dtype=logits.dtype)
+        in_place = grad.dtype == cdtype  # else accumulate in the compute dtype, then convert
 
         def block(start, stop):
-            if grad.dtype == cdtype:
-                part = grad[start:stop]
-                part.fill(0)
-            else:
-                part = xp.zeros((stop - start, k), dtype=cdtype)
+            part = grad[start:stop] if in_place else xp.empty((stop - start, k), dtype=cdtype)
+            part.fill(0)
             _scatter_add(xp, part.reshape(-1), (flat[start:stop] - start * k).reshape(-1),
                          dz[start:stop].reshape(-1))
-            if part.base is not grad:
+            if not in_place:
                 grad[start:stop] = _cast_out(xp, part, logits.dtype)
 
         _for_blocks(_row_blocks(xp, n, k), block)
