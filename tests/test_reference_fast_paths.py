@@ -3,9 +3,14 @@
 * Row-parallel blocks (``_row_blocks``/``_for_blocks``): every corpus case computed with blocks of
   a few rows on several threads equals, bit for bit, the same case computed in one block.  Corpus
   cases are small, so the thresholds are lowered here to force many blocks even on them.
+* The 16-element ufunc buffer (``_row_broadcast_speed``) and the lazily zeroed weight gradient
+  (``_sparse_zeros``) likewise: every corpus case gives the same bits with them on and off.
 * ``_float32_to_float16`` equals ``astype(float16)`` on float32 values spanning every exponent,
   every float16 subnormal boundary and rounding tie, overflow, infinities and NaN.
 """
+import contextlib
+import tracemalloc
+
 import numpy as np
 import pytest
 
@@ -24,23 +29,57 @@ def _outputs(case):
     return adapter.run(case)
 
 
-@pytest.fixture
-def many_small_blocks(monkeypatch):
+def _all_fast_paths_on(monkeypatch):
     monkeypatch.setattr(ref, "_PARALLEL_MIN_ELEMENTS", 1)
     monkeypatch.setattr(ref, "_BLOCK_ELEMENTS", 8)  # a row or two per block
     monkeypatch.setattr(ref, "_THREADS", 3)
+    monkeypatch.setattr(ref, "_SPARSE_ZEROS_MIN_BYTES", 0)  # every weight gradient lazily zeroed
+
+
+def _all_fast_paths_off(monkeypatch):
+    monkeypatch.setattr(ref, "_THREADS", 1)  # one block
+    monkeypatch.setattr(ref, "_SPARSE_ZEROS_MIN_BYTES", 1 << 62)  # np.zeros
+    monkeypatch.setattr(ref, "_row_broadcast_speed", lambda xp: contextlib.nullcontext())  # NumPy's buffer
 
 
 @pytest.mark.parametrize("entry", COMPUTED, ids=[e["id"] for e in COMPUTED])
-def test_blocked_rows_give_the_same_bits(entry, many_small_blocks, monkeypatch):
+def test_fast_paths_give_the_same_bits(entry, monkeypatch):
     case = Case.read(CASES / entry["file"])
-    blocked = _outputs(case)
-    monkeypatch.setattr(ref, "_THREADS", 1)  # one block
-    single = _outputs(case)
-    assert sorted(blocked) == sorted(single)
-    for name in single:
-        assert blocked[name].dtype == single[name].dtype and blocked[name].shape == single[name].shape, name
-        assert blocked[name].tobytes() == single[name].tobytes(), name
+    _all_fast_paths_on(monkeypatch)
+    fast = _outputs(case)
+    _all_fast_paths_off(monkeypatch)
+    plain = _outputs(case)
+    assert sorted(fast) == sorted(plain)
+    for name in plain:
+        assert fast[name].dtype == plain[name].dtype and fast[name].shape == plain[name].shape, name
+        assert fast[name].tobytes() == plain[name].tobytes(), name
+
+
+def test_the_row_broadcast_buffer_is_restored():
+    before = np.getbufsize()
+    ref.softmax_with_cross_entropy_grad(np.zeros((3, 4), np.float32), np.zeros((3, 1), np.int64))
+    assert np.getbufsize() == before
+    with pytest.raises(ValueError, match="label"):
+        ref.softmax_with_cross_entropy(np.zeros((3, 4), np.float32), np.full((3, 1), 9, np.int64))
+    assert np.getbufsize() == before
+
+
+def test_sparse_zeros_are_zero_writable_and_traced_while_alive():
+    shape = (1 << 16, 33)  # 8.6 MB of float32, over the threshold
+    size = shape[0] * shape[1] * 4
+    assert size >= ref._SPARSE_ZEROS_MIN_BYTES
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        array = ref._sparse_zeros(shape, np.float32)
+        assert tracemalloc.get_traced_memory()[0] - base >= size  # counted like a NumPy buffer
+        assert array.shape == shape and array.dtype == np.float32 and array.flags.writeable
+        array[12345] = 1.5
+        assert float(array.sum(dtype=np.float64)) == 1.5 * shape[1]
+        del array
+        assert tracemalloc.get_traced_memory()[0] - base < size // 100  # untracked once freed
+    finally:
+        tracemalloc.stop()
 
 
 def test_blocks_cover_every_row_once(monkeypatch):
