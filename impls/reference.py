@@ -197,6 +197,7 @@ _THREADS = int(os.environ.get("CONFORMANCE_REFERENCE_THREADS", "0")) or len(
     os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1))
 _POOL = None
 _SPARSE_ZEROS_MIN_BYTES = 1 << 22  # NumPy advises huge pages from 4 MB on (see _sparse_zeros)
+_SPARSE_ZEROS_MAX_TOUCHED = 0.25
 _POOL_LOCK = threading.Lock()
 
 
@@ -568,31 +569,37 @@ def _embedding_gradients(xp, ids, rows, bias_values, layout, partition_strategy,
     sums = _cast_out(np, sums, dtype)
     biases = np.zeros(num_classes, dtype=dtype)
     biases[unique_ids] = sums[:, dim]
-    shards = [_sparse_zeros((size, dim), dtype) for size in layout]
-    if len(shards) == 1:
-        shards[0][unique_ids] = sums[:, :dim]
-        return shards, biases
-    shard, row = _shard_of(np, unique_ids, num_classes, len(shards), partition_strategy)
-    for p, out in enumerate(shards):
+    if len(layout) == 1:
+        shard, row = np.zeros(unique_ids.size, dtype=np.int64), unique_ids
+    else:
+        shard, row = _shard_of(np, unique_ids, num_classes, len(layout), partition_strategy)
+    shards = []
+    for p, size in enumerate(layout):
         mask = shard == p
+        out = _sparse_zeros((size, dim), dtype, rows_written=int(mask.sum()))
         out[row[mask]] = sums[mask, :dim]
+        shards.append(out)
     return shards, biases
 
 
-def _sparse_zeros(shape, dtype):
-    """A zeroed NumPy array whose pages are zeroed when first touched, in 4 KB pages.
+def _sparse_zeros(shape, dtype, rows_written):
+    """A zeroed NumPy array, in pages zeroed when first touched if few of its rows will be written.
 
     For the dense ``[num_classes, D]`` weight gradient, of which only the ``T*B + S`` sampled rows
     are written.  ``np.zeros`` asks for transparent huge pages on arrays of 4 MB and more, so
     writing one row makes the kernel zero 2 MB around it: measured 79 ms against 1.8 ms for 640
     rows of a 10^6 x 128 float32 array.  An anonymous mapping is zero-filled on demand in 4 KB pages
     (the same as ``calloc`` without the huge-page advice); a caller that reads every row pays for
-    the remaining pages then, as it would have here.  The mapping lives as long as the array, and
-    is reported to ``tracemalloc`` as NumPy reports its own buffers, so traced memory still counts
-    the whole array.
+    the remaining pages then, as it would have here.  A page fault costs about twice a ``memset``
+    of the page, so ``np.zeros`` is kept when the written rows would touch more than
+    ``_SPARSE_ZEROS_MAX_TOUCHED`` of the pages (measured: 640 rows of 10^4 x 128 were 1.3x slower
+    lazily).  The mapping lives as long as the array, and is reported to ``tracemalloc`` as NumPy
+    reports its own buffers, so traced memory still counts the whole array.
     """
-    size = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
-    if size < _SPARSE_ZEROS_MIN_BYTES:
+    row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * np.dtype(dtype).itemsize
+    size = shape[0] * row_bytes
+    touched = rows_written * max(row_bytes, mmap.PAGESIZE)  # a row shorter than a page touches one
+    if size < _SPARSE_ZEROS_MIN_BYTES or touched > _SPARSE_ZEROS_MAX_TOUCHED * size:
         return np.zeros(shape, dtype=dtype)
     mapping = mmap.mmap(-1, size)
     array = np.frombuffer(mapping, dtype=dtype).reshape(shape)

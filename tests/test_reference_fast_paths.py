@@ -34,6 +34,7 @@ def _all_fast_paths_on(monkeypatch):
     monkeypatch.setattr(ref, "_BLOCK_ELEMENTS", 8)  # a row or two per block
     monkeypatch.setattr(ref, "_THREADS", 3)
     monkeypatch.setattr(ref, "_SPARSE_ZEROS_MIN_BYTES", 0)  # every weight gradient lazily zeroed
+    monkeypatch.setattr(ref, "_SPARSE_ZEROS_MAX_TOUCHED", float("inf"))
 
 
 def _all_fast_paths_off(monkeypatch):
@@ -71,13 +72,16 @@ def test_sparse_zeros_are_zero_writable_and_traced_while_alive():
     tracemalloc.start()
     try:
         base = tracemalloc.get_traced_memory()[0]
-        array = ref._sparse_zeros(shape, np.float32)
+        array = ref._sparse_zeros(shape, np.float32, rows_written=1)
         assert tracemalloc.get_traced_memory()[0] - base >= size  # counted like a NumPy buffer
         assert array.shape == shape and array.dtype == np.float32 and array.flags.writeable
         array[12345] = 1.5
         assert float(array.sum(dtype=np.float64)) == 1.5 * shape[1]
+        assert array.base is not None  # a view of the mapping: the lazy path was taken
         del array
         assert tracemalloc.get_traced_memory()[0] - base < size // 100  # untracked once freed
+        dense = ref._sparse_zeros(shape, np.float32, rows_written=shape[0])  # every row: plain np.zeros
+        assert dense.base is None and not dense.any()
     finally:
         tracemalloc.stop()
 
