@@ -199,9 +199,9 @@ _PARALLEL_MIN_FILL_ELEMENTS = 1 << 22
 _THREADS = int(os.environ.get("CONFORMANCE_REFERENCE_THREADS", "0")) or len(
     os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1))
 _POOL = None
-_SPARSE_ZEROS_MIN_BYTES = 1 << 22  # NumPy advises huge pages from 4 MB on (see _sparse_zeros)
-_SPARSE_ZEROS_MAX_TOUCHED = 0.25
 _POOL_LOCK = threading.Lock()
+_SPARSE_ZEROS_MIN_BYTES = 1 << 22  # NumPy advises huge pages from 4 MB on (see _sparse_zeros)
+_SPARSE_ZEROS_MAX_TOUCHED = 0.25  # of the pages: np.zeros beyond (see _sparse_zeros)
 
 
 def _row_blocks(xp, n_rows, row_elements, min_elements=None):
@@ -280,17 +280,23 @@ def _swce(logits, label, soft_label, ignore_index, return_softmax, axis, upstrea
     flat = {name: value.reshape(-1, value.shape[-1]) for name, value in result.items()}
 
     def block(start, stop):
+        grad_out = flat["logits"][start:stop] if want_grad else None
         part = _swce_rows(xp, rows[start:stop], labels[start:stop], soft_label, ignore_index, return_softmax, 1,
-                          ups[start:stop] if want_grad else None, want_grad)
+                          ups[start:stop] if want_grad else None, want_grad, grad_out)
         for name, value in part.items():
-            flat[name][start:stop] = value
+            if value is not grad_out:  # else the gradient was computed where it belongs
+                flat[name][start:stop] = value
 
     _for_blocks(blocks, block)
     return result
 
 
-def _swce_rows(xp, logits, label, soft_label, ignore_index, return_softmax, axis, u, want_grad):
-    """The checked computation on (a block of rows of) the inputs; ``u`` the upstream in the compute dtype."""
+def _swce_rows(xp, logits, label, soft_label, ignore_index, return_softmax, axis, u, want_grad, grad_out=None):
+    """The checked computation on (a block of rows of) the inputs; ``u`` the upstream in the compute dtype.
+
+    ``grad_out``: where the logits gradient goes (the block's rows of the result); it is the work
+    array when its dtype is the compute dtype, which saves copying the block's gradient there.
+    """
     out_dtype = logits.dtype
     cdtype = _compute_dtype(xp, logits.dtype)
     with _quiet(xp), _row_broadcast_speed(xp):
@@ -301,7 +307,7 @@ def _swce_rows(xp, logits, label, soft_label, ignore_index, return_softmax, axis
         if logits.dtype == cdtype:
             m = logits.max(axis=axis, keepdims=True)
             m = xp.where(m == -xp.inf, 0, m)
-            z = xp.subtract(logits, m)
+            z = xp.subtract(logits, m, out=grad_out)
         else:  # float16/bfloat16: NumPy's ufuncs on them convert element by element, slowly
             z = logits.astype(cdtype)
             m = z.max(axis=axis, keepdims=True)
