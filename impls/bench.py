@@ -165,6 +165,8 @@ def synthesize(spec: dict, seed: int = SEED) -> Case:
             inputs["upstream"] = _round_to(rng.uniform(0.5, 1.5, (batch,)).astype(np.float32), dtype)
     meta = {"id": "bench-%s-%s" % (key.replace("/", "-"), dtype), "op": op, "dtype": dtype,
             "params": params, "features": features, "tags": ["bench"]}
+    # C order, as a model's tensors are (np.concatenate of a column and a broadcast row gives F order).
+    inputs = {name: np.ascontiguousarray(value) for name, value in inputs.items()}
     return Case(meta, inputs, golden={})
 
 

@@ -123,6 +123,8 @@ def _check_range(xp, name, ids, upper, allowed=None):
 
 
 def _check_positive(xp, name, array):
+    if array.size == 0 or (bool(array.min() > 0) and bool(array.max() < xp.inf)):  # NaN fails both
+        return
     ok = xp.isfinite(array) & (array > 0)
     if not bool(ok.all()):
         where = tuple(int(i) for i in _to_host(xp, xp.argwhere(~ok)[0]))
@@ -452,6 +454,8 @@ def _sswce(logits, label, num_samples, num_true, remove_accidental_hits, use_cus
         samples = xp.concatenate([label, xp.broadcast_to(candidates, (n, num_samples))], axis=1)
         probabilities = xp.concatenate([true_expected, xp.broadcast_to(sampled_expected, (n, num_samples))], axis=1)
 
+    # C order (a copy if not): the gathers below then walk each row's logits in order.
+    samples, probabilities = xp.ascontiguousarray(samples), xp.ascontiguousarray(probabilities)
     if upstream is not None:  # documented as the loss's shape [N, 1]
         _check_float("upstream", upstream)
         _check_shape("upstream", upstream, (n, 1))
@@ -466,6 +470,8 @@ def _sswce(logits, label, num_samples, num_true, remove_accidental_hits, use_cus
     hits = None
     if remove_accidental_hits:
         def hits(start, stop):
+            if num_true == 1:
+                return samples[start:stop, 1:] == label[start:stop]
             return (samples[start:stop, num_true:, None] == label[start:stop, None, :]).any(axis=2)
     loss = _sampled_core(xp, z[:, :num_true], z[:, num_true:], hits, None, upstream, want_grad)
     dz = z
@@ -705,6 +711,8 @@ def _ssl(weights, biases, labels, inputs, num_sampled, num_classes, num_true, sa
     hits = None
     if remove_accidental_hits:
         def hits(start, stop):
+            if num_true == 1:
+                return labels[start:stop] == candidates
             return (labels[start:stop, :, None] == candidates[None, None, :]).any(axis=1)
     loss = _sampled_core(xp, dz_true, dz_sampled, hits, offset, upstream, want_grad)
     result = {"loss": _cast_out(xp, loss, inputs.dtype)}
