@@ -9,9 +9,9 @@ modes, sized to finish on a 2-core CPU for every impl in a few minutes; ``grid_s
 product of those ranges (long; meant for a GPU or a big machine).
 
 Each impl runs in one :class:`conformance.runner.Worker` process (the worker synthesises the
-inputs, see ``impls/bench.py``) and its rows go to ``bench-<impl>-<device>.csv``, flushed one by
-one.  After the run :func:`add_ratio_to_fastest` fills ``ratio_to_fastest`` across every bench CSV of
-the device in the folder.
+inputs, see ``impls/bench.py``); the impls take turns shape by shape, and each impl's rows go to
+``bench-<impl>-<device>.csv``, flushed one by one.  After the run :func:`add_ratio_to_fastest`
+fills ``ratio_to_fastest`` across every bench CSV of the device in the folder.
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import csv
 import itertools
 import os
 import tempfile
+import time
 from pathlib import Path
 
 from conformance import runner
@@ -32,6 +33,9 @@ COLUMNS = ["impl", "impl_version", "device", "op", "mode", "dtype", "batch", "cl
 KEY_COLUMNS = ("device", "op", "mode", "dtype", "batch", "classes", "samples", "dim", "num_true")
 MODES = ("forward", "forward_backward")
 DEFAULT_BENCH_TIMEOUT = 600.0  # seconds for one configuration (synthesis + warm-up + timing)
+# A framework's idle OpenMP threads may spin for up to 200 ms after its last call (Intel OpenMP's
+# KMP_BLOCKTIME default); the next impl's warm-up and timing must not share the cores with them.
+SETTLE_SECONDS = 0.25
 
 SWCE, SSWCE, SSL = "softmax_with_cross_entropy", "sampled_softmax_with_cross_entropy", "sampled_softmax_loss"
 
@@ -127,36 +131,44 @@ def _pre_check(adapter, device, spec):
     return adapter.why_unsupported({"op": spec["op"], "dtype": spec["dtype"], "features": []}, device)
 
 
-def run_impl_bench(impl, device, out_dir, specs, *, python=None, progress=None,
-                   timeout=DEFAULT_BENCH_TIMEOUT) -> Path:
-    """Run ``specs`` on one impl; rows written and flushed one by one. Raises WorkerUnavailable."""
-    adapter = get_adapter(impl)
-    path = bench_path(out_dir, impl, device)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    worker = runner.Worker(impl, device, python, log_dir=Path(out_dir) / "logs")
-    if any(_pre_check(adapter, device, s) is None for s in specs):
-        worker.start()  # fail fast, before any row, when the framework is not installed
-    try:
-        with open(path, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
-            writer.writeheader()
-            handle.flush()
-            for spec in (progress(specs, desc="bench %s/%s" % (impl, device)) if progress else specs):
-                reason = _pre_check(adapter, device, spec)
-                if reason:
-                    reply = runner.Reply("unsupported", reason, {})
-                else:
-                    reply = worker.send({"bench": spec}, timeout)
-                writer.writerow(_row(impl, device, worker.info, spec, reply))
-                handle.flush()
-    finally:
-        worker.stop()
-    return path
+class _ImplBench:
+    """One impl's worker and CSV during a benchmark run; rows written and flushed one by one."""
+
+    def __init__(self, impl, device, out_dir, specs, python, timeout):
+        self.impl, self.device, self.timeout = impl, device, timeout
+        self.adapter = get_adapter(impl)
+        self.path = bench_path(out_dir, impl, device)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.worker = runner.Worker(impl, device, python, log_dir=Path(out_dir) / "logs")
+        if any(_pre_check(self.adapter, device, s) is None for s in specs):
+            self.worker.start()  # fail fast, before any row, when the framework is not installed
+        self.handle = open(self.path, "w", newline="", encoding="utf-8")
+        self.writer = csv.DictWriter(self.handle, fieldnames=COLUMNS, extrasaction="ignore")
+        self.writer.writeheader()
+        self.handle.flush()
+
+    def run(self, spec):
+        reason = _pre_check(self.adapter, self.device, spec)
+        if reason:
+            reply = runner.Reply("unsupported", reason, {})
+        else:
+            reply = self.worker.send({"bench": spec}, self.timeout)
+        self.writer.writerow(_row(self.impl, self.device, self.worker.info, spec, reply))
+        self.handle.flush()
+
+    def close(self):
+        self.worker.stop()
+        self.handle.close()
 
 
 def run_bench(impls, device, out_dir, grid="default", progress=None, *, python=None,
               timeout=DEFAULT_BENCH_TIMEOUT) -> dict:
-    """Benchmark each impl (one worker process each) and fill ``ratio_to_fastest`` afterwards.
+    """Benchmark the impls side by side (one worker process each) and fill ``ratio_to_fastest``.
+
+    Every impl's worker stays up for the whole run and the impls take turns shape by shape, so
+    the impls compared in a row were timed seconds apart, not minutes: a machine whose speed
+    drifts (a shared VM) moves every impl of a shape together.  Before each turn the run waits
+    ``SETTLE_SECONDS`` for the previous framework's thread pool to stop spinning.
 
     ``grid``: a name of :data:`GRIDS` or a list of spec dicts.  ``python``: impl -> interpreter
     (as ``conformance run --python``).  Returns impl -> CSV path, or the reason it could not start.
@@ -166,13 +178,23 @@ def run_bench(impls, device, out_dir, grid="default", progress=None, *, python=N
         for key, value in worker_bench.DEFAULTS.items():
             spec.setdefault(key, value)
     overrides = python or {}
-    outcome = {}
-    for impl in impls:
-        try:
-            outcome[impl] = run_impl_bench(impl, device, out_dir, specs, progress=progress, timeout=timeout,
-                                           python=runner.python_for(impl, overrides))
-        except runner.WorkerUnavailable as error:
-            outcome[impl] = str(error)
+    outcome, sessions = {}, {}
+    try:
+        for impl in impls:
+            try:
+                sessions[impl] = _ImplBench(impl, device, out_dir, specs, runner.python_for(impl, overrides), timeout)
+            except runner.WorkerUnavailable as error:
+                outcome[impl] = str(error)
+        label = "bench %s/%s" % (",".join(sessions), device)
+        for spec in (progress(specs, desc=label) if progress and sessions else specs):
+            for session in sessions.values():
+                if len(sessions) > 1 and _pre_check(session.adapter, device, spec) is None:
+                    time.sleep(SETTLE_SECONDS)
+                session.run(spec)
+    finally:
+        for session in sessions.values():
+            session.close()
+    outcome.update({impl: session.path for impl, session in sessions.items()})
     update_ratios(out_dir, device)
     return outcome
 

@@ -165,3 +165,29 @@ def test_a_bad_spec_is_an_error_row_and_the_run_goes_on(tmp_path):
     _, rows = _rows(outcome["numpy"])
     assert [r["status"] for r in rows] == ["error", "ok"]
     assert "samples" in rows[0]["message"]
+
+
+def test_impls_take_turns_shape_by_shape(tmp_path, monkeypatch):
+    """Side by side: every impl times a shape before any impl moves to the next shape."""
+    monkeypatch.setattr(bench, "SETTLE_SECONDS", 0.0)
+    turns = []
+    original = bench._ImplBench.run
+
+    def recording(session, spec):
+        turns.append((spec["op"], spec["batch"], spec["mode"], session.impl))
+        original(session, spec)
+
+    monkeypatch.setattr(bench._ImplBench, "run", recording)
+    grid = TINY_GRID[:2]
+    outcome = bench.run_bench(["numpy", "cupy"], "cpu", tmp_path, grid=grid)  # cupy: unsupported rows
+    assert turns == [(s["op"], s["batch"], s.get("mode", "forward_backward"), impl)
+                     for s in grid for impl in ("numpy", "cupy")]
+    assert [r["status"] for r in _rows(outcome["numpy"])[1]] == ["ok", "ok"]
+
+
+def test_an_impl_whose_worker_cannot_start_leaves_the_others_running(tmp_path):
+    outcome = bench.run_bench(["numpy", "torch"], "cpu", tmp_path, grid=TINY_GRID[:1],
+                              python={"torch": str(tmp_path / "no-such-python")})
+    assert isinstance(outcome["torch"], str) and "no-such-python" in outcome["torch"]
+    assert not bench.bench_path(tmp_path, "torch", "cpu").exists()
+    assert [r["status"] for r in _rows(outcome["numpy"])[1]] == ["ok"]
