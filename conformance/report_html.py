@@ -1016,7 +1016,8 @@ show what the framework primitives they use do.</p>
 
 <section id="speed">
 <h2>Speed</h2>
-{% if bench %}<p class="intro">Each impl timed in its own worker on inputs already resident on the device:
+{% if bench %}<p class="intro">Each impl timed in its own worker on inputs already resident on the device, the impls taking
+turns shape by shape:
 warm-up until two calls agree within 20%, then at least 5 timed calls (device synchronised on both edges),
 median and IQR reported; cells show the median and the ratio to the fastest impl of the row on the same device
 (×1.00 is the fastest), <em>~</em> marks an IQR above 10% of the median; hover a cell for the IQR, the number of
@@ -1035,8 +1036,10 @@ weights (its dense weight gradient aside, where an impl materialises one).</p>
 <p class="intro">Peak memory of one call above what the prepared inputs already hold, against the memory a
 sampled loss needs, B·(T+S) + (T·B+S)·D elements, and the B·K elements of a dense logits array that it must
 never materialise. Forward+backward also returns the weight gradient, which the API makes a dense [K, D]
-array (K·D elements). On the CPU, frameworks are measured by the growth of the process's peak resident set,
-a lower bound when their allocator reuses memory kept from earlier calls.</p>
+array (K·D elements); the NumPy reference allocates it in pages that the kernel zeroes when first written, so
+its time pays only for the sampled rows, while tracemalloc still counts the whole array. On the CPU,
+frameworks are measured by the growth of the process's peak resident set, a lower bound when their allocator
+reuses memory kept from earlier calls.</p>
 {{ filterbar('T_memory') }}<div class="scroll">{{ speed_memory | safe }}</div>{% endif %}
 {% else %}<p class="none">No <code>bench-*.csv</code> in the raw folder yet (<code>conformance bench</code>).</p>{% endif %}
 </section>

@@ -9,8 +9,9 @@ full softmax gets hard labels.  Then, on the adapter:
 
 1. ``prepare(case)`` once (untimed);
 2. one ``compute`` while measuring memory (untimed; see below);
-3. warm-up: at least ``WARMUP_MIN_CALLS`` calls and until two consecutive calls differ by less than
-   ``WARMUP_TOLERANCE`` (at most ``WARMUP_MAX_CALLS`` calls / ``WARMUP_MAX_SECONDS``);
+3. warm-up: at least ``WARMUP_MIN_CALLS`` calls and ``WARMUP_MIN_SECONDS``, and until two
+   consecutive calls differ by less than ``WARMUP_TOLERANCE`` (at most ``WARMUP_MAX_CALLS`` calls /
+   ``WARMUP_MAX_SECONDS``);
 4. timed calls, each between two ``synchronize()``, until at least ``MIN_SAMPLES`` samples and
    ``MIN_SECONDS`` in total, capped at ``MAX_SAMPLES`` samples or ``MAX_SECONDS`` in total (but
    never fewer than ``CAPPED_MIN_SAMPLES`` samples).  The outputs of a call are released after its
@@ -55,12 +56,15 @@ MODES = ("forward", "forward_backward")
 SEED = 20240229
 
 WARMUP_MIN_CALLS = 3
-WARMUP_MAX_CALLS = 20
+WARMUP_MIN_SECONDS = 0.05  # sub-millisecond calls: caches, thread pools and clocks warm up too
+WARMUP_MAX_CALLS = 20  # once WARMUP_MIN_SECONDS have passed
 WARMUP_MAX_SECONDS = 10.0
 WARMUP_TOLERANCE = 0.20
 MIN_SAMPLES = 5
-MIN_SECONDS = 0.2
-MAX_SAMPLES = 50
+# Half a second of samples even for sub-millisecond calls: a shared VM's speed changes within
+# milliseconds, and 50 calls of 0.1 ms (the earlier cap) could fall in one slow spell.
+MIN_SECONDS = 0.5
+MAX_SAMPLES = 5000
 MAX_SECONDS = 5.0
 CAPPED_MIN_SAMPLES = 3
 NOISY_IQR_OVER_MEDIAN = 0.10
@@ -309,20 +313,24 @@ def _close(first, second):
 def time_calls(call):
     """``(warm-up times, timed samples)`` of a zero-argument ``call`` returning seconds."""
     warmup = []
+    started = time.perf_counter()
     while True:
         warmup.append(call())
-        if len(warmup) >= WARMUP_MIN_CALLS and _close(warmup[-2], warmup[-1]):
+        warm_seconds = time.perf_counter() - started
+        if (len(warmup) >= WARMUP_MIN_CALLS and warm_seconds >= WARMUP_MIN_SECONDS
+                and _close(warmup[-2], warmup[-1])):
             break
-        if len(warmup) >= WARMUP_MAX_CALLS or sum(warmup) >= WARMUP_MAX_SECONDS:
+        if (len(warmup) >= WARMUP_MAX_CALLS and warm_seconds >= WARMUP_MIN_SECONDS) or warm_seconds >= WARMUP_MAX_SECONDS:
             break
     samples = []
+    total = 0.0
     enabled = gc.isenabled()
     gc.collect()
     gc.disable()
     try:
         while True:
             samples.append(call())
-            total = sum(samples)
+            total += samples[-1]
             if len(samples) >= MIN_SAMPLES and total >= MIN_SECONDS:
                 break
             if len(samples) >= MAX_SAMPLES or (total >= MAX_SECONDS and len(samples) >= CAPPED_MIN_SAMPLES):

@@ -191,3 +191,23 @@ def test_an_impl_whose_worker_cannot_start_leaves_the_others_running(tmp_path):
     assert isinstance(outcome["torch"], str) and "no-such-python" in outcome["torch"]
     assert not bench.bench_path(tmp_path, "torch", "cpu").exists()
     assert [r["status"] for r in _rows(outcome["numpy"])[1]] == ["ok"]
+
+
+def test_fast_calls_are_timed_for_at_least_min_seconds():
+    """Sub-millisecond calls: samples continue until MIN_SECONDS of timed calls (not a fixed count)."""
+    warmup, samples = worker_bench.time_calls(lambda: 1e-4)
+    assert len(warmup) >= worker_bench.WARMUP_MIN_CALLS
+    assert sum(samples) >= worker_bench.MIN_SECONDS - 1e-9 or len(samples) == worker_bench.MAX_SAMPLES
+    assert len(samples) >= worker_bench.MIN_SECONDS / 1e-4 - 1
+
+
+def test_slow_calls_stop_at_max_seconds_with_a_few_samples():
+    warmup, samples = worker_bench.time_calls(lambda: 10.0)
+    assert len(samples) == worker_bench.CAPPED_MIN_SAMPLES
+
+
+def test_a_warm_up_that_never_settles_still_ends():
+    times = iter([1.0, 2.0] * 10 ** 6)
+    warmup, samples = worker_bench.time_calls(lambda: next(times))
+    assert worker_bench.WARMUP_MAX_CALLS <= len(warmup) < 10 ** 6
+    assert all(not worker_bench._close(a, b) for a, b in zip(warmup, warmup[1:]))
