@@ -36,6 +36,7 @@ DEFAULT_BENCH_TIMEOUT = 600.0  # seconds for one configuration (synthesis + warm
 # A framework's idle OpenMP threads may spin for up to 200 ms after its last call (Intel OpenMP's
 # KMP_BLOCKTIME default); the next impl's warm-up and timing must not share the cores with them.
 SETTLE_SECONDS = 0.25
+ROUNDS = 3  # turns per shape and impl when several impls are compared (see run_bench)
 
 SWCE, SSWCE, SSL = "softmax_with_cross_entropy", "sampled_softmax_with_cross_entropy", "sampled_softmax_loss"
 
@@ -147,12 +148,27 @@ class _ImplBench:
         self.writer.writeheader()
         self.handle.flush()
 
-    def run(self, spec):
-        reason = _pre_check(self.adapter, self.device, spec)
+    def runs(self, spec, round_index):
+        """Whether this impl takes part in the round (not after an unsupported or failed round)."""
+        if round_index == 0:
+            self.replies = []
+            return True
+        return all(reply.status == "ok" for reply in self.replies)
+
+    def run(self, spec, round_index, rounds):
+        reason = _pre_check(self.adapter, self.device, spec) if round_index == 0 else None
         if reason:
             reply = runner.Reply("unsupported", reason, {})
         else:
-            reply = self.worker.send({"bench": spec}, self.timeout)
+            reply = self.worker.send({"bench": spec, "timing": _round_timing(round_index, rounds)}, self.timeout)
+            if reply.status != "ok" and rounds > 1:
+                reply.message = "round %d of %d: %s" % (round_index + 1, rounds, reply.message)
+        self.replies.append(reply)
+
+    def finish(self, spec):
+        """Write the spec's row: its rounds' samples pooled, or the first round that failed."""
+        failed = [reply for reply in self.replies if reply.status != "ok"]
+        reply = failed[0] if failed else _pooled(self.replies)
         self.writer.writerow(_row(self.impl, self.device, self.worker.info, spec, reply))
         self.handle.flush()
 
@@ -161,14 +177,32 @@ class _ImplBench:
         self.handle.close()
 
 
+def _round_timing(round_index, rounds):
+    """A round's share of the worker's timing limits (``impls.bench.measure``'s ``timing``)."""
+    return {"min_seconds": worker_bench.MIN_SECONDS / rounds, "max_seconds": worker_bench.MAX_SECONDS / rounds,
+            "min_samples": -(-worker_bench.MIN_SAMPLES // rounds),
+            "capped_min_samples": -(-worker_bench.CAPPED_MIN_SAMPLES // rounds),
+            "rewarm": round_index > 0, "memory": round_index == 0}
+
+
+def _pooled(replies) -> runner.Reply:
+    """One reply from the ok rounds of a spec: median and IQR of all their samples together."""
+    samples = [value for reply in replies for value in reply.data["samples"]]
+    data = dict(replies[0].data)  # the memory of the first round
+    data.update(worker_bench.summarize(samples))
+    return runner.Reply("ok", "", data)
+
+
 def run_bench(impls, device, out_dir, grid="default", progress=None, *, python=None,
-              timeout=DEFAULT_BENCH_TIMEOUT) -> dict:
+              timeout=DEFAULT_BENCH_TIMEOUT, rounds=None) -> dict:
     """Benchmark the impls side by side (one worker process each) and fill ``ratio_to_fastest``.
 
-    Every impl's worker stays up for the whole run and the impls take turns shape by shape, so
-    the impls compared in a row were timed seconds apart, not minutes: a machine whose speed
-    drifts (a shared VM) moves every impl of a shape together.  Before each turn the run waits
-    ``SETTLE_SECONDS`` for the previous framework's thread pool to stop spinning.
+    Every impl's worker stays up for the whole run and the impls take turns shape by shape, in
+    ``rounds`` rounds (default ``ROUNDS`` with several impls, 1 with one), each round timing every
+    impl for its share of the worker's time limits; an impl's row pools the samples of its rounds.
+    So the impls compared in a row were timed over the same few seconds, interleaved: a machine
+    whose speed drifts (a shared VM) moves every impl of a shape together.  Before each turn the
+    run waits ``SETTLE_SECONDS`` for the previous framework's thread pool to stop spinning.
 
     ``grid``: a name of :data:`GRIDS` or a list of spec dicts.  ``python``: impl -> interpreter
     (as ``conformance run --python``).  Returns impl -> CSV path, or the reason it could not start.
@@ -186,11 +220,18 @@ def run_bench(impls, device, out_dir, grid="default", progress=None, *, python=N
             except runner.WorkerUnavailable as error:
                 outcome[impl] = str(error)
         label = "bench %s/%s" % (",".join(sessions), device)
+        if rounds is None:
+            rounds = ROUNDS if len(sessions) > 1 else 1
         for spec in (progress(specs, desc=label) if progress and sessions else specs):
+            for round_index in range(rounds):
+                for session in sessions.values():
+                    if not session.runs(spec, round_index):
+                        continue
+                    if len(sessions) > 1 and _pre_check(session.adapter, device, spec) is None:
+                        time.sleep(SETTLE_SECONDS)
+                    session.run(spec, round_index, rounds)
             for session in sessions.values():
-                if len(sessions) > 1 and _pre_check(session.adapter, device, spec) is None:
-                    time.sleep(SETTLE_SECONDS)
-                session.run(spec)
+                session.finish(spec)
     finally:
         for session in sessions.values():
             session.close()

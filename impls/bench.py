@@ -310,13 +310,20 @@ def _close(first, second):
     return abs(first - second) <= WARMUP_TOLERANCE * max(first, second)
 
 
-def time_calls(call):
-    """``(warm-up times, timed samples)`` of a zero-argument ``call`` returning seconds."""
+def time_calls(call, min_seconds=MIN_SECONDS, max_seconds=MAX_SECONDS, rewarm=False, min_samples=MIN_SAMPLES,
+               capped_min_samples=CAPPED_MIN_SAMPLES):
+    """``(warm-up times, timed samples)`` of a zero-argument ``call`` returning seconds.
+
+    ``rewarm``: a later round of a shape already warmed up once (see ``measure``): the warm-up only
+    refills caches, for ``WARMUP_MIN_SECONDS`` and at least one call.
+    """
     warmup = []
     started = time.perf_counter()
     while True:
         warmup.append(call())
         warm_seconds = time.perf_counter() - started
+        if rewarm and warm_seconds >= WARMUP_MIN_SECONDS:
+            break
         if (len(warmup) >= WARMUP_MIN_CALLS and warm_seconds >= WARMUP_MIN_SECONDS
                 and _close(warmup[-2], warmup[-1])):
             break
@@ -331,9 +338,9 @@ def time_calls(call):
         while True:
             samples.append(call())
             total += samples[-1]
-            if len(samples) >= MIN_SAMPLES and total >= MIN_SECONDS:
+            if len(samples) >= min_samples and total >= min_seconds:
                 break
-            if len(samples) >= MAX_SAMPLES or (total >= MAX_SECONDS and len(samples) >= CAPPED_MIN_SAMPLES):
+            if len(samples) >= MAX_SAMPLES or (total >= max_seconds and len(samples) >= capped_min_samples):
                 break
     finally:
         if enabled:
@@ -372,8 +379,16 @@ def _describe(error):
     return text if len(text) <= MESSAGE_LIMIT else text[:MESSAGE_LIMIT] + "..."
 
 
-def measure(adapter, device, spec) -> dict:
-    """Benchmark one spec on a loaded adapter; raises what the framework raises."""
+def measure(adapter, device, spec, timing=None) -> dict:
+    """Benchmark one spec on a loaded adapter; raises what the framework raises.
+
+    ``timing`` (optional) makes this one round of several (``conformance.bench`` interleaves the
+    impls round by round): ``min_seconds``, ``max_seconds``, ``min_samples`` and
+    ``capped_min_samples`` replace the module's limits, ``rewarm`` shortens the warm-up of a shape
+    warmed up in an earlier round, and ``memory=False`` skips the memory measurement.  The reply
+    carries the raw ``samples`` for pooling.
+    """
+    timing = dict(timing or {})
     spec = normalize_spec(spec)
     backward = spec["mode"] == "forward_backward"
     # Cheap checks first, without synthesising anything.
@@ -385,22 +400,27 @@ def measure(adapter, device, spec) -> dict:
     if reason:
         return {"status": "unsupported", "message": reason}
     state = adapter.prepare(case)
+    peak, method = None, ""
     try:
-        peak, method = measure_memory(adapter, device, lambda: adapter.compute(state, backward))
-        warmup, samples = time_calls(lambda: _timed_call(adapter, state, backward))
+        if timing.get("memory", True):
+            peak, method = measure_memory(adapter, device, lambda: adapter.compute(state, backward))
+        warmup, samples = time_calls(lambda: _timed_call(adapter, state, backward),
+                                     timing.get("min_seconds", MIN_SECONDS), timing.get("max_seconds", MAX_SECONDS),
+                                     bool(timing.get("rewarm", False)), timing.get("min_samples", MIN_SAMPLES),
+                                     timing.get("capped_min_samples", CAPPED_MIN_SAMPLES))
     finally:
         del state
         gc.collect()
     reply = {"status": "ok", "message": "", "peak_mem_bytes": peak, "mem_method": method,
-             "warmup_calls": len(warmup)}
+             "warmup_calls": len(warmup), "samples": samples}
     reply.update(summarize(samples))
     return reply
 
 
-def run_request(adapter, device, spec) -> dict:
-    """The worker's answer to ``{"bench": spec}``: never raises for a framework's error."""
+def run_request(adapter, device, spec, timing=None) -> dict:
+    """The worker's answer to ``{"bench": spec, "timing": {...}}``: never raises for a framework's error."""
     try:
-        reply = measure(adapter, device, spec)
+        reply = measure(adapter, device, spec, timing)
     except Unsupported as error:
         reply = {"status": "unsupported", "message": str(error)}
     except Exception as error:  # the framework raised (or ran out of memory): that is the result

@@ -8,8 +8,9 @@ answers each request read from stdin,
 ``{"case_file": ..., "out_file": ..., "repeat": 2}``, with ``{"status": "ok"|"error"|"unsupported",
 ...}`` after writing the outputs to ``out_file`` (a ``.npz``).  ``repeat`` runs the case that many
 times and reports whether the outputs were bitwise identical (``deterministic``).  A benchmark
-request, ``{"bench": {"op": ..., "mode": ..., "dtype": ..., "batch": ..., ...}}``, is answered with
-``{"status": ..., "median_s": ..., ...}`` (see ``impls/bench.py``); a sampler request,
+request, ``{"bench": {"op": ..., "mode": ..., "dtype": ..., "batch": ..., ...}, "timing": {...}}``
+(``timing`` optional), is answered with ``{"status": ..., "median_s": ..., "samples": [...], ...}``
+(see ``impls/bench.py``); a sampler request,
 ``{"sampler": {"range_max": ..., "num_sampled": ..., ...}}``, draws from the framework's native
 log-uniform sampler (see ``impls/samplers.py``).
 
@@ -115,7 +116,7 @@ def main(argv=None):
             if "bench" in request:
                 from impls.bench import run_request  # noqa: PLC0415
 
-                reply = run_request(adapter, args.device, request["bench"])
+                reply = run_request(adapter, args.device, request["bench"], request.get("timing"))
             elif "sampler" in request:
                 from impls.samplers import run_request as run_sampler  # noqa: PLC0415
 

@@ -167,22 +167,43 @@ def test_a_bad_spec_is_an_error_row_and_the_run_goes_on(tmp_path):
     assert "samples" in rows[0]["message"]
 
 
-def test_impls_take_turns_shape_by_shape(tmp_path, monkeypatch):
-    """Side by side: every impl times a shape before any impl moves to the next shape."""
+def test_impls_take_turns_shape_by_shape_in_rounds(tmp_path, monkeypatch):
+    """Side by side: every impl times a shape, ROUNDS times in turn, before any impl moves on; each
+    row pools its rounds' samples and keeps the first round's memory."""
     monkeypatch.setattr(bench, "SETTLE_SECONDS", 0.0)
-    turns = []
-    original = bench._ImplBench.run
+    monkeypatch.setattr(worker_bench, "MIN_SECONDS", 0.03)
+    turns, pooled = [], []
+    original_run, original_finish = bench._ImplBench.run, bench._ImplBench.finish
 
-    def recording(session, spec):
-        turns.append((spec["op"], spec["batch"], spec["mode"], session.impl))
-        original(session, spec)
+    def run(session, spec, round_index, rounds):
+        turns.append((spec["op"], spec["mode"], session.impl, round_index))
+        original_run(session, spec, round_index, rounds)
 
-    monkeypatch.setattr(bench._ImplBench, "run", recording)
+    def finish(session, spec):
+        if session.impl == "numpy":
+            pooled.append(sum(len(reply.data["samples"]) for reply in session.replies))
+        original_finish(session, spec)
+
+    monkeypatch.setattr(bench._ImplBench, "run", run)
+    monkeypatch.setattr(bench._ImplBench, "finish", finish)
     grid = TINY_GRID[:2]
-    outcome = bench.run_bench(["numpy", "cupy"], "cpu", tmp_path, grid=grid)  # cupy: unsupported rows
-    assert turns == [(s["op"], s["batch"], s.get("mode", "forward_backward"), impl)
-                     for s in grid for impl in ("numpy", "cupy")]
-    assert [r["status"] for r in _rows(outcome["numpy"])[1]] == ["ok", "ok"]
+    outcome = bench.run_bench(["numpy", "cupy"], "cpu", tmp_path, grid=grid)  # cupy: unsupported on the cpu
+    # cupy's unsupported first round ends its part in the shape; numpy goes on for every round.
+    assert turns == [(s["op"], s["mode"], impl, r) for s in grid
+                     for impl, r in [("numpy", 0), ("cupy", 0)] + [("numpy", r) for r in range(1, bench.ROUNDS)]]
+    rows = _rows(outcome["numpy"])[1]
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+    assert [int(r["n"]) for r in rows] == pooled
+    assert all(r["mem_method"] == "tracemalloc" and int(r["peak_mem_bytes"]) > 0 for r in rows)
+    assert [r["status"] for r in _rows(outcome["cupy"])[1]] == ["unsupported", "unsupported"]
+
+
+def test_one_impl_runs_one_round_with_the_whole_budget():
+    timing = bench._round_timing(0, 1)
+    assert timing["min_seconds"] == worker_bench.MIN_SECONDS and timing["memory"] and not timing["rewarm"]
+    later = bench._round_timing(2, 3)
+    assert later["min_seconds"] == pytest.approx(worker_bench.MIN_SECONDS / 3)
+    assert later["rewarm"] and not later["memory"] and later["capped_min_samples"] >= 1
 
 
 def test_an_impl_whose_worker_cannot_start_leaves_the_others_running(tmp_path):
