@@ -61,11 +61,11 @@ WARMUP_MAX_CALLS = 20  # once WARMUP_MIN_SECONDS have passed
 WARMUP_MAX_SECONDS = 10.0
 WARMUP_TOLERANCE = 0.20
 MIN_SAMPLES = 5
-# Half a second of samples even for sub-millisecond calls: a shared VM's speed changes within
+# 0.3 s of samples even for sub-millisecond calls: a shared VM's speed changes within
 # milliseconds, and 50 calls of 0.1 ms (the earlier cap) could fall in one slow spell.
-MIN_SECONDS = 0.5
+MIN_SECONDS = 0.3
 MAX_SAMPLES = 5000
-MAX_SECONDS = 5.0
+MAX_SECONDS = 3.0
 CAPPED_MIN_SAMPLES = 3
 NOISY_IQR_OVER_MEDIAN = 0.10
 MESSAGE_LIMIT = 2000
