@@ -58,7 +58,7 @@ SEED = 20240229
 WARMUP_MIN_CALLS = 3
 WARMUP_MIN_SECONDS = 0.05  # sub-millisecond calls: caches, thread pools and clocks warm up too
 WARMUP_MAX_CALLS = 20  # once WARMUP_MIN_SECONDS have passed
-WARMUP_MAX_SECONDS = 10.0
+WARMUP_MAX_SECONDS = 2.0
 WARMUP_TOLERANCE = 0.20
 MIN_SAMPLES = 5
 # 0.3 s of samples even for sub-millisecond calls: a shared VM's speed changes within
