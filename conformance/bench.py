@@ -38,6 +38,9 @@ DEFAULT_BENCH_TIMEOUT = 600.0  # seconds for one configuration (synthesis + warm
 # (measured: NumPy's [128, 1000] row 0.32 ms right after PyTorch's turn, 0.26 ms with this pause).
 SETTLE_SECONDS = 0.2
 ROUNDS = 2  # turns per shape and impl when several impls are compared (see run_bench)
+# Later rounds only for calls faster than this: slower calls already spread their samples over
+# seconds, and the 10^6-class shapes would otherwise take most of the grid's time.
+REPEAT_ROUNDS_BELOW_SECONDS = 0.05
 
 SWCE, SSWCE, SSL = "softmax_with_cross_entropy", "sampled_softmax_with_cross_entropy", "sampled_softmax_loss"
 
@@ -150,11 +153,13 @@ class _ImplBench:
         self.handle.flush()
 
     def runs(self, spec, round_index):
-        """Whether this impl takes part in the round (not after an unsupported or failed round)."""
+        """Whether this impl takes part in the round: not after an unsupported or failed round, and
+        not again for calls slower than ``REPEAT_ROUNDS_BELOW_SECONDS``."""
         if round_index == 0:
             self.replies = []
             return True
-        return all(reply.status == "ok" for reply in self.replies)
+        return (all(reply.status == "ok" for reply in self.replies)
+                and self.replies[0].data["median_s"] < REPEAT_ROUNDS_BELOW_SECONDS)
 
     def run(self, spec, round_index, rounds):
         reason = _pre_check(self.adapter, self.device, spec) if round_index == 0 else None
@@ -199,8 +204,9 @@ def run_bench(impls, device, out_dir, grid="default", progress=None, *, python=N
     """Benchmark the impls side by side (one worker process each) and fill ``ratio_to_fastest``.
 
     Every impl's worker stays up for the whole run and the impls take turns shape by shape, in
-    ``rounds`` rounds (default ``ROUNDS`` with several impls, 1 with one), each round timing every
-    impl for its share of the worker's time limits; an impl's row pools the samples of its rounds.
+    ``rounds`` rounds (default ``ROUNDS`` with several impls, 1 with one; calls slower than
+    ``REPEAT_ROUNDS_BELOW_SECONDS`` get one), each round timing every impl for its share of the
+    worker's time limits; an impl's row pools the samples of its rounds.
     So the impls compared in a row were timed over the same few seconds, interleaved: a machine
     whose speed drifts (a shared VM) moves every impl of a shape together.  Before each turn the
     run waits ``SETTLE_SECONDS`` for the previous framework's thread pool to stop spinning.

@@ -232,3 +232,19 @@ def test_a_warm_up_that_never_settles_still_ends():
     warmup, samples = worker_bench.time_calls(lambda: next(times))
     assert worker_bench.WARMUP_MAX_CALLS <= len(warmup) < 10 ** 6
     assert all(not worker_bench._close(a, b) for a, b in zip(warmup, warmup[1:]))
+
+
+def test_slow_calls_are_not_repeated_in_later_rounds(tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "SETTLE_SECONDS", 0.0)
+    monkeypatch.setattr(bench, "REPEAT_ROUNDS_BELOW_SECONDS", 0.0)  # every call counts as slow
+    turns = []
+    original_run = bench._ImplBench.run
+
+    def run(session, spec, round_index, rounds):
+        turns.append((session.impl, round_index))
+        original_run(session, spec, round_index, rounds)
+
+    monkeypatch.setattr(bench._ImplBench, "run", run)
+    outcome = bench.run_bench(["numpy", "cupy"], "cpu", tmp_path, grid=TINY_GRID[:1])
+    assert turns == [("numpy", 0), ("cupy", 0)]
+    assert [r["status"] for r in _rows(outcome["numpy"])[1]] == ["ok"]
