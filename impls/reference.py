@@ -72,8 +72,8 @@ def _row_broadcast_speed(xp):
     """NumPy's smallest ufunc buffer (16 elements) while row-wise broadcast arithmetic runs.
 
     Measured (NumPy 2.4): ``[B, K] - [B, 1]`` with rows shorter than the default 8192-element
-    buffer runs about 2-3x slower than a contiguous ``[B, K] - scalar`` (K = 1000: 60 vs 20 us per
-    10^5 elements); with a 16-element buffer it runs at the contiguous speed.  No operand here needs
+    buffer runs about 2-3x slower than a contiguous ``[B, K] - scalar`` ([128, 1000]: about 60 vs
+    20 us); with a 16-element buffer it runs at the contiguous speed.  No operand here needs
     casting, so the buffer size changes only how the loops are split, never a result.  The setting
     is per thread (every row block sets its own).
     """
@@ -619,7 +619,7 @@ def _sparse_zeros(shape, dtype, rows_written):
     row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * np.dtype(dtype).itemsize
     size = shape[0] * row_bytes
     touched = rows_written * max(row_bytes, mmap.PAGESIZE)  # a row shorter than a page touches one
-    if size < _SPARSE_ZEROS_MIN_BYTES or touched > _SPARSE_ZEROS_MAX_TOUCHED * size:
+    if size == 0 or size < _SPARSE_ZEROS_MIN_BYTES or touched > _SPARSE_ZEROS_MAX_TOUCHED * size:
         return np.zeros(shape, dtype=dtype)
     mapping = mmap.mmap(-1, size)
     array = np.frombuffer(mapping, dtype=dtype).reshape(shape)

@@ -142,3 +142,10 @@ def test_float32_to_float16_keeps_shape_and_layout():
     with np.errstate(over="ignore"):
         assert ref._float32_to_float16(x).tobytes() == x.astype(np.float16).tobytes()
     assert ref._float32_to_float16(x).shape == x.shape
+
+
+def test_sparse_zeros_of_an_empty_shard(monkeypatch):
+    monkeypatch.setattr(ref, "_SPARSE_ZEROS_MIN_BYTES", 0)
+    monkeypatch.setattr(ref, "_SPARSE_ZEROS_MAX_TOUCHED", float("inf"))
+    empty = ref._sparse_zeros((0, 5), np.float32, rows_written=0)  # an anonymous mapping cannot be empty
+    assert empty.shape == (0, 5) and empty.dtype == np.float32
