@@ -152,7 +152,7 @@ class _ImplBench:
         self.writer.writeheader()
         self.handle.flush()
 
-    def runs(self, spec, round_index):
+    def runs(self, round_index):
         """Whether this impl takes part in the round: not after an unsupported or failed round, and
         not again for calls slower than ``REPEAT_ROUNDS_BELOW_SECONDS``."""
         if round_index == 0:
@@ -232,7 +232,7 @@ def run_bench(impls, device, out_dir, grid="default", progress=None, *, python=N
         for spec in (progress(specs, desc=label) if progress and sessions else specs):
             for round_index in range(rounds):
                 for session in sessions.values():
-                    if not session.runs(spec, round_index):
+                    if not session.runs(round_index):
                         continue
                     if len(sessions) > 1 and _pre_check(session.adapter, device, spec) is None:
                         time.sleep(SETTLE_SECONDS)
