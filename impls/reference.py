@@ -91,8 +91,14 @@ def _to_host(xp, array):
     return array.get() if xp is not np else array
 
 
+_FLOAT_DTYPES = frozenset(np.dtype(name) for name in FLOAT_NAMES if name != "bfloat16")
+
+
 def _check_float(name, array):
-    if not hasattr(array, "dtype") or array.dtype.name not in FLOAT_NAMES:
+    dtype = getattr(array, "dtype", None)
+    if dtype in _FLOAT_DTYPES:  # a set lookup: dtype.name is computed in Python, microseconds a call
+        return
+    if dtype is None or dtype.name not in FLOAT_NAMES:
         got = getattr(array, "dtype", type(array).__name__)
         raise TypeError("%s: expected a float16/bfloat16/float32/float64 array, got %s" % (name, got))
 
@@ -293,45 +299,106 @@ def _swce(logits, label, soft_label, ignore_index, return_softmax, axis, upstrea
     return result
 
 
+# Shift-free exponentials.  A softmax is usually computed as exp(z - max(z)) so that nothing
+# overflows; that costs two passes over [B, K] (the row maximum, the subtraction) and rounds every
+# z - max.  When a row's sum of exp(z) lies within ``_SHIFT_FREE_SUM_RANGE``, exp(z) itself is as
+# accurate (no argument is rounded): the sum is a normal number whose reciprocal is normal, and an
+# exponential that is subnormal is below 2^-63 of the sum, far under any tolerance.  The sums are
+# checked after the fact and the rows outside the range are recomputed with the shift, so every
+# row's result depends on that row alone (not on the block or batch it came in).  Used for float32
+# arithmetic only: float64, in which the golden outputs are computed, keeps the textbook shift.
+_SHIFT_FREE_EXP = True
+_SHIFT_FREE_SUM_RANGE = (2.0 ** -63, 2.0 ** 64)
+
+
+def _exp_and_sum(xp, z, axis, out=None, shift_free=True):
+    """``(e, s, shift)``: ``e = exp(z - shift)`` in the compute dtype, ``s`` its sums along ``axis``.
+
+    ``shift`` (keepdims) is 0 for the rows computed shift-free (see ``_SHIFT_FREE_EXP``;
+    ``shift_free=False`` shifts every row), else the row maximum, or 0 for a row that is all
+    ``-inf`` (so that it yields ``s = 0`` and NaN rather than ``-inf - -inf`` leaking into other
+    arithmetic).  ``e`` is written to ``out`` when given, else to a new array; ``z`` is left as it was.
+    """
+    cdtype = _compute_dtype(xp, z.dtype)
+    if shift_free and _SHIFT_FREE_EXP and cdtype == xp.float32:
+        # float16/bfloat16: converting first is faster than NumPy's exp converting as it goes.
+        e = xp.exp(z, out=out) if z.dtype == cdtype else xp.exp(z.astype(cdtype), out=out)
+        s = e.sum(axis=axis, keepdims=True)
+        low, high = _SHIFT_FREE_SUM_RANGE
+        if s.size == 0 or (bool(s.min() >= low) and bool(s.max() <= high)):  # NaN fails both
+            return e, s, xp.zeros_like(s)
+        in_range = (s >= low) & (s <= high)
+        shifted_e, shifted_s, shift = _exp_and_sum(xp, z, axis, shift_free=False)
+        xp.copyto(e, shifted_e, where=~in_range)
+        return e, xp.where(in_range, s, shifted_s), xp.where(in_range, 0, shift)
+    if z.dtype != cdtype:  # float16/bfloat16: NumPy's ufuncs on them convert element by element, slowly
+        z = z.astype(cdtype)
+        out = z if out is None else out
+    shift = z.max(axis=axis, keepdims=True)  # exact in any dtype
+    shift = xp.where(shift == -xp.inf, 0, shift)
+    e = xp.subtract(z, shift, out=out)
+    xp.exp(e, out=e)
+    return e, e.sum(axis=axis, keepdims=True), shift
+
+
+def _along_axis(xp, a, at, axis):
+    """``(flat, index)``: ``flat[index]`` are the elements ``take_along_axis(a, at, axis)``.
+
+    For C-ordered 2-D ``a`` with ``axis=1`` (every row block): a 1-D take and scatter on flat
+    positions are several times faster in NumPy than ``take_along_axis``/``put_along_axis``, which
+    build broadcast index arrays.  Otherwise ``flat`` is None (use the along-axis functions).
+    """
+    if a.ndim == 2 and axis == 1 and a.flags.c_contiguous and at.shape == (a.shape[0], 1):
+        return a.reshape(-1), at[:, 0].astype(xp.int64) + xp.arange(0, a.size, a.shape[1], dtype=xp.int64)
+    return None, None
+
+
+def _take_at(xp, a, at, axis):
+    flat, index = _along_axis(xp, a, at, axis)
+    return xp.take_along_axis(a, at, axis=axis) if flat is None else xp.take(flat, index)[:, None]
+
+
+def _add_at(xp, a, at, values, axis):
+    """``a[at along axis] += values`` in place (``at`` holds one index per row)."""
+    flat, index = _along_axis(xp, a, at, axis)
+    if flat is None:
+        xp.put_along_axis(a, at, xp.take_along_axis(a, at, axis=axis) + values, axis=axis)
+    else:
+        flat[index] += values.reshape(-1)
+
+
 def _swce_rows(xp, logits, label, soft_label, ignore_index, return_softmax, axis, u, want_grad, grad_out=None):
     """The checked computation on (a block of rows of) the inputs; ``u`` the upstream in the compute dtype.
 
-    ``grad_out``: where the logits gradient goes (the block's rows of the result); it is the work
-    array when its dtype is the compute dtype, which saves copying the block's gradient there.
+    ``grad_out``: where the logits gradient goes (the block's rows of the result); the exponentials
+    are computed there when its dtype is the compute dtype, which saves copying the block's gradient.
     """
     out_dtype = logits.dtype
     cdtype = _compute_dtype(xp, logits.dtype)
     with _quiet(xp), _row_broadcast_speed(xp):
-        # The max is exact in any dtype.  A row whose max is -inf (all -inf) gets m = 0, so it yields
-        # s = 0 and a NaN loss rather than a NaN from -inf - -inf leaking into other arithmetic.
-        # z = logits - m in the compute dtype, into a private array in which the exponentials and
-        # then the gradient are computed in place (in one pass when no conversion is needed).
-        if logits.dtype == cdtype:
-            m = logits.max(axis=axis, keepdims=True)
-            m = xp.where(m == -xp.inf, 0, m)
-            z = xp.subtract(logits, m, out=grad_out)
-        else:  # float16/bfloat16: NumPy's ufuncs on them convert element by element, slowly
-            z = logits.astype(cdtype)
-            m = z.max(axis=axis, keepdims=True)
-            m = xp.where(m == -xp.inf, 0, m)
-            z -= m
+        work = grad_out if grad_out is not None and grad_out.dtype == cdtype else None
         if soft_label:
+            # Not shift-free: log(s) * sum(y) - sum(y * z) would cancel where the loss is small.
+            e, s, shift = _exp_and_sum(xp, logits, axis, out=work, shift_free=False)
             y = label.astype(cdtype)
+            z = logits.astype(cdtype) - shift
             # 0 * -inf would be NaN: a class with zero label weight contributes nothing.
             yz = xp.where(y == 0, 0, y * z) if bool(xp.isinf(logits).any()) else y * z
             y_sum = y.sum(axis=axis, keepdims=True)
+            loss = xp.log(s) * y_sum - yz.sum(axis=axis, keepdims=True)
         else:
             ignored = label == ignore_index
-            shifted_pick = xp.take_along_axis(z, xp.where(ignored, 0, label), axis=axis)  # z_label - m
-        e = xp.exp(z, out=z)
-        s = e.sum(axis=axis, keepdims=True)
-        log_s = xp.log(s)
-        if soft_label:
-            loss = log_s * y_sum - yz.sum(axis=axis, keepdims=True)
-        else:
-            # log(s) + (m - z_label): both terms are non-negative, so no cancellation.
-            loss = xp.where(ignored, 0, log_s - shifted_pick)
-        result = {"loss": _cast_out(xp, loss, out_dtype)}
+            any_ignored = bool(ignored.any())
+            at = xp.where(ignored, 0, label) if any_ignored else label  # a valid index in every row
+            e, s, shift = _exp_and_sum(xp, logits, axis, out=work)
+            picked = _take_at(xp, logits, at, axis).astype(cdtype)  # z_label, exact
+            # log(s) + (shift - z_label).  With the row maximum as the shift both terms are
+            # non-negative; shift-free, both can be large where the loss is small, so the sum is
+            # taken in float64 (exact enough for float32 operands).
+            loss = xp.log(s.astype(xp.float64, copy=False)) + (shift.astype(xp.float64, copy=False) - picked)
+            if any_ignored:
+                loss = xp.where(ignored, 0, loss)
+        result = {"loss": _cast_out(xp, loss.astype(cdtype, copy=False), out_dtype)}
         if return_softmax or want_grad:
             inv_s = 1 / s
         if return_softmax:
@@ -342,11 +409,11 @@ def _swce_rows(xp, logits, label, soft_label, ignore_index, return_softmax, axis
                 grad *= u * y_sum * inv_s
                 grad -= u * y
             else:
-                u = xp.where(ignored, 0, u)
+                if any_ignored:
+                    u = xp.where(ignored, 0, u)
                 grad *= u * inv_s
-                at_label = xp.take_along_axis(grad, xp.where(ignored, 0, label), axis=axis)
-                xp.put_along_axis(grad, xp.where(ignored, 0, label), at_label - u, axis=axis)
-                if bool(ignored.any()):  # 0 even where the row's softmax is undefined (all -inf, NaN)
+                _add_at(xp, grad, at, -u, axis)
+                if any_ignored:  # 0 even where the row's softmax is undefined (all -inf, NaN)
                     grad = xp.where(ignored, 0, grad)
             result["logits"] = _cast_out(xp, grad, out_dtype)
     return result
@@ -371,7 +438,7 @@ def softmax_with_cross_entropy_grad(logits, label, soft_label=False, ignore_inde
 # --------------------------------------------------------------------------------------------
 # The shared sampled-softmax core: softmax cross-entropy over [true columns | sampled columns]
 # --------------------------------------------------------------------------------------------
-def _sampled_core(xp, z_true, z_sampled, hits, offset, upstream, want_grad):
+def _sampled_core(xp, z_true, z_sampled, hits, offset, upstream, want_grad, recompute=None):
     """Softmax cross-entropy of the rows ``[z_true | z_sampled]`` with label 1/T on the T true columns.
 
     The two blocks of columns are separate arrays (or two views of one), so that the ``[B, S]``
@@ -381,43 +448,70 @@ def _sampled_core(xp, z_true, z_sampled, hits, offset, upstream, want_grad):
     the limit of Paddle's ``-1e20`` and TensorFlow's ``-FLT_MAX``), or ``hits`` is None.  Both arrays
     are overwritten: with ``want_grad`` they hold the gradient of ``sum(upstream * loss)``.  Returns
     the loss ``[N]``.
+
+    ``recompute(rows)``, when given, returns those rows' ``(z_true, z_sampled)`` afresh (as the
+    caller first computed them): the exponentials are then taken shift-free, in place (see
+    ``_SHIFT_FREE_EXP``), and the rows whose sums leave the range are recomputed with the shift.
     """
     n = z_true.shape[0]
     u = _upstream(xp, upstream, (n,), z_true.dtype) if want_grad else None
     loss = xp.empty(n, dtype=z_true.dtype)
+    shift_free = recompute is not None and _SHIFT_FREE_EXP and z_true.dtype == xp.float32
 
     def block(start, stop):
-        loss[start:stop] = _sampled_rows(xp, z_true[start:stop], z_sampled[start:stop], offset,
-                                         None if hits is None else hits(start, stop),
-                                         u[start:stop] if want_grad else None)
+        hit = None if hits is None else hits(start, stop)
+        ups = u[start:stop] if want_grad else None
+        loss[start:stop], redo = _sampled_rows(xp, z_true[start:stop], z_sampled[start:stop], offset, hit, ups,
+                                               shift_free)
+        if redo is not None:  # rows out of the shift-free range: again, from their logits, with the shift
+            zt, zs = recompute(start + redo)
+            loss[start + redo], _ = _sampled_rows(xp, zt, zs, offset, None if hit is None else hit[redo],
+                                                  None if ups is None else ups[redo], False)
+            z_true[start + redo], z_sampled[start + redo] = zt, zs
 
     _for_blocks(_row_blocks(xp, n, z_true.shape[1] + z_sampled.shape[1]), block)
     return loss
 
 
-def _sampled_rows(xp, zt, zs, offset, hit, u):
-    """``_sampled_core`` on a block of rows, in place; the loss of those rows."""
+def _sampled_rows(xp, zt, zs, offset, hit, u, shift_free):
+    """``_sampled_core`` on a block of rows, in place: ``(loss, redo)``.
+
+    ``redo``: the rows (indices into the block) whose shift-free sums left the range, their results
+    not computed; None when there are none (always when not ``shift_free``).
+    """
     num_true = zt.shape[1]
+    redo = None
     with _quiet(xp), _row_broadcast_speed(xp):
         if offset is not None:
             zs += offset
         if hit is not None:
             zs[hit] = -xp.inf
-        m = xp.maximum(zt.max(axis=1, keepdims=True), zs.max(axis=1, keepdims=True))
-        m = xp.where(m == -xp.inf, 0, m)
-        # lse - mean(z_true) = log(s) + mean(m - z_true): non-negative terms, no cancellation.
-        mean_gap = (m - zt).mean(axis=1)
-        for e in (zt, zs):
-            e -= m
-            xp.exp(e, out=e)
-        s = zt.sum(axis=1, keepdims=True) + zs.sum(axis=1, keepdims=True)
-        loss = xp.log(s)[:, 0] + mean_gap
+        if shift_free:
+            # loss = log(s) - mean(z_true): both can be large where the loss is small, so in float64.
+            mean_true = zt.astype(xp.float64).sum(axis=1) / num_true
+            for e in (zt, zs):
+                xp.exp(e, out=e)
+            s = zt.sum(axis=1, keepdims=True) + zs.sum(axis=1, keepdims=True)
+            low, high = _SHIFT_FREE_SUM_RANGE
+            if not (bool(s.min() >= low) and bool(s.max() <= high)):  # NaN fails both
+                redo = xp.flatnonzero(~((s >= low) & (s <= high)))
+            loss = (xp.log(s.astype(xp.float64))[:, 0] - mean_true).astype(zt.dtype)
+        else:
+            m = xp.maximum(zt.max(axis=1, keepdims=True), zs.max(axis=1, keepdims=True))
+            m = xp.where(m == -xp.inf, 0, m)
+            # lse - mean(z_true) = log(s) + mean(m - z_true): non-negative terms, no cancellation.
+            mean_gap = (m - zt).mean(axis=1)
+            for e in (zt, zs):
+                e -= m
+                xp.exp(e, out=e)
+            s = zt.sum(axis=1, keepdims=True) + zs.sum(axis=1, keepdims=True)
+            loss = xp.log(s)[:, 0] + mean_gap
         if u is not None:
             scale = u[:, None] / s
             zs *= scale
             zt *= scale
             zt -= u[:, None] / num_true
-    return loss
+    return loss, redo
 
 
 # --------------------------------------------------------------------------------------------
@@ -464,16 +558,23 @@ def _sswce(logits, label, num_samples, num_true, remove_accidental_hits, use_cus
     # Row-major flat positions of the samples: a 1-D take and scatter are several times faster in
     # NumPy than take_along_axis and 2-D fancy indexing, which build broadcast index arrays.
     flat = samples + (xp.arange(n, dtype=samples.dtype) * k)[:, None]
-    with _quiet(xp):
-        z = xp.take(xp.ascontiguousarray(logits).reshape(-1), flat).astype(cdtype, copy=False)
-        z -= xp.log(probabilities.astype(cdtype))
+    flat_logits = xp.ascontiguousarray(logits).reshape(-1)
+
+    def sampled_logits(rows):
+        with _quiet(xp):
+            z = xp.take(flat_logits, flat[rows]).astype(cdtype, copy=False)
+            z -= xp.log(probabilities[rows].astype(cdtype))
+        return z
+
+    z = sampled_logits(slice(None))
     hits = None
     if remove_accidental_hits:
         def hits(start, stop):
             if num_true == 1:
                 return samples[start:stop, 1:] == label[start:stop]
             return (samples[start:stop, num_true:, None] == label[start:stop, None, :]).any(axis=2)
-    loss = _sampled_core(xp, z[:, :num_true], z[:, num_true:], hits, None, upstream, want_grad)
+    loss = _sampled_core(xp, z[:, :num_true], z[:, num_true:], hits, None, upstream, want_grad,
+                         recompute=lambda rows: xp.split(sampled_logits(rows), [num_true], axis=1))
     dz = z
     result = {"loss": _cast_out(xp, loss[:, None], logits.dtype)}
     if want_grad:
@@ -482,12 +583,15 @@ def _sswce(logits, label, num_samples, num_true, remove_accidental_hits, use_cus
         in_place = grad.dtype == cdtype  # else accumulate in the compute dtype, then convert
 
         def block(start, stop):
-            part = grad[start:stop] if in_place else xp.empty((stop - start, k), dtype=cdtype)
-            part.fill(0)
-            _scatter_add(xp, part.reshape(-1), (flat[start:stop] - start * k).reshape(-1),
-                         dz[start:stop].reshape(-1))
-            if not in_place:
-                grad[start:stop] = _cast_out(xp, part, logits.dtype)
+            out = grad[start:stop].reshape(-1)
+            out.fill(0)
+            at, values = (flat[start:stop] - start * k).reshape(-1), dz[start:stop].reshape(-1)
+            if in_place:
+                _scatter_add(xp, out, at, values)
+            else:  # only the sampled positions are non-zero: convert just those
+                sums = xp.zeros(out.size, dtype=cdtype)
+                _scatter_add(xp, sums, at, values)
+                out[at] = _cast_out(xp, sums[at], logits.dtype)
 
         _for_blocks(_row_blocks(xp, n, k, _PARALLEL_MIN_FILL_ELEMENTS), block)
         result["logits"] = grad
@@ -580,7 +684,9 @@ def _embedding_gradients(xp, ids, rows, bias_values, layout, partition_strategy,
     values = np.concatenate([rows, bias_values[:, None]], axis=1)
     order = np.argsort(ids, kind="stable")
     sorted_ids = ids[order]
-    first = np.r_[True, sorted_ids[1:] != sorted_ids[:-1]]
+    first = np.empty(sorted_ids.size, dtype=bool)
+    first[:1] = True
+    np.not_equal(sorted_ids[1:], sorted_ids[:-1], out=first[1:])
     unique_ids = sorted_ids[first]
     sums = values[order[first]]
     if not first.all():
@@ -704,17 +810,23 @@ def _ssl(weights, biases, labels, inputs, num_sampled, num_classes, num_true, sa
     w_true = w_true.reshape(batch, num_true, dim)
     w_sampled = _gather_rows(xp, shards, candidates, num_classes, partition_strategy).astype(cdtype, copy=False)
     b = biases.astype(cdtype, copy=False)
+
+    def sampled_logits(rows):  # [B, T] and [B, S] (the offset of the sampled ones is added later)
+        with _quiet(xp):
+            z_true = xp.einsum("bd,btd->bt", x[rows], w_true[rows]) + b[labels[rows]]
+            z_true -= xp.log(true_expected[rows].astype(cdtype))
+        return z_true, x[rows] @ w_sampled.T
+
     with _quiet(xp):
-        dz_true = xp.einsum("bd,btd->bt", x, w_true) + b[labels] - xp.log(true_expected.astype(cdtype))
         offset = b[candidates] - xp.log(sampled_expected.astype(cdtype))
-    dz_sampled = x @ w_sampled.T  # [B, S]: the logits, then (in place) their gradient
+    dz_true, dz_sampled = sampled_logits(slice(None))  # the logits, then (in place) their gradient
     hits = None
     if remove_accidental_hits:
         def hits(start, stop):
             if num_true == 1:
                 return labels[start:stop] == candidates
             return (labels[start:stop, :, None] == candidates[None, None, :]).any(axis=1)
-    loss = _sampled_core(xp, dz_true, dz_sampled, hits, offset, upstream, want_grad)
+    loss = _sampled_core(xp, dz_true, dz_sampled, hits, offset, upstream, want_grad, recompute=sampled_logits)
     result = {"loss": _cast_out(xp, loss, inputs.dtype)}
     if not want_grad:
         return result

@@ -7,6 +7,10 @@
   (``_sparse_zeros``) likewise: every corpus case gives the same bits with them on and off.
 * ``_float32_to_float16`` equals ``astype(float16)`` on float32 values spanning every exponent,
   every float16 subnormal boundary and rounding tie, overflow, infinities and NaN.
+
+The shift-free exponentials (``_SHIFT_FREE_EXP``) do change bits, by design: they skip the rounding
+of ``z - max``.  They are held to the suite's own tolerance against the shifted computation over
+the corpus, and their per-row fallback is checked to give exactly the shifted bits, row by row.
 """
 import contextlib
 import tracemalloc
@@ -15,7 +19,7 @@ import numpy as np
 import pytest
 
 from helpers_reference import ROOT, ref  # noqa: F401 - puts the repo on sys.path
-from conformance import corpus
+from conformance import compare, corpus
 from impls.caseio import Case
 from impls.reference_adapter import NumpyReference
 
@@ -54,6 +58,101 @@ def test_fast_paths_give_the_same_bits(entry, monkeypatch):
     for name in plain:
         assert fast[name].dtype == plain[name].dtype and fast[name].shape == plain[name].shape, name
         assert fast[name].tobytes() == plain[name].tobytes(), name
+
+
+SHIFT_FREE_CASES = [e for e in COMPUTED if e["dtype"] != "float64"]  # float64 always shifts
+
+
+@pytest.mark.parametrize("entry", SHIFT_FREE_CASES, ids=[e["id"] for e in SHIFT_FREE_CASES])
+def test_shift_free_exponentials_agree_with_the_shifted_ones(entry, monkeypatch):
+    """Within the tolerance any framework gets (both differ only in rounding z - max, a few ulps)."""
+    case = Case.read(CASES / entry["file"])
+    shift_free = _outputs(case)
+    monkeypatch.setattr(ref, "_SHIFT_FREE_EXP", False)
+    shifted = _outputs(case)
+    tol = compare.tolerance(case.meta, {k: v.shape for k, v in case.inputs.items()})
+    scales = compare.output_scales(case)
+    for name in shifted:
+        err = compare.compare_output(name, shift_free[name], shifted[name].astype(np.float64), tol.rtol,
+                                     scales.get(name, 1.0))
+        assert not err.problem and err.ratio <= 1.0, (name, err)
+
+
+def test_shift_free_rows_out_of_range_get_the_shifted_bits_row_by_row():
+    rng = np.random.default_rng(3)
+    logits = rng.standard_normal((5, 40)).astype(np.float32)
+    logits[1] += 60  # sum of exp(z) about e^60 > 2^64: would lose the reciprocal's precision
+    logits[3] -= 70  # sum about e^-70 < 2^-63: exponentials would be subnormal
+    logits[4, 7] = np.inf  # a NaN row, as documented
+    labels = rng.integers(0, 40, (5, 1))
+    batch = ref.softmax_with_cross_entropy_grad(logits, labels)
+    for row in range(5):
+        alone = ref.softmax_with_cross_entropy_grad(logits[row:row + 1], labels[row:row + 1])
+        for name in batch:
+            assert batch[name][row].tobytes() == alone[name][0].tobytes(), (row, name)
+    with np.errstate(invalid="ignore"):  # the +inf row
+        e, s, shift = ref._exp_and_sum(np, logits, axis=1)
+    assert (shift[[0, 2]] == 0).all() and (shift[[1, 3]] == logits[[1, 3]].max(axis=1, keepdims=True)).all()
+    assert e[[0, 2]].tobytes() == np.exp(logits[[0, 2]]).tobytes()  # shift-free where in range
+    with np.errstate(invalid="ignore"):
+        assert e[[1, 3]].tobytes() == np.exp(logits[[1, 3]] - shift[[1, 3]]).tobytes()
+    assert np.isnan(batch["loss"][4]).all() and np.isnan(batch["logits"][4]).all()
+
+
+def _sampled_inputs(rng, batch=6, classes=50, num_true=2, num_sampled=12, dim=8):
+    labels = np.stack([rng.choice(classes, num_true, replace=False) for _ in range(batch)])
+    candidates, true_expected, sampled_expected = ref.log_uniform_candidate_sampler(
+        labels, num_true, num_sampled, True, classes, seed=5)
+    samples = np.concatenate([labels, np.broadcast_to(candidates, (batch, num_sampled))], axis=1)
+    probabilities = np.concatenate([true_expected, np.broadcast_to(sampled_expected, (batch, num_sampled))], axis=1)
+    sswce = dict(logits=rng.standard_normal((batch, classes)).astype(np.float32) * 8, label=labels,
+                 num_samples=num_sampled, num_true=num_true, use_customized_samples=True,
+                 customized_samples=samples, customized_probabilities=probabilities.astype(np.float32))
+    ssl = dict(weights=rng.standard_normal((classes, dim)).astype(np.float32) * 3,
+               biases=rng.standard_normal(classes).astype(np.float32), labels=labels,
+               inputs=rng.standard_normal((batch, dim)).astype(np.float32), num_sampled=num_sampled,
+               num_classes=classes, num_true=num_true,
+               sampled_values=(candidates, true_expected.astype(np.float32), sampled_expected.astype(np.float32)))
+    return sswce, ssl
+
+
+def _every_grad_function(seed):
+    rng = np.random.default_rng(seed)
+    sswce, ssl = _sampled_inputs(rng)
+    logits, labels = rng.standard_normal((6, 30)).astype(np.float32) * 8, rng.integers(0, 30, (6, 1))
+    return [(ref.softmax_with_cross_entropy_grad, dict(logits=logits, label=labels)),
+            (ref.sampled_softmax_with_cross_entropy_grad, sswce), (ref.sampled_softmax_loss_grad, ssl)]
+
+
+@pytest.mark.parametrize("index", range(3), ids=["swce", "sswce", "ssl"])
+def test_shift_free_fallback_is_the_shifted_computation(index, monkeypatch):
+    function, kwargs = _every_grad_function(4)[index]
+    monkeypatch.setattr(ref, "_SHIFT_FREE_SUM_RANGE", (np.inf, np.inf))  # every row out of range
+    fallback = function(**kwargs)
+    monkeypatch.setattr(ref, "_SHIFT_FREE_EXP", False)
+    shifted = function(**kwargs)
+    for name in shifted:
+        assert fallback[name].tobytes() == shifted[name].tobytes(), name
+
+
+def test_sampled_rows_out_of_range_get_the_shifted_bits_row_by_row(monkeypatch):
+    sswce, _ = _sampled_inputs(np.random.default_rng(6))
+    sswce["logits"][1] += 60  # over 2^64
+    sswce["logits"][4] -= 70  # under 2^-63
+    batch = ref.sampled_softmax_with_cross_entropy_grad(**sswce)
+    monkeypatch.setattr(ref, "_SHIFT_FREE_EXP", False)
+    shifted = ref.sampled_softmax_with_cross_entropy_grad(**sswce)
+    monkeypatch.undo()
+    for row in range(sswce["logits"].shape[0]):
+        alone = ref.sampled_softmax_with_cross_entropy_grad(**dict(
+            sswce, logits=sswce["logits"][row:row + 1], label=sswce["label"][row:row + 1],
+            customized_samples=sswce["customized_samples"][row:row + 1],
+            customized_probabilities=sswce["customized_probabilities"][row:row + 1]))
+        for name in batch:
+            assert batch[name][row].tobytes() == alone[name][0].tobytes(), (row, name)
+        if row in (1, 4):  # recomputed with the shift
+            assert batch["loss"][row].tobytes() == shifted["loss"][row].tobytes()
+            assert batch["logits"][row].tobytes() == shifted["logits"][row].tobytes()
 
 
 def test_the_row_broadcast_buffer_is_restored():
