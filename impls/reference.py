@@ -3,7 +3,9 @@
 One code path serves NumPy arrays on the CPU and CuPy arrays on the GPU: the array module is taken
 from the arrays passed in and results come back as the same array type, in the input's dtype.  No
 deep-learning framework is imported.  Arithmetic runs in float64 for float64 inputs and in float32
-for float32/float16/bfloat16 inputs (never accumulating below float32).
+for float32/float16/bfloat16 inputs (never accumulating below float32).  In float32 the softmax
+exponentials are taken without subtracting the row maximum wherever that is as accurate (see
+``_SHIFT_FREE_EXP``), and the loss's final ``log(sum) - logit`` is then taken in float64.
 
 Argument names and defaults are those of the frameworks' documentation (Paddle for the first two
 losses, TensorFlow r1.4 for ``sampled_softmax_loss``).  Each loss ``f`` has an analytic ``f_grad``
