@@ -559,16 +559,25 @@ def _sswce(logits, label, num_samples, num_true, remove_accidental_hits, use_cus
     cdtype = _compute_dtype(xp, logits.dtype)
     # Row-major flat positions of the samples: a 1-D take and scatter are several times faster in
     # NumPy than take_along_axis and 2-D fancy indexing, which build broadcast index arrays.
-    flat = samples + (xp.arange(n, dtype=samples.dtype) * k)[:, None]
+    with _row_broadcast_speed(xp):
+        flat = samples + (xp.arange(n, dtype=samples.dtype) * k)[:, None]
     flat_logits = xp.ascontiguousarray(logits).reshape(-1)
 
-    def sampled_logits(rows):
+    def sampled_logits(rows, out=None):
         with _quiet(xp):
-            z = xp.take(flat_logits, flat[rows]).astype(cdtype, copy=False)
-            z -= xp.log(probabilities[rows].astype(cdtype))
-        return z
+            if out is not None and flat_logits.dtype == cdtype:
+                # Straight into ``out``; the ids are checked, and NumPy buffers mode="raise" outputs.
+                xp.take(flat_logits, flat[rows], out=out, **({"mode": "clip"} if xp is np else {}))
+            elif out is not None:
+                out[...] = xp.take(flat_logits, flat[rows])
+            else:
+                out = xp.take(flat_logits, flat[rows]).astype(cdtype, copy=False)
+            out -= xp.log(probabilities[rows].astype(cdtype))
+        return out
 
-    z = sampled_logits(slice(None))
+    # Row blocks on threads: the gathers wait on memory, and two cores keep more reads in flight.
+    z = xp.empty(samples.shape, dtype=cdtype)
+    _for_blocks(_row_blocks(xp, n, samples.shape[1]), lambda start, stop: sampled_logits(slice(start, stop), z[start:stop]))
     hits = None
     if remove_accidental_hits:
         def hits(start, stop):
