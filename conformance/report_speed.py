@@ -164,15 +164,19 @@ def reference_target(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def target_summary(target: pd.DataFrame) -> list:
-    """One sentence per device: how many shapes meet the target, the median and the worst ratio."""
+    """One sentence per device: how many shapes meet the target, the median and the worst ratio, by dtype."""
     lines = []
     for device, group in target.groupby("device"):
         reference, limit = REFERENCE_TARGETS[device]
+        by_dtype = "; ".join("%s: %d of %d, median %.2f×" % (dtype, int((part["ratio"] <= limit).sum()), len(part),
+                                                             part["ratio"].median())
+                             for dtype, part in group.groupby("dtype"))
         lines.append("%s/%s, forward+backward: %d of %d shapes at or under %.1f× the fastest %s (median ratio "
-                     "%.2f×, worst %.2f× on %s %s %s)."
+                     "%.2f×, worst %.2f× on %s %s %s; %s)."
                      % (reference, device, int((group["ratio"] <= limit).sum()), len(group), limit,
                         "framework" if device == "cpu" else GPU_COMPARED_WITH, group["ratio"].median(),
-                        group["ratio"].max(), *group.loc[group["ratio"].idxmax(), ["op", "dtype", "shape"]]))
+                        group["ratio"].max(), *group.loc[group["ratio"].idxmax(), ["op", "dtype", "shape"]],
+                        by_dtype))
     return lines
 
 

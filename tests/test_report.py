@@ -192,6 +192,7 @@ def test_speed_section(built):
     met = target.set_index("shape")["met"]
     assert met["B=64 K=10^3"] == "yes" and met["B=4096 K=10^3"] == "NO"
     assert "numpy/cpu, forward+backward: 5 of 6 shapes at or under 0.7× the fastest framework" in page
+    assert "float32: 5 of 6, median" in page  # the per-dtype breakdown
     assert "1 of 12 timed rows have an IQR above 10% of their median" in page
     assert "no &lt;float16&gt; here" in page  # an unsupported row keeps its reason, escaped
     memory = pd.read_csv(root / "out" / "speed_memory.csv")
