@@ -82,3 +82,39 @@ def test_sharded_loss_equals_dense_loss(num_classes, num_shards, strategy, seed)
     sharded = ref.sampled_softmax_loss(split_weights(weights, num_shards, strategy), biases, labels, inputs, 4,
                                        num_classes, **kwargs)
     np.testing.assert_array_equal(sharded, dense)
+
+
+@st.composite
+def float32_rows(draw, max_rows=5, max_classes=40):
+    """float32 logits [B, K] whose rows sit anywhere in [-130, 130]: some rows run shift-free, some not."""
+    rows = draw(st.integers(1, max_rows))
+    classes = draw(st.integers(2, max_classes))
+    spread = draw(hnp.arrays(np.float32, (rows, classes), elements=st.floats(-12, 12, width=32)))
+    offsets = draw(hnp.arrays(np.float32, (rows, 1), elements=st.floats(-130, 130, width=32)))
+    label = draw(hnp.arrays(np.int64, (rows, 1), elements=st.integers(0, classes - 1)))
+    return (spread + offsets).astype(np.float32), label
+
+
+@DETERMINISTIC
+@given(float32_rows())
+def test_float32_swce_is_within_the_suite_tolerance_of_exact_math(inputs):
+    """Shift-free or not, float32 results stay within the tolerance the suite gives every framework.
+
+    The exact answer is computed in float64 (math.fsum) from the float32 inputs; the bound is
+    compare.py's ``eps * max(16, 2*sqrt(K)) * (|exact| + scale)``, scale the largest |logit| for the loss.
+    """
+    logits, label = inputs
+    out = ref.softmax_with_cross_entropy_grad(logits, label)
+    classes = logits.shape[1]
+    rtol = float(np.finfo(np.float32).eps) * max(16.0, 2.0 * math.sqrt(classes))
+    scale = float(np.abs(logits).max())
+    for row in range(logits.shape[0]):
+        values = [float(v) for v in logits[row]]
+        top = max(values)
+        total = math.fsum(math.exp(v - top) for v in values)
+        picked = int(label[row, 0])
+        want_loss = math.log(total) + (top - values[picked])
+        assert abs(float(out["loss"][row, 0]) - want_loss) <= rtol * (abs(want_loss) + scale)
+        for k, v in enumerate(values):
+            want = math.exp(v - top) / total - (1.0 if k == picked else 0.0)
+            assert abs(float(out["logits"][row, k]) - want) <= rtol * (abs(want) + 1.0), (row, k)
