@@ -106,6 +106,49 @@ def test_sampled_softmax_loss_on_cupy(num_shards, strategy):
              upstream=r.uniform(-1, 1, size=2))
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_float32_arithmetic_on_cupy_shift_free_and_shifted_rows(dtype):
+    """The float32 paths (shift-free exponentials, per-row fallback, flat gathers, recompute) on CuPy.
+
+    Row 1 sits at +60 and row 3 at -70, outside the shift-free range: they are recomputed with the
+    shift.  CuPy's exp and sums round differently from NumPy's, so the bound is the suite's own
+    float32 tolerance (compare.py): eps * max(16, 2*sqrt(n)) relative, n the softmax width.
+    """
+    r = rng(11)
+    logits = r.normal(size=(5, 40)) * 4
+    logits[1] += 60
+    logits[3] -= 70
+    label = r.integers(0, 40, size=(5, 1)).astype(np.int64)
+    samples = np.concatenate([label, np.tile(np.arange(0, 36, 3), (5, 1))], axis=1)  # label hits included
+    probabilities = r.uniform(0.05, 1.0, size=samples.shape)
+    weights, biases, inputs = r.normal(size=(40, 6)) * 3, r.normal(size=40), r.normal(size=(5, 6)) * 3
+    sampled_values = (np.arange(1, 40, 4), r.uniform(0.2, 1.0, size=(5, 1)), r.uniform(0.2, 1.0, size=10))
+    calls = [
+        (ref.softmax_with_cross_entropy_grad, dict(logits=logits, label=label, return_softmax=True)),
+        (ref.sampled_softmax_with_cross_entropy_grad,
+         dict(logits=logits, label=label, num_samples=12, use_customized_samples=True, customized_samples=samples,
+              customized_probabilities=probabilities)),
+        (ref.sampled_softmax_loss_grad,
+         dict(weights=weights, biases=biases, labels=label, inputs=inputs, num_sampled=10, num_classes=40,
+              sampled_values=sampled_values)),
+    ]
+    rtol = float(np.finfo(dtype).eps) * max(16.0, 2.0 * np.sqrt(40))
+    for fn, kwargs in calls:
+        kwargs = {k: v.astype(dtype) if isinstance(v, np.ndarray) and v.dtype.kind == "f" else v
+                  for k, v in kwargs.items()}
+        if "sampled_values" in kwargs:
+            kwargs["sampled_values"] = tuple(v.astype(dtype) if v.dtype.kind == "f" else v
+                                             for v in kwargs["sampled_values"])
+        cpu = fn(**kwargs)
+        gpu = fn(**{k: to_gpu(v) for k, v in kwargs.items()})
+        for key, value in cpu.items():
+            got = cupy.asnumpy(gpu[key]).astype(np.float64)
+            want = value.astype(np.float64)
+            scale = float(np.abs(want).max()) or 1.0
+            assert gpu[key].dtype == value.dtype, (fn.__name__, key)
+            np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * scale, err_msg="%s %s" % (fn.__name__, key))
+
+
 def test_sampler_on_cupy_draws_the_same_values():
     true_classes = np.array([[0, 5], [2, 3]])
     run_both(ref.log_uniform_candidate_sampler, true_classes=true_classes, num_true=2, num_sampled=6, unique=True,
