@@ -319,7 +319,7 @@ def _exp_and_sum(xp, z, axis, out=None, shift_free=True):
     ``shift`` (keepdims) is 0 for the rows computed shift-free (see ``_SHIFT_FREE_EXP``;
     ``shift_free=False`` shifts every row), else the row maximum, or 0 for a row that is all
     ``-inf`` (so that it yields ``s = 0`` and NaN rather than ``-inf - -inf`` leaking into other
-    arithmetic).  ``e`` is written to ``out`` when given, else to a new array; ``z`` is left as it was.
+    arithmetic); None when every row was computed shift-free.  ``e`` is written to ``out`` when given, else to a new array; ``z`` is left as it was.
     """
     cdtype = _compute_dtype(xp, z.dtype)
     if shift_free and _SHIFT_FREE_EXP and cdtype == xp.float32:
@@ -328,7 +328,7 @@ def _exp_and_sum(xp, z, axis, out=None, shift_free=True):
         s = e.sum(axis=axis, keepdims=True)
         low, high = _SHIFT_FREE_SUM_RANGE
         if s.size == 0 or (bool(s.min() >= low) and bool(s.max() <= high)):  # NaN fails both
-            return e, s, xp.zeros_like(s)
+            return e, s, None
         in_range = (s >= low) & (s <= high)
         shifted_e, shifted_s, shift = _exp_and_sum(xp, z, axis, shift_free=False)
         xp.copyto(e, shifted_e, where=~in_range)
@@ -397,7 +397,8 @@ def _swce_rows(xp, logits, label, soft_label, ignore_index, return_softmax, axis
             # log(s) + (shift - z_label).  With the row maximum as the shift both terms are
             # non-negative; shift-free, both can be large where the loss is small, so the sum is
             # taken in float64 (exact enough for float32 operands).
-            loss = xp.log(s.astype(xp.float64, copy=False)) + (shift.astype(xp.float64, copy=False) - picked)
+            loss = xp.log(s.astype(xp.float64, copy=False))
+            loss = loss - picked if shift is None else loss + (shift.astype(xp.float64, copy=False) - picked)
             if any_ignored:
                 loss = xp.where(ignored, 0, loss)
         result = {"loss": _cast_out(xp, loss.astype(cdtype, copy=False), out_dtype)}
@@ -676,11 +677,11 @@ def _embedding_gradients(xp, ids, rows, bias_values, layout, partition_strategy,
     """Weight and bias gradients of ``weights[ids[i]] += rows[i]``, ``biases[ids[i]] += bias_values[i]``.
 
     Returns ``(shards, biases)``: shard gradients ``[rows_p, D]`` and the ``[num_classes]`` bias
-    gradient, in ``dtype``.  Only the rows of ``ids`` are non-zero: NumPy sorts the ids once, takes
-    the first row of each id (weights and bias together, as one ``[n, D + 1]`` array) and adds the
-    repeats to it (``np.add.at`` on the repeats only, in order, as a sequential sum would), then
-    writes just those rows into zeroed arrays: the ``[num_classes, D]`` gradient is never computed
-    on, only allocated (see ``_sparse_zeros``).  CuPy scatters atomically into dense arrays.
+    gradient, in ``dtype``.  Only the rows of ``ids`` are non-zero: NumPy sorts the ids once (stable),
+    takes the first row of each id and adds the repeats to it (``np.add.at`` on the repeats only, in
+    their original order, as a sequential sum would), then writes just those rows into zeroed arrays:
+    the ``[num_classes, D]`` gradient is never computed on, only allocated (see ``_sparse_zeros``).
+    CuPy scatters atomically into dense arrays.
     """
     num_classes, dim = sum(layout), rows.shape[1]
     if xp is not np:
@@ -692,29 +693,32 @@ def _embedding_gradients(xp, ids, rows, bias_values, layout, partition_strategy,
         biases = xp.zeros(num_classes, dtype=rows.dtype)
         cupyx.scatter_add(biases, ids, bias_values)
         return shards, _cast_out(xp, biases, dtype)
-    values = np.concatenate([rows, bias_values[:, None]], axis=1)
     order = np.argsort(ids, kind="stable")
     sorted_ids = ids[order]
     first = np.empty(sorted_ids.size, dtype=bool)
     first[:1] = True
     np.not_equal(sorted_ids[1:], sorted_ids[:-1], out=first[1:])
     unique_ids = sorted_ids[first]
-    sums = values[order[first]]
+    firsts = order[first]
+    weight_sums, bias_sums = rows[firsts], bias_values[firsts]
     if not first.all():
         repeats = ~first
-        np.add.at(sums, np.cumsum(first)[repeats] - 1, values[order[repeats]])
-    sums = _cast_out(np, sums, dtype)
+        group, later = np.cumsum(first)[repeats] - 1, order[repeats]
+        np.add.at(weight_sums, group, rows[later])
+        np.add.at(bias_sums, group, bias_values[later])
+    weight_sums, bias_sums = _cast_out(np, weight_sums, dtype), _cast_out(np, bias_sums, dtype)
     biases = np.zeros(num_classes, dtype=dtype)
-    biases[unique_ids] = sums[:, dim]
+    biases[unique_ids] = bias_sums
     if len(layout) == 1:
-        shard, row = np.zeros(unique_ids.size, dtype=np.int64), unique_ids
-    else:
-        shard, row = _shard_of(np, unique_ids, num_classes, len(layout), partition_strategy)
+        out = _sparse_zeros((num_classes, dim), dtype, rows_written=unique_ids.size)
+        out[unique_ids] = weight_sums
+        return [out], biases
+    shard, row = _shard_of(np, unique_ids, num_classes, len(layout), partition_strategy)
     shards = []
     for p, size in enumerate(layout):
         mask = shard == p
         out = _sparse_zeros((size, dim), dtype, rows_written=int(mask.sum()))
-        out[row[mask]] = sums[mask, :dim]
+        out[row[mask]] = weight_sums[mask]
         shards.append(out)
     return shards, biases
 
