@@ -227,7 +227,7 @@ def build_parser():
                                         "benchmark, report")
     run_options(p)
     p.add_argument("--report-out", type=Path, default=None)
-    p.add_argument("--no-bench", action="store_true", help="skip the benchmark grid (about 7 minutes on 2 cores)")
+    p.add_argument("--no-bench", action="store_true", help="skip the benchmark grid (7 to 8 minutes on 2 cores)")
     p.set_defaults(func=cmd_all)
     return parser
 
