@@ -326,12 +326,16 @@ def _exp_and_sum(xp, z, axis, out=None, shift_free=True):
     ``shift`` (keepdims) is 0 for the rows computed shift-free (see ``_SHIFT_FREE_EXP``;
     ``shift_free=False`` shifts every row), else the row maximum, or 0 for a row that is all
     ``-inf`` (so that it yields ``s = 0`` and NaN rather than ``-inf - -inf`` leaking into other
-    arithmetic); None when every row was computed shift-free.  ``e`` is written to ``out`` when given, else to a new array; ``z`` is left as it was.
+    arithmetic); None when every row was computed shift-free.  ``e`` is written to ``out`` when
+    given, else to a new array; ``z`` is left as it was.
     """
     cdtype = _compute_dtype(xp, z.dtype)
     if shift_free and _SHIFT_FREE_EXP and cdtype == xp.float32:
-        # float16/bfloat16: converting first is faster than NumPy's exp converting as it goes.
-        e = xp.exp(z, out=out) if z.dtype == cdtype else xp.exp(z.astype(cdtype), out=out)
+        if z.dtype == cdtype:
+            e = xp.exp(z, out=out)
+        else:  # float16/bfloat16: converting first is faster than NumPy's exp converting as it goes
+            converted = z.astype(cdtype)
+            e = xp.exp(converted, out=converted if out is None else out)
         s = e.sum(axis=axis, keepdims=True)
         low, high = _SHIFT_FREE_SUM_RANGE
         if s.size == 0 or (bool(s.min() >= low) and bool(s.max() <= high)):  # NaN fails both
@@ -390,7 +394,7 @@ def _swce_rows(xp, logits, label, soft_label, ignore_index, return_softmax, axis
             # Not shift-free: log(s) * sum(y) - sum(y * z) would cancel where the loss is small.
             e, s, shift = _exp_and_sum(xp, logits, axis, out=work, shift_free=False)
             y = label.astype(cdtype)
-            z = logits.astype(cdtype) - shift
+            z = logits.astype(cdtype, copy=False) - shift
             # 0 * -inf would be NaN: a class with zero label weight contributes nothing.
             yz = xp.where(y == 0, 0, y * z) if bool(xp.isinf(logits).any()) else y * z
             y_sum = y.sum(axis=axis, keepdims=True)
@@ -571,29 +575,33 @@ def _sswce(logits, label, num_samples, num_true, remove_accidental_hits, use_cus
         flat = samples + (xp.arange(n, dtype=samples.dtype) * k)[:, None]
     flat_logits = xp.ascontiguousarray(logits).reshape(-1)
 
-    def sampled_logits(rows, out=None):
+    def sampled_logits(rows, out):
+        """``out[:] = logits[rows, samples[rows]] - log(probabilities[rows])`` in the compute dtype."""
         with _quiet(xp):
-            if out is not None and flat_logits.dtype == cdtype:
+            if flat_logits.dtype == cdtype:
                 # Straight into ``out``; the ids are checked, and NumPy buffers mode="raise" outputs.
                 xp.take(flat_logits, flat[rows], out=out, **({"mode": "clip"} if xp is np else {}))
-            elif out is not None:
-                out[...] = xp.take(flat_logits, flat[rows])
             else:
-                out = xp.take(flat_logits, flat[rows]).astype(cdtype, copy=False)
+                out[...] = xp.take(flat_logits, flat[rows])
             out -= xp.log(probabilities[rows].astype(cdtype))
         return out
 
     # Row blocks on threads: the gathers wait on memory, and two cores keep more reads in flight.
     z = xp.empty(samples.shape, dtype=cdtype)
-    _for_blocks(_row_blocks(xp, n, samples.shape[1]), lambda start, stop: sampled_logits(slice(start, stop), z[start:stop]))
+    _for_blocks(_row_blocks(xp, n, samples.shape[1]),
+                lambda start, stop: sampled_logits(slice(start, stop), z[start:stop]))
     hits = None
     if remove_accidental_hits:
         def hits(start, stop):
             if num_true == 1:
                 return samples[start:stop, 1:] == label[start:stop]
             return (samples[start:stop, num_true:, None] == label[start:stop, None, :]).any(axis=2)
-    loss = _sampled_core(xp, z[:, :num_true], z[:, num_true:], hits, None, upstream, want_grad,
-                         recompute=lambda rows: xp.split(sampled_logits(rows), [num_true], axis=1))
+
+    def recompute(rows):  # rows out of the shift-free range (see _sampled_core)
+        fresh = sampled_logits(rows, xp.empty((rows.size, samples.shape[1]), dtype=cdtype))
+        return fresh[:, :num_true], fresh[:, num_true:]
+
+    loss = _sampled_core(xp, z[:, :num_true], z[:, num_true:], hits, None, upstream, want_grad, recompute)
     dz = z
     result = {"loss": _cast_out(xp, loss[:, None], logits.dtype)}
     if want_grad:
@@ -717,15 +725,14 @@ def _embedding_gradients(xp, ids, rows, bias_values, layout, partition_strategy,
     biases = np.zeros(num_classes, dtype=dtype)
     biases[unique_ids] = bias_sums
     if len(layout) == 1:
-        out = _sparse_zeros((num_classes, dim), dtype, rows_written=unique_ids.size)
-        out[unique_ids] = weight_sums
-        return [out], biases
-    shard, row = _shard_of(np, unique_ids, num_classes, len(layout), partition_strategy)
+        parts = [(unique_ids, weight_sums)]
+    else:
+        shard, row = _shard_of(np, unique_ids, num_classes, len(layout), partition_strategy)
+        parts = [(row[shard == p], weight_sums[shard == p]) for p in range(len(layout))]
     shards = []
-    for p, size in enumerate(layout):
-        mask = shard == p
-        out = _sparse_zeros((size, dim), dtype, rows_written=int(mask.sum()))
-        out[row[mask]] = weight_sums[mask]
+    for size, (at, values) in zip(layout, parts):
+        out = _sparse_zeros((size, dim), dtype, rows_written=at.size)
+        out[at] = values
         shards.append(out)
     return shards, biases
 
