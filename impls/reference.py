@@ -179,21 +179,34 @@ def _float32_to_float16(x):
     """
     f = np.ascontiguousarray(x, dtype=np.float32).view(_U32)
     a = f & _U32(0x7FFFFFFF)
+    out = a >> _U32(13)  # in place from here on: fewer new arrays, fewer page faults
+    out &= _U32(1)
     with np.errstate(over="ignore"):  # wraps for the small and huge values replaced below
-        out = a + _F16_REBIAS
-        out += (a >> _U32(13)) & _U32(1)
-        out >>= _U32(13)
-    low = a < _F16_MIN_NORMAL_BITS
-    if low.any():
+        out += a
+        out += _F16_REBIAS
+    out >>= _U32(13)
+    if a.min() < _F16_MIN_NORMAL_BITS:
         with np.errstate(invalid="ignore"):  # signalling NaNs among the values that are not low
-            sub = (a.view(np.float32) + np.float32(0.5)).view(_U32) - _U32(126 << 23)
-        np.copyto(out, sub, where=low)
+            sub = np.add(a.view(np.float32), np.float32(0.5)).view(_U32)
+        sub -= _U32(126 << 23)
+        # out = where(a < 2**-14, sub, out) without branches or a bool mask: np.copyto(where=) and
+        # np.where mispredict on a mask true for about half the elements (a softmax gradient), and
+        # a bool operand is cast through a buffer; each took 5 to 15 times as long as this.  The
+        # mask: a - 2**-14 has its top bit set exactly where a < 2**-14 (a < 2**31), and an
+        # arithmetic shift spreads that bit to all 32.
+        low = a - _F16_MIN_NORMAL_BITS
+        np.right_shift(low.view(np.int32), 31, out=low.view(np.int32))
+        sub ^= out
+        sub &= low
+        out ^= sub
     high = a >= _F16_OVERFLOW_BITS
     if high.any():
         nan = a > _F32_INF_BITS
         special = np.where(nan, _U32(0x7E00) | ((a >> _U32(13)) & _U32(0x3FF)), _U32(0x7C00))
         np.copyto(out, special, where=high)
-    out |= (f >> _U32(16)) & _U32(0x8000)
+    f = f >> _U32(16)
+    f &= _U32(0x8000)
+    out |= f
     return out.astype(np.uint16).view(np.float16)
 
 
