@@ -5,6 +5,8 @@
   cases are small, so the thresholds are lowered here to force many blocks even on them.
 * The 16-element ufunc buffer (``_row_broadcast_speed``) and the lazily zeroed weight gradient
   (``_sparse_zeros``) likewise: every corpus case gives the same bits with them on and off.
+* ``_row_sums`` (a dot product per float32 row) gives a row the same bits alone, in any batch or
+  block and at any offset, and stays within a few ulp of the exact sum.
 * ``_float32_to_float16`` equals ``astype(float16)`` on float32 values spanning every exponent,
   every float16 subnormal boundary and rounding tie, overflow, infinities and NaN.
 
@@ -13,6 +15,7 @@ of ``z - max``.  They are held to the suite's own tolerance against the shifted 
 the corpus, and their per-row fallback is checked to give exactly the shifted bits, row by row.
 """
 import contextlib
+import math
 import tracemalloc
 
 import numpy as np
@@ -248,3 +251,47 @@ def test_sparse_zeros_of_an_empty_shard(monkeypatch):
     monkeypatch.setattr(ref, "_SPARSE_ZEROS_MAX_TOUCHED", float("inf"))
     empty = ref._sparse_zeros((0, 5), np.float32, rows_written=0)  # an anonymous mapping cannot be empty
     assert empty.shape == (0, 5) and empty.dtype == np.float32
+
+
+# ``_row_sums``: float32 rows of up to _DOT_ROW_SUMS_MAX elements are summed by a dot product per
+# row (NumPy 2.x), everything else by NumPy's sum.
+ROW_SUM_LENGTHS = [2, 3, 17, 513, 1000, ref._DOT_ROW_SUMS_MAX]
+
+
+@pytest.mark.parametrize("length", ROW_SUM_LENGTHS)
+def test_row_sums_of_a_row_do_not_depend_on_its_batch(length):
+    rng = np.random.default_rng(length)
+    e = np.exp(rng.standard_normal((37, length)).astype(np.float32) * 3)
+    whole = ref._row_sums(np, e, 1)
+    assert whole.shape == (37, 1) and whole.dtype == np.float32
+    alone = np.concatenate([ref._row_sums(np, e[i:i + 1], 1) for i in range(37)])
+    single = np.stack([ref._row_sums(np, e[i], 0) for i in range(37)])  # 1-D rows
+    blocks = np.concatenate([ref._row_sums(np, e[i:i + 5], 1) for i in range(0, 37, 5)])
+    shifted = np.zeros((37, length + 1), dtype=np.float32)
+    shifted[:, 1:] = e  # the same rows at another offset and row stride
+    stacked = ref._row_sums(np, e.reshape(37, 1, length), 2)[:, 0]  # a rank-3 array
+    for other in (alone, single, blocks, ref._row_sums(np, shifted[:, 1:], 1), stacked):
+        assert other.tobytes() == whole.tobytes()
+
+
+@pytest.mark.parametrize("length", ROW_SUM_LENGTHS)
+def test_row_sums_are_within_a_few_ulp_of_the_exact_sum(length):
+    rng = np.random.default_rng(100 + length)
+    e = np.exp(rng.standard_normal((64, length)).astype(np.float32) * 3)
+    exact = np.array([math.fsum(row) for row in e.astype(np.float64)])
+    got = ref._row_sums(np, e, 1)[:, 0].astype(np.float64)
+    # NumPy's pairwise sum is within 2-3 ulp here; 8 ulp (2^-24 each) leaves room, and is still 16
+    # times inside the suite's float32 tolerance of 16 ulp of 2^-23 (see conformance/compare.py).
+    assert np.abs(got / exact - 1).max() <= 8 * 2.0 ** -24
+
+
+def test_row_sums_use_the_dot_product_only_where_they_should():
+    rng = np.random.default_rng(5)
+    short = rng.random((4, 100), dtype=np.float32)
+    dot = np.matmul(short[:, None, :], np.ones(100, dtype=np.float32))
+    assert ref._row_sums(np, short, 1).tobytes() == (dot if ref._DOT_ROW_SUMS else short.sum(1, keepdims=True)).tobytes()
+    for e, axis in [(rng.random((4, ref._DOT_ROW_SUMS_MAX + 1), dtype=np.float32), 1),  # long rows
+                    (short.astype(np.float64), 1),  # the golden dtype
+                    (short, 0),  # not the last axis
+                    (np.asfortranarray(short)[:, ::2], 1)]:  # strided rows
+        assert ref._row_sums(np, e, axis).tobytes() == e.sum(axis=axis, keepdims=True).tobytes()
