@@ -23,6 +23,7 @@ TINY_GRID = [
      "mode": "forward", "dtype": "float16"},
 ]
 HAS_TORCH = importlib.util.find_spec("torch") is not None  # found, not imported
+HAS_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
 
 
 def _rows(path):
@@ -248,3 +249,20 @@ def test_slow_calls_are_not_repeated_in_later_rounds(tmp_path, monkeypatch):
     outcome = bench.run_bench(["numpy", "cupy"], "cpu", tmp_path, grid=TINY_GRID[:1])
     assert turns == [("numpy", 0), ("cupy", 0)]
     assert [r["status"] for r in _rows(outcome["numpy"])[1]] == ["ok"]
+
+
+@pytest.mark.skipif(not HAS_TENSORFLOW, reason="tensorflow is not installed (its tox env runs this)")
+def test_tensorflow_cpu_memory_is_its_allocators_peak(tmp_path):
+    """TensorFlow's CPU allocator keeps freed memory, so the growth of the resident set read almost 0
+    for a forward+backward right after the forward of the same shape; its allocator's peak does not."""
+    batch, classes = 64, 20000
+    grid = [{"op": "softmax_with_cross_entropy", "batch": batch, "classes": classes, "mode": mode}
+            for mode in ("forward", "forward_backward")]
+    outcome = bench.run_bench(["tensorflow"], "cpu", tmp_path, grid=grid)
+    _, rows = _rows(outcome["tensorflow"])
+    assert [row["status"] for row in rows] == ["ok", "ok"], rows
+    assert {row["mem_method"] for row in rows} == {"tf.config.experimental.get_memory_info(CPU)"}
+    forward_backward = rows[1]
+    assert forward_backward["mode"] == "forward_backward"
+    # The [B, K] float32 logits gradient it returns is allocated during the call.
+    assert int(forward_backward["peak_mem_bytes"]) >= batch * classes * 4
