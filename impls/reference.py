@@ -185,7 +185,7 @@ def _float32_to_float16(x):
         out += a
         out += _F16_REBIAS
     out >>= _U32(13)
-    if a.min() < _F16_MIN_NORMAL_BITS:
+    if a.size and a.min() < _F16_MIN_NORMAL_BITS:  # (min of an empty array raises)
         with np.errstate(invalid="ignore"):  # signalling NaNs among the values that are not low
             sub = np.add(a.view(np.float32), np.float32(0.5)).view(_U32)
         sub -= _U32(126 << 23)
@@ -554,7 +554,7 @@ def _sampled_rows(xp, zt, zs, offset, hit, u, shift_free):
                 xp.exp(e, out=e)
             s = zt.sum(axis=1, keepdims=True) + _row_sums(xp, zs, 1)
             low, high = _SHIFT_FREE_SUM_RANGE
-            if not (bool(s.min() >= low) and bool(s.max() <= high)):  # NaN fails both
+            if s.size and not (bool(s.min() >= low) and bool(s.max() <= high)):  # NaN fails both
                 redo = xp.flatnonzero(~((s >= low) & (s <= high)))
             loss = (xp.log(s.astype(xp.float64))[:, 0] - mean_true).astype(zt.dtype)
         else:

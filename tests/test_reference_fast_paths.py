@@ -239,6 +239,31 @@ def test_float32_to_float16_is_astype_bit_for_bit():
                                 for i in mismatch[:5]]
 
 
+def test_float32_to_float16_of_empty_arrays():
+    for shape in [(0,), (0, 5), (3, 0)]:
+        got = ref._float32_to_float16(np.zeros(shape, dtype=np.float32))
+        assert got.shape == shape and got.dtype == np.float16
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_an_empty_batch_gives_empty_results(dtype):
+    """No row: nothing to reduce (NumPy's min and max of nothing raise), empty outputs."""
+    labels = np.zeros((0, 1), np.int64)
+    swce = ref.softmax_with_cross_entropy_grad(np.zeros((0, 5), dtype), labels)
+    assert swce["loss"].shape == (0, 1) and swce["logits"].shape == (0, 5)
+    sswce = ref.sampled_softmax_with_cross_entropy_grad(
+        np.zeros((0, 5), dtype), labels, 2, use_customized_samples=True,
+        customized_samples=np.zeros((0, 3), np.int64), customized_probabilities=np.ones((0, 3), dtype))
+    assert sswce["loss"].shape == (0, 1) and sswce["logits"].shape == (0, 5)
+    sampled = (np.array([1, 2]), np.ones((0, 1), dtype), np.ones(2, dtype))
+    ssl = ref.sampled_softmax_loss_grad(np.ones((6, 3), dtype), np.zeros(6, dtype), labels, np.zeros((0, 3), dtype),
+                                        2, 6, sampled_values=sampled)
+    assert ssl["loss"].shape == (0,) and ssl["inputs"].shape == (0, 3) and ssl["weights"].shape == (6, 3)
+    assert not ssl["weights"].any() and not ssl["biases"].any()
+    for out in (swce, sswce, ssl):
+        assert all(value.dtype == dtype for value in out.values())
+
+
 def test_float32_to_float16_keeps_shape_and_layout():
     x = np.linspace(-70000, 70000, 24, dtype=np.float32).reshape(2, 3, 4)[:, ::2]  # a strided view
     with np.errstate(over="ignore"):
