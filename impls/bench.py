@@ -40,6 +40,7 @@ Worker side: must run on Python 3.8 with numpy 1.23.
 from __future__ import annotations
 
 import ctypes
+import functools
 import gc
 import importlib
 import resource
@@ -291,7 +292,9 @@ def _tf_memory(adapter, call, device_name):
     return max(0, peak - before), "tf.config.experimental.get_memory_info(%s)" % device_name.split(":")[0]
 
 
+@functools.lru_cache(maxsize=None)
 def _tf_cpu_memory_info_works():
+    """Whether this TensorFlow reports allocator statistics for the CPU (asked once per worker)."""
     try:
         tf = importlib.import_module("tensorflow")
         tf.config.experimental.reset_memory_stats("CPU:0")

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import math
 import mmap
 import os
@@ -348,7 +349,12 @@ _SHIFT_FREE_SUM_RANGE = (2.0 ** -63, 2.0 ** 64)
 # both slower and less exact there (65 ulp at 10^6).
 _DOT_ROW_SUMS = not _NUMPY_1
 _DOT_ROW_SUMS_MAX = 2048
-_ONES = {}  # row length -> a read-only float32 vector of ones (one allocation per length, not per call)
+@functools.lru_cache(maxsize=8)
+def _float32_ones(length):
+    """A read-only float32 vector of ones: one allocation per row length, not one per call."""
+    ones = np.ones(length, dtype=np.float32)
+    ones.flags.writeable = False
+    return ones
 
 
 def _row_sums(xp, e, axis):
@@ -356,15 +362,7 @@ def _row_sums(xp, e, axis):
     if not (_DOT_ROW_SUMS and xp is np and e.dtype == np.float32 and e.ndim >= 1 and axis in (e.ndim - 1, -1)
             and e.strides[-1] == 4 and 1 < e.shape[-1] <= _DOT_ROW_SUMS_MAX):
         return e.sum(axis=axis, keepdims=True)
-    length = e.shape[-1]
-    ones = _ONES.get(length)
-    if ones is None:
-        if len(_ONES) > 8:
-            _ONES.clear()
-        ones = np.ones(length, dtype=np.float32)
-        ones.flags.writeable = False
-        _ONES[length] = ones
-    return np.matmul(e[..., None, :], ones)  # [..., 1, K] @ [K] -> [..., 1]
+    return np.matmul(e[..., None, :], _float32_ones(e.shape[-1]))  # [..., 1, K] @ [K] -> [..., 1]
 
 
 def _exp_and_sum(xp, z, axis, out=None, shift_free=True):
