@@ -433,7 +433,7 @@ def measure(adapter, device, spec, timing=None) -> dict:
                                      bool(timing.get("rewarm", False)), timing.get("min_samples", MIN_SAMPLES),
                                      timing.get("capped_min_samples", CAPPED_MIN_SAMPLES))
     finally:
-        del state
+        state = None  # the prepared inputs go before the next spec is synthesised
         gc.collect()
     reply = {"status": "ok", "message": "", "peak_mem_bytes": peak, "mem_method": method,
              "warmup_calls": len(warmup), "samples": samples}
