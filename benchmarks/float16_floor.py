@@ -32,6 +32,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from conformance import bench  # noqa: E402
+from impls import bench as worker_bench  # noqa: E402
 from impls import reference  # noqa: E402 - NumPy only: no framework is imported in this process
 
 SPEC = {"op": "softmax_with_cross_entropy", "batch": 64, "classes": 10000, "dtype": "float16",
@@ -39,16 +40,16 @@ SPEC = {"op": "softmax_with_cross_entropy", "batch": 64, "classes": 10000, "dtyp
 TARGET = 0.7
 
 
-def _median_seconds(call, seconds=1.0, warmup=20):
-    for _ in range(warmup):
-        call()
-    samples, started = [], time.perf_counter()
-    while time.perf_counter() - started < seconds or len(samples) < 20:
+def _median_seconds(call):
+    """(median, IQR/median) of ``call()``, warmed up and sampled as the benchmark workers do."""
+    def timed():
         start = time.perf_counter()
         call()
-        samples.append(time.perf_counter() - start)
-    q1, median, q3 = np.percentile(samples, [25, 50, 75])
-    return median, (q3 - q1) / median
+        return time.perf_counter() - start
+
+    _, samples = worker_bench.time_calls(timed, min_seconds=1.0)
+    summary = worker_bench.summarize(samples)
+    return summary["median_s"], summary["iqr_over_median"]
 
 
 def _on_reference_blocks(rows, columns, function):

@@ -349,6 +349,8 @@ _SHIFT_FREE_SUM_RANGE = (2.0 ** -63, 2.0 ** 64)
 # both slower and less exact there (65 ulp at 10^6).
 _DOT_ROW_SUMS = not _NUMPY_1
 _DOT_ROW_SUMS_MAX = 2048
+
+
 @functools.lru_cache(maxsize=8)
 def _float32_ones(length):
     """A read-only float32 vector of ones: one allocation per row length, not one per call."""
