@@ -740,10 +740,11 @@ def _embedding_gradients(xp, ids, rows, bias_values, layout, partition_strategy,
 
     Returns ``(shards, biases)``: shard gradients ``[rows_p, D]`` and the ``[num_classes]`` bias
     gradient, in ``dtype``.  Only the rows of ``ids`` are non-zero: NumPy sorts the ids once (stable),
-    takes the first row of each id and adds the repeats to it (``np.add.at`` on the repeats only, in
-    their original order, as a sequential sum would), then writes just those rows into zeroed arrays:
-    the ``[num_classes, D]`` gradient is never computed on, only allocated (see ``_sparse_zeros``).
-    CuPy scatters atomically into dense arrays.
+    adds the repeats of an id to its first row (``np.add.at`` on the repeats only, in their original
+    order, as a sequential sum would), then writes just those rows into zeroed arrays: the
+    ``[num_classes, D]`` gradient is never computed on, only allocated (see ``_sparse_zeros``).
+    ``rows`` and ``bias_values`` are the caller's scratch: NumPy overwrites them.  CuPy scatters
+    atomically into dense arrays.
     """
     num_classes, dim = sum(layout), rows.shape[1]
     if xp is not np:
@@ -760,25 +761,29 @@ def _embedding_gradients(xp, ids, rows, bias_values, layout, partition_strategy,
     first = np.empty(sorted_ids.size, dtype=bool)
     first[:1] = True
     np.not_equal(sorted_ids[1:], sorted_ids[:-1], out=first[1:])
-    unique_ids = sorted_ids[first]
-    firsts = order[first]
-    weight_sums, bias_sums = rows[firsts], bias_values[firsts]
     if not first.all():
+        # Each repeated id's rows are summed into its first occurrence in their original order (as a
+        # sequential sum would), and the sum is copied over its later occurrences: writing every row
+        # below then leaves the sum, whichever occurrence is written last, and no [n, D] copy of
+        # the unique rows is made.
         repeats = ~first
-        group, later = np.cumsum(first)[repeats] - 1, order[repeats]
-        np.add.at(weight_sums, group, rows[later])
-        np.add.at(bias_sums, group, bias_values[later])
-    weight_sums, bias_sums = _cast_out(np, weight_sums, dtype), _cast_out(np, bias_sums, dtype)
+        later = order[repeats]
+        head = order[first][np.cumsum(first)[repeats] - 1]
+        for values in (rows, bias_values):
+            np.add.at(values, head, values[later])
+            values[later] = values[head]
+    rows, bias_values = _cast_out(np, rows, dtype), _cast_out(np, bias_values, dtype)
     biases = np.zeros(num_classes, dtype=dtype)
-    biases[unique_ids] = bias_sums
+    biases[ids] = bias_values
     if len(layout) == 1:
-        parts = [(unique_ids, weight_sums)]
+        parts = [(ids, rows, int(np.count_nonzero(first)))]
     else:
-        shard, row = _shard_of(np, unique_ids, num_classes, len(layout), partition_strategy)
-        parts = [(row[shard == p], weight_sums[shard == p]) for p in range(len(layout))]
+        shard, row = _shard_of(np, ids, num_classes, len(layout), partition_strategy)
+        parts = [(row[in_shard], rows[in_shard], int(np.count_nonzero(in_shard & first[np.argsort(order)])))
+                 for in_shard in (shard == p for p in range(len(layout)))]
     shards = []
-    for size, (at, values) in zip(layout, parts):
-        out = _sparse_zeros((size, dim), dtype, rows_written=at.size)
+    for size, (at, values, distinct) in zip(layout, parts):
+        out = _sparse_zeros((size, dim), dtype, rows_written=distinct)
         out[at] = values
         shards.append(out)
     return shards, biases
@@ -882,9 +887,12 @@ def _ssl(weights, biases, labels, inputs, num_sampled, num_classes, num_true, sa
     cdtype = _compute_dtype(xp, inputs.dtype)
     x = inputs.astype(cdtype, copy=False)
     flat_labels = labels.reshape(-1)
-    w_true = _gather_rows(xp, shards, flat_labels, num_classes, partition_strategy).astype(cdtype, copy=False)
-    w_true = w_true.reshape(batch, num_true, dim)
-    w_sampled = _gather_rows(xp, shards, candidates, num_classes, partition_strategy).astype(cdtype, copy=False)
+    # The true and sampled rows in one buffer [B*T + S, D]: the backward reuses it for the weight
+    # gradient's rows once they are read (on this VM a fresh page costs about two passes over it).
+    ids = xp.concatenate([flat_labels, candidates])
+    w_rows = _gather_rows(xp, shards, ids, num_classes, partition_strategy).astype(cdtype, copy=False)
+    w_true = w_rows[: batch * num_true].reshape(batch, num_true, dim)
+    w_sampled = w_rows[batch * num_true :]
     b = biases.astype(cdtype, copy=False)
 
     def sampled_logits(rows):  # [B, T] and [B, S] (the offset of the sampled ones is added later)
@@ -906,9 +914,16 @@ def _ssl(weights, biases, labels, inputs, num_sampled, num_classes, num_true, sa
     result = {"loss": _cast_out(xp, loss, inputs.dtype)}
     if not want_grad:
         return result
-    result["inputs"] = _cast_out(xp, xp.einsum("bt,btd->bd", dz_true, w_true) + dz_sampled @ w_sampled, inputs.dtype)
-    ids = xp.concatenate([flat_labels, candidates])
-    rows = xp.concatenate([(dz_true[:, :, None] * x[:, None, :]).reshape(-1, dim), dz_sampled.T @ x])
+    grad_inputs = dz_sampled @ w_sampled
+    if num_true == 1:  # the same product einsum forms, in the rows' own buffer (they are not read again)
+        grad_inputs += xp.multiply(w_true[:, 0], dz_true, out=w_true[:, 0])
+    else:
+        grad_inputs += xp.einsum("bt,btd->bd", dz_true, w_true)
+    result["inputs"] = _cast_out(xp, grad_inputs, inputs.dtype)
+    # The weight gradient's rows [B*T + S, D], written over the gathered rows (no longer needed).
+    rows = w_rows  # a gather's (or conversion's) own array: never the caller's weights
+    xp.multiply(dz_true[:, :, None], x[:, None, :], out=rows[: batch * num_true].reshape(batch, num_true, dim))
+    xp.matmul(dz_sampled.T, x, out=rows[batch * num_true :])
     weight_grads, result["biases"] = _embedding_gradients(
         xp, ids, rows, xp.concatenate([dz_true.ravel(), dz_sampled.sum(axis=0)]), layout, partition_strategy,
         inputs.dtype)

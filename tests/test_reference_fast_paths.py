@@ -320,3 +320,28 @@ def test_row_sums_use_the_dot_product_only_where_they_should():
                     (short, 0),  # not the last axis
                     (np.asfortranarray(short)[:, ::2], 1)]:  # strided rows
         assert ref._row_sums(np, e, axis).tobytes() == e.sum(axis=axis, keepdims=True).tobytes()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "float64"])
+@pytest.mark.parametrize("num_shards, strategy", [(1, "mod"), (3, "mod"), (3, "div")])
+def test_embedding_gradients_are_a_sequential_scatter_add(dtype, num_shards, strategy):
+    # The weight and bias gradients written row by row (repeats summed into their first occurrence,
+    # then copied over the later ones) equal, bit for bit, a dense scatter-add in the ids' order.
+    rng = np.random.default_rng(7)
+    num_classes, dim, count = 23, 5, 60  # 60 ids over 23 classes: most ids repeat, some 5 times
+    ids = rng.integers(0, num_classes, count)
+    rows = rng.standard_normal((count, dim)).astype(np.float32 if dtype != "float64" else np.float64)
+    bias_values = rng.standard_normal(count).astype(rows.dtype)
+    dense, dense_bias = np.zeros((num_classes, dim), rows.dtype), np.zeros(num_classes, rows.dtype)
+    for i, k in enumerate(ids):  # the sequential sum, in the ids' order
+        dense[k] += rows[i]
+        dense_bias[k] += bias_values[i]
+    layout = ref.shard_layout(num_classes, num_shards, strategy)
+    shards, biases = ref._embedding_gradients(np, ids, rows.copy(), bias_values.copy(), layout, strategy,
+                                              np.dtype(dtype))
+    expected = [g.astype(dtype) for g in ref._split_rows(np, dense, layout, strategy)]
+    assert [s.shape for s in shards] == [e.shape for e in expected]
+    for got, want in zip(shards, expected):
+        np.testing.assert_array_equal(got, want)
+        assert got.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(biases, dense_bias.astype(dtype))
