@@ -659,7 +659,8 @@ def _sswce(logits, label, num_samples, num_true, remove_accidental_hits, use_cus
         def block(start, stop):
             out = grad[start:stop].reshape(-1)
             out.fill(0)
-            at, values = (flat[start:stop] - start * k).reshape(-1), dz[start:stop].reshape(-1)
+            at = flat[start:stop] if start == 0 else flat[start:stop] - start * k  # no copy for one block
+            at, values = at.reshape(-1), dz[start:stop].reshape(-1)
             if in_place:
                 _scatter_add(xp, out, at, values)
             else:  # only the sampled positions are non-zero: convert just those
