@@ -108,13 +108,12 @@ def matmul_parts(spec, bench_times):
         gradient = zeros((classes, dim), np.float32, rows_written=written.size)
         gradient[written] = values
 
-    seconds = {name: _median_seconds(lambda zeros=zeros: dense_gradient(zeros)) for name, zeros in (
-        ("np.zeros", lambda shape, dtype, rows_written: np.zeros(shape, dtype)),
-        ("pages zeroed on first write", reference._sparse_zeros))}
+    zeroed_by = {"np.zeros": lambda shape, dtype, rows_written: np.zeros(shape, dtype),
+                 "pages zeroed on first write": reference._sparse_zeros}
+    seconds = {name: _median_seconds(lambda zeros=zeros: dense_gradient(zeros)) for name, zeros in zeroed_by.items()}
     fastest = min(seconds, key=lambda name: seconds[name][0])
     alone = _median_seconds(products)
-    both = _median_seconds(lambda: (products(), dense_gradient(reference._sparse_zeros if fastest != "np.zeros"
-                                                                else lambda shape, dtype, rows_written: np.zeros(shape, dtype))))
+    both = _median_seconds(lambda: (products(), dense_gradient(zeroed_by[fastest])))
     print("    (the products alone: %.3f ms; the dense [K, D] gradient alone: %.3f ms by %s)"
           % (alone[0] * 1e3, seconds[fastest][0] * 1e3, fastest))
     return {"3 products (NumPy's BLAS, %d threads) + the dense [K, D] gradient" % _blas_threads(): both}
