@@ -780,8 +780,8 @@ def _embedding_gradients(xp, ids, rows, bias_values, layout, partition_strategy,
         parts = [(ids, rows, int(np.count_nonzero(first)))]
     else:
         shard, row = _shard_of(np, ids, num_classes, len(layout), partition_strategy)
-        parts = [(row[in_shard], rows[in_shard], int(np.count_nonzero(in_shard & first[np.argsort(order)])))
-                 for in_shard in (shard == p for p in range(len(layout)))]
+        distinct = np.bincount(shard[order[first]], minlength=len(layout))  # distinct ids per shard
+        parts = [(row[shard == p], rows[shard == p], int(distinct[p])) for p in range(len(layout))]
     shards = []
     for size, (at, values, distinct) in zip(layout, parts):
         out = _sparse_zeros((size, dim), dtype, rows_written=distinct)
