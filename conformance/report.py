@@ -2,18 +2,30 @@
 
 ``load_results`` reads every ``results-*.csv`` under a folder into one DataFrame;
 ``summary`` counts statuses per op x dtype x impl x device with the worst error-to-tolerance ratio;
-``write_report`` writes those tables as CSV plus a self-contained ``index.html`` (see
-``report_html.py`` for the sections and for what the pairwise agreement matrix measures).
+``write_report`` writes the report's tables as CSV plus a self-contained ``index.html``.
+
+The page is the ordered list :data:`SECTIONS`.  Each entry is a function that takes the loaded
+data (:class:`ReportData`, where every figure two sections need is computed once) and returns a
+:class:`Section`: its tables as data (written as CSV), and the context its own template
+(``conformance/templates/sections/<name>.html.j2``) renders.  ``report_html.py`` holds the table,
+sentence and plot functions, ``report_speed.py`` the benchmark ones.
 """
 from __future__ import annotations
 
 import json
+import math
 import time
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from conformance import report_html as H
 from conformance.runner import STATUSES
+
+TOP_FINDINGS = 8  # sentences on the first screen; the differences table has them all
 
 
 def load_results(raw_dir) -> pd.DataFrame:
@@ -89,157 +101,287 @@ def screenshot(html_path, png_path, size=(1400, 3000), timeout=180) -> str:
     return ""
 
 
+# --------------------------------------------------------------------------------------------
+# the data every section reads, each derived figure computed once
+class ReportData:
+    def __init__(self, raw_dir, cases_dir=None):
+        from conformance import corpus, deviations
+        from impls import ADAPTER_MODULES
+
+        self.raw_dir = Path(raw_dir)
+        self.cases_dir = Path(cases_dir) if cases_dir else corpus.DEFAULT_CASES_DIR
+        self.warnings = []
+        self.results = load_results(self.raw_dir)
+        self.summary = summary(self.results)
+        try:
+            self.manifest = corpus.load_manifest(self.cases_dir)
+        except corpus.CorpusError as error:
+            self.manifest = {}
+            self.warnings.append("No case manifest (%s): case descriptions are missing." % error)
+        self.entries = {e["id"]: e for e in self.manifest.get("cases", [])}
+        try:
+            self.registry = deviations.load()
+        except (OSError, ValueError) as error:
+            self.registry = None
+            self.warnings.append("known_deviations.toml could not be read: %s" % error)
+        self.environments = load_environments(self.raw_dir)
+        self.impl_order = list(ADAPTER_MODULES)
+        self.frame = H.prepare(self.results, self.manifest)
+        self.labels = H.label_order(self.frame["label"], self.impl_order)
+        op_order = {}
+        for entry in self.manifest.get("cases", []):
+            op_order.setdefault(entry["op"], len(op_order))
+        self.ops = sorted(self.frame["op"].unique(), key=lambda op: (op_order.get(op, len(op_order)), op))
+        self.bench_raw, self.bench_files = _read_extra(self.raw_dir, "bench")
+        self.sampler, self.sampler_files = _read_extra(self.raw_dir, "sampler")
+        self.corpus_sha = self.manifest.get("corpus_sha256", "")
+        self._check_runs()
+
+    def _check_runs(self):
+        for label, group in self.environment.set_index("impl/device").iterrows():
+            if group.get("same corpus") == "NO":
+                self.warnings.append("%s ran on a different corpus (sha256 %s...) than %s (%s...)."
+                                     % (label, group["corpus sha256"], self.cases_dir, self.corpus_sha[:16]))
+        n_manifest = len(self.entries)
+        for label, n in self.frame.groupby("label")["case"].nunique().reindex(self.labels).items():
+            if n_manifest and n < n_manifest:
+                self.warnings.append("%s has results for %d of the %d corpus cases (a --select run, or unfinished: "
+                                     "`conformance run --resume` completes it)." % (label, n, n_manifest))
+
+    @cached_property
+    def environment(self) -> pd.DataFrame:
+        return H.environment_table(self.environments, self.frame, self.manifest, self.labels)
+
+    @cached_property
+    def differences(self) -> pd.DataFrame:
+        return H.differences(self.frame, self.manifest, self.cases_dir, self.registry, impl_order=self.impl_order)
+
+    @cached_property
+    def kind_counts(self) -> dict:
+        """Rows per :data:`report_html.KINDS`, and the bad-input rows that accepted the input."""
+        counts = self.frame["kind"].value_counts().to_dict()
+        accepted = self.frame["invalid"] & self.frame["behaviour"].isin(("returns finite numbers", "returns NaN/inf"))
+        counts["accepted"] = int(accepted.sum())
+        counts["accepted finite"] = int((self.frame["invalid"]
+                                         & self.frame["behaviour"].eq("returns finite numbers")).sum())
+        return counts
+
+    @cached_property
+    def bench(self):
+        from conformance import report_speed
+
+        return report_speed.prepare(self.bench_raw) if self.bench_raw is not None else None
+
+    @cached_property
+    def bench_labels(self) -> list:
+        return H.label_order(self.bench["label"], self.impl_order) if self.bench is not None else []
+
+    @cached_property
+    def speed_summary(self):
+        """Geometric-mean ratio to the fastest per impl, op and mode (the first screen and the speed section)."""
+        from conformance import report_speed
+
+        return report_speed.framework_summary(self.bench, self.bench_labels, self.ops) if self.bench is not None \
+            else None
+
+    @cached_property
+    def sampler_verdicts(self) -> list:
+        return H.sampler_verdicts(self.sampler, self.impl_order) if self.sampler is not None else []
+
+
+@dataclass
+class Section:
+    """One part of the page: its anchor, its title in the navigation bar, its template and what it shows."""
+    id: str
+    title: str
+    template: str
+    context: dict = field(default_factory=dict)
+    csv: dict = field(default_factory=dict)  # file name -> table written beside the page
+
+
+def _markup(text):
+    import markupsafe
+
+    return markupsafe.Markup(text) if text else ""
+
+
+# --------------------------------------------------------------------------------------------
+# the sections, in page order
+def first_screen(d: ReportData) -> Section:
+    """Do the impls agree (per op and dtype), where not (the top findings), how fast is each."""
+    matrix, classes, tips = H.verdict_matrix(d.frame, d.labels, d.ops)
+    found = d.differences
+    findings = H.top_findings(found, TOP_FINDINGS).to_dict("records")
+    counts = d.kind_counts
+    tally = [("numeric", counts.get("numeric", 0), "numeric disagreements", "differences"),
+             ("broken", counts.get("broken", 0), "errors, crashes, timeouts", "differences"),
+             ("known", counts.get("known", 0), "known deviations", "differences"),
+             ("badinput", counts["accepted"], "bad inputs accepted (%d with finite numbers)"
+              % counts["accepted finite"], "badinput"),
+             ("unsupported", counts.get("unsupported", 0), "unsupported (capability)", "modes")]
+    sampler_fails = sum(1 for v in d.sampler_verdicts if v["verdict"] == "fail")
+    if d.sampler_verdicts:
+        tally.append(("sampler", sampler_fails, "samplers failing a test", "sampler"))
+    speed = ""
+    if d.speed_summary is not None:
+        from conformance import report_speed
+
+        speed = _markup(report_speed.summary_html(d.speed_summary, "speed_summary_first"))
+    return Section("overview", "At a glance", "sections/first.html.j2", {
+        "n_cases": d.frame["case"].nunique(), "n_runs": len(d.labels), "warnings": d.warnings,
+        "verdicts": _markup(H.matrix_html(matrix, classes, tips, "verdicts")) if not matrix.empty else "",
+        "numeric": counts.get("numeric", 0), "tally": tally, "findings": findings,
+        "n_findings": len(found), "speed": speed,
+    })
+
+
+def differences_section(d: ReportData) -> Section:
+    found = d.differences
+    xpass = d.frame[d.frame["status"] == "xpass"][["case", "label", "deviation", "tol_ratio"]].rename(
+        columns={"label": "impl/device", "deviation": "known deviation", "tol_ratio": "ratio"})
+    return Section("differences", "Differences", "sections/differences.html.j2", {
+        "rows": found.assign(row=range(len(found))).to_dict("records"),
+        "kinds": H.KINDS,
+        "xpass": _markup(H.table_html(xpass.reset_index(drop=True), "xpass")) if not xpass.empty else "",
+    }, csv={"differences.csv": found})
+
+
+def speed_section(d: ReportData) -> Section:
+    from conformance import bench as bench_grid
+    from conformance import report_speed
+
+    if d.bench is None:
+        return Section("speed", "Speed", "sections/speed.html.j2", {"bench": False})
+    context = report_speed.speed_context(d.bench, d.bench_labels, d.speed_summary,
+                                         (bench_grid.SWEEP_BATCH, bench_grid.SWEEP_SAMPLES, bench_grid.SWEEP_DIM))
+    context.update(bench=True, bench_files=d.bench_files)
+    return Section("speed", "Speed", "sections/speed.html.j2", context,
+                   csv={"speed.csv": d.bench.drop(columns=["label"]), "speed_target.csv": context.pop("target"),
+                        "speed_summary.csv": d.speed_summary})
+
+
+def agreement_section(d: ReportData) -> Section:
+    pairs = H.agreement(d.frame, d.labels, raw_dir=d.raw_dir, manifest=d.manifest, cases_dir=d.cases_dir)
+    share, counts, tips = H.agreement_matrices(pairs, d.labels)
+    context = {"exact": int(pairs["exact"].sum() // 2) if not pairs.empty else 0, "agreement": "",
+               "agreement_counts": ""}
+    if len(d.labels) > 1:
+        share_html, counts_html = H.agreement_html(share, counts, tips)
+        context.update(agreement=_markup(share_html), agreement_counts=_markup(counts_html))
+    return Section("agreement", "Agreement", "sections/agreement.html.j2", context, csv={"agreement.csv": pairs})
+
+
+def bad_input_section(d: ReportData) -> Section:
+    table, classes = H.bad_input_table(d.frame, d.labels, d.entries)
+    tally = H.bad_input_tally(d.frame, d.labels)
+    return Section("badinput", "Bad input", "sections/badinput.html.j2", {
+        "badinput": _markup(H.table_html(table, "badinput", classes=classes)) if not table.empty else "",
+        "tally": _markup(H.table_html(tally, "badinput_tally", sortable=False, extra_class="compact"))
+        if not tally.empty else "",
+    }, csv={"bad_input.csv": table if not table.empty else None})
+
+
+def capability_section(d: ReportData) -> Section:
+    matrix, tips, long = H.modes_table(d.environments, d.frame, d.labels, d.ops)
+    limits = H.capability_limits(d.frame, d.labels)
+    return Section("modes", "Capability", "sections/modes.html.j2", {
+        "modes": _markup(H.modes_html(matrix, tips)) if not matrix.empty else "",
+        "modes_long": _markup(H.table_html(long, "modes_long")) if not long.empty else "",
+        "limits": _markup(H.table_html(limits, "limits")) if not limits.empty else "",
+    }, csv={"modes.csv": long, "unsupported.csv": limits if not limits.empty else None})
+
+
+def sampler_section(d: ReportData) -> Section:
+    return Section("sampler", "Sampler", "sections/sampler.html.j2", {
+        "verdicts": [dict(v, failing=_markup(H.table_html(v["failing"], "sampler_fail_%d" % i, extra_class="compact"))
+                          if not v["failing"].empty else "") for i, v in enumerate(d.sampler_verdicts)],
+        "sampler": _markup(H.generic_html(d.sampler, "sampler")) if d.sampler is not None else "",
+        "sampler_files": d.sampler_files,
+    }, csv={"sampler.csv": d.sampler})
+
+
+def memory_section(d: ReportData) -> Section:
+    from conformance import report_speed
+
+    memory = report_speed.memory_table(d.bench) if d.bench is not None else pd.DataFrame()
+    return Section("memory", "Memory", "sections/memory.html.j2", {
+        "memory": _markup(report_speed.memory_html(memory)) if not memory.empty else "",
+    }, csv={"speed_memory.csv": memory if not memory.empty else None})
+
+
+def counts_section(d: ReportData) -> Section:
+    overview = H.overview(d.frame, d.labels, STATUSES)
+    return Section("counts", "Status counts", "sections/counts.html.j2", {
+        "legend": [(s, H.STATUS_LEGEND[s][1]) for s in STATUSES],
+        "overview": _markup(H.overview_html(overview, STATUSES)),
+        "status_plot": H.status_plot(d.frame, d.labels, STATUSES),
+    }, csv={"overview.csv": overview})
+
+
+def distribution_section(d: ReportData) -> Section:
+    return Section("distribution", "Distribution", "sections/distribution.html.j2",
+                   {"ratio_plot": H.ratio_plot(d.frame, d.labels, d.ops)})
+
+
+def summary_section(d: ReportData) -> Section:
+    unrepeatable = H.not_repeatable(d.frame)
+    return Section("summary", "Summary", "sections/summary.html.j2", {
+        "summary": _markup(H.summary_html(H.summary_table(d.summary, d.frame), STATUSES)),
+        "not_repeatable": _markup(H.table_html(unrepeatable, "not_repeatable")) if not unrepeatable.empty else "",
+    })
+
+
+def cases_section(d: ReportData) -> Section:
+    info = H.case_info(d.frame, d.manifest)
+    cases, tips = H.case_table(d.frame, info, d.labels)
+    flat = cases.copy()
+    flat.columns = [name if group == "case" else "%s %s" % (group, name) for group, name in cases.columns]
+    return Section("cases", "All cases", "sections/cases.html.j2", {
+        "cases": _markup(H.cases_html(cases, tips, d.labels)), "n_cases": len(cases),
+        "present_statuses": [s for s in STATUSES if s in set(d.frame["status"])],
+    }, csv={"cases.csv": flat})
+
+
+def environment_section(d: ReportData) -> Section:
+    return Section("environment", "Environment", "sections/environment.html.j2", {
+        "environment": _markup(H.table_html(d.environment, "environment")),
+        "host": _markup(H.table_html(H.host_table(d.raw_dir, d.cases_dir, d.manifest), "host", sortable=False)),
+    }, csv={"environment.csv": d.environment})
+
+
+SECTIONS = [first_screen, differences_section, speed_section, agreement_section, bad_input_section,
+            capability_section, sampler_section, memory_section, counts_section, distribution_section,
+            summary_section, cases_section, environment_section]
+
+
 def write_report(raw_dir, out_dir, cases_dir=None) -> pd.DataFrame:
     """Write ``index.html`` and its tables as CSV under ``out_dir``; return the summary table.
 
     ``cases_dir`` (default: the committed corpus) supplies each case's description and input size;
     without a readable manifest the report uses what the result rows carry.
     """
-    from conformance import corpus, deviations
-    from conformance import report_html as H
-    from impls import ADAPTER_MODULES
-
-    raw_dir, out_dir = Path(raw_dir), Path(out_dir)
-    cases_dir = Path(cases_dir) if cases_dir else corpus.DEFAULT_CASES_DIR
-    results = load_results(raw_dir)
-    table = summary(results)
+    data = ReportData(raw_dir, cases_dir)
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out_dir / "summary.csv")
-    results.to_csv(out_dir / "results.csv", index=False)
-
-    warnings = []
-    try:
-        manifest = corpus.load_manifest(cases_dir)
-    except corpus.CorpusError as error:
-        manifest = {}
-        warnings.append("No case manifest (%s): case descriptions are missing." % error)
-    try:
-        registry = deviations.load()
-    except (OSError, ValueError) as error:
-        registry = None
-        warnings.append("known_deviations.toml could not be read: %s" % error)
-    environments = load_environments(raw_dir)
-
-    frame = H.prepare(results)
-    impl_order = list(ADAPTER_MODULES)
-    labels = H.label_order(frame["label"], impl_order)
-    op_order = {}
-    for entry in manifest.get("cases", []):
-        op_order.setdefault(entry["op"], len(op_order))
-    ops = sorted(frame["op"].unique(), key=lambda op: (op_order.get(op, len(op_order)), op))
-    statuses = [s for s in STATUSES if s in set(frame["status"])]
-
-    info = H.case_info(frame, manifest)
-    cases, case_tips = H.case_table(frame, info, labels)
-    overview = H.overview(frame, labels, STATUSES)
-    summary_flat = H.summary_table(table, frame)
-    found = H.differences(frame, manifest, cases_dir, registry, impl_order=impl_order)
-    pairs = H.agreement(frame, labels, raw_dir=raw_dir, manifest=manifest, cases_dir=cases_dir)
-    share, counts, pair_tips = H.agreement_matrices(pairs, labels)
-    mode_matrix, mode_tips, modes_long = H.modes_table(environments, frame, labels, ops)
-    environment = H.environment_table(environments, frame, manifest, labels)
-    host = H.host_table(raw_dir, cases_dir, manifest)
-    bad_input = H.bad_input_table(frame, labels)
-    unrepeatable = H.not_repeatable(frame)
-    bench, bench_files = _read_extra(raw_dir, "bench")
-    speed = {}
-    if bench is not None:
-        from conformance import bench as bench_grid
-        from conformance import report_speed
-
-        speed = report_speed.section(bench, impl_order, (bench_grid.SWEEP_BATCH, bench_grid.SWEEP_SAMPLES,
-                                                         bench_grid.SWEEP_DIM))
-    sampler, sampler_files = _read_extra(raw_dir, "sampler")
-    xpass = frame[frame["status"] == "xpass"][["case", "label", "deviation", "tol_ratio"]].rename(
-        columns={"label": "impl/device", "deviation": "known deviation", "tol_ratio": "ratio"})
-
-    flat_cases = cases.copy()
-    flat_cases.columns = [name if group == "case" else "%s %s" % (group, name) for group, name in cases.columns]
-    csv_tables = {"summary.csv": None, "results.csv": None, "overview.csv": overview, "cases.csv": flat_cases,
-                  "differences.csv": found, "agreement.csv": pairs, "modes.csv": modes_long,
-                  "environment.csv": environment,
-                  "bad_input.csv": bad_input if not bad_input.empty else None, "bench.csv": bench, "sampler.csv": sampler}
-    csv_tables.update(speed.pop("csv", {}))
-    for name, data in csv_tables.items():
-        if data is not None:
-            data.to_csv(out_dir / name, index=False)
-    csv_files = [name for name, data in csv_tables.items() if name in ("summary.csv", "results.csv") or data is not None]
-
-    corpus_sha = manifest.get("corpus_sha256", "")
-    for label, group in environment.set_index("impl/device").iterrows():
-        if group.get("same corpus") == "NO":
-            warnings.append("%s ran on a different corpus (sha256 %s...) than %s (%s...)."
-                            % (label, group["corpus sha256"], cases_dir, corpus_sha[:16]))
-    n_manifest = len(manifest.get("cases", []))
-    for label, n in frame.groupby("label")["case"].nunique().reindex(labels).items():
-        if n_manifest and n < n_manifest:
-            warnings.append("%s has results for %d of the %d corpus cases (a --select run, or unfinished: "
-                            "`conformance run --resume` completes it)." % (label, n, n_manifest))
-
-    exact = int(pairs["exact"].sum() // 2) if not pairs.empty else 0
-    if exact:
-        method = ("%d pair-case comparisons were measured exactly from outputs kept with --keep-outputs; the "
-                  "others are bounded from the stored per-output error ratios r<sub>A</sub>, r<sub>B</sub>: "
-                  % exact)
-    else:
-        method = ("The result files do not keep outputs, so the difference is bounded from the stored per-output "
-                  "error ratios r<sub>A</sub>, r<sub>B</sub> (both measured against the same golden values and the "
-                  "same tolerance): ")
-    method += ("|r<sub>A</sub> − r<sub>B</sub>| ≤ max|A − B| / tolerance ≤ r<sub>A</sub> + r<sub>B</sub>. A pair "
-               "<em>agrees</em> when r<sub>A</sub> + r<sub>B</sub> ≤ 1, <em>disagrees</em> when "
-               "|r<sub>A</sub> − r<sub>B</sub>| &gt; 1 (including a NaN/inf against a finite value), and is "
-               "<em>undetermined</em> otherwise (e.g. both off by a similar amount); the share counts "
-               "undetermined cases as not agreeing, so it is a lower bound.")
-
-    import markupsafe
-
-    n_cases = frame["case"].nunique()
-    keys = [(n_cases, "cases"), (len(labels), "impl/device runs"),
-            (int((frame["status"] == "pass").sum()), "passing results")]
-    keys += [(int((frame["status"] == s).sum()), s) for s in ("fail", "error", "crash", "timeout", "xfail", "xpass")
-             if (frame["status"] == s).any()]
-    keys.append((len(found), "difference groups"))
-    context = {
+    sections = [build(data) for build in SECTIONS]
+    tables = {"summary.csv": data.summary.reset_index(), "results.csv": data.results}
+    for section in sections:
+        tables.update(section.csv)
+    if data.bench_raw is not None:
+        tables["bench.csv"] = data.bench_raw
+    written = []
+    for name, table in tables.items():
+        if table is not None:
+            table.to_csv(out_dir / name, index=False)
+            written.append(name)
+    page = H.render({
         "title": "Softmax cross-entropy conformance report",
         "generated": time.strftime("%Y-%m-%d %H:%M %Z"),
-        "corpus_sha": (corpus_sha or "unknown")[:16],
-        "n_cases": n_cases,
-        "labels": labels,
-        "toc": [("overview", "At a glance"), ("differences", "Differences"), ("agreement", "Agreement"),
-                ("distribution", "Distribution"), ("summary", "Summary"), ("cases", "All cases"),
-                ("modes", "Native vs composed"), ("environment", "Environment"), ("badinput", "Bad input"),
-                ("speed", "Speed"),
-                ("sampler", "Sampler")],
-        "keys": keys,
-        "warnings": warnings,
-        "legend": [(s, H.STATUS_STYLE[s][3]) for s in STATUSES],
-        "overview": markupsafe.Markup(H.overview_html(overview, STATUSES)),
-        "status_plot": H.status_plot(frame, labels, STATUSES),
-        "differences": markupsafe.Markup(H.differences_html(found)) if not found.empty else "",
-        "xpass": markupsafe.Markup(H.table_html(xpass.reset_index(drop=True), "xpass",
-                                                fmt={"ratio": H.fmt_ratio})) if not xpass.empty else "",
-        "agreement_method": markupsafe.Markup(method),
-        "agreement": "", "agreement_counts": "",
-        "ratio_plot": H.ratio_plot(frame, labels, ops),
-        "summary": markupsafe.Markup(H.summary_html(summary_flat, STATUSES)),
-        "cases": markupsafe.Markup(H.cases_html(cases, case_tips, labels)),
-        "present_statuses": statuses,
-        "modes": markupsafe.Markup(H.modes_html(mode_matrix, mode_tips)) if not mode_matrix.empty else "",
-        "modes_long": markupsafe.Markup(H.table_html(modes_long, "modes_long")) if not modes_long.empty else "",
-        "environment": markupsafe.Markup(H.table_html(environment, "environment")),
-        "host": markupsafe.Markup(H.table_html(host, "host", sortable=False)),
-        "bench": bench is not None,
-        "bench_files": bench_files,
-        "badinput": markupsafe.Markup(H.generic_html(bad_input, "badinput")) if not bad_input.empty else "",
-        "sampler": markupsafe.Markup(H.generic_html(sampler, "sampler")) if sampler is not None else "",
-        "sampler_files": sampler_files,
-        "csv_files": csv_files,
-        "not_repeatable": markupsafe.Markup(H.table_html(unrepeatable, "not_repeatable"))
-        if not unrepeatable.empty else "",
-    }
-    context.update(speed)
-    if len(labels) > 1:
-        share_html, counts_html = H.agreement_html(share, counts, pair_tips)
-        context["agreement"], context["agreement_counts"] = markupsafe.Markup(share_html), markupsafe.Markup(counts_html)
-    (out_dir / "index.html").write_text(H.render(context), encoding="utf-8")
-    return table
+        "corpus_sha": (data.corpus_sha or "unknown")[:16],
+        "n_cases": data.frame["case"].nunique(),
+        "labels": data.labels,
+        "sections": sections,
+        "csv_files": written,
+    })
+    (out_dir / "index.html").write_text(page, encoding="utf-8")
+    return data.summary

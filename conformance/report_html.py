@@ -1,9 +1,15 @@
-"""The HTML comparison report: tables built with pandas, rendered with Styler, plots with matplotlib.
+"""Tables, sentences, plots and formatting of the HTML comparison report (no markup lives here).
 
-Everything lands in one self-contained ``index.html`` (plots as base64 PNG, one small inline
-script for sorting and filtering, no network access).  The functions here turn the merged result
-rows (``report.load_results``), the worker environments and the case manifest into DataFrames;
-``report.write_report`` writes those as CSV and calls :func:`render` for the page.
+The functions here turn the merged result rows (``report.load_results``), the worker environments
+and the case manifest into DataFrames and sentences; ``report.py`` arranges them into sections and
+:func:`render` fills the package's jinja2 templates (``conformance/templates/``) with them.
+
+Per-output error details are data: the results CSV's ``errors`` column holds, per output,
+``{"abs", "rel", "ratio", "where", "problem", "actual", "expected"}`` (``problem`` is ``""``,
+``"missing"``, ``"shape"`` or ``"nonfinite"``; non-finite numbers are the strings ``"inf"``,
+``"-inf"``, ``"nan"``).  :func:`parse_errors` reads it, :func:`what_differs` builds the sentence of a
+difference from it; rows written before ``where``/``problem`` existed get a generic sentence from
+their status and worst output.  A framework's own message (error, crash, timeout) is shown, never parsed.
 
 The pairwise agreement matrix (:func:`agreement`) decides, for two impls and one case, whether
 their outputs lie within one tolerance of each other.  The tolerance is the case's own
@@ -26,7 +32,6 @@ import json
 import math
 import os
 import platform
-import re
 import time
 import zipfile
 from pathlib import Path
@@ -34,20 +39,106 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-STATUS_STYLE = {  # status: (cell background, cell text, plot colour, legend text)
-    "pass": ("#d7f0d4", "#1d5c1a", "#3a9a35", "within the tolerance of the float64 golden outputs"),
-    "fail": ("#f9c6c0", "#8a1408", "#d6402f", "outside the tolerance, a wrong NaN/inf, a wrong shape or a missing output"),
-    "error": ("#fddcaa", "#7a4300", "#f0961c", "the impl raised an exception"),
-    "crash": ("#dcc4f0", "#4b1a78", "#8a4fc4", "the worker process died (signal or exit)"),
-    "timeout": ("#f3e79b", "#5e5200", "#c9b21c", "no answer within the per-case time limit"),
-    "xfail": ("#e9e4d8", "#5a5040", "#a89a7a", "a failure covered by a known deviation (known_deviations.toml)"),
-    "xpass": ("#c9e3f7", "#134a73", "#3b8fd0", "covered by a known deviation, yet it passed: the entry may be stale"),
-    "unsupported": ("#f2f2f2", "#8a8a8a", "#bbbbbb", "the impl declares it cannot express the case"),
+STATUS_LEGEND = {  # status: (plot colour, legend text); the page's colours are in templates/report.css
+    "pass": ("#3a9a35", "within the tolerance of the float64 golden outputs"),
+    "fail": ("#d6402f", "outside the tolerance, a wrong NaN/inf, a wrong shape or a missing output"),
+    "error": ("#f0961c", "the impl raised an exception"),
+    "crash": ("#8a4fc4", "the worker process died (signal or exit)"),
+    "timeout": ("#c9b21c", "no answer within the per-case time limit"),
+    "xfail": ("#a89a7a", "a failure covered by a known deviation (known_deviations.toml)"),
+    "xpass": ("#3b8fd0", "covered by a known deviation, yet it passed: the entry may be stale"),
+    "unsupported": ("#bbbbbb", "the impl declares it cannot express the case"),
+}
+# What a result row means for the reader, each counted and coloured apart (column ``kind``):
+KINDS = {
+    "pass": "agrees with the golden outputs",
+    "numeric": "numeric disagreement: outside the tolerance, a wrong NaN/inf, shape or a missing output",
+    "known": "a known deviation (known_deviations.toml)",
+    "broken": "the impl raised, its worker died or hung",
+    "bad input": "an invalid-input case: what the impl does with bad arguments (see Bad input)",
+    "unsupported": "a capability limit: the impl declares it cannot express the case",
 }
 SEVERITY = ("crash", "timeout", "error", "fail", "xfail", "xpass")
 DIFFERENCE_STATUSES = ("fail", "error", "xfail", "crash", "timeout")
 PLOT_FLOOR = 1e-6
 DTYPE_COLOURS = {"float16": "#e4572e", "bfloat16": "#f3a712", "float32": "#29335c", "float64": "#669bbc"}
+DTYPE_ORDER = list(DTYPE_COLOURS)
+MISSING = "—"
+
+
+# --------------------------------------------------------------------------------------------
+# formatting numbers for people: 3 significant digits, SI units, "—" for missing
+def _missing(value) -> bool:
+    if value is None or (isinstance(value, str) and value.strip() in ("", "nan", "NaN")):
+        return True
+    try:
+        return math.isnan(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def fmt_number(value) -> str:
+    """3 significant digits; ``0`` for zero, ``∞`` for infinity, ``—`` for missing; text unchanged."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(value)
+    if isinstance(value, (int, np.integer)):
+        return str(value)
+    if isinstance(value, (float, np.floating)):
+        if math.isnan(value):
+            return MISSING
+        if math.isinf(value):
+            return "∞" if value > 0 else "−∞"
+        if value == 0:
+            return "0"
+        if value == int(value) and abs(value) < 1e6:
+            return "%d" % value
+        text = "%.3g" % value
+        if "e" in text:  # 1.61e+13 -> 1.61×10¹³ reads as a number, not code
+            mantissa, exponent = text.split("e")
+            text = "%s×10%s" % (mantissa, str(int(exponent)).translate(_SUPERSCRIPT))
+        return text
+    if value is None:
+        return MISSING
+    return str(value)
+
+
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def fmt_ratio(value) -> str:
+    return fmt_number(float(value)) if not _missing(value) else MISSING
+
+
+def fmt_times(value) -> str:
+    """A speed ratio: ``1.00×``."""
+    return MISSING if _missing(value) else "%.2f×" % float(value)
+
+
+def _si(value, units) -> str:
+    if _missing(value):
+        return MISSING
+    value = float(value)
+    if value == 0:
+        return "0 %s" % units[-1][0]
+    for unit, scale in units:
+        if abs(value) >= 0.9995 * scale:  # 0.9999 ms is "1.00 ms", not "1e+03 µs"
+            return "%.3g %s" % (value / scale, unit)
+    unit, scale = units[-1]
+    return "%.3g %s" % (value / scale, unit)
+
+
+def fmt_seconds(value) -> str:
+    return _si(value, (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9)))
+
+
+def fmt_bytes(value) -> str:
+    if not _missing(value) and 0 <= float(value) < 1000:
+        return "%d B" % float(value)
+    return _si(value, (("GB", 1e9), ("MB", 1e6), ("kB", 1e3), ("B", 1.0)))
+
+
+def fmt_share(value) -> str:
+    return MISSING if _missing(value) else "%.1f%%" % (100 * float(value))
 
 
 # --------------------------------------------------------------------------------------------
@@ -63,23 +154,13 @@ def label_order(labels, impl_order=()) -> list:
     return sorted(set(labels), key=key)
 
 
-def fmt_ratio(value) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    value = float(value)
-    if math.isinf(value):
-        return "∞"
-    if value == 0:
-        return "0"
-    return "%.3g" % value
+def breakable(name: str) -> str:
+    """An identifier that may wrap after its underscores in a narrow header (zero-width spaces)."""
+    return str(name).replace("_", "_\u200b")
 
 
-def fmt_number(value) -> str:
-    if isinstance(value, (float, np.floating)):
-        if math.isnan(value):
-            return ""
-        return fmt_ratio(value) if value and (abs(value) < 1e-3 or abs(value) >= 1e5) else "%.4g" % value
-    return str(value)
+def dtype_sorted(dtypes) -> list:
+    return sorted(set(dtypes), key=lambda d: (DTYPE_ORDER.index(d) if d in DTYPE_ORDER else 9, d))
 
 
 def _attr(text) -> str:
@@ -91,6 +172,11 @@ def _words(value) -> list:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return []
     return str(value).split()
+
+
+def first_line(message) -> str:
+    """The first line of a framework's message, shown as it is (never parsed)."""
+    return str(message or "").strip().split("\n")[0]
 
 
 def cpu_model() -> str:
@@ -113,17 +199,179 @@ def png_data_uri(figure) -> str:
 
 
 # --------------------------------------------------------------------------------------------
+# structured per-output errors
+def _float(value) -> float:
+    """A number of the ``errors`` JSON: floats, or the strings "inf", "-inf", "nan"."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def parse_errors(text) -> dict:
+    """The ``errors`` column of a result row as ``{output: {abs, rel, ratio, where, problem, ...}}``.
+
+    Numbers become floats (non-finite ones included); ``where``, ``problem``, ``actual`` and
+    ``expected`` are kept only when the row has them (rows written before they existed do not).
+    """
+    if not text or not isinstance(text, str):
+        return {}
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {}
+    parsed = {}
+    for name, info in (data.items() if isinstance(data, dict) else ()):
+        if not isinstance(info, dict):
+            continue
+        entry = dict(info)
+        for key in ("abs", "rel", "ratio"):
+            entry[key] = _float(info.get(key))
+        parsed[name] = entry
+    return parsed
+
+
+def _is_failing(info: dict) -> bool:
+    return bool(info.get("problem")) or not info["ratio"] <= 1.0
+
+
+def failing_outputs(errors: dict) -> list:
+    """``(name, info)`` of the outputs that fail, the worst first (a problem, then the largest ratio)."""
+    bad = [(name, info) for name, info in errors.items() if _is_failing(info)]
+    return sorted(bad, key=lambda item: (not item[1].get("problem"), -_sortable(item[1]["ratio"]), item[0]))
+
+
+def _sortable(value: float) -> float:
+    return math.inf if math.isnan(value) else value
+
+
+def worst_output(errors: dict):
+    """``(name, info)`` of the failing output a sentence is about, or of the largest ratio; None when empty."""
+    bad = failing_outputs(errors)
+    if bad:
+        return bad[0]
+    if not errors:
+        return None
+    return max(errors.items(), key=lambda item: (_sortable(item[1]["ratio"]), item[0]))
+
+
+def _value_text(value) -> str:
+    if isinstance(value, str):
+        return {"inf": "inf", "-inf": "-inf", "nan": "nan"}.get(value.strip().lower(), value)
+    if isinstance(value, (list, tuple)):
+        return _index_text(value)
+    return fmt_number(_float(value)) if value is not None else MISSING
+
+
+def _index_text(where) -> str:
+    return "(%s)" % ", ".join(str(int(i)) for i in where)
+
+
+def output_sentence(impl: str, name: str, info: dict) -> str:
+    """One clause of what differs in one output, from its structured error entry."""
+    problem = info.get("problem")
+    where = info.get("where")
+    at = " at index %s" % _index_text(where) if where else ""
+    if problem == "missing":
+        return "%s returns no `%s` output" % (impl, name)
+    if problem == "shape":
+        return "%s returns `%s` with shape %s where the reference has shape %s" % (
+            impl, name, _value_text(info.get("actual")), _value_text(info.get("expected")))
+    if problem == "nonfinite":
+        return "%s returns %s in `%s`%s where the reference has %s" % (
+            impl, _value_text(info.get("actual")), name, at, _value_text(info.get("expected")))
+    if problem is None and not math.isfinite(info["ratio"]):  # an older row: only abs/rel/ratio
+        return "%s's `%s` has a NaN/inf, a wrong shape or is missing where the reference has a finite value" % (
+            impl, name)
+    return "%s's `%s` is off by %s%s, %s times the tolerance" % (impl, name, fmt_number(info["abs"]), at,
+                                                                fmt_number(info["ratio"]))
+
+
+def what_differs(row, known_what: str = "", invalid: dict = None, lead: bool = True) -> str:
+    """One plain sentence of what differs in a result row, from its structured fields.
+
+    ``row`` has ``impl``, ``status``, ``parsed`` (its ``errors``, :func:`parse_errors`), ``message``,
+    ``behaviour`` and ``worst_output``; ``invalid`` is the manifest's ``invalid`` entry of a bad-input
+    case; a known deviation's sentence starts with what the registry says of it unless ``lead`` is false.
+    """
+    impl, status = row["impl"], row["status"]
+    message = first_line(row.get("message"))
+    if invalid:
+        sentence = bad_input_sentence(impl, status, row.get("behaviour", ""), invalid, row.get("message", ""))
+    elif status in ("fail", "xfail") and row["parsed"]:
+        bad = failing_outputs(row["parsed"])
+        if bad:
+            sentence = output_sentence(impl, *bad[0])
+            if len(bad) > 1:
+                sentence += " (and %d more output%s)" % (len(bad) - 1, "s" if len(bad) > 2 else "")
+        else:
+            sentence = "%s differs from the reference" % impl
+    elif status == "xfail" and message:  # a known deviation that raised, crashed or hung
+        sentence = "%s: %s" % (impl, message[:240])
+    elif status in ("fail", "xfail"):
+        sentence = "%s differs from the reference%s" % (
+            impl, " in `%s`" % row["worst_output"] if row.get("worst_output") else "")
+    elif status == "error":
+        sentence = "%s raises an error: %s" % (impl, message[:240] or "(no message)")
+    elif status == "crash":
+        sentence = "The %s worker process dies: %s" % (impl, message[:240])
+    elif status == "timeout":
+        sentence = "%s does not answer in time: %s" % (impl, message[:200])
+    else:
+        sentence = "%s: %s" % (status, message[:240])
+    sentence = sentence.rstrip(".") + "."
+    if status == "xfail" and lead:
+        head = ("Known deviation: %s" % known_what).rstrip(".") if known_what else "Known deviation"
+        return "%s. Here: %s" % (head, sentence)
+    return sentence
+
+
+def bad_input_sentence(impl, status, behaviour, invalid: dict, message="") -> str:
+    """What an impl does with an invalid-input case, from the row's ``behaviour`` and the manifest."""
+    reason, argument = invalid.get("reason", "invalid input"), invalid.get("argument", "?")
+    if behaviour == "raises":
+        if status == "fail":  # only the reference is held to naming the argument
+            return "%s raises on %s without naming `%s`" % (impl, reason, argument)
+        return "%s raises on %s" % (impl, reason)
+    if behaviour in ("returns finite numbers", "returns NaN/inf"):
+        return "%s accepts %s and %s" % (impl, reason, behaviour)
+    if status == "unsupported":
+        return "%s cannot express this case: %s" % (impl, first_line(message)[:200])
+    return "%s %s on %s: %s" % (impl, behaviour or status, reason, first_line(message)[:200])
+
+
+# --------------------------------------------------------------------------------------------
 # tables
-def prepare(results: pd.DataFrame) -> pd.DataFrame:
-    """One row per (case, impl, device) with a ``label`` column and numeric ratios."""
+def prepare(results: pd.DataFrame, manifest: dict = None) -> pd.DataFrame:
+    """One row per (case, impl, device) with ``label``, numeric ratios, the parsed ``errors``
+    (column ``parsed``), ``invalid`` (a bad-input case: its manifest entry has ``invalid``, or
+    without a manifest the row's tags say so) and ``kind`` (see :data:`KINDS`)."""
     frame = results.copy()
-    for column in ("message", "deviation", "tags", "features", "errors", "tolerance", "mode"):
+    for column in ("message", "deviation", "tags", "features", "errors", "tolerance", "mode", "behaviour",
+                   "worst_output"):
         if column not in frame:
             frame[column] = ""
         frame[column] = frame[column].astype(object).where(frame[column].notna(), "").astype(str)
     frame["tol_ratio"] = pd.to_numeric(frame.get("tol_ratio"), errors="coerce")
     frame["label"] = frame["impl"].astype(str) + "/" + frame["device"].astype(str)
-    return frame.drop_duplicates(["case", "impl", "device"], keep="last").reset_index(drop=True)
+    frame = frame.drop_duplicates(["case", "impl", "device"], keep="last").reset_index(drop=True)
+    frame["parsed"] = frame["errors"].map(parse_errors)
+    entries = {e["id"]: e for e in (manifest or {}).get("cases", [])}
+    if entries:
+        frame["invalid"] = frame["case"].map(lambda c: bool(entries.get(c, {}).get("invalid")))
+    else:
+        frame["invalid"] = frame["tags"].map(lambda t: "invalid" in t.split())
+    frame["kind"] = [row_kind(s, i) for s, i in zip(frame["status"], frame["invalid"])]
+    return frame
+
+
+def row_kind(status: str, invalid: bool) -> str:
+    """The :data:`KINDS` key of a result row: bad input and capability limits apart from numerics."""
+    if status == "unsupported":
+        return "unsupported"
+    if invalid:
+        return "bad input"
+    return {"pass": "pass", "xpass": "pass", "fail": "numeric", "xfail": "known"}.get(status, "broken")
 
 
 def case_info(frame: pd.DataFrame, manifest: dict) -> pd.DataFrame:
@@ -293,63 +541,170 @@ def modes_table(environments: pd.DataFrame, frame: pd.DataFrame, labels, ops):
 
 
 # --------------------------------------------------------------------------------------------
-# differences found
-_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
-_SENTENCES = [
-    (re.compile(r"^(?P<name>[\w/]+): missing$"), "{impl} returns no `{name}` output"),
-    (re.compile(r"^(?P<name>[\w/]+): shape (?P<got>\(.*?\)), expected (?P<want>\(.*?\))"),
-     "{impl} returns `{name}` with shape {got} where the reference has shape {want}"),
-    (re.compile(r"^(?P<name>[\w/]+): (?P<got>\S+) where (?P<want>\S+) was expected at (?P<where>\(.*\))$"),
-     "{impl} returns {got} in `{name}` at index {where} where the reference has {want}"),
-    (re.compile(r"^(?P<name>[\w/]+): max error (?P<err>\S+) is (?P<ratio>\S+)x the tolerance at index (?P<where>\(.*\))$"),
-     "{impl}'s `{name}` is off by {err} at index {where}, {ratio}x the tolerance"),
-]
+# the first screen: does each impl agree with the golden outputs, per op and dtype
+VERDICT_ORDER = ("numeric", "broken", "known")  # the worst present names the cell
+VERDICT_WORDS = {"numeric": "fail", "broken": "error", "known": "known"}
 
 
-def _short(text: str) -> str:
-    """A number of a message with 6 significant digits; anything else unchanged."""
-    try:
-        return "%.6g" % float(text) if not text.startswith("(") else text
-    except ValueError:
-        return text
+def verdict_matrix(frame: pd.DataFrame, labels: list, ops: list):
+    """(cell text, CSS classes, tooltips): rows (op, dtype), one column per impl/device.
 
-
-def signature(message: str) -> str:
-    """A message with its numbers blanked, so that one cause groups its cases."""
-    return _NUMBER.sub("#", message.split("\n")[0])[:160]
-
-
-def describe(impl: str, status: str, message: str, what: str = "") -> str:
-    """One plain sentence of what differs, from a result message."""
-    message = (message or "").strip()
-    first_line = message.split("\n")[0]
-    if status == "fail" or (status == "xfail" and message and not message.startswith(("worker", "no answer"))):
-        problems = [p.strip() for p in message.split("; ") if p.strip()]
-        sentence = ""
+    Only valid-input cases count: bad input and capability limits have their own sections.  A
+    cell reads ``✓ 64`` when every case that ran agrees, else the count of each kind of problem.
+    """
+    valid = frame[~frame["invalid"]]
+    keys = [(op, dtype) for op in ops for dtype in dtype_sorted(valid.loc[valid["op"] == op, "dtype"])]
+    if not keys:
+        empty = pd.DataFrame()
+        return empty, empty, empty
+    index = pd.MultiIndex.from_tuples(keys, names=["op", "dtype"])
+    text = pd.DataFrame("", index=index, columns=labels)
+    classes = pd.DataFrame("", index=index, columns=labels)
+    tips = pd.DataFrame("", index=index, columns=labels)
+    for (op, dtype, label), group in valid.groupby(["op", "dtype", "label"]):
+        if label not in text.columns:
+            continue
+        kinds = group["kind"].value_counts()
+        ran = int(len(group) - kinds.get("unsupported", 0))
+        present = [k for k in VERDICT_ORDER if kinds.get(k, 0)]
+        if ran == 0:
+            cell, css = "unsupported", "k-unsupported"
+        elif present:
+            cell = " · ".join("%d %s" % (kinds[k], VERDICT_WORDS[k]) for k in present) + " of %d" % ran
+            css = "k-" + present[0]
+        else:
+            cell, css = "✓ %d" % ran, "k-pass"
+        tip = ", ".join("%d %s" % (n, k) for k, n in kinds.items())
+        problems = group[group["kind"].isin(VERDICT_ORDER)]["case"].tolist()
         if problems:
-            for pattern, template in _SENTENCES:
-                match = pattern.match(problems[0])
-                if match:
-                    sentence = template.format(impl=impl, **{k: _short(v) for k, v in match.groupdict().items()})
-                    break
-            else:
-                sentence = "%s: %s" % (impl, problems[0][:240])
-            if len(problems) > 1:
-                sentence += " (and %d more output%s)" % (len(problems) - 1, "s" if len(problems) > 2 else "")
-        if status == "xfail":
-            lead = "Known deviation: %s" % what if what else "Known deviation"
-            return lead.rstrip(".") + (". Here: " + sentence + "." if sentence else ".")
-        return (sentence or "%s differs from the reference" % impl) + "."
-    if status == "xfail":
-        return ("Known deviation: %s" % what if what else "Known deviation").rstrip(".") + \
-            (". Here: " + first_line[:200] if first_line else "") + "."
-    if status == "error":
-        return "%s raises an error: %s" % (impl, first_line[:240] or "(no message)")
-    if status == "crash":
-        return "The %s worker process dies: %s" % (impl, first_line[:240].removeprefix("worker died: "))
-    if status == "timeout":
-        return "%s does not answer in time: %s" % (impl, first_line[:200])
-    return "%s: %s" % (status, first_line[:240])
+            tip += "\n" + " ".join(problems[:10]) + (" ..." if len(problems) > 10 else "")
+        text.loc[(op, dtype), label] = cell
+        classes.loc[(op, dtype), label] = css
+        tips.loc[(op, dtype), label] = tip
+    classes = classes.where(text != "", "k-unsupported")
+    text = text.where(text != "", "not run")
+    shown = pd.MultiIndex.from_tuples([(breakable(op), dtype) for op, dtype in keys])
+    for table in (text, classes, tips):
+        table.index = shown
+    return text, classes, tips
+
+
+# --------------------------------------------------------------------------------------------
+# bad input, capability limits, sampler verdicts
+BEHAVIOUR_CLASS = {"raises": "bi-raises", "returns NaN/inf": "bi-nonfinite", "returns finite numbers": "bi-finite"}
+
+
+def _bad_input_cell(row) -> tuple:
+    """(text, CSS class) of one impl on one invalid-input case; never blank."""
+    if row is None:
+        return "not run", "bi-none"
+    behaviour, status = row["behaviour"], row["status"]
+    if status == "unsupported":
+        return "unsupported: %s" % (first_line(row["message"])[:120] or "no reason given"), "bi-none"
+    if behaviour == "raises" and status == "fail":  # the reference must name the argument
+        return "raises without naming the argument", "bi-wrong"
+    if behaviour:
+        return behaviour, BEHAVIOUR_CLASS.get(behaviour, "bi-broken")
+    return status, "bi-broken"
+
+
+def bad_input_table(frame: pd.DataFrame, labels: list, entries: dict = None):
+    """(table, CSS classes): one row per invalid-input case (argument, reason), one column per impl."""
+    bad = frame[frame["invalid"]]
+    if bad.empty:
+        return pd.DataFrame(), pd.DataFrame()
+    entries = entries or {}
+    by_key = {(r["case"], r["label"]): r for r in bad.to_dict("records")}
+    shown = [label for label in labels if label in set(bad["label"])]
+    rows, css = [], []
+    for case in dict.fromkeys(bad["case"]):
+        invalid = entries.get(case, {}).get("invalid") or {}
+        row = {"case": case, "argument": invalid.get("argument", MISSING), "reason": invalid.get("reason", MISSING)}
+        row_css = {"case": "ident", "argument": "code", "reason": "desc"}
+        for label in shown:
+            row[label], row_css[label] = _bad_input_cell(by_key.get((case, label)))
+        rows.append(row)
+        css.append(row_css)
+    table = pd.DataFrame(rows)
+    return table, pd.DataFrame(css, columns=table.columns).fillna("")
+
+
+def bad_input_tally(frame: pd.DataFrame, labels: list) -> pd.DataFrame:
+    """Per impl/device: on how many invalid-input cases it raises, returns NaN/inf or finite numbers."""
+    bad = frame[frame["invalid"]]
+    if bad.empty:
+        return pd.DataFrame()
+    what = pd.Series([_bad_input_cell(row)[0].split(":")[0] for row in bad.to_dict("records")], index=bad.index,
+                     name="behaviour")
+    table = pd.crosstab(bad["label"], what)
+    order = ["raises", "raises without naming the argument", "returns NaN/inf", "returns finite numbers",
+             "unsupported"]
+    columns = [c for c in order if c in table.columns] + [c for c in table.columns if c not in order]
+    table = table.reindex(index=[l for l in labels if l in table.index], columns=columns, fill_value=0)
+    table.index.name = "impl/device"
+    table.columns.name = None
+    return table.reset_index()
+
+
+def capability_limits(frame: pd.DataFrame, labels: list) -> pd.DataFrame:
+    """Unsupported rows per impl/device, op and the adapter's reason (shown as written)."""
+    rows = frame[frame["status"] == "unsupported"]
+    if rows.empty:
+        return pd.DataFrame()
+    rows = rows.assign(reason=rows["message"].map(lambda m: first_line(m)[:200] or MISSING))
+    table = (rows.groupby(["label", "op", "reason"])
+             .agg(cases=("case", "count"), dtypes=("dtype", lambda d: " ".join(dtype_sorted(d)))).reset_index())
+    rank = {label: i for i, label in enumerate(labels)}
+    table = table.assign(_rank=table["label"].map(rank), _n=-table["cases"]).sort_values(["_rank", "_n", "op"])
+    table = table.rename(columns={"label": "impl/device"})
+    return table[["impl/device", "op", "cases", "dtypes", "reason"]].reset_index(drop=True)
+
+
+SAMPLER_SETTING = ["range_max", "num_sampled", "unique", "num_true"]
+
+
+def sampler_verdicts(sampler: pd.DataFrame, impl_order=()) -> list:
+    """One verdict per impl/device of the sampler checks: fail (its failing tests listed), pass or unsupported."""
+    frame = sampler.copy()
+    device = frame["device"] if "device" in frame else pd.Series("cpu", index=frame.index)
+    frame["label"] = frame["impl"].astype(str) + "/" + device.astype(str)
+    frame["message"] = frame.get("message", pd.Series("", index=frame.index)).fillna("").astype(str)
+    verdicts = []
+    for label in label_order(frame["label"], impl_order):
+        rows = frame[frame["label"] == label]
+        ran = rows[rows["status"] != "unsupported"]
+        failing = ran[ran["status"] != "pass"]
+        unsupported = rows[rows["status"] == "unsupported"]
+        columns = [c for c in ["check", *SAMPLER_SETTING, "p_value", "p_holm", "status", "message"] if c in rows]
+        shown = failing[columns].assign(message=failing["message"].map(lambda m: first_line(m)[:300]))
+        verdicts.append({
+            "label": label, "ran": len(ran), "passed": int((ran["status"] == "pass").sum()),
+            "failed": len(failing), "unsupported": len(unsupported),
+            "verdict": "fail" if len(failing) else "pass" if len(ran) else "unsupported",
+            "checks_failing": " ".join(sorted(set(failing.get("check", ())))),
+            "reason": first_line(unsupported["message"].iloc[0]) if len(unsupported) else "",
+            "failing": shown.reset_index(drop=True),
+        })
+    rank = {"fail": 0, "pass": 1, "unsupported": 2}
+    return sorted(verdicts, key=lambda v: rank[v["verdict"]])
+
+
+# --------------------------------------------------------------------------------------------
+# differences found
+DIFFERENCE_COLUMNS = ["kind", "impl", "devices", "op", "status", "cases", "dtypes", "shared features", "what differs",
+                      "finding", "worst output", "problem", "smallest case", "description", "reproducer", "known deviation",
+                      "all cases"]
+KIND_RANK = {"numeric": 0, "broken": 1, "known": 2, "bad input": 3}
+
+
+def top_findings(table: pd.DataFrame, n: int) -> pd.DataFrame:
+    """The first ``n`` groups of the differences table for the first screen: every numeric
+    disagreement and broken run first, then known deviations and bad input taking turns."""
+    rank = table["kind"].map(lambda k: KIND_RANK.get(k, 9))
+    turn = table.groupby("kind").cumcount()
+    order = pd.DataFrame({"tier": (rank >= 2).astype(int), "turn": turn.where(rank >= 2, 0), "rank": rank,
+                          "row": range(len(table))}, index=table.index)
+    return table.assign(row=range(len(table))).loc[order.sort_values(["tier", "turn", "rank", "row"]).index].head(n)
 
 
 def reproducer(impl: str, device: str, case: str) -> str:
@@ -357,14 +712,27 @@ def reproducer(impl: str, device: str, case: str) -> str:
     return "python -m conformance run --impl %s%s --select '%s' --keep-outputs" % (impl, device_flag, case)
 
 
+def _cause(row) -> tuple:
+    """The worst output and its problem kind (for bad input: what the impl did), the grouping key."""
+    if row["kind"] == "bad input":
+        return "", row["behaviour"] or row["status"]
+    worst = worst_output(row["parsed"])
+    if worst is None:
+        return row["worst_output"], ""
+    name, info = worst
+    problem = info.get("problem")
+    if problem is None:  # an older row: non-finite ratio, or numeric
+        problem = "" if math.isfinite(info["ratio"]) else "nonfinite/shape/missing"
+    return name, problem
+
+
 def differences(frame: pd.DataFrame, manifest: dict, cases_dir, registry=None, statuses=DIFFERENCE_STATUSES,
                 impl_order=()) -> pd.DataFrame:
-    """Every non-passing row grouped by cause: impl, op, status, known deviation and message shape."""
+    """Every non-passing row grouped by cause: impl, op, status, known deviation, worst output and the
+    kind of its problem (all structured fields; messages are never compared)."""
     rows = frame[frame["status"].isin(statuses)].copy()
-    columns = ["impl", "devices", "op", "status", "cases", "dtypes", "shared features", "what differs",
-               "smallest case", "description", "reproducer", "known deviation", "all cases"]
     if rows.empty:
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=DIFFERENCE_COLUMNS)
     entries = {e["id"]: e for e in (manifest or {}).get("cases", [])}
 
     def size(case_id):
@@ -380,50 +748,43 @@ def differences(frame: pd.DataFrame, manifest: dict, cases_dir, registry=None, s
                     return path.stat().st_size
         return 10**12 + len(case_id)
 
-    whats = {}
-    if registry is not None:
-        whats = {d.key: d.what for d in registry.entries}
-    rows["signature"] = rows["message"].map(signature)
+    whats = {d.key: d.what for d in registry.entries} if registry is not None else {}
+    causes = [_cause(row) for _, row in rows.iterrows()]
+    rows["_output"] = [c[0] for c in causes]
+    rows["_problem"] = [c[1] for c in causes]
     groups = []
-    for (impl, op, status, deviation, _), group in rows.groupby(["impl", "op", "status", "deviation", "signature"],
-                                                                sort=False):
+    keys = ["kind", "impl", "op", "status", "deviation", "_output", "_problem"]
+    for (kind, impl, op, status, deviation, output, problem), group in rows.groupby(keys, sort=False):
         group = group.assign(size=group["case"].map(size)).sort_values(["size", "case"])
         smallest = group.iloc[0]
         feature_sets = [set(_words(f)) for f in group["features"]]
         shared = set.intersection(*feature_sets) if feature_sets else set()
         entry = entries.get(smallest["case"], {})
         groups.append({
-            "impl": impl, "devices": " ".join(sorted(group["device"].unique(), key=lambda d: (d != "cpu", d))),
-            "op": op, "status": status, "cases": len(group),
-            "dtypes": " ".join(sorted(group["dtype"].unique(), key=lambda d: list(DTYPE_COLOURS).index(d)
-                                      if d in DTYPE_COLOURS else 9)),
-            "shared features": " ".join(sorted(shared)) or "—",
-            "what differs": describe(impl, status, smallest["message"], whats.get(deviation, "")),
+            "kind": kind, "impl": impl,
+            "devices": " ".join(sorted(group["device"].unique(), key=lambda d: (d != "cpu", d))),
+            "op": op, "status": status, "cases": len(group), "dtypes": " ".join(dtype_sorted(group["dtype"])),
+            "shared features": " ".join(sorted(shared)) or MISSING,
+            "what differs": what_differs(smallest, whats.get(deviation, ""), entry.get("invalid")),
+            "finding": what_differs(smallest, "", entry.get("invalid"), lead=False),
+            "worst output": output, "problem": problem,
             "smallest case": smallest["case"], "description": entry.get("description", ""),
             "reproducer": reproducer(impl, smallest["device"], smallest["case"]),
             "known deviation": deviation,
             "all cases": " ".join(sorted(group["case"].unique())),
         })
-    table = pd.DataFrame(groups, columns=columns)
+    table = pd.DataFrame(groups, columns=DIFFERENCE_COLUMNS)
     rank = {name: i for i, name in enumerate(impl_order)}
+    table["_kind"] = table["kind"].map(lambda k: KIND_RANK.get(k, 9))
     table["_impl"] = table["impl"].map(lambda i: rank.get(i, len(rank)))
     table["_sev"] = table["status"].map(lambda s: SEVERITY.index(s) if s in SEVERITY else 99)
-    table = table.sort_values(["_impl", "impl", "_sev", "op", "cases"], ascending=[True, True, True, True, False])
-    return table.drop(columns=["_impl", "_sev"]).reset_index(drop=True)
+    table = table.sort_values(["_kind", "cases", "_impl", "impl", "_sev", "op"],
+                              ascending=[True, False, True, True, True, True], kind="stable")
+    return table.drop(columns=["_kind", "_impl", "_sev"]).reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------------------------
 # pairwise agreement
-def _ratios(errors_json: str) -> dict:
-    if not errors_json:
-        return {}
-    try:
-        data = json.loads(errors_json)
-    except ValueError:
-        return {}
-    return {name: float(v.get("ratio", math.nan)) for name, v in data.items() if isinstance(v, dict)}
-
-
 def pair_bounds(errors_a: dict, errors_b: dict):
     """``(low, high)`` bounds of max |A - B| / allowed from per-output ratios, or None."""
     common = sorted(set(errors_a) & set(errors_b))
@@ -493,7 +854,7 @@ def agreement(frame: pd.DataFrame, labels: list, raw_dir=None, manifest=None, ca
         return case_cache[case_id]
 
     compared = frame[frame["errors"] != ""]
-    by_label = {label: dict(zip(group["case"], group["errors"].map(_ratios)))
+    by_label = {label: dict(zip(group["case"], group["parsed"].map(lambda e: {n: i["ratio"] for n, i in e.items()})))
                 for label, group in compared.groupby("label")}
     rows = []
     for i, a in enumerate(labels):
@@ -619,7 +980,7 @@ def status_plot(frame: pd.DataFrame, labels: list, statuses):
         if status not in counts:
             continue
         values = counts[status].to_numpy()
-        ax.barh(range(len(labels)), values, left=left, color=STATUS_STYLE[status][2], label=status, height=0.7)
+        ax.barh(range(len(labels)), values, left=left, color=STATUS_LEGEND[status][0], label=status, height=0.7)
         for y, (x0, v) in enumerate(zip(left, values)):
             if v and v >= max(3, counts.sum(axis=1).max() * 0.03):
                 ax.text(x0 + v / 2, y, str(v), ha="center", va="center", fontsize=8, color="white")
@@ -635,16 +996,16 @@ def status_plot(frame: pd.DataFrame, labels: list, statuses):
 
 
 # --------------------------------------------------------------------------------------------
-# rendering
+# rendering: pandas Styler for tables, the package's jinja2 templates for the page
 def table_html(table: pd.DataFrame, uuid: str, *, classes=None, tips=None, fmt=None, sortable=True,
                index=False, extra_class="") -> str:
     """A DataFrame as an HTML table through pandas Styler (cells escaped, CSS classes, tooltips)."""
     styler = table.style
     if not index:
         styler = styler.hide(axis="index")
-    styler = styler.format(fmt_number, escape="html", na_rep="")
+    styler = styler.format(fmt_number, escape="html", na_rep=MISSING)
     if fmt:  # a dict formatter resets the columns it does not name unless given a subset
-        styler = styler.format(fmt, subset=list(fmt), escape="html", na_rep="")
+        styler = styler.format(fmt, subset=list(fmt), escape="html", na_rep=MISSING)
     styler = styler.format_index(escape="html", axis=1)
     if index:
         styler = styler.format_index(escape="html", axis=0)
@@ -660,26 +1021,27 @@ def _blank_classes(table):
     return pd.DataFrame("", index=table.index, columns=table.columns)
 
 
-def overview_html(table: pd.DataFrame, statuses) -> str:
+def _status_count_classes(table, statuses):
     classes = _blank_classes(table)
     for status in statuses:
         if status in table:
             classes[status] = table[status].map(lambda n, s=status: "num st-%s" % s if n else "num zero")
+    return classes
+
+
+def overview_html(table: pd.DataFrame, statuses) -> str:
+    classes = _status_count_classes(table, statuses)
     classes["cases"] = "num"
     classes["median ratio"] = "num"
     classes["worst ratio"] = table["worst ratio"].map(lambda r: "num bad" if r > 1 else "num")
-    return table_html(table, "overview", classes=classes,
-                      fmt={c: fmt_ratio for c in ("median ratio", "worst ratio")})
+    return table_html(table, "overview", classes=classes)
 
 
 def summary_html(table: pd.DataFrame, statuses) -> str:
     table = table.rename(columns={"worst_tol_ratio": "worst ratio"})
-    classes = _blank_classes(table)
-    for status in statuses:
-        if status in table:
-            classes[status] = table[status].map(lambda n, s=status: "num st-%s" % s if n else "num zero")
+    classes = _status_count_classes(table, statuses)
     classes["worst ratio"] = table["worst ratio"].map(lambda r: "num bad" if r > 1 else "num")
-    return table_html(table, "summary", classes=classes, fmt={"worst ratio": fmt_ratio})
+    return table_html(table, "summary", classes=classes)
 
 
 def cases_html(table: pd.DataFrame, tips: pd.DataFrame, labels) -> str:
@@ -693,20 +1055,7 @@ def cases_html(table: pd.DataFrame, tips: pd.DataFrame, labels) -> str:
     classes[("case", "description")] = "desc"
     classes[("case", "id")] = "ident"
     classes[("case", "op")] = "opname"
-    fmt = {(label, "ratio"): fmt_ratio for label in labels}
-    return table_html(table, "cases", classes=classes, tips=tips, fmt=fmt)
-
-
-def differences_html(table: pd.DataFrame) -> str:
-    shown = table.drop(columns=["all cases"])
-    classes = _blank_classes(shown)
-    classes["status"] = shown["status"].map(lambda s: "stcell st-%s" % s)
-    classes["reproducer"] = "code"
-    classes["smallest case"] = "code"
-    classes["what differs"] = "prose"
-    classes["cases"] = "num"
-    tips = pd.DataFrame({"cases": table["all cases"]}, index=shown.index)
-    return table_html(shown, "differences", classes=classes, tips=tips)
+    return table_html(table, "cases", classes=classes, tips=tips)
 
 
 def agreement_html(share: pd.DataFrame, text: pd.DataFrame, tips: pd.DataFrame):
@@ -718,7 +1067,7 @@ def agreement_html(share: pd.DataFrame, text: pd.DataFrame, tips: pd.DataFrame):
         return "background-color: rgb(255, %d, %d)" % (level, level) if value < 1 else "background-color: #d7f0d4"
 
     share_styler = (share.style.map(shade)
-                    .format(lambda v: "" if pd.isna(v) else "%.1f%%" % (100 * v), na_rep="—")
+                    .format(fmt_share, na_rep=MISSING)
                     .format_index(escape="html", axis=0).format_index(escape="html", axis=1)
                     .set_tooltips(tips.map(lambda t: _attr(t) if t else ""), as_title_attribute=True))
     share_html = share_styler.to_html(table_uuid="agreement", table_attributes='class="report matrix"')
@@ -729,338 +1078,46 @@ def agreement_html(share: pd.DataFrame, text: pd.DataFrame, tips: pd.DataFrame):
     return share_html, counts_html
 
 
+def matrix_html(matrix: pd.DataFrame, classes: pd.DataFrame, tips: pd.DataFrame, uuid: str, index=True) -> str:
+    """A small labelled matrix (rows and columns named) with a CSS class and a tooltip per cell."""
+    styler = matrix.style.set_td_classes(classes).format(escape="html", na_rep=MISSING)
+    styler = styler.format_index(escape="html", axis=1)
+    styler = styler.format_index(escape="html", axis=0).hide(axis="index", names=True) if index \
+        else styler.hide(axis="index")
+    if tips is not None:
+        styler = styler.set_tooltips(tips.map(lambda t: _attr(t) if t else ""), as_title_attribute=True)
+    return styler.to_html(table_uuid=uuid, table_attributes='class="report matrix"')
+
+
 def modes_html(matrix: pd.DataFrame, tips: pd.DataFrame) -> str:
     classes = matrix.map(lambda m: "mode-%s" % m if m in ("native", "composed") else "mode-none")
-    styler = (matrix.style.set_td_classes(classes).format(escape="html")
-              .format_index(escape="html", axis=0).format_index(escape="html", axis=1)
-              .set_tooltips(tips.map(lambda t: _attr(t) if t else ""), as_title_attribute=True))
-    return styler.to_html(table_uuid="modes", table_attributes='class="report matrix"')
-
-
-def bad_input_table(frame: pd.DataFrame, labels: list) -> pd.DataFrame:
-    """One row per invalid-input case, one column per impl/device: what the impl did."""
-    if "behaviour" not in frame:
-        return pd.DataFrame()
-    bad = frame[frame["case"].str.contains("-invalid-", regex=False) & frame["behaviour"].notna()]
-    if bad.empty:
-        return pd.DataFrame()
-    table = bad.pivot_table(index="case", columns="label", values="behaviour", aggfunc="first")
-    return table.reindex(columns=[label for label in labels if label in table.columns]).fillna("").reset_index()
+    return matrix_html(matrix, classes, tips, "modes")
 
 
 def generic_html(table: pd.DataFrame, uuid: str) -> str:
     return table_html(table.reset_index(drop=True), uuid)
 
 
-STYLE = """
-body { font: 14px/1.45 -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; color: #222;
-       margin: 0; background: #fafafa; }
-header { background: #263238; color: #eceff1; padding: 18px 28px 14px; }
-header h1 { margin: 0 0 4px; font-size: 22px; font-weight: 600; }
-header .meta { color: #b0bec5; font-size: 13px; }
-nav { background: #37474f; padding: 6px 28px; position: sticky; top: 0; z-index: 5; }
-nav a { color: #eceff1; text-decoration: none; margin-right: 16px; font-size: 13px; }
-nav a:hover { text-decoration: underline; }
-main { padding: 8px 28px 40px; }
-section { background: #fff; border: 1px solid #e0e0e0; border-radius: 6px; padding: 4px 20px 16px; margin: 18px 0; }
-h2 { font-size: 18px; margin: 14px 0 6px; color: #263238; }
-h3 { font-size: 15px; margin: 14px 0 4px; color: #37474f; }
-p.intro { color: #455a64; max-width: 1100px; margin: 4px 0 10px; }
-.keys { display: flex; flex-wrap: wrap; gap: 10px; margin: 10px 0; }
-.key { background: #fff; border: 1px solid #e0e0e0; border-radius: 6px; padding: 6px 14px; min-width: 90px; }
-.key b { display: block; font-size: 20px; }
-.key span { color: #607d8b; font-size: 12px; }
-.legend { display: flex; flex-wrap: wrap; gap: 6px 14px; margin: 8px 0; font-size: 12.5px; }
-.legend span.sw { display: inline-block; padding: 1px 8px; border-radius: 3px; margin-right: 4px; font-weight: 600; }
-.scroll { overflow: auto; max-width: 100%; }
-.scroll.tall { max-height: 78vh; }
-table.report { border-collapse: collapse; font-size: 12.5px; margin: 6px 0; }
-table.report th, table.report td { border: 1px solid #e3e3e3; padding: 3px 7px; vertical-align: top; }
-table.report thead th { background: #eceff1; text-align: left; position: sticky; top: 0; z-index: 1; }
-table.report thead tr:nth-child(2) th { top: 24px; }
-table.report tbody tr:nth-child(even) td:not([class*="st-"]):not([class*="mode-"]) { background: #fbfbfb; }
-table.report tbody tr:hover td { outline: 1px solid #b0bec5; }
-table.sortable thead th.sortkey { cursor: pointer; user-select: none; }
-table.sortable thead th.sortkey:after { content: "⇅"; color: #b0bec5; font-size: 9px; padding-left: 2px; }
-table.sortable thead th.asc:after { content: "▲"; color: #37474f; }
-table.sortable thead th.desc:after { content: "▼"; color: #37474f; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-td.zero { color: #c5c5c5; }
-td.bad { font-weight: 700; }
-td.grp { border-left: 2px solid #b0bec5; }
-td.desc { min-width: 200px; max-width: 320px; }
-td.ident { min-width: 170px; max-width: 230px; overflow-wrap: anywhere; }
-td.opname { white-space: nowrap; color: #546e7a; font-size: 11.5px; }
-td.prose { max-width: 420px; }
-td.code { min-width: 150px; font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; font-size: 11.5px; }
-td.stcell { font-weight: 600; }
-td[title] { cursor: help; }
-table.matrix th { white-space: nowrap; }
-table.report tbody th { text-align: left; background: #f5f7f8; font-weight: 600; }
-table.matrix td { text-align: center; min-width: 70px; }
-td.mode-native { background: #d7f0d4; color: #1d5c1a; }
-td.mode-composed { background: #fff1c9; color: #6b5200; }
-td.mode-none { color: #aaa; }
-.target { font-weight: 600; margin: 4px 0; }
-.filterbar { display: flex; flex-wrap: wrap; gap: 12px; align-items: center; margin: 8px 0; font-size: 13px; }
-.filterbar input[type=search] { width: 300px; padding: 4px 8px; border: 1px solid #b0bec5; border-radius: 4px; }
-.filterbar .count { color: #607d8b; }
-img.plot { max-width: 100%; height: auto; border: 1px solid #eee; background: #fff; }
-code, pre { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; font-size: 12px; }
-pre { background: #f4f6f7; padding: 8px 12px; border-radius: 4px; overflow-x: auto; }
-.none { color: #78909c; font-style: italic; }
-.warn { background: #fff4e5; border-left: 4px solid #f0961c; padding: 6px 12px; margin: 8px 0; }
-details summary { cursor: pointer; color: #37474f; margin: 8px 0; }
-"""
-STYLE += "".join("td.st-%s, span.st-%s { background: %s; color: %s; }\n" % (s, s, bg, fg)
-                 for s, (bg, fg, _, _) in STATUS_STYLE.items())
-STYLE += "td.rcell { font-weight: 400; }\n"
+def _environment():
+    import jinja2
 
-SCRIPT = r"""
-(function () {
-  function key(cell) {
-    var t = (cell ? cell.textContent : '').trim();
-    if (t === '' || t === '—') return null;
-    if (t === '∞') return Infinity;
-    var n = Number(t.replace(/%$/, ''));
-    return isNaN(n) ? t.toLowerCase() : n;
-  }
-  function cmp(a, b) {
-    if (typeof a === typeof b) return a < b ? -1 : a > b ? 1 : 0;
-    return typeof a === 'number' ? -1 : 1;
-  }
-  document.querySelectorAll('table.sortable').forEach(function (table) {
-    var head = table.tHead; if (!head || !table.tBodies.length) return;
-    var row = head.rows[head.rows.length - 1];
-    Array.prototype.forEach.call(row.cells, function (th, i) {
-      th.classList.add('sortkey'); th.title = 'click to sort';
-      th.addEventListener('click', function () {
-        var dir = th.classList.contains('asc') ? -1 : 1;
-        Array.prototype.forEach.call(row.cells, function (o) { o.classList.remove('asc', 'desc'); });
-        th.classList.add(dir === 1 ? 'asc' : 'desc');
-        var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
-        rows.sort(function (a, b) {
-          var ka = key(a.cells[i]), kb = key(b.cells[i]);
-          if (ka === null || kb === null) return ka === kb ? 0 : ka === null ? 1 : -1;  // blanks last
-          return dir * cmp(ka, kb);
-        });
-        rows.forEach(function (r) { body.appendChild(r); });
-      });
-    });
-  });
-  document.querySelectorAll('.filterbar').forEach(function (bar) {
-    var table = document.getElementById(bar.getAttribute('data-table'));
-    if (!table || !table.tBodies.length) return;
-    var text = bar.querySelector('input[type=search]'), status = bar.querySelector('select'),
-        failing = bar.querySelector('input[type=checkbox]'), count = bar.querySelector('.count');
-    function apply() {
-      var words = text.value.toLowerCase().split(/\s+/).filter(Boolean), shown = 0, rows = table.tBodies[0].rows;
-      Array.prototype.forEach.call(rows, function (r) {
-        var txt = r.textContent.toLowerCase();
-        var ok = words.every(function (w) { return txt.indexOf(w) >= 0; });
-        if (ok && status && status.value) ok = r.querySelector('td.st-' + status.value) !== null;
-        if (ok && failing && failing.checked)
-          ok = r.querySelector('td.stcell:not(.st-pass):not(.st-unsupported)') !== null;
-        r.style.display = ok ? '' : 'none'; if (ok) shown++;
-      });
-      if (count) count.textContent = shown + ' of ' + rows.length + ' rows shown';
-    }
-    [text, status, failing].forEach(function (el) {
-      if (el) { el.addEventListener('input', apply); el.addEventListener('change', apply); }
-    });
-    apply();
-  });
-})();
-"""
+    return jinja2.Environment(loader=jinja2.PackageLoader("conformance", "templates"),
+                              autoescape=jinja2.select_autoescape(["html", "j2"], default_for_string=True),
+                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
-TEMPLATE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{ title }}</title>
-<style>{{ style | safe }}</style>
-</head>
-<body>
-<header>
-  <h1>{{ title }}</h1>
-  <div class="meta">generated {{ generated }} · corpus {{ corpus_sha }} · {{ n_cases }} cases · {{ labels | length }} impl/device runs: {{ labels | join(', ') }}</div>
-</header>
-<nav>
-{% for id, name in toc %}<a href="#{{ id }}">{{ name }}</a>{% endfor %}
-</nav>
-<main>
-{% macro filterbar(table, statuses=None, failing=False) -%}
-<div class="filterbar" data-table="{{ table }}">
-  <label>Filter <input type="search" placeholder="words, all must match (e.g. f16 soft_label)"></label>
-  {% if statuses %}<label>with status <select><option value="">any</option>{% for s in statuses %}<option value="{{ s }}">{{ s }}</option>{% endfor %}</select></label>{% endif %}
-  {% if failing %}<label><input type="checkbox"> only cases that did not pass everywhere</label>{% endif %}
-  <span class="count"></span>
-</div>
-{%- endmacro %}
 
-<section id="overview">
-<h2>At a glance</h2>
-<p class="intro">Every case of the corpus is run by each implementation ("impl") in its own worker process and its
-outputs (loss, softmax, gradients) are compared with golden float64 outputs, element by element, under a tolerance
-that depends on the dtype and the accumulation length of the case. The <em>ratio</em> is the worst
-|error| / tolerance over all outputs of a case: below 1 passes, above 1 fails; ∞ means a NaN/inf where a finite
-value was expected (or a wrong shape). Hover over a coloured cell for the message.</p>
-<div class="keys">
-{% for value, name in keys %}<div class="key"><b>{{ value }}</b><span>{{ name }}</span></div>{% endfor %}
-</div>
-{% for warning in warnings %}<div class="warn">{{ warning }}</div>{% endfor %}
-<div class="legend">
-{% for status, text in legend %}<div><span class="sw st-{{ status }}">{{ status }}</span>{{ text }}</div>{% endfor %}
-</div>
-<div class="scroll">{{ overview | safe }}</div>
-{% if status_plot %}<img class="plot" alt="status counts per impl and device" src="{{ status_plot }}">{% endif %}
-</section>
+def asset(name: str) -> str:
+    """A package data file of ``conformance/templates`` (the page's CSS and script), as text."""
+    from importlib import resources
 
-<section id="differences">
-<h2>Differences found</h2>
-<p class="intro">Every case that did not pass (fail, error, crash, timeout, and known deviations as xfail), grouped
-by cause: same impl, op and status, same known-deviation entry and the same message once its numbers are blanked
-out. Each group names its dtypes and devices, the features all its cases share, its smallest case (fewest input
-bytes), one sentence of what differs there, and a command that reruns just that case and keeps the outputs for a
-closer look (under <code>reports/raw/outputs/</code>). Hover over the case count for every case of the group.</p>
-{% if differences %}{{ filterbar('T_differences') }}<div class="scroll">{{ differences | safe }}</div>
-{% else %}<p class="none">No differences: every case that ran passed.</p>{% endif %}
-{% if xpass %}<h3>Known deviations that passed (xpass)</h3>
-<p class="intro">These cases are covered by an entry of <code>known_deviations.toml</code> but passed; the entry
-may be stale or too broad.</p><div class="scroll">{{ xpass | safe }}</div>{% endif %}
-</section>
-
-<section id="agreement">
-<h2>Pairwise agreement</h2>
-<p class="intro">For every two impl/device runs A and B (not only against the reference), over the cases both
-ran to a comparison (statuses pass, fail, xfail or xpass with outputs; unsupported, error, crash and timeout rows
-are left out), the share of cases on which <strong>A and B agree within one tolerance of each other</strong>: the
-largest |A − B| over all outputs and elements is at most the case's own tolerance
-<code>rtol·(|golden| + scale)</code>. Equal NaN/inf values count as agreeing.
-{{ agreement_method }}
-The first table gives the share of agreeing cases (green: all), the second the counts
-<em>agree / disagree / undetermined</em>; hover for the cases on which a pair disagrees.</p>
-{% if agreement %}
-<div style="display:flex; flex-wrap:wrap; gap:24px; align-items:flex-start">
-<div><h3>Share of cases agreeing</h3><div class="scroll">{{ agreement | safe }}</div></div>
-<div><h3>agree / disagree / undetermined</h3><div class="scroll">{{ agreement_counts | safe }}</div></div>
-</div>
-{% else %}<p class="none">Fewer than two impl/device runs: nothing to compare.</p>{% endif %}
-</section>
-
-<section id="distribution">
-<h2>Error-to-tolerance distribution</h2>
-<p class="intro">Each dot is one case: its worst |error| / tolerance (log scale), per impl/device and op, coloured by
-dtype. Right of the dashed line fails. Exact results (ratio 0) are drawn as × at the left edge; NaN/inf or
-wrong-shape outputs as ▶ at the right edge. Cases that produced no outputs (unsupported, error, crash,
-timeout) are not drawn.</p>
-{% if ratio_plot %}<img class="plot" alt="distribution of error-to-tolerance ratios" src="{{ ratio_plot }}">
-{% else %}<p class="none">No compared outputs to plot.</p>{% endif %}
-</section>
-
-<section id="summary">
-<h2>Summary per op × dtype × impl × device</h2>
-<p class="intro">Case counts by status for each op, dtype and impl/device run, the worst ratio (worst error as a
-multiple of its tolerance) and the case holding it, and how many cases were bitwise repeatable (each case runs
-twice in the same worker and the two outputs are compared bit for bit). Click a column header to sort; type to
-filter.</p>
-{{ filterbar('T_summary') }}
-<div class="scroll tall">{{ summary | safe }}</div>
-{% if not_repeatable %}<h3>Not bitwise repeatable</h3>
-<p class="intro">Cases whose two runs in one worker gave different bits (a framework using non-deterministic
-reductions or threading): a finding about the framework, not a tolerance question.</p>
-<div class="scroll">{{ not_repeatable | safe }}</div>
-{% else %}<p class="intro">Every case that ran twice gave identical bits both times.</p>{% endif %}
-</section>
-
-<section id="cases">
-<h2>All cases</h2>
-<p class="intro">One row per case with its parameters (op, dtype, description, tags, features) and, for each
-impl/device, its status and ratio. Hover over a status for the message, the known deviation and the tolerance.
-Click a column header to sort (e.g. a ratio column, largest first on the second click); the filter matches
-words anywhere in the row.</p>
-{{ filterbar('T_cases', statuses=present_statuses, failing=True) }}
-<div class="scroll tall">{{ cases | safe }}</div>
-</section>
-
-<section id="modes">
-<h2>Native vs composed</h2>
-<p class="intro"><em>native</em>: the impl has the op as one framework call; <em>composed</em>: the adapter builds it from
-smaller framework ops (gather, log_softmax...), so it tests those ops, not a fused kernel. As declared by each
-worker in its environment file; hover for the adapter's note, dtypes and unsupported features.</p>
-{% if modes %}<div class="scroll">{{ modes | safe }}</div>
-<details><summary>Adapter notes per impl and op</summary><div class="scroll">{{ modes_long | safe }}</div></details>
-{% else %}<p class="none">No environment files.</p>{% endif %}
-</section>
-
-<section id="environment">
-<h2>Environment</h2>
-<p class="intro">What ran: one row per impl/device worker (from <code>environment-*.json</code>), with the corpus hash
-the run used and whether it is the corpus the report reads. The report host is where this page was generated;
-results from other machines (a GPU runner) carry only what their worker recorded.</p>
-<div class="scroll">{{ environment | safe }}</div>
-<h3>Report host</h3>
-<div class="scroll">{{ host | safe }}</div>
-</section>
-
-<section id="badinput">
-<h2>Bad input</h2>
-{% if badinput %}<p class="intro">What each impl does with invalid input (the <code>invalid-*</code> cases):
-<em>raises</em> is right; <em>returns NaN/inf</em> at least signals trouble; <em>returns finite numbers</em> is a
-silent wrong answer and counts as a failure. The reference must raise and name the argument. Composed adapters
-show what the framework primitives they use do.</p>
-{{ filterbar('T_badinput') }}<div class="scroll tall">{{ badinput | safe }}</div>
-{% else %}<p class="none">No bad-input results.</p>{% endif %}
-</section>
-
-<section id="speed">
-<h2>Speed</h2>
-{% if bench %}<p class="intro">Each impl timed in its own worker on inputs already resident on the device, the impls taking
-turns shape by shape:
-warm-up until two calls agree within 20%, then at least 5 timed calls (device synchronised on both edges),
-median and IQR reported; cells show the median and the ratio to the fastest impl of the row on the same device
-(×1.00 is the fastest), <em>~</em> marks an IQR above 10% of the median; hover a cell for the IQR, the number of
-calls and the peak memory. Rows from {{ bench_files | join(', ') }}.</p>
-{% for line in speed_target_lines %}<p class="target">Target: {{ line }}</p>{% endfor %}
-<p class="intro">{{ speed_noisy }}</p>
-{{ filterbar('T_speed') }}<div class="scroll tall">{{ speed_table | safe }}</div>
-{% if speed_plot %}<h3>Time against the number of classes</h3>
-<p class="intro">The full softmax and the logits-based sampled op read and write <code>[B, K]</code> arrays, so
-their time grows with K; the weights-based <code>sampled_softmax_loss</code> touches only the sampled rows of the
-weights (its dense weight gradient aside, where an impl materialises one).</p>
-<img alt="time against classes" src="{{ speed_plot }}">{% endif %}
-{% if speed_target %}<h3>The reference against the fastest framework (forward+backward)</h3>
-{{ filterbar('T_target') }}<div class="scroll">{{ speed_target | safe }}</div>{% endif %}
-{% if speed_memory %}<h3>Peak memory of sampled_softmax_loss</h3>
-<p class="intro">Peak memory of one call above what the prepared inputs already hold, against the memory a
-sampled loss needs, B·(T+S) + (T·B+S)·D elements, and the B·K elements of a dense logits array that it must
-never materialise. Forward+backward also returns the weight gradient, which the API makes a dense [K, D]
-array (K·D elements); the NumPy reference allocates it in pages that the kernel zeroes when first written, so
-its time pays only for the sampled rows, while tracemalloc still counts the whole array. On the CPU,
-frameworks are measured by the growth of the process's peak resident set, a lower bound when their allocator
-reuses memory kept from earlier calls.</p>
-{{ filterbar('T_memory') }}<div class="scroll">{{ speed_memory | safe }}</div>{% endif %}
-{% else %}<p class="none">No <code>bench-*.csv</code> in the raw folder yet (<code>conformance bench</code>).</p>{% endif %}
-</section>
-
-<section id="sampler">
-<h2>Sampler</h2>
-{% if sampler %}<p class="intro">Sampler rows from {{ sampler_files | join(', ') }}.</p>
-{{ filterbar('T_sampler') }}<div class="scroll tall">{{ sampler | safe }}</div>
-{% else %}<p class="none">No <code>sampler-*.csv</code> in the raw folder yet.</p>{% endif %}
-</section>
-
-<p class="none">Tables of this page as CSV, next to it: {{ csv_files | join(', ') }}.</p>
-</main>
-<script>{{ script | safe }}</script>
-</body>
-</html>
-"""
+    return (resources.files("conformance") / "templates" / name).read_text(encoding="utf-8")
 
 
 def render(context: dict) -> str:
-    import jinja2
+    """The page: ``templates/report.html.j2`` with each section's own template included in order."""
+    import markupsafe
 
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    return env.from_string(TEMPLATE).render(style=STYLE, script=SCRIPT, **context)
+    env = _environment()
+    env.filters.update(num=fmt_number, seconds=fmt_seconds, times=fmt_times)
+    return env.get_template("report.html.j2").render(
+        style=markupsafe.Markup(asset("report.css")), script=markupsafe.Markup(asset("report.js")), **context)

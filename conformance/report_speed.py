@@ -4,6 +4,8 @@
 IQR of the timed calls and the peak memory of one call (``impls/bench.py`` says how each is
 measured).  Here they become:
 
+* ``framework_summary``: per impl/device, op and mode, the geometric mean over shapes of the ratio to
+  the fastest impl (the first screen and the speed section show it);
 * ``speed_table``: one row per configuration, one column per impl/device: median time, the ratio to
   the fastest impl of that configuration on the same device, the IQR as a share of the median
   (``noisy`` above 10%);
@@ -33,19 +35,52 @@ ITEMSIZE = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
 
 
 def prepare(bench: pd.DataFrame) -> pd.DataFrame:
-    """Typed rows with ``label`` (impl/device) and ``ratio`` to the fastest impl of the same configuration."""
+    """Typed rows with ``label`` (impl/device) and ``ratio``: the CSV's ``ratio_to_fastest``, the median
+    time over the fastest impl's on the same configuration, computed once by ``conformance/bench.py``."""
     frame = bench.reset_index(drop=True)
     for column in ("batch", "classes", "samples", "dim", "num_true"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").fillna(0).astype(int)
-    for column in ("median_s", "iqr_s", "iqr_over_median", "peak_mem_bytes"):
+    for column in ("median_s", "iqr_s", "iqr_over_median", "peak_mem_bytes", "ratio_to_fastest"):
         frame[column] = pd.to_numeric(frame.get(column), errors="coerce")
     frame["noisy"] = frame.get("noisy").astype(str).str.lower().eq("true")
     frame["label"] = frame["impl"] + "/" + frame["device"]
-    ok = frame["status"].eq("ok") & (frame["median_s"] > 0)
-    fastest = frame[ok].groupby(CONFIG)["median_s"].transform("min")
-    frame["ratio"] = np.nan
-    frame.loc[ok, "ratio"] = frame.loc[ok, "median_s"] / fastest
+    frame["ratio"] = frame["ratio_to_fastest"].where(frame["status"].eq("ok"))
     return frame
+
+
+MODES = {"forward": "forward", "forward_backward": "fwd+bwd"}
+
+
+def framework_summary(frame: pd.DataFrame, labels: list, ops: list) -> pd.DataFrame:
+    """Rows impl/device, columns (op, mode): the geometric mean over shapes and dtypes of the ratio to
+    the fastest impl of each shape (1.00× is fastest everywhere); missing where the impl timed none."""
+    ok = frame[frame["ratio"] > 0]
+    ops = [op for op in ops if op in set(frame["op"])] + sorted(set(frame["op"]) - set(ops))
+    columns = pd.MultiIndex.from_tuples([(op, mode) for op in ops for mode in MODES if
+                                         ((frame["op"] == op) & (frame["mode"] == mode)).any()], names=["op", "mode"])
+    means = np.exp(np.log(ok["ratio"]).groupby([ok["label"], ok["op"], ok["mode"]]).mean())
+    table = pd.DataFrame(np.nan, index=pd.Index(labels, name="impl/device"), columns=columns)
+    for (label, op, mode), value in means.items():
+        if label in table.index and (op, mode) in table.columns:
+            table.loc[label, (op, mode)] = value
+    return table
+
+
+def _ratio_shade(value) -> str:
+    """Green for the fastest, shading towards red as the ratio grows (log2: 1x green, 2x amber, >= 8x red)."""
+    if value is None or not np.isfinite(value):
+        return "color:#888"
+    position = min(max(math.log2(value) / 3.0, 0.0), 1.0)
+    return "background-color:hsl(%d,65%%,85%%)" % (120 * (1 - position))
+
+
+def summary_html(table: pd.DataFrame, uuid: str) -> str:
+    """The per-framework summary: geometric-mean ratios, shaded like the speed table."""
+    shown = table.rename(columns=MODES, level=1).rename(columns=H.breakable, level=0)
+    styler = (shown.style.map(_ratio_shade).format(H.fmt_times, na_rep=H.MISSING)
+              .format_index(escape="html", axis=0).format_index(escape="html", axis=1)
+              .hide(axis="index", names=True).hide(axis="columns", names=True))
+    return styler.to_html(table_uuid=uuid, table_attributes='class="report matrix speedsum"')
 
 
 def _shape_text(row) -> str:
@@ -65,24 +100,6 @@ def _count(n) -> str:
     return "10^%d" % exponent if n == 10 ** exponent and exponent >= 3 else str(n)
 
 
-def _seconds(value) -> str:
-    if value is None or not np.isfinite(value):
-        return ""
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
-        if value >= 0.9995 * scale:  # 0.9999 ms is "1 ms", not "1e+03 µs"
-            return "%.3g %s" % (value / scale, unit)
-    return "%.3g µs" % (value / 1e-6)
-
-
-def _bytes(value) -> str:
-    if value is None or not np.isfinite(value):
-        return ""
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if value >= scale:
-            return "%.3g %s" % (value / scale, unit)
-    return "%d B" % value
-
-
 def speed_table(frame: pd.DataFrame, labels: list):
     """(display table, tooltips, per-cell ratio) with one row per configuration and one column per impl."""
     keys = frame[CONFIG].drop_duplicates().reset_index(drop=True)
@@ -98,7 +115,7 @@ def speed_table(frame: pd.DataFrame, labels: list):
             try:
                 row = rows.loc[tuple(key)]
             except KeyError:
-                cells.append("")
+                cells.append("not timed")
                 continue
             if isinstance(row, pd.DataFrame):
                 row = row.iloc[-1]
@@ -108,11 +125,11 @@ def speed_table(frame: pd.DataFrame, labels: list):
                 continue
             ratios.loc[i, label] = row["ratio"]
             mark = " ~" if row["noisy"] else ""
-            cells.append("%s ×%.2f%s" % (_seconds(row["median_s"]), row["ratio"], mark))
+            cells.append("%s %s%s" % (H.fmt_seconds(row["median_s"]), H.fmt_times(row["ratio"]), mark))
             tips.loc[i, label] = ("median %s, IQR %s (%.0f%% of the median%s), %s timed calls; peak memory %s (%s)"
-                                  % (_seconds(row["median_s"]), _seconds(row["iqr_s"]),
+                                  % (H.fmt_seconds(row["median_s"]), H.fmt_seconds(row["iqr_s"]),
                                      100 * row["iqr_over_median"], ", noisy" if row["noisy"] else "",
-                                     row.get("n", "?"), _bytes(row["peak_mem_bytes"]), row.get("mem_method", "")))
+                                     row.get("n", "?"), H.fmt_bytes(row["peak_mem_bytes"]), row.get("mem_method", "")))
         display[label] = cells
     return display, tips, ratios
 
@@ -120,18 +137,7 @@ def speed_table(frame: pd.DataFrame, labels: list):
 def speed_html(display: pd.DataFrame, tips: pd.DataFrame, ratios: pd.DataFrame) -> str:
     """The speed table: green for the fastest impl of a row, shading towards red as the ratio grows."""
     def shade(column):
-        if column.name not in ratios:
-            return [""] * len(column)
-        styles = []
-        for value in ratios[column.name]:
-            if not np.isfinite(value):
-                styles.append("color:#888")
-            else:
-                # log2 of the ratio: 1x -> green, 2x -> amber, >= 8x -> red
-                position = min(max(math.log2(value) / 3.0, 0.0), 1.0)
-                hue = 120 * (1 - position)
-                styles.append("background-color:hsl(%d,65%%,85%%)" % hue)
-        return styles
+        return [_ratio_shade(v) for v in ratios[column.name]] if column.name in ratios else [""] * len(column)
 
     styler = display.style.apply(shade, axis=0).hide(axis="index").format(escape="html")
     tips = tips.reindex(columns=display.columns).fillna("")
@@ -156,8 +162,8 @@ def reference_target(frame: pd.DataFrame) -> pd.DataFrame:
                 continue
             ratio = float(mine.loc[key]) / float(row["median_s"])
             rows.append({"device": device, "op": row["op"], "dtype": row["dtype"], "shape": _shape_text(row),
-                         "reference": reference, "reference time": _seconds(float(mine.loc[key])),
-                         "fastest framework": row["impl"], "framework time": _seconds(row["median_s"]),
+                         "reference": reference, "reference time": H.fmt_seconds(float(mine.loc[key])),
+                         "fastest framework": row["impl"], "framework time": H.fmt_seconds(row["median_s"]),
                          "ratio": ratio, "target": "≤ %.1f×" % limit, "met": "yes" if ratio <= limit else "NO"})
     return pd.DataFrame(rows, columns=["device", "op", "dtype", "shape", "reference", "reference time",
                                        "fastest framework", "framework time", "ratio", "target", "met"])
@@ -194,11 +200,11 @@ def memory_table(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "impl/device": data["label"], "mode": data["mode"], "dtype": data["dtype"],
         "shape": [_shape_text(row) for _, row in data.iterrows()],
-        "peak memory": data["peak_mem_bytes"].map(_bytes), "measured by": data["mem_method"],
-        "B·(T+S)+(T·B+S)·D": sampled.map(_bytes),
+        "peak memory": data["peak_mem_bytes"].map(H.fmt_bytes), "measured by": data["mem_method"],
+        "B·(T+S)+(T·B+S)·D": sampled.map(H.fmt_bytes),
         "K·D (weight gradient)": (data["classes"] * data["dim"] * size).where(data["mode"] == "forward_backward")
-        .map(_bytes),
-        "B·K (never)": dense.map(_bytes),
+        .map(H.fmt_bytes),
+        "B·K (never)": dense.map(H.fmt_bytes),
         "peak / B·K": data["peak_mem_bytes"] / dense,
     }).reset_index(drop=True)
 
@@ -250,26 +256,27 @@ def classes_plot(frame: pd.DataFrame, labels: list, sweep: tuple):
     return H.png_data_uri(figure)
 
 
-def section(bench: pd.DataFrame, labels_order: list, sweep: tuple) -> dict:
-    """Everything the template's speed section needs (HTML fragments, plot, sentences) and the CSV tables."""
+def memory_html(memory: pd.DataFrame) -> str:
+    return H.table_html(memory, "memory", fmt={"peak / B·K": H.fmt_number})
+
+
+def speed_context(frame: pd.DataFrame, labels: list, summary: pd.DataFrame, sweep: tuple) -> dict:
+    """What the speed section's template shows (HTML fragments, plot, sentences); ``target`` is the
+    reference-against-the-fastest-framework table, for the CSV."""
     import markupsafe
 
-    frame = prepare(bench)
-    labels = H.label_order(frame["label"], labels_order)
     display, tips, ratios = speed_table(frame, labels)
     target = reference_target(frame)
-    memory = memory_table(frame)
     noisy = frame[frame["noisy"] & frame["status"].eq("ok")]
     return {
+        "speed_summary": markupsafe.Markup(summary_html(summary, "speed_summary")),
         "speed_table": markupsafe.Markup(speed_html(display, tips, ratios)),
-        "speed_target": markupsafe.Markup(H.table_html(target, "target", fmt={"ratio": "{:.2f}×".format}))
+        "speed_target": markupsafe.Markup(H.table_html(target, "target", fmt={"ratio": H.fmt_times}))
         if not target.empty else "",
         "speed_target_lines": target_summary(target) if not target.empty else [],
-        "speed_memory": markupsafe.Markup(H.table_html(memory, "memory", fmt={"peak / B·K": "{:.2g}".format}))
-        if not memory.empty else "",
         "speed_plot": classes_plot(frame, labels, sweep),
         "speed_noisy": "%d of %d timed rows have an IQR above 10%% of their median (marked ~)."
                        % (len(noisy), int(frame["status"].eq("ok").sum())),
-        "csv": {"speed.csv": frame.drop(columns=["label"]), "speed_target.csv": target,
-                "speed_memory.csv": memory if not memory.empty else None},
+        "no_ratio": bool(frame["status"].eq("ok").any() and frame["ratio"].isna().all()),
+        "target": target,
     }
