@@ -295,7 +295,10 @@ def sampler_section(d: ReportData) -> Section:
     return Section("sampler", "Sampler", "sections/sampler.html.j2", {
         "verdicts": [dict(v, failing=_markup(H.table_html(v["failing"], "sampler_fail_%d" % i, extra_class="compact"))
                           if not v["failing"].empty else "") for i, v in enumerate(d.sampler_verdicts)],
-        "sampler": _markup(H.generic_html(d.sampler, "sampler")) if d.sampler is not None else "",
+        "sampler": _markup(H.table_html(d.sampler.drop(columns=["file"], errors="ignore"), "sampler",
+                                        classes=H.prose_classes(d.sampler.drop(columns=["file"], errors="ignore"),
+                                                                ["message"])))
+        if d.sampler is not None else "",
         "sampler_files": d.sampler_files,
     }, csv={"sampler.csv": d.sampler})
 
@@ -306,6 +309,8 @@ def memory_section(d: ReportData) -> Section:
     memory = report_speed.memory_table(d.bench) if d.bench is not None else pd.DataFrame()
     return Section("memory", "Memory", "sections/memory.html.j2", {
         "memory": _markup(report_speed.memory_html(memory)) if not memory.empty else "",
+        "worst": _markup(H.table_html(report_speed.memory_summary(memory), "memory_worst", extra_class="compact"))
+        if not memory.empty else "", "n_rows": len(memory),
     }, csv={"speed_memory.csv": memory if not memory.empty else None})
 
 

@@ -97,8 +97,8 @@ def fmt_number(value) -> str:
             mantissa, exponent = text.split("e")
             text = "%s×10%s" % (mantissa, str(int(exponent)).translate(_SUPERSCRIPT))
         return text
-    if value is None:
-        return MISSING
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return MISSING  # a blank cell reads as "not computed"; say "none" instead
     return str(value)
 
 
@@ -665,6 +665,8 @@ SAMPLER_SETTING = ["range_max", "num_sampled", "unique", "num_true"]
 
 def sampler_verdicts(sampler: pd.DataFrame, impl_order=()) -> list:
     """One verdict per impl/device of the sampler checks: fail (its failing tests listed), pass or unsupported."""
+    if "status" not in sampler or "impl" not in sampler:
+        return []
     frame = sampler.copy()
     device = frame["device"] if "device" in frame else pd.Series("cpu", index=frame.index)
     frame["label"] = frame["impl"].astype(str) + "/" + device.astype(str)
@@ -1021,6 +1023,15 @@ def _blank_classes(table):
     return pd.DataFrame("", index=table.index, columns=table.columns)
 
 
+def prose_classes(table, columns):
+    """CSS classes that let the named text columns wrap at a readable width."""
+    classes = _blank_classes(table)
+    for column in columns:
+        if column in table:
+            classes[column] = "prose"
+    return classes
+
+
 def _status_count_classes(table, statuses):
     classes = _blank_classes(table)
     for status in statuses:
@@ -1118,6 +1129,6 @@ def render(context: dict) -> str:
     import markupsafe
 
     env = _environment()
-    env.filters.update(num=fmt_number, seconds=fmt_seconds, times=fmt_times)
+    env.filters.update(breakable=breakable)
     return env.get_template("report.html.j2").render(
         style=markupsafe.Markup(asset("report.css")), script=markupsafe.Markup(asset("report.js")), **context)

@@ -260,6 +260,13 @@ def memory_html(memory: pd.DataFrame) -> str:
     return H.table_html(memory, "memory", fmt={"peak / B·K": H.fmt_number})
 
 
+def memory_summary(memory: pd.DataFrame) -> pd.DataFrame:
+    """Per impl/device and mode, the measurement closest to the dense B·K logits (the largest peak / B·K)."""
+    worst = memory.loc[memory.groupby(["impl/device", "mode"], sort=False)["peak / B·K"].idxmax()]
+    return worst[["impl/device", "mode", "dtype", "shape", "peak memory", "B·K (never)", "peak / B·K",
+                  "measured by"]].reset_index(drop=True)
+
+
 def speed_context(frame: pd.DataFrame, labels: list, summary: pd.DataFrame, sweep: tuple) -> dict:
     """What the speed section's template shows (HTML fragments, plot, sentences); ``target`` is the
     reference-against-the-fastest-framework table, for the CSV."""
@@ -270,7 +277,7 @@ def speed_context(frame: pd.DataFrame, labels: list, summary: pd.DataFrame, swee
     noisy = frame[frame["noisy"] & frame["status"].eq("ok")]
     return {
         "speed_summary": markupsafe.Markup(summary_html(summary, "speed_summary")),
-        "speed_table": markupsafe.Markup(speed_html(display, tips, ratios)),
+        "speed_table": markupsafe.Markup(speed_html(display, tips, ratios)), "n_configs": len(display),
         "speed_target": markupsafe.Markup(H.table_html(target, "target", fmt={"ratio": H.fmt_times}))
         if not target.empty else "",
         "speed_target_lines": target_summary(target) if not target.empty else [],

@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 CHROMIUM_FLAGS = report.CHROMIUM_FLAGS
 
 SWCE, SSWCE = "softmax_with_cross_entropy", "sampled_softmax_with_cross_entropy"
+BAD = "swce-invalid-label-f64"
 CASES = [  # id, op, dtype, description, tags, features
     ("swce-base-hard-f32", SWCE, "float32", "logits [8, 10] (normal), axis -1; hard labels", ["K10", "base"], []),
     ("swce-base-soft-f64", SWCE, "float64", "logits [8, 10] (normal), axis -1; soft labels", ["K10", "base"],
@@ -32,17 +33,41 @@ CASES = [  # id, op, dtype, description, tags, features
      ["per_row_negatives"]),
     ("sswce-hits-f32", SSWCE, "float32", "logits [6, 50], T=2, S=8, accidental hits", ["K50", "hits"],
      ["per_row_negatives", "remove_accidental_hits"]),
+    (BAD, SWCE, "float64", "invalid input: a label equal to the number of classes (label)", ["invalid"],
+     ["invalid_input"]),
 ]
-NAN_MESSAGE = "loss: nan where %s was expected at (0, 0)"
+INVALID = {BAD: {"argument": "label", "reason": "a label equal to the number of classes"}}
+# what each impl did with the invalid case (runner.py's ``behaviour``); tensorflow/cpu: unsupported
+BEHAVIOUR = {("numpy", "cpu"): ("pass", "raises", "ValueError: label must be < 10"),
+             ("torch", "cpu"): ("fail", "returns finite numbers",
+                                "accepted invalid input (a label equal to the number of classes) and returned finite numbers"),
+             ("torch", "gpu"): ("pass", "raises", "IndexError: Target 10 is out of bounds."),
+             ("tensorflow", "cpu"): ("unsupported", "", "tf cannot take <this> label")}
+NAN_MESSAGE = "loss: nan where %s was expected at (0, 0)"  # prose: shown nowhere, parsed by nothing
+
+
+def nonfinite(expected):
+    """The structured error of a NaN where the golden loss is finite (compare.py's contract)."""
+    return {"loss": {"abs": "inf", "rel": "inf", "ratio": "inf", "where": [0, 0], "problem": "nonfinite",
+                     "actual": "nan", "expected": expected},
+            "grad/logits": {"abs": 0.0, "rel": 0.0, "ratio": 0.0, "where": [0, 0], "problem": "", "actual": None,
+                            "expected": None}}
+
+
+def off_by(abs_error, ratio, where):
+    return {"loss": {"abs": abs_error, "rel": abs_error / 10, "ratio": ratio, "where": where, "problem": "",
+                     "actual": None, "expected": None}}
 OUTCOMES = {  # (impl, device) -> case -> (status, tol_ratio, message, deviation)
-    ("numpy", "cpu"): {c[0]: ("pass", 0.01, "", "") for c in CASES},
+    ("numpy", "cpu"): {c[0]: ("pass", 0.01, "", "") for c in CASES if c[0] != BAD},
     ("torch", "cpu"): {
         "swce-base-hard-f32": ("pass", 0.02, "", ""),
         "swce-base-soft-f64": ("pass", 0.5, "", ""),
-        "swce-neg_inf-soft-f32": ("fail", math.inf, NAN_MESSAGE % "3.5464123185578957", ""),
-        "swce-neg_inf-soft-f64": ("fail", math.inf, NAN_MESSAGE % "2.1006920021699074", ""),
+        "swce-neg_inf-soft-f32": ("fail", math.inf, NAN_MESSAGE % "3.5464123185578957", "",
+                                  nonfinite(3.5464123185578957)),
+        "swce-neg_inf-soft-f64": ("fail", math.inf, NAN_MESSAGE % "2.1006920021699074", "",
+                                  nonfinite(2.1006920021699074)),
         "sswce-base-f16": ("xfail", 3.5, "loss: max error 0.0123 is 3.5x the tolerance at index (1,)",
-                           "torch-f16-sampled"),
+                           "torch-f16-sampled", off_by(0.0123, 3.5, [1])),
         "sswce-hits-f32": ("pass", 0.03, "", ""),
     },
     ("torch", "gpu"): {
@@ -59,7 +84,8 @@ OUTCOMES = {  # (impl, device) -> case -> (status, tol_ratio, message, deviation
         "swce-neg_inf-soft-f32": ("error", None, "InvalidArgumentError: logits & labels must be <finite>", ""),
         "swce-neg_inf-soft-f64": ("xpass", 0.1, "", "tf-neg-inf"),
         "sswce-base-f16": ("pass", 0.05, "", ""),
-        "sswce-hits-f32": ("fail", 2.5, "loss: max error 0.0004 is 2.5x the tolerance at index (3,)", ""),
+        "sswce-hits-f32": ("fail", 2.5, "loss: max error 0.0004 is 2.5x the tolerance at index (3,)", "",
+                           off_by(0.0004, 2.5, [3])),
     },
 }
 
@@ -67,9 +93,15 @@ OUTCOMES = {  # (impl, device) -> case -> (status, tol_ratio, message, deviation
 NOT_REPEATABLE = ("tensorflow", "sswce-hits-f32")  # gave different bits on its second run
 
 
-def _row(impl, device, case, outcome):
+def _row(impl, device, case, outcome=None):
     case_id, op, dtype, _, tags, features = case
-    status, ratio, message, deviation = outcome
+    if case_id in INVALID and outcome is None:
+        status, behaviour, message = BEHAVIOUR[(impl, device)]
+        row = _row(impl, device, case, (status, None, message, ""))
+        row["behaviour"] = behaviour
+        return row
+    status, ratio, message, deviation = outcome[:4]
+    errors = outcome[4] if len(outcome) > 4 else None  # structured; without: an older row (abs/rel/ratio)
     row = dict.fromkeys(COLUMNS, "")
     row.update(case=case_id, op=op, dtype=dtype, impl=impl, impl_version="1.0", device=device,
                mode="native", status=status, message=message, python="3.11.7", tags=" ".join(tags),
@@ -78,8 +110,8 @@ def _row(impl, device, case, outcome):
         row.update(tol_ratio=ratio, max_abs_err=ratio * 1e-6, max_rel_err=ratio * 1e-7, worst_output="loss",
                    rtol=1e-6, tolerance="%s: 16 ulp" % dtype, seconds=0.01,
                    deterministic=(impl, case_id) != NOT_REPEATABLE,
-                   errors=json.dumps({"loss": {"abs": ratio * 1e-6, "rel": ratio * 1e-7, "ratio": ratio},
-                                      "grad/logits": {"abs": 0.0, "rel": 0.0, "ratio": min(ratio, 0.001)}}))
+                   errors=json.dumps(errors or {"loss": {"abs": ratio * 1e-6, "rel": ratio * 1e-7, "ratio": ratio},
+                                                "grad/logits": {"abs": 0.0, "rel": 0.0, "ratio": min(ratio, 0.001)}}))
     return row
 
 
@@ -90,7 +122,7 @@ def make_raw(folder: Path) -> Path:
             writer = csv.DictWriter(handle, fieldnames=COLUMNS)
             writer.writeheader()
             for case in CASES:
-                writer.writerow(_row(impl, device, case, outcomes[case[0]]))
+                writer.writerow(_row(impl, device, case, outcomes.get(case[0])))
         mode = "composed" if impl == "torch" else "native"
         environment = {"impl": impl, "device": device, "version": "1.0", "python": "3.11.7", "numpy": "2.4.6",
                        "corpus_sha256": "ab" * 32, "finished": "2026-01-01 00:00:00 UTC", "event": "ready",
@@ -106,31 +138,38 @@ def make_cases(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     entries = [{"id": c[0], "op": c[1], "dtype": c[2], "description": c[3], "tags": c[4], "features": c[5],
                 "file": "%s/%s.npz" % (c[1], c[0]), "sha256": ""} for c in CASES]
+    for entry in entries:
+        if entry["id"] in INVALID:
+            entry["invalid"] = INVALID[entry["id"]]
     manifest = {"format": corpus.FORMAT_VERSION, "corpus_sha256": "ab" * 32, "generator": "test", "cases": entries}
     (folder / corpus.MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
     return folder
 
 
 BENCH_HEADER = ("impl,impl_version,device,op,mode,dtype,batch,classes,samples,dim,num_true,median_s,iqr_s,"
-                "iqr_over_median,n,noisy,peak_mem_bytes,mem_method,status,message\n")
+                "iqr_over_median,n,noisy,peak_mem_bytes,mem_method,status,message,ratio_to_fastest\n")
 
 
 def write_bench(raw: Path):
     """Hand-written benchmark rows: numpy twice as fast as torch on one shape, torch faster on another,
-    a noisy row, an unsupported row, and the class sweep of sampled_softmax_loss."""
+    a noisy row, an unsupported row, and the class sweep of sampled_softmax_loss.  ``ratio_to_fastest``
+    (written by conformance/bench.py) is filled in by hand from the medians."""
     numpy_rows = [
-        "numpy,2.0,cpu,%s,forward_backward,float32,64,1000,0,0,1,0.001,0.0001,0.1,20,False,4000,tracemalloc,ok," % SWCE,
-        "numpy,2.0,cpu,%s,forward_backward,float32,4096,1000,0,0,1,0.030,0.006,0.2,9,True,9000,tracemalloc,ok," % SWCE,
+        "numpy,2.0,cpu,%s,forward_backward,float32,64,1000,0,0,1,0.001,0.0001,0.1,20,False,4000,tracemalloc,ok,,1.0"
+        % SWCE,
+        "numpy,2.0,cpu,%s,forward_backward,float32,4096,1000,0,0,1,0.030,0.006,0.2,9,True,9000,tracemalloc,ok,,3.0"
+        % SWCE,
     ]
     torch_rows = [
-        "torch,2.13,cpu,%s,forward_backward,float32,64,1000,0,0,1,0.002,0.0001,0.05,20,False,5000,rss_hwm,ok," % SWCE,
-        "torch,2.13,cpu,%s,forward_backward,float32,4096,1000,0,0,1,0.010,0.0001,0.01,20,False,7000,rss_hwm,ok," % SWCE,
-        "torch,2.13,cpu,%s,forward_backward,float16,64,1000,0,0,1,,,,,,,,unsupported,no <float16> here" % SWCE,
+        "torch,2.13,cpu,%s,forward_backward,float32,64,1000,0,0,1,0.002,0.0001,0.05,20,False,5000,rss_hwm,ok,,2.0" % SWCE,
+        "torch,2.13,cpu,%s,forward_backward,float32,4096,1000,0,0,1,0.010,0.0001,0.01,20,False,7000,rss_hwm,ok,,1.0"
+        % SWCE,
+        "torch,2.13,cpu,%s,forward_backward,float16,64,1000,0,0,1,,,,,,,,unsupported,no <float16> here," % SWCE,
     ]
     for k, seconds in ((1000, 0.001), (10000, 0.002), (100000, 0.004), (1000000, 0.008)):
         for impl, scale in (("numpy", 1.0), ("torch", 3.0)):
             row = ("%s,1,cpu,sampled_softmax_loss,forward_backward,float32,128,%d,512,128,1,%g,0.0001,0.01,10,False,"
-                   "%d,m,ok," % (impl, k, seconds * scale, 1_000_000))
+                   "%d,m,ok,,%g" % (impl, k, seconds * scale, 1_000_000, scale))
             (numpy_rows if impl == "numpy" else torch_rows).append(row)
     (raw / "bench-numpy-cpu.csv").write_text(BENCH_HEADER + "\n".join(numpy_rows) + "\n", encoding="utf-8")
     (raw / "bench-torch-cpu.csv").write_text(BENCH_HEADER + "\n".join(torch_rows) + "\n", encoding="utf-8")
@@ -141,7 +180,12 @@ def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
     raw = make_raw(root / "raw")
     write_bench(raw)
-    (raw / "sampler-torch-cpu.csv").write_text("impl,check,p_value\ntorch,uniform,0.42\n")
+    (raw / "sampler-torch-cpu.csv").write_text("impl,device,range_max,check,p_value,status,message\n"
+                                               "torch,cpu,50,uniform,0.42,pass,\n"
+                                               "torch,cpu,50,expected_count,1e-9,fail,REJECTED: class 0 too often\n"
+                                               "torch,cpu,1000,uniform,0.31,pass,\n")
+    (raw / "sampler-numpy-cpu.csv").write_text("impl,device,range_max,check,p_value,status,message\n"
+                                               "numpy,cpu,50,uniform,0.5,pass,\n")
     cases = make_cases(root / "cases")
     table = report.write_report(raw, root / "out", cases)
     html_text = (root / "out" / "index.html").read_text(encoding="utf-8")
@@ -175,7 +219,7 @@ def test_html_has_every_section_and_case(built):
         assert "st-%s" % status in page  # colour classes, and the legend
     for label in ("numpy/cpu", "torch/cpu", "torch/gpu", "tensorflow/cpu"):
         assert label in page
-    assert "p_value" in page  # the sampler table
+    assert "p_value" in page  # the sampler table, every check
     assert "mode-composed" in page and "mode-native" in page
 
 
@@ -238,22 +282,193 @@ def test_differences_grouped_by_cause(built):
     import pandas as pd
 
     found = pd.read_csv(root / "out" / "differences.csv").fillna("")
-    nan_group = found[(found["impl"] == "torch") & (found["status"] == "fail")]
-    assert len(nan_group) == 1  # two NaN failures, one cause
+    nan_group = found[(found["impl"] == "torch") & (found["status"] == "fail") & (found["kind"] == "numeric")]
+    assert len(nan_group) == 1  # two NaN failures, one cause: same output, same problem kind
     group = nan_group.iloc[0]
     assert group["cases"] == 2 and group["dtypes"] == "float32 float64"
+    assert (group["worst output"], group["problem"]) == ("loss", "nonfinite")
     assert group["shared features"] == "neg_inf_logits soft_label"
-    assert group["what differs"] == "torch returns nan in `loss` at index (0, 0) where the reference has 3.54641."
+    assert group["what differs"] == "torch returns nan in `loss` at index (0, 0) where the reference has 3.55."
     assert group["reproducer"] == ("python -m conformance run --impl torch --select 'swce-neg_inf-soft-f32' "
                                    "--keep-outputs")
+    numeric = found[(found["impl"] == "tensorflow") & (found["status"] == "fail")].iloc[0]
+    assert numeric["what differs"] == "tensorflow's `loss` is off by 0.0004 at index (3), 2.5 times the tolerance."
+    known = found[found["status"] == "xfail"].iloc[0]
+    assert known["kind"] == "known" and known["what differs"].startswith("Known deviation")
+    assert known["what differs"].endswith("Here: torch's `loss` is off by 0.0123 at index (1), 3.5 times the tolerance.")
     statuses = set(zip(found["impl"], found["devices"], found["status"]))
     assert {("torch", "gpu", "crash"), ("torch", "gpu", "timeout"), ("tensorflow", "cpu", "error"),
             ("torch", "cpu", "xfail"), ("tensorflow", "cpu", "fail")} <= statuses
     crash = found[found["status"] == "crash"].iloc[0]
-    assert "--device gpu" in crash["reproducer"]
-    assert "worker process dies" in crash["what differs"]
+    assert "--device gpu" in crash["reproducer"] and crash["kind"] == "broken"
+    assert crash["what differs"] == "The torch worker process dies: worker died: killed by signal SIGSEGV: " \
+                                    "Segmentation fault <core>."
     assert "xpass" not in set(found["status"]) and "unsupported" not in set(found["status"])
     assert "Known deviations that passed" in page
+
+
+def test_bad_input_counted_apart_from_numeric_fails(built):
+    """The invalid-input case torch/cpu accepted is a 'bad input' finding, not a numeric fail."""
+    root, _, page = built
+    import pandas as pd
+
+    found = pd.read_csv(root / "out" / "differences.csv").fillna("")
+    bad = found[found["kind"] == "bad input"]
+    assert list(zip(bad["impl"], bad["status"], bad["problem"])) == [("torch", "fail", "returns finite numbers")]
+    assert bad.iloc[0]["what differs"] == ("torch accepts a label equal to the number of classes and returns "
+                                           "finite numbers.")
+    assert "numeric" not in set(found.loc[found["all cases"].str.contains(BAD), "kind"])
+    # the first screen: 3 numeric disagreements (torch/cpu 2, tensorflow/cpu 1), 1 accepted bad input
+    first = page.split('id="overview"')[1].split("</section>")[0]
+    assert "<b>3</b>numeric disagreements" in first
+    assert "<b>1</b>bad inputs accepted (1 with finite numbers)" in first
+    # the bad-input table: a cell for every impl, none blank, the reason of the unsupported one shown
+    table = pd.read_csv(root / "out" / "bad_input.csv")
+    assert table.set_index("case").loc[BAD].to_dict() == {
+        "argument": "label", "reason": "a label equal to the number of classes", "numpy/cpu": "raises",
+        "torch/cpu": "returns finite numbers", "torch/gpu": "raises",
+        "tensorflow/cpu": "unsupported: tf cannot take <this> label"}
+    assert "unsupported: tf cannot take &lt;this&gt; label" in page
+
+
+def test_first_screen_answers_the_three_questions(built):
+    _, _, page = built
+    first = page.split('id="overview"')[1].split("</section>")[0]
+    # do they agree: torch/cpu on softmax float64 ran two valid cases, one failed; the invalid f64 case
+    # is not counted there
+    verdicts = first.split('id="T_verdicts"')[1].split("</table>")[0]
+    rows = {}
+    for row in verdicts.split("<tr>")[2:]:
+        cells = re.findall(r"<td[^>]*>([^<]*)</td>", row)
+        heads = re.findall(r"<th[^>]*>([^<]*)</th>", row)
+        rows[(heads[-1] if heads else "")] = rows.get(heads[-1] if heads else "", []) + [cells]
+    f64 = [cells for cells in rows["float64"]][0]  # softmax_with_cross_entropy comes first
+    # numpy, torch/cpu (a NaN), torch/gpu (a timeout), tensorflow (one unsupported, one xpass)
+    assert f64 == ["✓ 2", "1 fail of 2", "1 error of 2", "✓ 1"]
+    # where not: the numeric finding first, linked to its row and reproducer in the differences table
+    findings = first.split('class="findings"')[1].split("</ol>")[0]
+    items = findings.split("<li>")[1:]
+    assert "torch returns nan in `loss` at index (0, 0) where the reference has 3.55." in items[0]
+    assert 'href="#diff-0"' in items[0] and 'href="#repro-0"' in items[0]
+    assert 'id="diff-0"' in page and 'id="repro-0"' in page
+    # how fast: geometric means of the bench CSV's ratio_to_fastest per impl, op and mode
+    speed = first.split('id="T_speed_summary_first"')[1].split("</table>")[0]
+    body = {}
+    for row in speed.split("<tr>")[1:]:
+        heads = re.findall(r"<th[^>]*>([^<]*)</th>", row)
+        if heads and heads[0] in ("numpy/cpu", "torch/cpu"):
+            body[heads[0]] = re.findall(r"<td[^>]*>([^<]*)</td>", row)
+    # columns: softmax fwd+bwd, sampled_softmax_loss fwd+bwd; numpy sqrt(1*3), torch sqrt(2*1)
+    assert body["numpy/cpu"] == ["1.73×", "1.00×"] and body["torch/cpu"] == ["1.41×", "3.00×"]
+
+
+def test_sampler_verdicts(built):
+    _, _, page = built
+    section = page.split('id="sampler"')[1].split("</section>")[0]
+    verdicts = section.split('class="verdicts"')[1].split("<details>")[0]
+    assert verdicts.index("torch/cpu") < verdicts.index("numpy/cpu")  # failing impls first
+    assert "fails 1 of 3 tests</span> (expected_count)" in verdicts and "passes all 1 tests" in verdicts
+    assert "REJECTED: class 0 too often" in verdicts
+
+
+def test_numbers_formatted_for_people(built):
+    assert H.fmt_number(0.0) == "0" and H.fmt_number(float("nan")) == "—" and H.fmt_number(math.inf) == "∞"
+    assert H.fmt_number(1.61e13) == "1.61×10¹³" and H.fmt_number(0.000123456) == "0.000123"
+    assert H.fmt_number(2.5e-9) == "2.5×10⁻⁹" and H.fmt_number(12.0) == "12"
+    assert H.fmt_seconds(12.3e-6) == "12.3 µs" and H.fmt_seconds(0.0009999) == "1 ms"
+    assert H.fmt_bytes(4.56e6) == "4.56 MB" and H.fmt_bytes(512) == "512 B" and H.fmt_bytes(None) == "—"
+    _, _, page = built
+    text = re.sub(r"<(script|style)[^>]*>.*?</\1>", "", page, flags=re.S)
+    text = re.sub(r'src="data:[^"]*"', "", text)
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", text)
+    assert cells and not [c for c in cells if re.search(r"\bnan\b|e[+-]\d\d", c, re.I) or c.strip() == ""]
+
+
+def test_sections_are_units_in_package_files(built):
+    _, _, page = built
+    from importlib import resources
+
+    templates = resources.files("conformance") / "templates"
+    ids = []
+    for build in report.SECTIONS:
+        assert build.__doc__ or build.__name__
+    for section in re.findall(r'<section id="([^"]+)"', page):
+        ids.append(section)
+    assert ids == ["overview", "differences", "speed", "agreement", "badinput", "modes", "sampler", "memory",
+                   "counts", "distribution", "summary", "cases", "environment"]
+    nav = page.split("<nav>")[1].split("</nav>")[0]
+    assert re.findall(r'href="#([^"]+)"', nav) == ids
+    for name in ("report.html.j2", "report.css", "report.js", "macros.html.j2"):
+        assert (templates / name).is_file(), name
+    assert (templates / "report.css").read_text(encoding="utf-8") in page  # inlined: the page is one file
+    # the All cases table is behind a <details>, not a nested scroll box
+    cases = page.split('id="cases"')[1].split("</section>")[0]
+    assert "<details>" in cases and "max-height" not in (templates / "report.css").read_text(encoding="utf-8")
+
+
+STRUCTURED = {  # case -> (errors JSON of one paddle row, the sentence the report must build from it)
+    "swce-base-hard-f32": ({"softmax": {"abs": "inf", "rel": "inf", "ratio": "inf", "where": [], "problem": "missing",
+                                        "actual": None, "expected": None},
+                            "loss": {"abs": 0.0, "rel": 0.0, "ratio": 0.0, "where": [0], "problem": ""}},
+                           "paddle returns no `softmax` output."),
+    "swce-base-soft-f64": ({"grad/logits": {"abs": "inf", "rel": "inf", "ratio": "inf", "where": [],
+                                            "problem": "shape", "actual": [8], "expected": [8, 10]}},
+                           "paddle returns `grad/logits` with shape (8) where the reference has shape (8, 10)."),
+    "swce-neg_inf-soft-f32": ({"loss": {"abs": "inf", "rel": "inf", "ratio": "inf", "where": [2, 0],
+                                        "problem": "nonfinite", "actual": "-inf", "expected": 0.5}},
+                              "paddle returns -inf in `loss` at index (2, 0) where the reference has 0.5."),
+    "swce-neg_inf-soft-f64": ({"loss": {"abs": 3e-5, "rel": 1e-6, "ratio": 12.345, "where": [1, 0], "problem": ""},
+                               "softmax": {"abs": 1e-5, "rel": 1e-6, "ratio": 4.0, "where": [0, 3], "problem": ""},
+                               "grad/logits": {"abs": 0.0, "rel": 0.0, "ratio": 0.5, "where": [0, 0], "problem": ""}},
+                              "paddle's `loss` is off by 3×10⁻⁵ at index (1, 0), 12.3 times the tolerance "
+                              "(and 1 more output)."),
+    "sswce-base-f16": ({"loss": {"abs": "inf", "rel": "inf", "ratio": "inf"}},  # an older row: no where/problem
+                       "paddle's `loss` has a NaN/inf, a wrong shape or is missing where the reference has a finite "
+                       "value."),
+    "sswce-hits-f32": ({"loss": {"abs": 0.002, "rel": 0.001, "ratio": 3.0}},  # older row, numeric
+                       "paddle's `loss` is off by 0.002, 3 times the tolerance."),
+}
+
+
+def test_sentences_from_structured_errors(tmp_path):
+    """A raw folder with one row of each problem kind (and two older rows): the differences table's
+    sentences and grouping come from the structured fields; the messages are nonsense on purpose."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    with open(raw / "results-paddle-cpu.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        for case in CASES:
+            if case[0] in STRUCTURED:
+                row = _row("paddle", "cpu", case, ("fail", math.inf, "no regex can read this 1.5 at (9, 9)", "",
+                                                   STRUCTURED[case[0]][0]))
+                writer.writerow(row)
+    report.write_report(raw, tmp_path / "out", make_cases(tmp_path / "cases"))
+    import pandas as pd
+
+    found = pd.read_csv(tmp_path / "out" / "differences.csv").fillna("")
+    sentences = {cases: what for cases, what in zip(found["all cases"], found["what differs"])}
+    assert sentences == {case: sentence for case, (_, sentence) in STRUCTURED.items()}
+    problems = dict(zip(found["all cases"], zip(found["worst output"], found["problem"])))
+    assert problems["swce-base-hard-f32"] == ("softmax", "missing")
+    assert problems["swce-base-soft-f64"] == ("grad/logits", "shape")
+    assert problems["swce-neg_inf-soft-f64"] == ("loss", "")
+    assert set(found["kind"]) == {"numeric"}
+
+
+def test_sentences_of_runs_that_did_not_compare():
+    row = {"impl": "paddle", "status": "error", "parsed": {}, "message": "ValueError: bad axis\nTraceback",
+           "behaviour": "", "worst_output": ""}
+    assert H.what_differs(row) == "paddle raises an error: ValueError: bad axis."
+    assert H.what_differs(dict(row, status="timeout", message="no answer within 120s")) == \
+        "paddle does not answer in time: no answer within 120s."
+    known = H.what_differs(dict(row, status="xfail"), known_what="Paddle rejects this axis.")
+    assert known == "Known deviation: Paddle rejects this axis. Here: paddle: ValueError: bad axis."
+    invalid = {"argument": "axis", "reason": "axis 2 for rank-2 logits"}
+    assert H.what_differs(dict(row, status="fail", behaviour="raises"), invalid=invalid) == \
+        "paddle raises on axis 2 for rank-2 logits without naming `axis`."
+    assert H.what_differs(dict(row, status="pass", behaviour="returns NaN/inf"), invalid=invalid) == \
+        "paddle accepts axis 2 for rank-2 logits and returns NaN/inf."
 
 
 def test_agreement_matrix_from_ratio_bounds(built):
@@ -273,13 +488,13 @@ def test_agreement_matrix_from_ratio_bounds(built):
     assert pairs.loc[("torch/gpu", "torch/cpu"), "agree"] == 2  # symmetric
 
 
-def test_pair_bounds_and_signature():
+def test_pair_bounds():
     assert H.pair_bounds({"loss": 0.2}, {"loss": 0.3}) == (pytest.approx(0.1), pytest.approx(0.5))
     assert H.pair_bounds({"loss": math.inf}, {"loss": 0.3})[0] == math.inf
     assert H.pair_bounds({"loss": math.inf}, {"loss": math.inf}) == (0.0, math.inf)
     assert H.pair_bounds({"loss": 0.1}, {"softmax": 0.1}) is None
-    assert H.signature(NAN_MESSAGE % "3.5") == H.signature(NAN_MESSAGE % "-2.25e-05")
-    assert H.describe("paddle", "error", "ValueError: bad axis\nTraceback") == "paddle raises an error: ValueError: bad axis"
+    # the errors column's non-finite numbers are strings; older rows wrote JSON's Infinity
+    assert H.parse_errors('{"loss": {"abs": "inf", "rel": "nan", "ratio": Infinity}}')["loss"]["ratio"] == math.inf
 
 
 def test_agreement_exact_from_kept_outputs(tmp_path):
@@ -356,7 +571,7 @@ def test_renders_in_headless_chromium(built, tmp_path):
                   "T_speed", "T_target", "T_memory", "T_sampler", "T_not_repeatable"):
         assert 'id="%s"' % table in dom, table
     assert len(re.findall(r'<img[^>]+src="data:image/png;base64,', dom)) >= 3  # statuses, ratios, speed
-    assert "6 of 6 rows shown" in dom  # the inline filter script ran
+    assert "%d of %d rows shown" % (len(CASES), len(CASES)) in dom  # the inline filter script ran
     assert "sortkey" in dom  # and made the headers sortable
 
 
@@ -392,8 +607,8 @@ def test_sorting_and_filtering_work_in_chromium(built, tmp_path):
     assert found, dom[-2000:]
     order, count = found.group(1).split("|")
     assert order.split(",")[:3] == ["swce-neg_inf-soft-f32", "swce-neg_inf-soft-f64", "sswce-base-f16"]
-    assert order.split(",")[-1] == "swce-base-hard-f32"
-    assert count == "1 of 6 rows shown"
+    assert order.split(",")[-2:] == ["swce-base-hard-f32", BAD]  # the invalid case has no ratio: blanks last
+    assert count == "1 of %d rows shown" % len(CASES)
 
 
 def test_degenerate_inputs(tmp_path):
