@@ -13,13 +13,11 @@ sentence and plot functions, ``report_speed.py`` the benchmark ones.
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from conformance import report_html as H

@@ -446,7 +446,7 @@ def test_sentences_from_structured_errors(tmp_path):
     report.write_report(raw, tmp_path / "out", make_cases(tmp_path / "cases"))
     import pandas as pd
 
-    found = pd.read_csv(tmp_path / "out" / "differences.csv").fillna("")
+    found = pd.read_csv(tmp_path / "out" / "differences.csv", keep_default_na=False)
     sentences = {cases: what for cases, what in zip(found["all cases"], found["what differs"])}
     assert sentences == {case: sentence for case, (_, sentence) in STRUCTURED.items()}
     problems = dict(zip(found["all cases"], zip(found["worst output"], found["problem"])))
