@@ -1117,18 +1117,14 @@ def _environment():
                               undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
 
-def asset(name: str) -> str:
-    """A package data file of ``conformance/templates`` (the page's CSS and script), as text."""
-    from importlib import resources
-
-    return (resources.files("conformance") / "templates" / name).read_text(encoding="utf-8")
-
-
 def render(context: dict) -> str:
     """The page: ``templates/report.html.j2`` with each section's own template included in order."""
     import markupsafe
 
     env = _environment()
     env.filters.update(breakable=breakable)
-    return env.get_template("report.html.j2").render(
-        style=markupsafe.Markup(asset("report.css")), script=markupsafe.Markup(asset("report.js")), **context)
+
+    def asset(name):  # the page's CSS and script, inlined as they are: the page is one file
+        return markupsafe.Markup(env.loader.get_source(env, name)[0])
+
+    return env.get_template("report.html.j2").render(style=asset("report.css"), script=asset("report.js"), **context)

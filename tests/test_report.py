@@ -115,14 +115,18 @@ def _row(impl, device, case, outcome=None):
     return row
 
 
+def write_results(path: Path, rows):
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def make_raw(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for (impl, device), outcomes in OUTCOMES.items():
-        with open(folder / ("results-%s-%s.csv" % (impl, device)), "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-            writer.writeheader()
-            for case in CASES:
-                writer.writerow(_row(impl, device, case, outcomes.get(case[0])))
+        write_results(folder / ("results-%s-%s.csv" % (impl, device)),
+                      [_row(impl, device, case, outcomes.get(case[0])) for case in CASES])
         mode = "composed" if impl == "torch" else "native"
         environment = {"impl": impl, "device": device, "version": "1.0", "python": "3.11.7", "numpy": "2.4.6",
                        "corpus_sha256": "ab" * 32, "finished": "2026-01-01 00:00:00 UTC", "event": "ready",
@@ -386,14 +390,9 @@ def test_numbers_formatted_for_people(built):
 
 def test_sections_are_units_in_package_files(built):
     _, _, page = built
-    from importlib import resources
-
-    templates = resources.files("conformance") / "templates"
-    ids = []
-    for build in report.SECTIONS:
-        assert build.__doc__ or build.__name__
-    for section in re.findall(r'<section id="([^"]+)"', page):
-        ids.append(section)
+    templates = Path(H.__file__).parent / "templates"
+    ids = re.findall(r'<section id="([^"]+)"', page)
+    assert len(ids) == len(report.SECTIONS)  # one part of the page per section unit, in the list's order
     assert ids == ["overview", "differences", "speed", "agreement", "badinput", "modes", "sampler", "memory",
                    "counts", "distribution", "summary", "cases", "environment"]
     nav = page.split("<nav>")[1].split("</nav>")[0]
@@ -435,14 +434,9 @@ def test_sentences_from_structured_errors(tmp_path):
     sentences and grouping come from the structured fields; the messages are nonsense on purpose."""
     raw = tmp_path / "raw"
     raw.mkdir()
-    with open(raw / "results-paddle-cpu.csv", "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-        writer.writeheader()
-        for case in CASES:
-            if case[0] in STRUCTURED:
-                row = _row("paddle", "cpu", case, ("fail", math.inf, "no regex can read this 1.5 at (9, 9)", "",
-                                                   STRUCTURED[case[0]][0]))
-                writer.writerow(row)
+    write_results(raw / "results-paddle-cpu.csv",
+                  [_row("paddle", "cpu", case, ("fail", math.inf, "no regex can read this 1.5 at (9, 9)", "",
+                                                STRUCTURED[case[0]][0])) for case in CASES if case[0] in STRUCTURED])
     report.write_report(raw, tmp_path / "out", make_cases(tmp_path / "cases"))
     import pandas as pd
 
@@ -519,10 +513,7 @@ def test_agreement_exact_from_kept_outputs(tmp_path):
         row = _row(impl, "cpu", (entry["id"], entry["op"], entry["dtype"], "", entry["tags"], entry["features"]),
                    ("pass", 0.6, "", ""))
         rows.append(row)
-        with open(raw / ("results-%s-cpu.csv" % impl), "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-            writer.writeheader()
-            writer.writerow(row)
+        write_results(raw / ("results-%s-cpu.csv" % impl), [row])
     frame = H.prepare(report.load_results(raw))
     pairs = H.agreement(frame, ["numpy/cpu", "torch/cpu"], raw_dir=raw, manifest=manifest,
                         cases_dir=corpus.DEFAULT_CASES_DIR)
@@ -615,11 +606,8 @@ def test_degenerate_inputs(tmp_path):
     """One impl, nothing compared, no environment files, no manifest: the page still renders."""
     raw = tmp_path / "raw"
     raw.mkdir()
-    with open(raw / "results-cupy-gpu.csv", "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-        writer.writeheader()
-        for case in CASES:
-            writer.writerow(_row("cupy", "gpu", case, ("unsupported", None, "no GPU", "")))
+    write_results(raw / "results-cupy-gpu.csv",
+                  [_row("cupy", "gpu", case, ("unsupported", None, "no GPU", "")) for case in CASES])
     (raw / "results-torch-cpu.csv").write_text(",".join(COLUMNS) + "\n")  # started, no rows yet
     table = report.write_report(raw, tmp_path / "out", tmp_path / "no-cases")
     assert int(table["unsupported"].sum()) == len(CASES)
