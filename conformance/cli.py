@@ -8,28 +8,69 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from conformance import corpus, runner
-from impls import ADAPTER_MODULES
+from conformance import corpus, legacy_env, runner, runs
+from impls import impl_names, resolve
 
-DEFAULT_RAW = Path("reports") / "raw"
-DEFAULT_REPORTS = Path("reports")
+DEFAULT_REPORTS = Path("reports")  # the committed example report: written only when --out names it
+
+
+class UsageError(Exception):
+    """A mistake on the command line or in the set-up: one line on stderr, exit status 2."""
 
 
 def _impl_list(text):
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in ADAPTER_MODULES]
-    if unknown:
-        raise argparse.ArgumentTypeError("unknown impl %s; expected some of %s" % (", ".join(unknown),
-                                                                              ", ".join(ADAPTER_MODULES)))
+    names = []
+    for item in (n.strip() for n in text.split(",")):
+        if not item:
+            continue
+        try:
+            names.append(resolve(item))
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error).replace("impl: expected", "unknown impl %s; expected" % item, 1)
+                                             if ":" not in item else str(error)) from None
     return names
 
 
 def _python_override(text):
     impl, sep, path = text.partition("=")
-    if not sep or impl not in ADAPTER_MODULES:
+    if not sep or impl not in impl_names():
         raise argparse.ArgumentTypeError("expected IMPL=PATH with IMPL one of %s, got %r"
-                                         % (", ".join(ADAPTER_MODULES), text))
+                                         % (", ".join(impl_names()), text))
     return impl, path
+
+
+def _impls_for(args, device):
+    """The impls a command runs: ``--impl`` (each must run on ``device``) or every impl for it."""
+    if not args.impl:
+        return runner.available_impls(device)
+    from impls import get_adapter
+
+    wrong = [(name, get_adapter(name).devices) for name in args.impl if device not in get_adapter(name).devices]
+    if wrong:
+        raise UsageError("; ".join("%s does not run on %s (it runs on: %s)" % (name, device, ", ".join(devices))
+                                   for name, devices in wrong))
+    return args.impl
+
+
+def _run_folder(args, cases_dir=None):
+    """The run folder a command writes into: ``--out`` as given, the latest run with ``--resume``,
+    else a new one under runs/."""
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        runs.describe(args.out, _corpus_sha(cases_dir))
+        return args.out
+    if getattr(args, "resume", False):
+        return runs.latest_run()
+    return runs.new_run(_corpus_sha(cases_dir))
+
+
+def _corpus_sha(cases_dir):
+    if cases_dir is None:
+        return ""
+    try:
+        return corpus.load_manifest(cases_dir)["corpus_sha256"]
+    except corpus.CorpusError:
+        return ""
 
 
 def cmd_corpus(args):
@@ -59,26 +100,30 @@ def _select(args):
     return lambda entry: any(fnmatch.fnmatchcase(entry["id"], p) for p in patterns)
 
 
+def _progress(unit):
+    return lambda items, desc: tqdm(items, desc=desc, unit=unit)
+
+
+def _overrides(args):
+    return dict(args.python or [])
+
+
 def cmd_run(args):
     problems = corpus.verify(args.cases)
     if problems:
         print("refusing to run on an unverified corpus:\n  " + "\n  ".join(problems[:10]), file=sys.stderr)
         return 2
-    impls = args.impl or runner.available_impls(args.device)
-    overrides_given = dict(args.python or [])
-    if "paddle-legacy" in impls and runner.python_for("paddle-legacy", overrides_given) == sys.executable \
-            and sys.version_info >= (3, 9):
-        print("paddle-legacy needs a Python 3.8 interpreter with paddlepaddle 1.8.5: pass "
-              "--python paddle-legacy=PATH or set CONFORMANCE_PYTHON_PADDLE_LEGACY (see README)", file=sys.stderr)
-    overrides = dict(args.python or [])
-    args.out.mkdir(parents=True, exist_ok=True)
+    impls = _impls_for(args, args.device)
+    args.out = _run_folder(args, args.cases)
+    overrides = _overrides(args)
+    print("run folder: %s" % runs.relative(args.out))
     ran = 0
     for impl in impls:
         try:
             path, info = runner.run_impl(impl, args.device, args.cases, args.out, python=runner.python_for(impl, overrides),
                                          resume=args.resume, repeat=args.repeat, timeout=args.timeout,
                                          select=_select(args), keep_outputs=args.keep_outputs,
-                                         progress=lambda items, desc: tqdm(items, desc=desc, unit="case"))
+                                         progress=_progress("case"), notify=print)
         except runner.WorkerUnavailable as error:
             print("skipped %s: %s" % (impl, error), file=sys.stderr)
             continue
@@ -88,7 +133,7 @@ def cmd_run(args):
                                finished=runner.wall_clock())
             (args.out / ("environment-%s-%s.json" % (impl, args.device))).write_text(
                 json.dumps(environment, indent=1, sort_keys=True), encoding="utf-8")
-            print("%s/%s: results in %s" % (impl, args.device, path))
+            print("%s/%s: results in %s" % (impl, args.device, runs.relative(path)))
     if ran == 0:
         print("no impl could run on %s" % args.device, file=sys.stderr)
         return 1
@@ -98,16 +143,16 @@ def cmd_run(args):
 def cmd_bench(args):
     from conformance import bench
 
-    impls = args.impl or runner.available_impls(args.device)
-    args.out.mkdir(parents=True, exist_ok=True)
-    outcome = bench.run_bench(impls, args.device, args.out, grid=args.grid, python=dict(args.python or []),
-                              timeout=args.timeout,
-                              progress=lambda items, desc: tqdm(items, desc=desc, unit="shape"))
+    impls = _impls_for(args, args.device)
+    args.out = _run_folder(args)
+    print("run folder: %s" % runs.relative(args.out))
+    outcome = bench.run_bench(impls, args.device, args.out, grid=args.grid, python=_overrides(args),
+                              timeout=args.timeout, progress=_progress("shape"))
     ran = 0
     for impl, result in outcome.items():
         if isinstance(result, Path):
             ran += 1
-            print("%s/%s: benchmark rows in %s" % (impl, args.device, result))
+            print("%s/%s: benchmark rows in %s" % (impl, args.device, runs.relative(result)))
         else:
             print("skipped %s: %s" % (impl, result), file=sys.stderr)
     return 0 if ran else 1
@@ -116,122 +161,191 @@ def cmd_bench(args):
 def cmd_sampler(args):
     from conformance import sampler
 
-    impls = args.impl or runner.available_impls("cpu")
-    args.out.mkdir(parents=True, exist_ok=True)
-    outcome = sampler.run_sampler(impls, args.out, getattr(args, "grid", "default"), python=dict(args.python or []),
+    impls = _impls_for(args, "cpu")
+    args.out = _run_folder(args)
+    print("run folder: %s" % runs.relative(args.out))
+    outcome = sampler.run_sampler(impls, args.out, getattr(args, "grid", "default"), python=_overrides(args),
                                   timeout=getattr(args, "sampler_timeout", sampler.DEFAULT_TIMEOUT),
-                                  progress=lambda items, desc: tqdm(items, desc=desc, unit="setting"))
+                                  progress=_progress("setting"))
     ran = 0
     for impl, result in outcome.items():
         if isinstance(result, tuple):
             ran += 1
-            print("%s: sampler rows in %s (%.1f s)" % (impl, result[0], result[1]))
+            print("%s: sampler rows in %s (%.1f s)" % (impl, runs.relative(result[0]), result[1]))
         else:
             print("skipped %s: %s" % (impl, result), file=sys.stderr)
     return 0 if ran else 1
 
 
 def cmd_report(args):
-    from conformance import report
+    try:
+        from conformance import report
+    except ImportError as error:
+        raise UsageError("`conformance report` needs the report extra (%s): "
+                         "pip install 'softmax-ce-conformance[report]'" % error) from None
+    folders = [runs.check_run(folder) for folder in (args.run or [runs.latest_run()])]
+    out = args.out if args.out is not None else folders[0] / "report"
+    if len(folders) == 1:
+        raw = folders[0]
+        table = report.write_report(raw, out, getattr(args, "cases", None))
+    else:
+        import tempfile
 
-    table = report.write_report(args.raw, args.out, getattr(args, "cases", None))
+        with tempfile.TemporaryDirectory(prefix="conformance-runs-") as scratch:
+            table = report.write_report(runs.merged(folders, Path(scratch)), out, getattr(args, "cases", None))
     with_pd_options = __import__("pandas").option_context("display.width", 200, "display.max_rows", 500)
     with with_pd_options:
         print(table.to_string())
-    print("\nwrote %s (tables as CSV beside it)" % (args.out / "index.html"))
+    print("\nreport of %s: %s (tables as CSV beside it)"
+          % (", ".join(runs.relative(f) for f in folders), runs.relative(out / "index.html")))
     if getattr(args, "screenshot", False):
-        problem = report.screenshot(args.out / "index.html", args.out / "screenshot.png")
-        print("screenshot: %s" % (problem or args.out / "screenshot.png"))
+        problem = report.screenshot(out / "index.html", out / "screenshot.png")
+        print("screenshot: %s" % (problem or runs.relative(out / "screenshot.png")))
+    return 0
+
+
+def cmd_setup(args):
+    """Make the cached Python 3.8 environment of paddle-legacy (idempotent)."""
+    try:
+        legacy_env.setup(python=args.python38)
+    except legacy_env.SetupError as error:
+        raise UsageError(str(error)) from None
     return 0
 
 
 def cmd_all(args):
-    """The main job: verify the corpus, run every impl that is set up on the CPU over it, test the
-    samplers, run the default benchmark grid, write the report."""
+    """The main job: verify the corpus, run every impl that is set up over it, test the samplers,
+    run the default benchmark grid, write the report, all in one new run folder."""
     if cmd_verify(args):
         return 1
-    args.impl, args.device = None, "cpu"
+    impls = _impls_for(args, args.device)
+    if legacy_env.IMPL in impls and runner.python_for(legacy_env.IMPL, _overrides(args)) is None:
+        try:  # first use: make the cached legacy environment when a Python 3.8 exists
+            legacy_env.setup()
+        except legacy_env.SetupError as error:
+            print("skipped %s: %s" % (legacy_env.IMPL, error), file=sys.stderr)
+    args.impl = impls
+    args.out = _run_folder(args, args.cases)
     code = cmd_run(args)
     if code:
         return code
-    cmd_sampler(args)  # the sampler table: its failures are rows in the report, not the job's exit code
+    if args.device == "cpu":  # the sampler table: its failures are rows in the report, not the exit code
+        cmd_sampler(args)
     if not args.no_bench:  # the speed section; a framework that cannot start is skipped with its reason
         from conformance import bench
 
-        bench.run_bench(runner.available_impls("cpu"), "cpu", args.out, python=dict(args.python or []),
-                        progress=lambda items, desc: tqdm(items, desc=desc, unit="shape"))
-    args.raw = args.out
-    args.out = DEFAULT_REPORTS if args.report_out is None else args.report_out
+        bench.run_bench(impls, args.device, args.out, python=_overrides(args), progress=_progress("shape"))
+    args.run, args.out = [args.out], args.report_out
     return cmd_report(args)
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="conformance", description="Softmax cross-entropy conformance suite.")
+    names = ", ".join(impl_names())
+    impl_help = ("comma-separated impls: %s, or package.module:AdapterClass for your own "
+                 "(default: every impl that runs on the device)" % names)
+    parser = argparse.ArgumentParser(
+        prog="conformance", description="Softmax cross-entropy conformance suite. Impls: %s." % names,
+        epilog="Each run/bench/sampler/all writes into a new folder under runs/ (runs/latest is the newest); "
+               "`conformance report` reports on the latest run unless --run names others.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     p = commands.add_parser("corpus", help="generate the stored case corpus")
-    p.add_argument("--out", type=Path, default=corpus.DEFAULT_CASES_DIR)
+    p.add_argument("--out", type=Path, default=corpus.DEFAULT_CASES_DIR, help="corpus folder (default: cases/)")
     p.set_defaults(func=cmd_corpus)
 
     p = commands.add_parser("verify", help="check every corpus file against the manifest")
-    p.add_argument("--cases", type=Path, default=corpus.DEFAULT_CASES_DIR)
+    p.add_argument("--cases", type=Path, default=corpus.DEFAULT_CASES_DIR, help="corpus folder (default: cases/)")
     p.set_defaults(func=cmd_verify)
 
-    def run_options(p):
-        p.add_argument("--cases", type=Path, default=corpus.DEFAULT_CASES_DIR)
-        p.add_argument("--out", type=Path, default=DEFAULT_RAW, help="folder for results-*.csv (default reports/raw)")
-        p.add_argument("--resume", action="store_true", help="run only the cases missing from existing results")
-        p.add_argument("--timeout", type=float, default=runner.DEFAULT_CASE_TIMEOUT, help="seconds per case")
-        p.add_argument("--repeat", type=int, default=2, help="runs per case; 2 also checks bitwise repeatability")
-        p.add_argument("--select", action="append", help="fnmatch pattern over case ids (repeatable)")
+    def out_option(p, what):
+        p.add_argument("--out", type=Path, default=None, metavar="RUN_DIR",
+                       help="run folder for %s (default: a new folder under runs/; an existing folder is added to)"
+                       % what)
+
+    def python_option(p):
         p.add_argument("--python", action="append", type=_python_override, metavar="IMPL=PATH",
-                       help="interpreter for an impl, e.g. paddle-legacy=/path/to/python3.8")
+                       help="interpreter for an impl's worker, e.g. paddle-legacy=/path/to/python3.8")
+
+    def impl_options(p, devices=True):
+        p.add_argument("--impl", type=_impl_list, help=impl_help)
+        if devices:
+            p.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="device (default: cpu)")
+
+    def run_options(p):
+        p.add_argument("--cases", type=Path, default=corpus.DEFAULT_CASES_DIR, help="corpus folder (default: cases/)")
+        out_option(p, "results-*.csv")
+        p.add_argument("--resume", action="store_true",
+                       help="run only the cases missing from the run folder's results (default folder: the latest run)")
+        p.add_argument("--timeout", type=float, default=runner.DEFAULT_CASE_TIMEOUT,
+                       help="seconds per case (default %(default)g)")
+        p.add_argument("--repeat", type=int, default=2,
+                       help="runs per case; 2 also checks bitwise repeatability (default %(default)d)")
+        p.add_argument("--select", action="append", metavar="PATTERN",
+                       help="fnmatch pattern over case ids (repeatable); in an existing run folder the selected "
+                            "cases replace their own rows and every other row is kept")
+        python_option(p)
         p.add_argument("--keep-outputs", action="store_true", help="keep each impl's output .npz files")
 
     p = commands.add_parser("run", help="run impls over the corpus in isolated workers")
-    p.add_argument("--impl", type=_impl_list, help="comma-separated impls (default: every impl for the device)")
-    p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
+    impl_options(p)
     run_options(p)
     p.set_defaults(func=cmd_run)
 
     p = commands.add_parser("bench", help="time every impl over a grid of shapes (median, IQR, peak memory)")
-    p.add_argument("--impl", type=_impl_list, help="comma-separated impls (default: every impl for the device)")
-    p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
+    impl_options(p)
     p.add_argument("--grid", default="default", choices=("default", "full"),
                    help="default: minutes on 2 CPU cores; full: the product of the ranges (hours; for a GPU)")
-    p.add_argument("--out", type=Path, default=DEFAULT_RAW, help="folder for bench-*.csv (default reports/raw)")
-    p.add_argument("--timeout", type=float, default=600.0, help="seconds per shape (synthesis, warm-up, timing)")
-    p.add_argument("--python", action="append", type=_python_override, metavar="IMPL=PATH",
-                   help="interpreter for an impl, e.g. paddle-legacy=/path/to/python3.8")
+    out_option(p, "bench-*.csv")
+    p.add_argument("--timeout", type=float, default=600.0,
+                   help="seconds per shape: synthesis, warm-up, timing (default %(default)g)")
+    python_option(p)
     p.set_defaults(func=cmd_bench)
 
     p = commands.add_parser("sampler", help="test each native log-uniform sampler (histogram, expected counts, seed)")
-    p.add_argument("--impl", type=_impl_list, help="comma-separated impls (default: every impl for the CPU)")
+    impl_options(p, devices=False)
     p.add_argument("--grid", default="default", choices=("default", "small"),
                    help="default: >= 10^5 candidates per setting; small: the tests' grid")
-    p.add_argument("--out", type=Path, default=DEFAULT_RAW, help="folder for sampler-*.csv (default reports/raw)")
+    out_option(p, "sampler-*.csv")
     p.add_argument("--timeout", dest="sampler_timeout", type=float, default=600.0, metavar="SECONDS",
-                   help="seconds per setting")
-    p.add_argument("--python", action="append", type=_python_override, metavar="IMPL=PATH",
-                   help="interpreter for an impl, e.g. paddle-legacy=/path/to/python3.8")
+                   help="seconds per setting (default %(default)g)")
+    python_option(p)
     p.set_defaults(func=cmd_sampler)
 
-    p = commands.add_parser("report", help="merge results and write the HTML report")
-    p.add_argument("--raw", type=Path, default=DEFAULT_RAW)
-    p.add_argument("--cases", type=Path, default=corpus.DEFAULT_CASES_DIR)
-    p.add_argument("--out", type=Path, default=DEFAULT_REPORTS)
+    p = commands.add_parser("report", help="write the HTML report of a run (default: the latest)")
+    p.add_argument("--run", "--raw", dest="run", type=Path, action="append", metavar="RUN_DIR",
+                   help="run folder to report on (repeatable: several runs are merged; a file in two runs is an "
+                        "error); default: runs/latest")
+    p.add_argument("--cases", type=Path, default=corpus.DEFAULT_CASES_DIR, help="corpus folder (default: cases/)")
+    p.add_argument("--out", type=Path, default=None, help="report folder (default: RUN_DIR/report)")
     p.add_argument("--screenshot", action="store_true", help="also render screenshot.png with headless Chromium")
     p.set_defaults(func=cmd_report)
 
-    p = commands.add_parser("all", help="main job: verify, run every available impl on the CPU, test the samplers, "
-                                        "benchmark, report")
+    p = commands.add_parser("setup", help="make the cached Python 3.8 environment of paddle-legacy (.venv-legacy)")
+    p.add_argument("--python38", metavar="PATH", help="the Python 3.8 to build it with (default: found on PATH "
+                                                      "or in pyenv)")
+    p.set_defaults(func=cmd_setup)
+
+    p = commands.add_parser("all", help="main job: verify, run every available impl, test the samplers, "
+                                        "benchmark, report, in one new run folder")
+    impl_options(p)
     run_options(p)
-    p.add_argument("--report-out", type=Path, default=None)
-    p.add_argument("--no-bench", action="store_true", help="skip the benchmark grid (7 to 8 minutes on 2 cores)")
+    p.add_argument("--report-out", type=Path, default=None, help="report folder (default: RUN_DIR/report)")
+    p.add_argument("--no-bench", action="store_true", help="skip the benchmark grid (about 7 minutes on 2 cores)")
     p.set_defaults(func=cmd_all)
     return parser
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        out = getattr(args, "out", None)
+        hint = ""
+        if args.command in ("run", "all") and isinstance(out, Path):
+            hint = "; continue with: conformance run --resume --out %s" % runs.relative(out)
+        print("\ninterrupted%s" % hint, file=sys.stderr)
+        return 130
+    except (UsageError, runs.RunError) as error:
+        print("conformance %s: %s" % (args.command, error), file=sys.stderr)
+        return 2

@@ -14,15 +14,16 @@ from pathlib import Path
 import pytest
 
 from conformance import corpus, deviations, runner
-from impls import ADAPTER_MODULES, get_adapter
+from impls import get_adapter, impl_names, resolve
 from impls.base import OPS
 from impls.caseio import FLOAT_DTYPES
 
 
 def pytest_addoption(parser):
     group = parser.getgroup("conformance", "framework conformance cases")
-    group.addoption("--impl", default=",".join(ADAPTER_MODULES),
-                    help="comma-separated impls to test (default: all; missing frameworks are skipped)")
+    group.addoption("--impl", default=None,
+                    help="comma-separated impls to test: %s, or package.module:AdapterClass for your own "
+                         "(default: all; missing frameworks are skipped)" % ", ".join(impl_names()))
     group.addoption("--device", default="cpu", help="comma-separated devices: cpu, gpu (default: cpu)")
     group.addoption("--cases", default=str(corpus.DEFAULT_CASES_DIR), help="corpus folder (default: cases/)")
     group.addoption("--python", action="append", default=[], metavar="IMPL=PATH",
@@ -45,10 +46,10 @@ def pytest_generate_tests(metafunc):
     if "conformance_case" not in metafunc.fixturenames:
         return
     config = metafunc.config
-    impls = _split(config.getoption("--impl"))
-    unknown = [i for i in impls if i not in ADAPTER_MODULES]
-    if unknown:
-        raise pytest.UsageError("--impl: unknown %s; expected some of %s" % (unknown, ", ".join(ADAPTER_MODULES)))
+    try:
+        impls = [resolve(item) for item in _split(config.getoption("--impl") or ",".join(impl_names()))]
+    except ValueError as error:
+        raise pytest.UsageError("--impl: %s" % error) from None
     devices = _split(config.getoption("--device"))
     manifest = corpus.load_manifest(Path(config.getoption("--cases")))
     params = []

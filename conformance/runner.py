@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from conformance import corpus, deviations
+from conformance import corpus, deviations, legacy_env
 from conformance.compare import compare
-from impls import ADAPTER_MODULES, get_adapter
+from impls import get_adapter, impl_names
 from impls.caseio import Case, read_npz
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -42,21 +42,20 @@ COLUMNS = ["case", "op", "dtype", "impl", "impl_version", "device", "mode", "sta
            "seconds", "deterministic", "behaviour", "python", "tags", "features", "deviation"]
 
 
-def python_for(impl: str, overrides: dict = None) -> str:
+def python_for(impl: str, overrides: dict = None):
     """The interpreter for an impl: ``--python IMPL=PATH``, ``$CONFORMANCE_PYTHON_<IMPL>``, the
-    project's own legacy venv for ``paddle-legacy``, else this interpreter."""
+    cached legacy environment for ``paddle-legacy`` (see ``legacy_env``), else this interpreter.
+
+    ``None`` for ``paddle-legacy`` when no Python 3.8 environment is set up: its worker then
+    reports the impl unavailable with what to do, instead of failing to import paddle.fluid.
+    """
     overrides = overrides or {}
+    if impl == legacy_env.IMPL:
+        return legacy_env.interpreter(overrides)
     if impl in overrides:
         return overrides[impl]
     variable = "CONFORMANCE_PYTHON_" + impl.upper().replace("-", "_")
-    if os.environ.get(variable):
-        return os.environ[variable]
-    if impl == "paddle-legacy":
-        for candidate in (REPO_ROOT / ".tox" / "paddle-legacy" / "bin" / "python",
-                          REPO_ROOT / ".venv-legacy" / "bin" / "python"):
-            if candidate.exists():
-                return str(candidate)
-    return sys.executable
+    return os.environ.get(variable) or sys.executable
 
 
 class WorkerUnavailable(Exception):
@@ -76,6 +75,9 @@ class Worker:
     def __init__(self, impl: str, device: str, python: str = None, log_dir: Path = None):
         self.impl, self.device = impl, device
         self.python = python or python_for(impl)
+        self.missing = None if self.python else (
+            "%s needs its own Python 3.8 environment and none is set up: run `conformance setup`, or pass "
+            "--python %s=/path/to/python3.8 with paddlepaddle==1.8.5" % (impl, impl))
         self.log_dir = Path(log_dir) if log_dir else None
         self.process = None
         self.info = None
@@ -83,6 +85,8 @@ class Worker:
 
     # -- process management -------------------------------------------------------------------
     def start(self):
+        if self.missing:
+            raise WorkerUnavailable(self.missing)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         env.setdefault("PYTHONUNBUFFERED", "1")
@@ -215,6 +219,21 @@ def _drop_torn_row(path: Path) -> None:
             handle.truncate(data.rfind(b"\r\n") + 2 if b"\r\n" in data else 0)
 
 
+def _replace_rows(path: Path, case_ids: set) -> int:
+    """Drop the rows of ``case_ids`` from a results CSV (they are about to be re-run); return how
+    many other rows were kept.  A ``--select`` re-run never loses the results of other cases."""
+    _drop_torn_row(path)
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        fields = reader.fieldnames or COLUMNS
+        kept = [row for row in reader if row.get("case") not in case_ids]
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(kept)
+    return len(kept)
+
+
 def results_path(out_dir: Path, impl: str, device: str) -> Path:
     return Path(out_dir) / ("results-%s-%s.csv" % (impl, device))
 
@@ -310,7 +329,7 @@ def execute_case(worker, adapter, entry, cases_dir, outputs_dir, registry, repea
 
 
 def run_impl(impl, device, cases_dir, out_dir, *, python=None, resume=False, repeat=2,
-             timeout=DEFAULT_CASE_TIMEOUT, select=None, progress=None, keep_outputs=False):
+             timeout=DEFAULT_CASE_TIMEOUT, select=None, progress=None, keep_outputs=False, notify=None):
     """Run every selected case of the corpus on one impl; return ``(results CSV path, worker info)``.
 
     Raises ``WorkerUnavailable`` when the impl cannot start (its rows written so far are kept).
@@ -323,7 +342,13 @@ def run_impl(impl, device, cases_dir, out_dir, *, python=None, resume=False, rep
         _drop_torn_row(path)
     done = _read_done(path) if resume else set()
     if not resume and path.exists():
-        path.unlink()
+        if select is None:
+            path.unlink()  # a whole re-run replaces the whole file
+        else:
+            kept = _replace_rows(path, {e["id"] for e in entries})
+            if notify:
+                notify("%s/%s: %d selected case(s) replace their rows in %s; %d other row(s) kept"
+                       % (impl, device, len(entries), path, kept))
     todo = [e for e in entries if e["id"] not in done]
     registry = deviations.load()
     worker = Worker(impl, device, python, log_dir=Path(out_dir) / "logs")
@@ -350,7 +375,7 @@ def run_impl(impl, device, cases_dir, out_dir, *, python=None, resume=False, rep
 
 
 def available_impls(device: str):
-    return [name for name in ADAPTER_MODULES if device in get_adapter(name).devices]
+    return [name for name in impl_names() if device in get_adapter(name).devices]
 
 
 def wall_clock():

@@ -75,3 +75,72 @@ def test_all_runs_verify_run_sampler_and_report(tmp_path, monkeypatch):
     page = (out / "index.html").read_text(encoding="utf-8")
     assert "softmax_with_cross_entropy-base-hard-f32" in page and 'id="T_sampler"' in page
     assert not list(raw.glob("bench-*.csv"))  # --no-bench
+
+
+def test_a_select_rerun_replaces_only_its_own_rows(tmp_path):
+    conformance("run", "--impl", "numpy", "--select", "*-base-*", "--out", str(tmp_path))
+    before = {r["case"]: r for r in csv.DictReader(open(tmp_path / "results-numpy-cpu.csv"))}
+    result = conformance("run", "--impl", "numpy", "--select", "*-base-hard-f32", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "1 selected case(s) replace their rows" in result.stdout and "15 other row(s) kept" in result.stdout
+    after = {r["case"]: r for r in csv.DictReader(open(tmp_path / "results-numpy-cpu.csv"))}
+    assert set(after) == set(before) and len(after) == 16
+
+
+def test_runs_go_to_new_folders_and_report_reads_only_the_latest(tmp_path):
+    """Two runs in the same working directory never mix: each has its folder, the report one run."""
+    first = conformance("run", "--impl", "numpy", "--select", "*-base-hard-f32", cwd=tmp_path)
+    second = conformance("run", "--impl", "numpy", "--select", "*-base-soft-f64", cwd=tmp_path)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    folders = sorted(p for p in (tmp_path / "runs").iterdir() if p.name != "latest")
+    assert len(folders) == 2 and (tmp_path / "runs" / "latest").resolve() == folders[1].resolve()
+    assert all((f / "run.json").is_file() and (f / "results-numpy-cpu.csv").is_file() for f in folders)
+    report = conformance("report", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    rows = list(csv.DictReader(open(folders[1] / "report" / "results.csv")))
+    assert [r["case"] for r in rows] == ["softmax_with_cross_entropy-base-soft-f64"]
+    both = conformance("report", "--run", str(folders[0]), "--run", str(folders[1]), "--out",
+                       str(tmp_path / "both"), cwd=tmp_path)
+    assert both.returncode == 0, both.stderr
+    assert len(list(csv.DictReader(open(tmp_path / "both" / "results.csv")))) == 2
+
+
+def test_user_errors_are_one_line_and_a_nonzero_exit(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for args, expected in ((("report",), "no run under runs/"),
+                           (("report", "--run", str(empty)), "no results-*.csv"),
+                           (("run", "--impl", "cupy"), "cupy does not run on cpu"),
+                           (("all", "--impl", "cupy", "--no-bench"), "cupy does not run on cpu")):
+        result = conformance(*args, cwd=tmp_path)
+        assert result.returncode == 2, (args, result.stdout, result.stderr)
+        assert expected in result.stderr and "Traceback" not in result.stderr, (args, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1, (args, result.stderr)
+
+
+def test_ctrl_c_names_the_resume_command(tmp_path):
+    """SIGINT in the middle of a run: no traceback, exit 130, the command that finishes the run."""
+    import signal
+    import time
+
+    process = subprocess.Popen([sys.executable, "-m", "conformance", "run", "--impl", "numpy", "--out",
+                                str(tmp_path / "run")], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    deadline = time.time() + 120
+    results = tmp_path / "run" / "results-numpy-cpu.csv"
+    while time.time() < deadline and (not results.exists() or len(results.read_text().splitlines()) < 3):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    assert "conformance run --resume --out %s" % (tmp_path / "run") in err
+
+
+def test_help_lists_the_impls_and_every_option_is_documented():
+    parser = cli.build_parser()
+    assert all(name in parser.format_help() for name in ("numpy", "torch", "tensorflow", "paddle-legacy"))
+    for command, sub in parser._subparsers._group_actions[0].choices.items():
+        for action in sub._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help, "%s %s has no help" % (command, action.option_strings)

@@ -1,0 +1,86 @@
+"""Bring your own implementation: an out-of-tree adapter runs like a built-in one, with no edit to
+the project (the worked example is examples/chunked_ce, documented in docs/OWN_IMPL.md)."""
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import impls
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "examples" / "chunked_ce"
+SPEC = "chunked_ce.adapter:ChunkedAdapter"
+
+
+def _env(**extra):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(EXAMPLE)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH")
+                                                                      else []))
+    env.pop(impls.SPECS_VARIABLE, None)
+    env.update(extra)
+    return env
+
+
+def test_an_out_of_tree_adapter_runs_in_its_worker_and_is_judged(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "conformance", "run", "--impl", SPEC, "--out", str(tmp_path)],
+                            cwd=tmp_path, env=_env(), capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(open(tmp_path / "results-chunked-ce-cpu.csv", newline="", encoding="utf-8")))
+    by_status = {}
+    for row in rows:
+        by_status.setdefault(row["status"], []).append(row)
+    # Every case it declares it can express, and computes, agrees with the oracle...
+    computed = [r for r in rows if r["status"] in ("pass", "fail") and "invalid" not in r["case"]]
+    assert len(computed) > 40 and all(r["status"] == "pass" for r in computed), \
+        [(r["case"], r["message"]) for r in computed if r["status"] != "pass"]
+    # ...what it declares it cannot express is unsupported with its own reason, never a failure...
+    assert all("chunked-ce" in r["message"] for r in by_status["unsupported"])
+    # ...and a real finding about it is reported: it wraps a negative label around instead of refusing it.
+    negative = next(r for r in rows if r["case"] == "softmax_with_cross_entropy-invalid-swce-label-negative-f64")
+    assert negative["status"] == "fail" and negative["behaviour"] == "returns finite numbers"
+    assert {r["impl"] for r in rows} == {"chunked-ce"}
+
+
+def test_an_installed_entry_point_is_an_impl_by_its_name(tmp_path, monkeypatch):
+    """A distribution declaring ``conformance.impls`` (as ``pip install examples/chunked_ce`` does) is
+    found by name, in this process and in workers."""
+    dist = tmp_path / "chunked_ce-0.1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: chunked-ce\nVersion: 0.1.0\n")
+    (dist / "entry_points.txt").write_text("[conformance.impls]\nchunked-ce = %s\n" % SPEC)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.syspath_prepend(str(EXAMPLE))
+    assert "chunked-ce" in impls.impl_names()
+    assert impls.get_adapter("chunked-ce").name == "chunked-ce"
+    result = subprocess.run([sys.executable, "-m", "conformance", "run", "--impl", "chunked-ce", "--select",
+                             "*-base-hard-f32", "--out", str(tmp_path / "run")], cwd=tmp_path,
+                            env=_env(PYTHONPATH=os.pathsep.join([str(REPO), str(EXAMPLE), str(tmp_path)])),
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(open(tmp_path / "run" / "results-chunked-ce-cpu.csv")))
+    assert [(r["case"], r["status"]) for r in rows] == [("softmax_with_cross_entropy-base-hard-f32", "pass")]
+
+
+def test_pytest_runs_the_conformance_cases_of_an_out_of_tree_impl(tmp_path):
+    """A user's own test suite: one test function taking ``conformance_result``, run with
+    ``pytest --impl package.module:Adapter``; the plugin comes from the installed suite."""
+    (tmp_path / "test_mine.py").write_text(
+        "def test_conforms(conformance_result):\n"
+        "    assert conformance_result['status'] in ('pass', 'xfail'), conformance_result['message']\n")
+    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "conformance.pytest_plugin", "-q", "--impl", SPEC,
+                             "-k", "base", "test_mine.py", "-p", "no:cacheprovider"],
+                            cwd=tmp_path, env=_env(), capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "4 passed" in result.stdout  # base-hard/base-soft in float32 and float64; the rest unsupported
+
+
+def test_a_bad_spec_is_a_clear_error():
+    with pytest.raises(ValueError, match="cannot import nonesuch_pkg"):
+        impls.resolve("nonesuch_pkg.mod:Adapter")
+    with pytest.raises(ValueError, match="not a subclass of impls.base.Adapter"):
+        impls.resolve("impls.base:OpSupport")
+    with pytest.raises(ValueError, match="built-in impl"):
+        impls.resolve("impls.torch_adapter:TorchAdapter")
