@@ -7,7 +7,8 @@ import pytest
 from conformance import deviations, runner
 
 REPO = Path(__file__).resolve().parent.parent
-FRAMEWORK_MODULE = {"torch": "torch", "tensorflow": "tensorflow", "paddle": "paddle", "paddle-legacy": "paddle.fluid"}
+FRAMEWORK_MODULE = {"torch": "torch", "tensorflow": "tensorflow", "paddle": "paddle", "paddle-legacy": "paddle.fluid",
+                    "jax": "optax"}
 ENTRIES = deviations.load().entries
 
 
