@@ -17,6 +17,7 @@ ADAPTER_MODULES = {
     "tensorflow": "impls.tensorflow_adapter",
     "paddle": "impls.paddle_adapter",
     "paddle-legacy": "impls.paddle_legacy_adapter",
+    "tensorflow-xla": "impls.tensorflow_adapter",
     "jax": "impls.jax_adapter",
 }
 

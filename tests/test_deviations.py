@@ -8,7 +8,7 @@ from conformance import deviations, runner
 
 REPO = Path(__file__).resolve().parent.parent
 FRAMEWORK_MODULE = {"torch": "torch", "tensorflow": "tensorflow", "paddle": "paddle", "paddle-legacy": "paddle.fluid",
-                    "jax": "optax"}
+                    "jax": "optax", "tensorflow-xla": "tensorflow"}
 ENTRIES = deviations.load().entries
 
 
