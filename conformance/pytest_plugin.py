@@ -42,14 +42,19 @@ def _split(value):
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def selected_impls(config) -> list:
+    """The impls of ``--impl`` (names or package.module:Adapter specs), every known impl by default."""
+    try:
+        return [resolve(item) for item in _split(config.getoption("--impl") or ",".join(impl_names()))]
+    except ValueError as error:
+        raise pytest.UsageError("--impl: %s" % error) from None
+
+
 def pytest_generate_tests(metafunc):
     if "conformance_case" not in metafunc.fixturenames:
         return
     config = metafunc.config
-    try:
-        impls = [resolve(item) for item in _split(config.getoption("--impl") or ",".join(impl_names()))]
-    except ValueError as error:
-        raise pytest.UsageError("--impl: %s" % error) from None
+    impls = selected_impls(config)
     devices = _split(config.getoption("--device"))
     manifest = corpus.load_manifest(Path(config.getoption("--cases")))
     params = []

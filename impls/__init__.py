@@ -26,6 +26,8 @@ ADAPTER_MODULES = {
     "tensorflow": "impls.tensorflow_adapter",
     "paddle": "impls.paddle_adapter",
     "paddle-legacy": "impls.paddle_legacy_adapter",
+    "tensorflow-xla": "impls.tensorflow_adapter",
+    "jax": "impls.jax_adapter",
 }
 
 ENTRY_POINT_GROUP = "conformance.impls"

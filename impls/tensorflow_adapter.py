@@ -55,6 +55,8 @@ class TensorflowAdapter(Adapter):
         ),
     }
 
+    jit_compile = None  # TensorFlow's default: the graph runs op by op (see TensorflowXlaAdapter)
+
     def __init__(self):
         super().__init__()
         self._device_name = None
@@ -83,9 +85,9 @@ class TensorflowAdapter(Adapter):
         # as a TF user would run a training step; reduce_retracing keeps varying shapes from each
         # costing a trace.
         self._functions = {
-            "softmax_with_cross_entropy": _function(_softmax_with_cross_entropy),
-            "sampled_softmax_with_cross_entropy": _function(_sampled_softmax_with_cross_entropy),
-            "sampled_softmax_loss": _function(_sampled_softmax_loss),
+            "softmax_with_cross_entropy": _function(_softmax_with_cross_entropy, self.jit_compile),
+            "sampled_softmax_with_cross_entropy": _function(_sampled_softmax_with_cross_entropy, self.jit_compile),
+            "sampled_softmax_loss": _function(_sampled_softmax_loss, self.jit_compile),
         }
         return tf.__version__
 
@@ -175,10 +177,11 @@ class TensorflowAdapter(Adapter):
         )
 
 
-def _function(python_function):
+def _function(python_function, jit_compile=None):
     # No autograph: every Python `if` in the compute functions tests a static parameter.
+    # jit_compile=None leaves TF's default (no XLA on the CPU); True compiles the whole step with XLA.
     try:
-        return tf.function(python_function, autograph=False, reduce_retracing=True)
+        return tf.function(python_function, autograph=False, reduce_retracing=True, jit_compile=jit_compile)
     except TypeError:  # TF < 2.9 (legacy environments) spells it experimental_relax_shapes
         return tf.function(python_function, autograph=False, experimental_relax_shapes=True)
 
@@ -286,4 +289,20 @@ def _sampled_softmax_loss(weights, biases, labels, inputs, sampled_candidates, t
     }
 
 
+class TensorflowXlaAdapter(TensorflowAdapter):
+    """The same computations compiled whole by XLA: ``tf.function(jit_compile=True)``.
+
+    Users turn XLA on for speed; it fuses the ops and may reorder their arithmetic, so a difference
+    from the eager adapter is a finding about XLA.  Compilation happens in the first call of each
+    shape (untimed warm-up in the benchmark).
+    """
+
+    name = "tensorflow-xla"
+    jit_compile = True
+    ops = {op: OpSupport(support.mode, support.dtypes, support.unsupported_features,
+                         note=support.note + "; whole step under tf.function(jit_compile=True)")
+           for op, support in TensorflowAdapter.ops.items()}
+
+
 ADAPTER = TensorflowAdapter
+ADAPTERS = {"tensorflow": TensorflowAdapter, "tensorflow-xla": TensorflowXlaAdapter}

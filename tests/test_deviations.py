@@ -5,9 +5,11 @@ from pathlib import Path
 import pytest
 
 from conformance import deviations, runner
+from conformance.pytest_plugin import selected_impls
 
 REPO = Path(__file__).resolve().parent.parent
-FRAMEWORK_MODULE = {"torch": "torch", "tensorflow": "tensorflow", "paddle": "paddle", "paddle-legacy": "paddle.fluid"}
+FRAMEWORK_MODULE = {"torch": "torch", "tensorflow": "tensorflow", "paddle": "paddle", "paddle-legacy": "paddle.fluid",
+                    "jax": "optax", "tensorflow-xla": "tensorflow"}
 ENTRIES = deviations.load().entries
 
 
@@ -25,7 +27,7 @@ PADDLE_MAJOR = {"paddle": lambda v: not v.startswith("1."), "paddle-legacy": lam
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=[d.key for d in ENTRIES])
 def test_reproducer_shows_the_deviation(entry, request):
-    selected = [i.strip() for i in request.config.getoption("--impl").split(",")]
+    selected = selected_impls(request.config)
     if entry.impl not in selected:
         pytest.skip("%s is not among --impl %s" % (entry.impl, ",".join(selected)))
     python = runner.python_for(entry.impl)
