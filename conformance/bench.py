@@ -48,11 +48,7 @@ SWCE, SSWCE, SSL = "softmax_with_cross_entropy", "sampled_softmax_with_cross_ent
 
 
 def _shape(op, batch, classes, samples=0, dim=0, num_true=1):
-    """A benchmark shape; the keys the op does not read (``impls/ops.py``'s ``bench_shape``) are 0."""
-    given = {"batch": batch, "classes": classes, "samples": samples, "dim": dim, "num_true": num_true}
-    shape = {key: value if key in OPS[op].bench_shape else 0 for key, value in given.items()}
-    shape["num_true"] = num_true  # the worker's default for every op
-    return dict(op=op, **shape)
+    return {"op": op, "batch": batch, "classes": classes, "samples": samples, "dim": dim, "num_true": num_true}
 
 
 # The default grid: (shape, dtypes[, modes]).  Every shape runs in both modes unless it names them.
@@ -78,8 +74,10 @@ _DEFAULT_SHAPES = [
 # dim, classes 10^3..10^6, the three ops side by side, forward+backward in float32.
 SWEEP_BATCH, SWEEP_SAMPLES, SWEEP_DIM = 128, 512, 128
 SWEEP_CLASSES = (10 ** 3, 10 ** 4, 10 ** 5, 10 ** 6)
-_DEFAULT_SHAPES += [(_shape(op, SWEEP_BATCH, k, SWEEP_SAMPLES, SWEEP_DIM), ("float32",), ("forward_backward",))
-                    for k in SWEEP_CLASSES for op in OPS]
+# Samples and dim only for the ops that read them (``bench_shape`` in impls/ops.py).
+_DEFAULT_SHAPES += [(_shape(op, SWEEP_BATCH, k, SWEEP_SAMPLES if "samples" in info.bench_shape else 0,
+                            SWEEP_DIM if "dim" in info.bench_shape else 0), ("float32",), ("forward_backward",))
+                    for k in SWEEP_CLASSES for op, info in OPS.items()]
 
 # Per-array element caps of the full grid (2^28 float32 = 1 GiB): logits [batch, classes] and
 # weights [classes, dim] beyond them are left out.
