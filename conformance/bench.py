@@ -25,6 +25,8 @@ from pathlib import Path
 from conformance import runner
 from impls import bench as worker_bench
 from impls import get_adapter
+from impls.ops import OPS
+from impls.support import why_unsupported
 
 COLUMNS = ["impl", "impl_version", "device", "op", "mode", "dtype", "batch", "classes", "samples", "dim",
            "num_true", "median_s", "iqr_s", "iqr_over_median", "n", "noisy", "peak_mem_bytes", "mem_method",
@@ -72,9 +74,10 @@ _DEFAULT_SHAPES = [
 # dim, classes 10^3..10^6, the three ops side by side, forward+backward in float32.
 SWEEP_BATCH, SWEEP_SAMPLES, SWEEP_DIM = 128, 512, 128
 SWEEP_CLASSES = (10 ** 3, 10 ** 4, 10 ** 5, 10 ** 6)
-_DEFAULT_SHAPES += [(_shape(op, SWEEP_BATCH, k, 0 if op == SWCE else SWEEP_SAMPLES, SWEEP_DIM if op == SSL else 0),
-                     ("float32",), ("forward_backward",))
-                    for k in SWEEP_CLASSES for op in (SWCE, SSWCE, SSL)]
+# Samples and dim only for the ops that read them (``bench_shape`` in impls/ops.py).
+_DEFAULT_SHAPES += [(_shape(op, SWEEP_BATCH, k, SWEEP_SAMPLES if "samples" in info.bench_shape else 0,
+                            SWEEP_DIM if "dim" in info.bench_shape else 0), ("float32",), ("forward_backward",))
+                    for k in SWEEP_CLASSES for op, info in OPS.items()]
 
 # Per-array element caps of the full grid (2^28 float32 = 1 GiB): logits [batch, classes] and
 # weights [classes, dim] beyond them are left out.
@@ -132,8 +135,9 @@ def _row(impl, device, info, spec, reply: runner.Reply) -> dict:
 
 
 def _pre_check(adapter, device, spec):
-    """Why the impl cannot run the spec, from its declarations alone (no worker needed)."""
-    return adapter.why_unsupported({"op": spec["op"], "dtype": spec["dtype"], "features": []}, device)
+    """Why the impl cannot run the spec, from its declarations alone (no worker needed); the worker
+    asks the same question again once it has synthesised the case."""
+    return why_unsupported(adapter, device, worker_bench.spec_meta(spec))
 
 
 class _ImplBench:

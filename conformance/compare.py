@@ -13,9 +13,35 @@ Every output element must satisfy ``|actual - golden| <= rtol * (|golden| + scal
   softmax scale with the largest finite logit (``logit_scale``, at least 1), gradients with that
   times the upstream cotangent (and, for ``inputs``/``weights``, the other factor of the product).
 
+The op-specific facts (the accumulation length, the logits entering the softmax, the factor each
+gradient's scale carries) are declared with the op in ``impls/ops.py``; the eps per dtype in
+``impls/dtypes.py``.
+
 A framework that is off by more than this is reported as ``fail``; the tolerance is never widened
 to make a framework pass (known, explained deviations go in ``known_deviations.toml``).
 Non-finite golden values (a documented NaN or ``+inf``) must be matched exactly.
+
+Results stay structured: :func:`compare` returns one :class:`OutputError` per golden output, and
+:meth:`OutputError.record` is what the runner writes, as JSON, to the results CSV's ``errors``
+column, one object per output name::
+
+    {"abs": float, "rel": float, "ratio": float, "where": [int, ...],
+     "problem": "" | "missing" | "shape" | "nonfinite",
+     "actual": number | [int, ...] | null, "expected": number | [int, ...] | null}
+
+* ``problem`` ``""``: a numeric comparison; ``where`` is the element of the largest ``ratio``
+  (|error| / allowed; above 1 fails), ``actual``/``expected`` the two values there (null when no
+  golden value is finite); ``abs`` is the largest |error|, ``rel`` that over the largest |golden|.
+* ``"missing"``: the impl returned no such output; ``actual``/``expected`` are null.
+* ``"shape"``: ``actual``/``expected`` are the two shapes (lists of ints); ``where`` is empty.
+* ``"nonfinite"``: a non-finite value where the golden differs (or a finite golden value where the
+  impl gave NaN/inf); ``actual``/``expected`` are the two values at ``where``.
+* Numbers are JSON numbers when finite; ``inf``, ``-inf`` and NaN are written as the strings
+  ``"inf"``, ``"-inf"`` and ``"nan"`` (JSON has no literal for them).  A problem other than ``""``
+  has ``abs``, ``rel`` and ``ratio`` ``"inf"``.
+
+The human ``message`` of a result is written from these records for people (the CLI); nothing
+parses it back.
 """
 from __future__ import annotations
 
@@ -24,8 +50,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-EPS = {"float16": 2.0**-10, "bfloat16": 2.0**-7, "float32": 2.0**-23, "float64": 2.0**-52}
+from impls import dtypes
+from impls.ops import OPS
+
+EPS = dtypes.EPS
 MIN_ULPS = 16  # a few roundings per element: exp, log, one subtraction, the final cast
+PROBLEMS = ("", "missing", "shape", "nonfinite")
 
 
 @dataclass
@@ -35,15 +65,7 @@ class Tolerance:
 
 
 def accumulation_length(meta: dict, inputs_shapes: dict) -> int:
-    params = meta["params"]
-    if meta["op"] == "softmax_with_cross_entropy":
-        shape = inputs_shapes["logits"]
-        return int(shape[params["axis"] % len(shape)])
-    width = params["num_true"] + params.get("num_samples", params.get("num_sampled", 0))
-    if meta["op"] == "sampled_softmax_with_cross_entropy":
-        return int(width)
-    batch, dim = inputs_shapes["inputs"]
-    return int(max(width, dim, batch))
+    return OPS[meta["op"]].accumulation_length(meta["params"], inputs_shapes)
 
 
 def tolerance(meta: dict, inputs_shapes: dict) -> Tolerance:
@@ -58,17 +80,17 @@ def output_scales(case) -> dict:
     """The rounding magnitude of every output (see the module docstring)."""
     z = float(case.meta.get("logit_scale", 1.0))
     u = float(np.max(np.abs(case.upstream.astype(np.float64)))) if case.upstream.size else 1.0
-    scales = {"loss": z, "softmax": z}
-    for name in case.golden:
-        if name in ("grad/logits", "grad/biases"):
-            scales[name] = z * u
-        elif name == "grad/inputs":
-            w = max(float(np.max(np.abs(v))) for k, v in case.inputs.items() if k.startswith("weights"))
-            scales[name] = 2.0 * z * u * w
-        elif name.startswith("grad/weights"):
-            x = float(np.max(np.abs(case.inputs["inputs"])))
-            scales[name] = 2.0 * z * u * x * math.sqrt(case.inputs["inputs"].shape[0])
-    return scales
+    return OPS[case.op].output_scales(case.inputs, z, u)
+
+
+def json_number(value):
+    """A float for JSON: itself when finite, else ``"inf"``, ``"-inf"`` or ``"nan"``."""
+    value = float(value)
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return value
 
 
 @dataclass
@@ -78,22 +100,52 @@ class OutputError:
     max_rel: float  # max |error| / max |golden|
     ratio: float  # worst |error| / allowed, > 1 fails
     where: tuple
-    problem: str = ""  # shape or non-finite mismatch, when there is one
+    problem: str = ""  # one of PROBLEMS: "" for a numeric comparison
+    actual: object = None  # the value at ``where`` (a shape tuple for "shape"; None when there is none)
+    expected: object = None
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.problem) or self.ratio > 1.0
+
+    def record(self) -> dict:
+        """The JSON-safe record of the ``errors`` column (see the module docstring)."""
+        def value(v):
+            if v is None:
+                return None
+            if isinstance(v, tuple):
+                return [int(i) for i in v]
+            return json_number(v)
+
+        return {"abs": json_number(self.max_abs), "rel": json_number(self.max_rel),
+                "ratio": json_number(self.ratio), "where": [int(i) for i in self.where],
+                "problem": self.problem, "actual": value(self.actual), "expected": value(self.expected)}
+
+    def sentence(self) -> str:
+        """One line for people, e.g. ``loss: max error 1e-05 is 3x the tolerance at index (0, 1)``."""
+        if self.problem == "missing":
+            return "%s: missing" % self.name
+        if self.problem == "shape":
+            return "%s: shape %s, expected %s at %s" % (self.name, self.actual, self.expected, self.where)
+        if self.problem == "nonfinite":
+            return "%s: %r where %r was expected at %s" % (self.name, self.actual, self.expected, self.where)
+        return "%s: max error %.3g is %.3gx the tolerance at index %s" % (self.name, self.max_abs, self.ratio,
+                                                                          self.where)
 
 
 def compare_output(name, actual, golden, rtol, scale) -> OutputError:
     actual = np.asarray(actual)
     if actual.shape != golden.shape:
-        return OutputError(name, math.inf, math.inf, math.inf, (),
-                           "shape %s, expected %s" % (tuple(actual.shape), tuple(golden.shape)))
+        return OutputError(name, math.inf, math.inf, math.inf, (), "shape",
+                           tuple(actual.shape), tuple(golden.shape))
     actual = actual.astype(np.float64)
     finite = np.isfinite(golden)
     same_nonfinite = (np.isnan(actual) & np.isnan(golden)) | (actual == golden)
     bad = ~finite & ~same_nonfinite
     if bad.any() or not np.isfinite(actual[finite]).all():
         index = tuple(int(i) for i in np.argwhere(bad | (finite & ~np.isfinite(actual)))[0])
-        return OutputError(name, math.inf, math.inf, math.inf, index,
-                           "%r where %r was expected" % (float(actual[index]), float(golden[index])))
+        return OutputError(name, math.inf, math.inf, math.inf, index, "nonfinite",
+                           float(actual[index]), float(golden[index]))
     if not finite.any():
         return OutputError(name, 0.0, 0.0, 0.0, ())
     error = np.where(finite, np.abs(actual - golden), 0.0)
@@ -102,23 +154,23 @@ def compare_output(name, actual, golden, rtol, scale) -> OutputError:
     worst = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
     peak = float(np.max(np.abs(golden[finite])))
     return OutputError(name, float(error.max()), float(error.max()) / peak if peak else float(error.max()),
-                       float(ratio[worst]), tuple(int(i) for i in worst))
+                       float(ratio[worst]), tuple(int(i) for i in worst), "",
+                       float(actual[worst]), float(golden[worst]))
 
 
 def compare(case, outputs: dict) -> tuple:
-    """Return ``(status, errors, tolerance, message)`` for one impl's outputs of one case."""
+    """Return ``(status, errors, tolerance, message)`` for one impl's outputs of one case.
+
+    ``errors``: one :class:`OutputError` per golden output, in name order (a missing output has
+    ``problem == "missing"``); ``message``: the failed ones as sentences joined by ``"; "``.
+    """
     tol = tolerance(case.meta, {k: v.shape for k, v in case.inputs.items()})
     scales = output_scales(case)
-    errors, problems = [], []
+    errors = []
     for name in sorted(case.golden):
         if name not in outputs:
-            problems.append("%s: missing" % name)
-            continue
-        err = compare_output(name, outputs[name], case.golden[name], tol.rtol, scales.get(name, 1.0))
-        errors.append(err)
-        if err.problem:
-            problems.append("%s: %s at %s" % (name, err.problem, err.where))
-        elif err.ratio > 1.0:
-            problems.append("%s: max error %.3g is %.3gx the tolerance at index %s"
-                            % (name, err.max_abs, err.ratio, err.where))
+            errors.append(OutputError(name, math.inf, math.inf, math.inf, (), "missing"))
+        else:
+            errors.append(compare_output(name, outputs[name], case.golden[name], tol.rtol, scales.get(name, 1.0)))
+    problems = [err.sentence() for err in errors if err.failed]
     return ("fail" if problems else "pass"), errors, tol, "; ".join(problems)

@@ -8,7 +8,9 @@ classes and their probabilities (expected counts) are stored too: every framewor
 samples.
 
 Layout: ``cases/<op>/<case id>.npz`` (see ``impls/caseio.py``) and ``cases/MANIFEST.json`` listing
-each file with its SHA-256, its metadata and the impls that can express it.
+each file with its SHA-256 and its metadata.  The corpus describes cases only: which impl can run a
+case is decided at run time (``impls/support.py``), so adding or changing an adapter never changes
+a corpus file.  The per-op facts a case needs (the oracle, the logit scale) come from ``impls/ops.py``.
 """
 from __future__ import annotations
 
@@ -20,21 +22,15 @@ from pathlib import Path
 
 import numpy as np
 
-from impls import ADAPTER_MODULES, get_adapter
+from impls import dtypes
 from impls import reference as ref
-from impls.caseio import Case, flatten_gradients, numpy_dtype, storage_dtype
+from impls.caseio import Case, flatten_gradients
+from impls.ops import OPS
 
 MANIFEST = "MANIFEST.json"
 FORMAT_VERSION = 1
 DEFAULT_CASES_DIR = Path(__file__).resolve().parent.parent / "cases"
-SHORT_DTYPE = {"float16": "f16", "bfloat16": "bf16", "float32": "f32", "float64": "f64"}
-ALL_DTYPES = tuple(SHORT_DTYPE)
-
-_GRAD = {
-    "softmax_with_cross_entropy": ref.softmax_with_cross_entropy_grad,
-    "sampled_softmax_with_cross_entropy": ref.sampled_softmax_with_cross_entropy_grad,
-    "sampled_softmax_loss": ref.sampled_softmax_loss_grad,
-}
+ALL_DTYPES = dtypes.NAMES
 
 
 @dataclass
@@ -53,7 +49,7 @@ class Spec:
 
     @property
     def id(self) -> str:
-        return "%s-%s-%s" % (self.op, self.name, SHORT_DTYPE[self.dtype])
+        return "%s-%s-%s" % (self.op, self.name, dtypes.SHORT[self.dtype])
 
 
 def _rng(name: str) -> np.random.Generator:
@@ -70,11 +66,6 @@ def _upstream(rng, shape):
     # Nonzero multiples of 1/8 in [-2, 2]: exact in every dtype, signs exercised.
     values = rng.integers(1, 17, size=shape) / 8.0
     return values * rng.choice([-1.0, 1.0], size=shape)
-
-
-def _round_to(values, dtype):
-    """Round float64 values to ``dtype`` and return them in the storage dtype."""
-    return values.astype(numpy_dtype(dtype)).astype(storage_dtype(dtype))
 
 
 # --------------------------------------------------------------------------------------------
@@ -551,59 +542,30 @@ def all_specs():
 # --------------------------------------------------------------------------------------------
 # From a spec to a stored case
 # --------------------------------------------------------------------------------------------
-def _logit_scale(spec: Spec, inputs: dict) -> float:
-    """Largest finite |logit| entering the softmax: the magnitude at which rounding happens."""
-    if spec.op == "softmax_with_cross_entropy":
-        z = inputs["logits"]
-    elif spec.op == "sampled_softmax_with_cross_entropy":
-        z = np.take_along_axis(inputs["logits"], inputs["customized_samples"], 1) - np.log(
-            inputs["customized_probabilities"])
-    else:
-        shards = [inputs[k] for k in sorted(inputs) if k.startswith("weights")]
-        w = np.concatenate(shards) if len(shards) > 1 else shards[0]
-        bound = np.abs(inputs["inputs"]) @ np.abs(w).T + np.abs(inputs["biases"])  # [B, K], small corpus only
-        z = np.concatenate([bound.ravel(), np.log(inputs["true_expected_count"]).ravel(),
-                            np.log(inputs["sampled_expected_count"])])
-    finite = np.abs(z[np.isfinite(z)])
-    return float(max(1.0, finite.max() if finite.size else 1.0))
-
-
 def build_case(spec: Spec) -> Case:
-    stored = {k: (_round_to(v, spec.dtype) if v.dtype.kind == "f" else v.astype(np.int64))
+    stored = {k: (dtypes.round_to(v, spec.dtype) if v.dtype.kind == "f" else v.astype(np.int64))
               for k, v in spec.inputs.items()}
     meta = {"id": spec.id, "op": spec.op, "dtype": spec.dtype, "params": spec.params,
             "description": spec.description, "tags": sorted(set(spec.tags)), "features": sorted(set(spec.features))}
     case = Case(meta, stored, {})
     as64 = {k: v.astype(np.float64) if v.dtype.kind == "f" else v for k, v in stored.items()}
     case64 = Case(meta, as64, {})
+    op = OPS[spec.op]
     if spec.invalid:
         meta.update(invalid=spec.invalid, outputs=[])
         try:
-            _GRAD[spec.op](upstream=case64.upstream, **case64.reference_kwargs())
+            op.reference_grad()(upstream=case64.upstream, **case64.reference_kwargs())
         except (ValueError, TypeError) as error:
             if spec.invalid["argument"] not in str(error):
                 raise RuntimeError("%s: the reference's error does not name %r: %s"
                                    % (spec.id, spec.invalid["argument"], error)) from None
             return case
         raise RuntimeError("%s: the reference accepted invalid input (%s)" % (spec.id, spec.invalid["reason"]))
-    result = _GRAD[spec.op](upstream=case64.upstream, **case64.reference_kwargs())
+    result = op.reference_grad()(upstream=case64.upstream, **case64.reference_kwargs())
     case.golden = {k: np.asarray(v, dtype=np.float64) for k, v in flatten_gradients(result).items()}
     meta["outputs"] = sorted(case.golden)
-    meta["logit_scale"] = _logit_scale(spec, as64)
+    meta["logit_scale"] = op.logit_scale(spec.params, as64)
     return case
-
-
-def expressible_by(meta: dict, device: str = "cpu") -> list:
-    """Impls whose declarations say they can run this case on ``device``."""
-    names = []
-    for name in ADAPTER_MODULES:
-        try:
-            adapter = get_adapter(name)
-        except (ImportError, AttributeError):  # an adapter module not written yet
-            continue
-        if device in adapter.devices and adapter.why_unsupported(meta, device) is None:
-            names.append(name)
-    return names
 
 
 def sha256_of(path: Path) -> str:
@@ -622,8 +584,7 @@ def generate(out_dir: Path = DEFAULT_CASES_DIR, progress=None) -> dict:
         case.write(out_dir / relative)
         entries.append({"id": spec.id, "op": spec.op, "dtype": spec.dtype, "file": relative.as_posix(),
                         "sha256": sha256_of(out_dir / relative), "description": spec.description,
-                        "tags": case.meta["tags"], "features": case.meta["features"],
-                        "expressible_by": {d: expressible_by(case.meta, d) for d in ("cpu", "gpu")}})
+                        "tags": case.meta["tags"], "features": case.meta["features"]})
         if spec.invalid:
             entries[-1]["invalid"] = spec.invalid
     manifest = {"format": FORMAT_VERSION, "generator": "conformance corpus", "cases": entries,

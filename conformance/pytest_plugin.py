@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 
 from conformance import corpus, deviations, runner
-from impls import get_adapter, impl_names, resolve
-from impls.base import OPS
-from impls.caseio import FLOAT_DTYPES
+from impls import dtypes, get_adapter, impl_names, resolve
+from impls.ops import OPS
 
 
 def pytest_addoption(parser):
@@ -34,7 +33,7 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     config.addinivalue_line("markers", "conformance: a framework conformance case from the corpus")
     config.addinivalue_line("markers", "gpu: needs a GPU")
-    for name in OPS + FLOAT_DTYPES:
+    for name in tuple(OPS) + dtypes.NAMES:
         config.addinivalue_line("markers", "%s: conformance cases of this op or dtype" % name)
 
 
@@ -89,18 +88,19 @@ class _WorkerPool:
         key = (impl, device)
         if key in self.unavailable:
             pytest.skip(self.unavailable[key])
-        adapter = get_adapter(impl)
-        if adapter.why_unsupported(entry, device):
-            pytest.skip(adapter.why_unsupported(entry, device))
-        if key not in self.workers:
+        if key not in self.workers:  # started by its first supported case only
             self.workers[key] = runner.Worker(impl, device, runner.python_for(impl, self.overrides))
         try:
-            return runner.execute_case(self.workers[key], adapter, entry, Path(self.config.getoption("--cases")),
-                                       self.scratch, self.registry, repeat=1,
-                                       timeout=self.config.getoption("--case-timeout"))
+            # execute_case decides support (impls/support.py) as `conformance run` does.
+            row = runner.execute_case(self.workers[key], get_adapter(impl), entry,
+                                      Path(self.config.getoption("--cases")), self.scratch, self.registry,
+                                      repeat=1, timeout=self.config.getoption("--case-timeout"))
         except runner.WorkerUnavailable as error:
             self.unavailable[key] = "impl not available: %s" % error
             pytest.skip(self.unavailable[key])
+        if row["status"] == "unsupported":
+            pytest.skip(row["message"])
+        return row
 
     def close(self):
         for worker in self.workers.values():

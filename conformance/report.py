@@ -104,7 +104,7 @@ def screenshot(html_path, png_path, size=(1400, 3000), timeout=180) -> str:
 class ReportData:
     def __init__(self, raw_dir, cases_dir=None):
         from conformance import corpus, deviations
-        from impls import ADAPTER_MODULES
+        from impls import impl_names
 
         self.raw_dir = Path(raw_dir)
         self.cases_dir = Path(cases_dir) if cases_dir else corpus.DEFAULT_CASES_DIR
@@ -123,7 +123,7 @@ class ReportData:
             self.registry = None
             self.warnings.append("known_deviations.toml could not be read: %s" % error)
         self.environments = load_environments(self.raw_dir)
-        self.impl_order = list(ADAPTER_MODULES)
+        self.impl_order = impl_names()
         self.frame = H.prepare(self.results, self.manifest)
         self.labels = H.label_order(self.frame["label"], self.impl_order)
         op_order = {}

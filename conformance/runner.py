@@ -30,6 +30,7 @@ from conformance import corpus, deviations, legacy_env
 from conformance.compare import compare
 from impls import get_adapter, impl_names
 from impls.caseio import Case, read_npz
+from impls.support import why_unsupported
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CASE_TIMEOUT = 120.0  # seconds; a first TF/Paddle call on a big case can take a few
@@ -257,13 +258,15 @@ def evaluate(case: Case, reply: Reply, out_file: Path, impl: str = "") -> dict:
     fields["deterministic"] = reply.data.get("deterministic")
     outputs, _ = read_npz(out_file)
     status, errors, tol, message = compare(case, outputs)
-    worst = max(errors, key=lambda e: e.ratio) if errors else None
+    # The summary columns are over the outputs the impl returned (a missing one fails the case and
+    # has its record in ``errors``); ``errors`` is compare.py's per-output records, as JSON.
+    returned = [e for e in errors if e.problem != "missing"]
+    worst = max(returned, key=lambda e: e.ratio) if returned else None
     fields.update(status=status, message=message, rtol=tol.rtol, tolerance=tol.reason,
-                  max_abs_err=max((e.max_abs for e in errors), default=0.0),
-                  max_rel_err=max((e.max_rel for e in errors), default=0.0),
+                  max_abs_err=max((e.max_abs for e in returned), default=0.0),
+                  max_rel_err=max((e.max_rel for e in returned), default=0.0),
                   tol_ratio=worst.ratio if worst else 0.0, worst_output=worst.name if worst else "",
-                  errors=json.dumps({e.name: {"abs": e.max_abs, "rel": e.max_rel, "ratio": e.ratio}
-                                     for e in errors}))
+                  errors=json.dumps({e.name: e.record() for e in errors}, allow_nan=False))
     return fields
 
 
@@ -307,7 +310,7 @@ def execute_case(worker, adapter, entry, cases_dir, outputs_dir, registry, repea
     """
     device = worker.device
     row = _row(entry, adapter, worker.info, device)
-    reason = adapter.why_unsupported(entry, device)
+    reason = why_unsupported(adapter, device, entry)
     if reason:
         row.update(status="unsupported", message=reason)
     else:
@@ -358,7 +361,7 @@ def run_impl(impl, device, cases_dir, out_dir, *, python=None, resume=False, rep
     path.parent.mkdir(parents=True, exist_ok=True)
     new_file = not path.exists() or path.stat().st_size == 0
     try:
-        if any(adapter.why_unsupported(e, device) is None for e in todo):
+        if any(why_unsupported(adapter, device, e) is None for e in todo):
             worker.start()  # fail fast, before any row, when the framework is not installed
         with open(path, "a", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")

@@ -4,8 +4,11 @@ An adapter module defines a subclass of :class:`Adapter` named ``ADAPTER`` with:
 
 * ``name``: the impl name used on the command line and in reports (``torch``, ``paddle-legacy``...);
 * ``devices``: the devices it can run on (``"cpu"``, ``"gpu"``);
-* ``ops``: for each op it can run, an :class:`OpSupport` saying whether the framework computes the op
-  natively or the adapter composes it, which dtypes, and which case features it cannot express;
+* ``ops``: for each op of :data:`impls.ops.OPS` it can run, an :class:`OpSupport` saying whether the
+  framework computes the op natively or the adapter composes it, which dtypes (of
+  :data:`impls.dtypes.NAMES`), and which case features (of the op's ``features`` in
+  ``impls/ops.py``) it cannot express.  :func:`impls.support.why_unsupported` reads these
+  declarations; it is the one place that decides whether a case runs;
 * ``load(device)``: import the framework (only here, never at module import, so the core can read
   the declarations without importing a framework) and return its version string;
 * ``run(case)``: compute one case and return flat outputs (see :func:`impls.caseio.flatten_gradients`)
@@ -30,10 +33,9 @@ An adapter never repairs a framework's answer: what the framework returns is wha
 """
 from __future__ import annotations
 
-from typing import Dict, FrozenSet, Optional, Tuple
+from typing import Dict, FrozenSet, Tuple
 
-OPS = ("softmax_with_cross_entropy", "sampled_softmax_with_cross_entropy", "sampled_softmax_loss")
-ALL_DTYPES = ("float16", "bfloat16", "float32", "float64")
+from impls import dtypes as _dtypes
 
 
 class Unsupported(Exception):
@@ -43,9 +45,11 @@ class Unsupported(Exception):
 class OpSupport:
     """How an impl handles one op."""
 
-    def __init__(self, mode: str, dtypes=ALL_DTYPES, unsupported_features=(), note: str = ""):
+    def __init__(self, mode: str, dtypes=_dtypes.NAMES, unsupported_features=(), note: str = ""):
         if mode not in ("native", "composed"):
             raise ValueError("mode: expected 'native' or 'composed', got %r" % (mode,))
+        for name in dtypes:
+            _dtypes.info(name)  # a misspelt dtype fails here, not as a silently skipped case
         self.mode = mode
         self.dtypes: FrozenSet[str] = frozenset(dtypes)
         self.unsupported_features: FrozenSet[str] = frozenset(unsupported_features)
@@ -67,20 +71,6 @@ class Adapter:
 
     def __init__(self):
         self.device = None
-
-    def why_unsupported(self, meta: dict, device: str) -> Optional[str]:
-        """``None`` when this impl can express the case on ``device``, else the reason why not."""
-        if device not in self.devices:
-            return "%s does not run on %s" % (self.name, device)
-        support = self.ops.get(meta["op"])
-        if support is None:
-            return "%s has no %s" % (self.name, meta["op"])
-        if meta["dtype"] not in support.dtypes:
-            return "%s %s does not take %s" % (self.name, meta["op"], meta["dtype"])
-        missing = sorted(support.unsupported_features.intersection(meta.get("features", ())))
-        if missing:
-            return "%s %s cannot express %s" % (self.name, meta["op"], ", ".join(missing))
-        return None
 
     def load(self, device: str) -> str:
         raise NotImplementedError

@@ -2,8 +2,8 @@
 
 A benchmark request names an op, a shape (``batch``, ``classes``, ``samples``, ``dim``,
 ``num_true``), a dtype and a mode (``forward`` or ``forward_backward``).  The inputs are synthesised
-here, deterministically (a NumPy ``Generator`` seeded from the shape), into an in-memory
-:class:`impls.caseio.Case`; sampled ops get the candidates and expected counts of the reference's
+by the op's ``synthesize`` in ``impls/ops.py``, deterministically (a NumPy ``Generator`` seeded from
+the shape), into an in-memory :class:`impls.caseio.Case`; sampled ops get the candidates and expected counts of the reference's
 log-uniform sampler (one candidate set shared by the batch, ``remove_accidental_hits=True``), the
 full softmax gets hard labels.  Then, on the adapter:
 
@@ -51,10 +51,12 @@ import zlib
 
 import numpy as np
 
+from impls import dtypes
 from impls.base import Unsupported
-from impls.caseio import Case, storage_dtype
+from impls.caseio import Case
+from impls.ops import OPS
+from impls.support import why_unsupported
 
-OPS = ("softmax_with_cross_entropy", "sampled_softmax_with_cross_entropy", "sampled_softmax_loss")
 MODES = ("forward", "forward_backward")
 SEED = 20240229
 
@@ -89,87 +91,37 @@ def normalize_spec(spec: dict) -> dict:
         raise ValueError("mode: expected one of %s, got %r" % (", ".join(MODES), out.get("mode")))
     for key, value in DEFAULTS.items():
         out.setdefault(key, value)
-    storage_dtype(out["dtype"])  # validates the name
+    dtypes.info(out["dtype"])  # validates the name
     for key in _SHAPE_KEYS:
         out[key] = int(out.get(key, 0))
     if out["batch"] < 1 or out["classes"] < 2:
         raise ValueError("batch >= 1 and classes >= 2 expected, got %d, %d" % (out["batch"], out["classes"]))
-    if out["op"] != "softmax_with_cross_entropy":
-        if not 1 <= out["samples"] < out["classes"]:
-            raise ValueError("samples: expected 1 <= samples < classes=%d, got %d" % (out["classes"], out["samples"]))
-        if out["num_true"] < 1:
-            raise ValueError("num_true: expected >= 1, got %d" % out["num_true"])
-    if out["op"] == "sampled_softmax_loss" and out["dim"] < 1:
-        raise ValueError("dim: expected >= 1 for sampled_softmax_loss, got %d" % out["dim"])
+    uses = OPS[out["op"]].bench_shape
+    if "samples" in uses and not 1 <= out["samples"] < out["classes"]:
+        raise ValueError("samples: expected 1 <= samples < classes=%d, got %d" % (out["classes"], out["samples"]))
+    if "num_true" in uses and out["num_true"] < 1:
+        raise ValueError("num_true: expected >= 1, got %d" % out["num_true"])
+    if "dim" in uses and out["dim"] < 1:
+        raise ValueError("dim: expected >= 1 for %s, got %d" % (out["op"], out["dim"]))
     return out
 
 
-def _round_to(array: np.ndarray, dtype: str) -> np.ndarray:
-    """float32 values rounded to the case dtype, in its storage dtype (bfloat16 -> float32)."""
-    if dtype == "bfloat16":
-        # Round to nearest even on the top 16 bits (finite values only, as here).
-        bits = np.ascontiguousarray(array, dtype=np.float32).view(np.uint32)
-        bits = (bits + np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1))) & np.uint32(0xFFFF0000)
-        return bits.view(np.float32)
-    return array.astype(storage_dtype(dtype), copy=False)
-
-
-def _floats(rng, shape, scale, dtype):
-    return _round_to(rng.standard_normal(shape, dtype=np.float32) * np.float32(scale), dtype)
-
-
-def _probabilities(values, dtype):
-    """Expected counts in the case dtype, kept > 0 where float16 would flush them to zero."""
-    values = np.asarray(values, dtype=np.float64)
-    if dtype == "float16":
-        values = np.maximum(values, float(np.finfo(np.float16).tiny))
-    return _round_to(values.astype(np.float32), dtype) if dtype != "float64" else values
+def spec_meta(spec: dict) -> dict:
+    """What a spec says about its case before it is synthesised: enough for the support question
+    (features that depend on the drawn samples, like accidental hits, are known only after)."""
+    return {"op": spec["op"], "dtype": spec["dtype"], "features": []}
 
 
 def synthesize(spec: dict, seed: int = SEED) -> Case:
-    """The benchmark case of a (normalised) spec; the same spec always gives the same arrays."""
-    from impls import reference  # noqa: PLC0415 - the sampler (NumPy only, no framework)
+    """The benchmark case of a (normalised) spec; the same spec always gives the same arrays.
 
+    The inputs come from the op's ``synthesize`` in ``impls/ops.py``, drawn from a NumPy
+    ``Generator`` seeded from the shape.
+    """
     op, dtype = spec["op"], spec["dtype"]
-    batch, classes, samples, dim, num_true = (spec[k] for k in _SHAPE_KEYS)
-    key = "%s/%d/%d/%d/%d/%d" % (op, batch, classes, samples, dim, num_true)
+    key = "%s/%d/%d/%d/%d/%d" % ((op,) + tuple(spec[k] for k in _SHAPE_KEYS))
     rng = np.random.default_rng([seed, zlib.crc32(key.encode("utf-8"))])
-    features = []
-    inputs = {}
-    if op == "softmax_with_cross_entropy":
-        params = {"soft_label": False, "ignore_index": -100, "numeric_stable_mode": True,
-                  "return_softmax": False, "axis": -1}
-        inputs["logits"] = _floats(rng, (batch, classes), 2.0, dtype)
-        inputs["label"] = rng.integers(0, classes, size=(batch, 1), dtype=np.int64)
-        inputs["upstream"] = _round_to(rng.uniform(0.5, 1.5, (batch, 1)).astype(np.float32), dtype)
-    else:
-        labels = rng.integers(0, classes, size=(batch, num_true), dtype=np.int64)
-        candidates, true_expected, sampled_expected = reference.log_uniform_candidate_sampler(
-            labels, num_true, samples, True, classes, seed=int(rng.integers(0, 2 ** 31)))
-        hits = bool(np.isin(candidates, labels).any())
-        features = (["multi_true"] if num_true > 1 else []) + (["accidental_hits"] if hits else [])
-        features.append("remove_accidental_hits")
-        if op == "sampled_softmax_with_cross_entropy":
-            params = {"num_samples": samples, "num_true": num_true, "remove_accidental_hits": True,
-                      "use_customized_samples": True, "seed": 0}
-            inputs["logits"] = _floats(rng, (batch, classes), 2.0, dtype)
-            inputs["label"] = labels
-            inputs["customized_samples"] = np.concatenate(
-                [labels, np.broadcast_to(candidates, (batch, samples))], axis=1)
-            inputs["customized_probabilities"] = _probabilities(np.concatenate(
-                [true_expected, np.broadcast_to(sampled_expected, (batch, samples))], axis=1), dtype)
-            inputs["upstream"] = _round_to(rng.uniform(0.5, 1.5, (batch, 1)).astype(np.float32), dtype)
-        else:
-            params = {"num_sampled": samples, "num_classes": classes, "num_true": num_true,
-                      "remove_accidental_hits": True, "partition_strategy": "mod", "num_shards": 0}
-            inputs["weights"] = _floats(rng, (classes, dim), 1.0 / np.sqrt(dim), dtype)
-            inputs["biases"] = _floats(rng, (classes,), 0.1, dtype)
-            inputs["labels"] = labels
-            inputs["inputs"] = _floats(rng, (batch, dim), 1.0, dtype)
-            inputs["sampled_candidates"] = np.asarray(candidates, dtype=np.int64)
-            inputs["true_expected_count"] = _probabilities(true_expected, dtype)
-            inputs["sampled_expected_count"] = _probabilities(sampled_expected, dtype)
-            inputs["upstream"] = _round_to(rng.uniform(0.5, 1.5, (batch,)).astype(np.float32), dtype)
+    params, inputs, features = OPS[op].synthesize(rng, spec, dtype)
     meta = {"id": "bench-%s-%s" % (key.replace("/", "-"), dtype), "op": op, "dtype": dtype,
             "params": params, "features": features, "tags": ["bench"]}
     # C order, as a model's tensors are (np.concatenate of a column and a broadcast row gives F order).
@@ -415,12 +367,12 @@ def measure(adapter, device, spec, timing=None) -> dict:
     timing = dict(timing or {})
     spec = normalize_spec(spec)
     backward = spec["mode"] == "forward_backward"
-    # Cheap checks first, without synthesising anything.
-    reason = adapter.why_unsupported({"op": spec["op"], "dtype": spec["dtype"], "features": []}, device)
+    # Cheap checks first, without synthesising anything; then with the case's own features.
+    reason = why_unsupported(adapter, device, spec_meta(spec))
     if reason:
         return {"status": "unsupported", "message": reason}
     case = _case_for(spec)
-    reason = adapter.why_unsupported(case.meta, device)
+    reason = why_unsupported(adapter, device, case.meta)
     if reason:
         return {"status": "unsupported", "message": reason}
     state = adapter.prepare(case)

@@ -7,7 +7,8 @@ weights, so a golden file, an adapter's result and a report column all use the s
 
 This module is on the worker side: it must run on Python 3.8 with numpy 1.23 and imports no
 framework.  bfloat16 has no portable ``.npy`` dtype, so bfloat16 inputs are stored as float32
-(every stored value is exactly a bfloat16) and the case's ``dtype`` says what they are.
+(every stored value is exactly a bfloat16) and the case's ``dtype`` says what they are (see
+``impls/dtypes.py``).
 """
 from __future__ import annotations
 
@@ -17,25 +18,10 @@ import zipfile
 
 import numpy as np
 
+from impls import ops
+
 # A fixed timestamp makes the zip bytes depend on content only, so regeneration is byte-identical.
 _FIXED_ZIP_TIME = (2020, 1, 1, 0, 0, 0)
-FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
-
-
-def storage_dtype(dtype: str) -> np.dtype:
-    """The NumPy dtype a float input of the given case dtype is stored in."""
-    if dtype not in FLOAT_DTYPES:
-        raise ValueError("dtype: expected one of %s, got %r" % (", ".join(FLOAT_DTYPES), dtype))
-    return np.dtype("float32" if dtype == "bfloat16" else dtype)
-
-
-def numpy_dtype(dtype: str):
-    """The NumPy dtype for a case dtype; bfloat16 comes from ml_dtypes (imported only when asked)."""
-    if dtype == "bfloat16":
-        import ml_dtypes  # noqa: PLC0415 - optional dependency, only bfloat16 cases need it
-
-        return np.dtype(ml_dtypes.bfloat16)
-    return storage_dtype(dtype)
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
@@ -93,28 +79,12 @@ class Case:
     @property
     def weight_shards(self) -> list:
         """``sampled_softmax_loss`` weights as a list of shards (one element when unsharded)."""
-        count = self.params.get("num_shards", 0)
-        if count == 0:
-            return [self.inputs["weights"]]
-        return [self.inputs["weights/%d" % i] for i in range(count)]
+        return ops.weight_shards(self.inputs)
 
     def reference_kwargs(self, cast=None) -> dict:
         """Keyword arguments for the reference function of ``self.op`` (``cast`` maps each array)."""
         cast = cast or (lambda a: a)
-        inputs = {k: cast(v) for k, v in self.inputs.items() if k != "upstream"}
-        kwargs = dict(self.params)
-        kwargs.pop("num_shards", None)
-        if self.op == "sampled_softmax_loss":
-            shards = [cast(w) for w in self.weight_shards]
-            kwargs["weights"] = shards if self.params.get("num_shards", 0) else shards[0]
-            kwargs["sampled_values"] = (
-                inputs.pop("sampled_candidates"),
-                inputs.pop("true_expected_count"),
-                inputs.pop("sampled_expected_count"),
-            )
-            inputs = {k: v for k, v in inputs.items() if not k.startswith("weights")}
-        kwargs.update(inputs)
-        return kwargs
+        return ops.get(self.op).reference_kwargs(self.params, {k: cast(v) for k, v in self.inputs.items()})
 
     def write(self, path) -> None:
         arrays = {"input/" + k: v for k, v in self.inputs.items()}

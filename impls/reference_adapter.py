@@ -3,27 +3,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from impls import reference
-from impls.base import ALL_DTYPES, Adapter, OpSupport
-from impls.caseio import flatten_gradients, numpy_dtype
-
-_GRAD_FUNCTIONS = {
-    "softmax_with_cross_entropy": reference.softmax_with_cross_entropy_grad,
-    "sampled_softmax_with_cross_entropy": reference.sampled_softmax_with_cross_entropy_grad,
-    "sampled_softmax_loss": reference.sampled_softmax_loss_grad,
-}
-# Forward only (the benchmark's "forward" mode): the loss without any gradient work.
-_FORWARD_FUNCTIONS = {
-    "softmax_with_cross_entropy": reference.softmax_with_cross_entropy,
-    "sampled_softmax_with_cross_entropy": reference.sampled_softmax_with_cross_entropy,
-    "sampled_softmax_loss": reference.sampled_softmax_loss,
-}
+from impls import dtypes
+from impls.base import Adapter, OpSupport
+from impls.caseio import flatten_gradients
+from impls.ops import OPS
 
 
 class NumpyReference(Adapter):
     name = "numpy"
     devices = ("cpu",)
-    ops = {op: OpSupport("native", ALL_DTYPES, note="impls/reference.py") for op in _GRAD_FUNCTIONS}
+    ops = {op: OpSupport("native", dtypes.NAMES, note="impls/reference.py") for op in OPS}
 
     def load(self, device):
         self.device = device
@@ -31,7 +20,7 @@ class NumpyReference(Adapter):
         return np.__version__
 
     def _cast(self, case):
-        dtype = numpy_dtype(case.dtype)
+        dtype = dtypes.numpy_dtype(case.dtype)
 
         def cast(array):
             array = array.astype(dtype) if array.dtype.kind == "f" else array
@@ -41,13 +30,15 @@ class NumpyReference(Adapter):
 
     def prepare(self, case):
         cast = self._cast(case)
-        return case.op, cast(case.upstream), case.reference_kwargs(cast)
+        op = OPS[case.op]
+        # Forward only (the benchmark's "forward" mode) is the loss without any gradient work.
+        return op.reference_forward(), op.reference_grad(), cast(case.upstream), case.reference_kwargs(cast)
 
     def compute(self, state, backward=True):
-        op, upstream, kwargs = state
+        forward, grad, upstream, kwargs = state
         if backward:
-            return _GRAD_FUNCTIONS[op](upstream=upstream, **kwargs)
-        loss = _FORWARD_FUNCTIONS[op](**kwargs)
+            return grad(upstream=upstream, **kwargs)
+        loss = forward(**kwargs)
         return {"loss": loss[0] if isinstance(loss, tuple) else loss}  # (loss, softmax) when asked
 
     def to_numpy(self, outputs):
@@ -61,8 +52,8 @@ class CupyReference(NumpyReference):
     name = "cupy"
     devices = ("gpu",)
     # CuPy has no bfloat16 arrays.
-    ops = {op: OpSupport("native", ("float16", "float32", "float64"), note="impls/reference.py on CuPy")
-           for op in _GRAD_FUNCTIONS}
+    ops = {op: OpSupport("native", [d for d in dtypes.NAMES if d != "bfloat16"], note="impls/reference.py on CuPy")
+           for op in OPS}
 
     def load(self, device):
         import cupy  # noqa: PLC0415 - only the GPU worker imports CuPy

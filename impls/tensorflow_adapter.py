@@ -18,12 +18,13 @@ import os
 
 import numpy as np
 
+from impls import dtypes
 from impls.base import Adapter, OpSupport, Unsupported
 
 # Filled by ``load``: the module stays importable without TensorFlow.
 tf = None
 
-_DTYPES = ("float16", "bfloat16", "float32", "float64")  # every kernel used has CPU kernels for all four
+_DTYPES = dtypes.NAMES  # every kernel used has CPU kernels for all four
 
 
 class TensorflowAdapter(Adapter):

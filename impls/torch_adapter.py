@@ -10,14 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from impls.base import Adapter, OpSupport, Unsupported
-
-# Inputs that are autograd leaves, per op; the gradient of input ``x`` is returned as ``grad/x``
-# (shard ``weights/i`` gives ``grad/weights/i``, the flat name the spec asks for).
-_DIFFERENTIABLE = {
-    "softmax_with_cross_entropy": ("logits",),
-    "sampled_softmax_with_cross_entropy": ("logits",),
-    "sampled_softmax_loss": ("inputs", "weights", "biases"),
-}
+from impls.ops import OPS
 
 
 class TorchAdapter(Adapter):
@@ -58,7 +51,9 @@ class TorchAdapter(Adapter):
     def prepare(self, case):
         torch = self.torch
         dtype = getattr(torch, case.dtype)
-        leaves = _DIFFERENTIABLE[case.op]
+        # The op's differentiable inputs are autograd leaves; the gradient of input ``x`` is returned
+        # as ``grad/x`` (shard ``weights/i`` gives ``grad/weights/i``, the flat name the spec asks for).
+        leaves = OPS[case.op].differentiable
         tensors = {}
         for name, array in case.inputs.items():
             is_float = np.issubdtype(array.dtype, np.floating)

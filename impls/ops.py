@@ -1,0 +1,412 @@
+"""The op registry: what the suite knows about each op, declared once (in the spirit of PyTorch's OpInfo).
+
+For every op, one :class:`OpInfo` says:
+
+* ``name`` and a short human ``label``;
+* ``params``: its static options and their defaults (:class:`Param`);
+* ``inputs``: its array arguments, which are differentiable, and the magnitude at which the
+  rounding of each input's gradient happens (:class:`Input`, used by the tolerance rule);
+* ``outputs``: its flat output names (``loss``, ``softmax``, ``grad/<input>``; see
+  :func:`impls.caseio.flatten_gradients`), through :meth:`OpInfo.output_names`;
+* the oracle: the forward and gradient functions of ``impls.reference``, by name, resolved lazily;
+* the tolerance rule's op-specific facts (``conformance/compare.py``): the accumulation length and the
+  logits that enter the softmax, whose largest magnitude is the case's ``logit_scale``;
+* ``features``: the vocabulary of case features the corpus may emit for it (an adapter declares the
+  ones it cannot express; see docs/ADAPTER_SPEC.md);
+* how a case becomes the oracle's keyword arguments (:meth:`OpInfo.reference_kwargs`);
+* the benchmark: which shape keys it reads and how to synthesise its inputs from a shape.
+
+:data:`OPS` (ordered: the order of every table) maps op names to their :class:`OpInfo`.  The corpus,
+the comparison, the benchmark, ``impls.caseio``, the runner and the adapters read it; per-op
+knowledge lives here, not in if-chains over op names elsewhere.
+
+Worker side: no framework, no pandas, Python 3.8 with numpy 1.23.
+"""
+from __future__ import annotations
+
+import importlib
+import math
+from collections import OrderedDict
+
+import numpy as np
+
+from impls.dtypes import round_to
+
+
+class Param:
+    """A static option: ``name``, ``default`` (``REQUIRED`` when the case must give it), ``doc``."""
+
+    REQUIRED = object()
+
+    def __init__(self, name: str, default=REQUIRED, doc: str = ""):
+        self.name, self.default, self.doc = name, default, doc
+
+
+class Input:
+    """An array argument.
+
+    ``kind``: ``"float"`` (in the case dtype), ``"int"`` (int64) or ``"label"`` (int64 hard labels, or
+    floats in the case dtype for soft labels).  ``differentiable``: its gradient is an output,
+    ``grad/<name>``.  ``grad_scale(inputs, z, u)``: for a differentiable input, the magnitude at which
+    its gradient is rounded, given the case's float64 inputs, its logit scale ``z`` and the largest
+    upstream cotangent ``u`` (see ``conformance/compare.py``).  A sharded input (``weights``) is
+    stored as ``<name>/<i>`` and its gradient as ``grad/<name>/<i>``.
+    """
+
+    def __init__(self, name: str, kind: str, doc: str = "", differentiable: bool = False, grad_scale=None):
+        if differentiable and grad_scale is None:
+            raise ValueError("grad_scale: a differentiable input (%s) needs one" % name)
+        self.name, self.kind, self.doc = name, kind, doc
+        self.differentiable, self.grad_scale = differentiable, grad_scale
+
+
+# Features every op's corpus may emit.
+COMMON_FEATURES = OrderedDict([
+    ("invalid_input", "bad input: the reference must raise naming the argument; frameworks are recorded"),
+])
+
+
+class OpInfo:
+    """Everything the suite knows about one op (see the module docstring)."""
+
+    def __init__(self, name, label, params, inputs, features, accumulation_length, softmax_logits,
+                 bench_shape, synthesize, reference_kwargs=None, softmax_output=False):
+        self.name = name
+        self.label = label
+        self.params = tuple(params)
+        self.inputs = tuple(inputs)
+        self.features = OrderedDict(list(features) + list(COMMON_FEATURES.items()))
+        self._accumulation_length = accumulation_length
+        self._softmax_logits = softmax_logits
+        self.bench_shape = tuple(bench_shape)
+        self._synthesize = synthesize
+        self._reference_kwargs = reference_kwargs
+        self.softmax_output = softmax_output  # a ``softmax`` output when params["return_softmax"]
+
+    # -- declarations -------------------------------------------------------------------------
+    @property
+    def differentiable(self) -> tuple:
+        """Names of the inputs whose gradients are outputs (shards ``<name>/<i>`` included by prefix)."""
+        return tuple(i.name for i in self.inputs if i.differentiable)
+
+    def default_params(self, **given) -> dict:
+        """The params in declaration order: defaults, overridden by ``given`` (required ones must be)."""
+        params = OrderedDict()
+        for param in self.params:
+            if param.name in given:
+                params[param.name] = given.pop(param.name)
+            elif param.default is Param.REQUIRED:
+                raise ValueError("%s: param %r is required" % (self.name, param.name))
+            else:
+                params[param.name] = param.default
+        if given:
+            raise ValueError("%s: unknown params %s" % (self.name, sorted(given)))
+        return dict(params)
+
+    def output_names(self, params: dict) -> list:
+        """The flat output names of a case with these params, sorted (as golden files list them)."""
+        names = ["loss"] + (["softmax"] if self.softmax_output and params.get("return_softmax") else [])
+        for name in self.differentiable:
+            shards = params.get("num_shards", 0) if name == "weights" else 0
+            names += ["grad/%s/%d" % (name, i) for i in range(shards)] if shards else ["grad/" + name]
+        return sorted(names)
+
+    # -- the oracle ---------------------------------------------------------------------------
+    def reference_forward(self):
+        """``impls.reference.<name>``: the loss (and softmax when asked)."""
+        return getattr(importlib.import_module("impls.reference"), self.name)
+
+    def reference_grad(self):
+        """``impls.reference.<name>_grad``: a dict of the loss and the gradients."""
+        return getattr(importlib.import_module("impls.reference"), self.name + "_grad")
+
+    def reference_kwargs(self, params: dict, inputs: dict) -> dict:
+        """Keyword arguments of the reference functions (``upstream`` excluded) for a case."""
+        kwargs = dict(params)
+        kwargs.update((k, v) for k, v in inputs.items() if k != "upstream")
+        return self._reference_kwargs(kwargs) if self._reference_kwargs else kwargs
+
+    # -- the tolerance rule -------------------------------------------------------------------
+    def accumulation_length(self, params: dict, shapes: dict) -> int:
+        """The longest sum behind one output element: the softmax width and, where there is one,
+        the dot-product length and the batch a weight gradient sums over."""
+        return int(self._accumulation_length(params, shapes))
+
+    def logit_scale(self, params: dict, inputs: dict) -> float:
+        """Largest finite |logit| entering the softmax (at least 1), from float64 inputs."""
+        z = self._softmax_logits(params, inputs)
+        finite = np.abs(z[np.isfinite(z)])
+        return float(max(1.0, finite.max() if finite.size else 1.0))
+
+    def output_scales(self, inputs: dict, z: float, u: float) -> dict:
+        """Flat output name -> the magnitude at which its rounding happens (``compare.py``)."""
+        scales = {"loss": z, "softmax": z}
+        for item in self.inputs:
+            if item.differentiable:
+                scale = item.grad_scale(inputs, z, u)
+                scales.update(("grad/" + name, scale) for name in inputs
+                              if name == item.name or name.startswith(item.name + "/"))
+        return scales
+
+    # -- the benchmark ------------------------------------------------------------------------
+    def synthesize(self, rng, shape: dict, dtype: str) -> tuple:
+        """``(params, inputs, features)`` of a benchmark case of ``shape`` (``bench_shape`` keys)."""
+        return self._synthesize(rng, shape, dtype)
+
+
+# --------------------------------------------------------------------------------------------
+# Shared pieces
+# --------------------------------------------------------------------------------------------
+def _max_abs(*arrays) -> float:
+    return max(float(np.max(np.abs(a))) if a.size else 0.0 for a in arrays)
+
+
+def weight_shards(inputs: dict) -> list:
+    """``weights`` or its shards ``weights/0``, ``weights/1``... in shard order."""
+    if "weights" in inputs:
+        return [inputs["weights"]]
+    return [inputs["weights/%d" % i] for i in range(sum(1 for k in inputs if k.startswith("weights/")))]
+
+
+def _logits_grad_scale(inputs, z, u):
+    return z * u  # d loss / d logit is a softmax weight minus a label: at most 1 per unit of upstream
+
+
+def _sampled_width(params, shapes):
+    return params["num_true"] + params.get("num_samples", params.get("num_sampled", 0))
+
+
+_SAMPLED_FEATURES = [
+    ("multi_true", "num_true > 1: label 1/T on each true column"),
+    ("accidental_hits", "a sampled class equals one of the row's true labels"),
+    ("remove_accidental_hits", "remove_accidental_hits=True: hits get no softmax weight"),
+    ("duplicate_samples", "a sampled class appears more than once"),
+]
+
+
+# Benchmark inputs: float32 normals scaled, rounded to the case dtype; hard labels; the reference's
+# log-uniform sampler (one candidate set shared by the batch, accidental hits removed).
+def _bench_floats(rng, shape, scale, dtype):
+    return round_to(rng.standard_normal(shape, dtype=np.float32) * np.float32(scale), dtype)
+
+
+def _bench_upstream(rng, shape, dtype):
+    return round_to(rng.uniform(0.5, 1.5, shape).astype(np.float32), dtype)
+
+
+def _bench_probabilities(values, dtype):
+    """Expected counts in the case dtype, kept > 0 where float16 would flush them to zero."""
+    values = np.asarray(values, dtype=np.float64)
+    if dtype == "float16":
+        values = np.maximum(values, float(np.finfo(np.float16).tiny))
+    return round_to(values.astype(np.float32), dtype) if dtype != "float64" else values
+
+
+def _bench_sampled(rng, shape):
+    """Labels, the sampler's candidates and expected counts, and the features they give."""
+    from impls import reference  # noqa: PLC0415 - the oracle's sampler, loaded when a case is made
+
+    batch, classes, samples, num_true = (shape[k] for k in ("batch", "classes", "samples", "num_true"))
+    labels = rng.integers(0, classes, size=(batch, num_true), dtype=np.int64)
+    candidates, true_expected, sampled_expected = reference.log_uniform_candidate_sampler(
+        labels, num_true, samples, True, classes, seed=int(rng.integers(0, 2 ** 31)))
+    hits = bool(np.isin(candidates, labels).any())
+    features = (["multi_true"] if num_true > 1 else []) + (["accidental_hits"] if hits else [])
+    features.append("remove_accidental_hits")
+    return labels, candidates, true_expected, sampled_expected, features
+
+
+# --------------------------------------------------------------------------------------------
+# softmax_with_cross_entropy
+# --------------------------------------------------------------------------------------------
+def _swce_length(params, shapes):
+    shape = shapes["logits"]
+    return shape[params["axis"] % len(shape)]
+
+
+def _swce_synthesize(rng, shape, dtype):
+    batch, classes = shape["batch"], shape["classes"]
+    inputs = {"logits": _bench_floats(rng, (batch, classes), 2.0, dtype),
+              "label": rng.integers(0, classes, size=(batch, 1), dtype=np.int64),
+              "upstream": _bench_upstream(rng, (batch, 1), dtype)}
+    return SOFTMAX_WITH_CROSS_ENTROPY.default_params(), inputs, []
+
+
+SOFTMAX_WITH_CROSS_ENTROPY = OpInfo(
+    "softmax_with_cross_entropy", "full softmax",
+    params=[
+        Param("soft_label", False, "label is a distribution over the classes (same shape as logits)"),
+        Param("ignore_index", -100, "hard labels equal to it get loss 0 and gradient 0"),
+        Param("numeric_stable_mode", True, "Paddle's flag; the math is the same"),
+        Param("return_softmax", False, "also return the softmax"),
+        Param("axis", -1, "the class axis"),
+    ],
+    inputs=[
+        Input("logits", "float", "any rank >= 1", differentiable=True, grad_scale=_logits_grad_scale),
+        Input("label", "label", "int64 with size 1 on axis (hard), or like logits (soft)"),
+        Input("upstream", "float", "the loss's cotangent, loss shape"),
+    ],
+    features=[
+        ("soft_label", "soft labels"),
+        ("unnormalized_soft_label", "soft label rows that do not sum to 1"),
+        ("ignore_index", "some hard labels equal ignore_index"),
+        ("axis_not_last", "the class axis is not the last one"),
+        ("return_softmax", "return_softmax=True"),
+        ("rank1", "rank-1 logits"),
+        ("rank3plus", "logits of rank 3 or more"),
+        ("neg_inf_logits", "-inf logits (masked classes)"),
+        ("nan_logits", "a NaN logit (documented: its row's outputs are NaN)"),
+        ("posinf_logits", "a +inf logit (documented: its row's outputs are NaN)"),
+    ],
+    accumulation_length=_swce_length,
+    softmax_logits=lambda params, inputs: inputs["logits"],
+    bench_shape=("batch", "classes"),
+    synthesize=_swce_synthesize,
+    softmax_output=True,
+)
+
+
+# --------------------------------------------------------------------------------------------
+# sampled_softmax_with_cross_entropy
+# --------------------------------------------------------------------------------------------
+def _sswce_logits(params, inputs):
+    return np.take_along_axis(inputs["logits"], inputs["customized_samples"], 1) - np.log(
+        inputs["customized_probabilities"])
+
+
+def _sswce_synthesize(rng, shape, dtype):
+    batch, classes, samples, num_true = (shape[k] for k in ("batch", "classes", "samples", "num_true"))
+    labels, candidates, true_expected, sampled_expected, features = _bench_sampled(rng, shape)
+    params = SAMPLED_SOFTMAX_WITH_CROSS_ENTROPY.default_params(num_samples=samples, num_true=num_true)
+    inputs = {
+        "logits": _bench_floats(rng, (batch, classes), 2.0, dtype),
+        "label": labels,
+        "customized_samples": np.concatenate([labels, np.broadcast_to(candidates, (batch, samples))], axis=1),
+        "customized_probabilities": _bench_probabilities(np.concatenate(
+            [true_expected, np.broadcast_to(sampled_expected, (batch, samples))], axis=1), dtype),
+        "upstream": _bench_upstream(rng, (batch, 1), dtype),
+    }
+    return params, inputs, features
+
+
+SAMPLED_SOFTMAX_WITH_CROSS_ENTROPY = OpInfo(
+    "sampled_softmax_with_cross_entropy", "sampled, logits-based",
+    params=[
+        Param("num_samples", doc="S, sampled columns per row"),
+        Param("num_true", 1, "T, true labels per row"),
+        Param("remove_accidental_hits", True, "negatives equal to a row's label get no softmax weight"),
+        Param("use_customized_samples", True, "always True in the corpus: every framework sees the same samples"),
+        Param("seed", 0, "the sampler's seed (unused with customized samples)"),
+    ],
+    inputs=[
+        Input("logits", "float", "[N, K]", differentiable=True, grad_scale=_logits_grad_scale),
+        Input("label", "int", "[N, T]"),
+        Input("customized_samples", "int", "[N, T+S], the first T columns are the labels"),
+        Input("customized_probabilities", "float", "[N, T+S]"),
+        Input("upstream", "float", "[N, 1]"),
+    ],
+    features=[("per_row_negatives", "each row has its own negatives")] + _SAMPLED_FEATURES,
+    accumulation_length=_sampled_width,
+    softmax_logits=_sswce_logits,
+    bench_shape=("batch", "classes", "samples", "num_true"),
+    synthesize=_sswce_synthesize,
+)
+
+
+# --------------------------------------------------------------------------------------------
+# sampled_softmax_loss
+# --------------------------------------------------------------------------------------------
+def _ssl_length(params, shapes):
+    batch, dim = shapes["inputs"]
+    return max(_sampled_width(params, shapes), dim, batch)
+
+
+def _ssl_logits(params, inputs):
+    """A bound of every logit: |x| . |w| + |b| for all classes (small corpus cases only), and the
+    ``-log(expected count)`` terms."""
+    shards = weight_shards(inputs)
+    w = np.concatenate(shards) if len(shards) > 1 else shards[0]
+    bound = np.abs(inputs["inputs"]) @ np.abs(w).T + np.abs(inputs["biases"])  # [B, K]
+    return np.concatenate([bound.ravel(), np.log(inputs["true_expected_count"]).ravel(),
+                           np.log(inputs["sampled_expected_count"])])
+
+
+def _ssl_kwargs(kwargs):
+    """Weights as one array or the list of ``num_shards`` shards; the sampled values as TensorFlow's
+    ``sampled_values`` triple."""
+    count = kwargs.pop("num_shards", 0)
+    if count:
+        kwargs["weights"] = [kwargs.pop("weights/%d" % i) for i in range(count)]
+    kwargs["sampled_values"] = (kwargs.pop("sampled_candidates"), kwargs.pop("true_expected_count"),
+                                kwargs.pop("sampled_expected_count"))
+    return kwargs
+
+
+def _ssl_synthesize(rng, shape, dtype):
+    batch, classes, samples, dim, num_true = (shape[k] for k in ("batch", "classes", "samples", "dim", "num_true"))
+    labels, candidates, true_expected, sampled_expected, features = _bench_sampled(rng, shape)
+    params = SAMPLED_SOFTMAX_LOSS.default_params(num_sampled=samples, num_classes=classes, num_true=num_true)
+    inputs = {
+        "weights": _bench_floats(rng, (classes, dim), 1.0 / np.sqrt(dim), dtype),
+        "biases": _bench_floats(rng, (classes,), 0.1, dtype),
+        "labels": labels,
+        "inputs": _bench_floats(rng, (batch, dim), 1.0, dtype),
+        "sampled_candidates": np.asarray(candidates, dtype=np.int64),
+        "true_expected_count": _bench_probabilities(true_expected, dtype),
+        "sampled_expected_count": _bench_probabilities(sampled_expected, dtype),
+        "upstream": _bench_upstream(rng, (batch,), dtype),
+    }
+    return params, inputs, features
+
+
+SAMPLED_SOFTMAX_LOSS = OpInfo(
+    "sampled_softmax_loss", "sampled, weights-based",
+    params=[
+        Param("num_sampled", doc="S, candidates shared by the batch"),
+        Param("num_classes", doc="K"),
+        Param("num_true", 1, "T, true labels per example"),
+        Param("remove_accidental_hits", True, "candidates equal to an example's label get no softmax weight"),
+        Param("partition_strategy", "mod", "how shards hold the classes, as tf.nn.embedding_lookup: 'mod' or 'div'"),
+        Param("num_shards", 0, "0: weights is one array; P >= 1: a list of P shards weights/<i>"),
+    ],
+    inputs=[
+        # d loss / d w_c sums the batch: B terms of up to z*u*|x| drift like a random walk, sqrt(B).
+        Input("weights", "float", "[K, D], or shards weights/<i>", differentiable=True,
+              grad_scale=lambda inputs, z, u: 2.0 * z * u * _max_abs(inputs["inputs"])
+              * math.sqrt(inputs["inputs"].shape[0])),
+        Input("biases", "float", "[K]", differentiable=True, grad_scale=_logits_grad_scale),
+        Input("labels", "int", "[B, T]"),
+        # d loss / d x: softmax-weighted weight rows, true and sampled parts each up to z*u*|w|.
+        Input("inputs", "float", "[B, D]", differentiable=True,
+              grad_scale=lambda inputs, z, u: 2.0 * z * u * _max_abs(*weight_shards(inputs))),
+        Input("sampled_candidates", "int", "[S], shared by the batch"),
+        Input("true_expected_count", "float", "[B, T]"),
+        Input("sampled_expected_count", "float", "[S]"),
+        Input("upstream", "float", "[B]"),
+    ],
+    features=_SAMPLED_FEATURES + [
+        ("shard_list", "weights given as a list of shards (num_shards >= 1)"),
+        ("sharded", "more than one shard"),
+        ("partition_mod", "'mod' sharding with more than one shard"),
+        ("partition_div", "'div' sharding with more than one shard"),
+        ("uneven_shards", "shards of different row counts"),
+    ],
+    accumulation_length=_ssl_length,
+    softmax_logits=_ssl_logits,
+    bench_shape=("batch", "classes", "samples", "dim", "num_true"),
+    synthesize=_ssl_synthesize,
+    reference_kwargs=_ssl_kwargs,
+)
+
+
+OPS = OrderedDict((op.name, op) for op in (SOFTMAX_WITH_CROSS_ENTROPY, SAMPLED_SOFTMAX_WITH_CROSS_ENTROPY,
+                                            SAMPLED_SOFTMAX_LOSS))
+NAMES = tuple(OPS)
+
+
+def get(name: str) -> OpInfo:
+    """The :class:`OpInfo` of an op name (raises ValueError naming the known ops)."""
+    try:
+        return OPS[name]
+    except (KeyError, TypeError):
+        raise ValueError("op: expected one of %s, got %r" % (", ".join(NAMES), name)) from None

@@ -1,0 +1,34 @@
+"""Whether an impl can run a case on a device: decided here, and only here.
+
+The runner, the worker, the pytest plugin and the benchmark (both sides) all call
+:func:`why_unsupported`; the corpus's manifest says nothing about impls, so adding or changing an
+adapter never changes a corpus file.
+
+Worker side: no framework (an adapter's declarations are read, its ``load`` is never called).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+
+def why_unsupported(adapter, device: str, meta: dict) -> Optional[str]:
+    """``None`` when the impl can express the case on ``device``, else the reason why not.
+
+    ``adapter``: an :class:`impls.base.Adapter` or an impl name.  ``meta``: a case's metadata, or
+    any dict with ``op``, ``dtype`` and (optionally) ``features``, e.g. a benchmark spec's.
+    """
+    if isinstance(adapter, str):
+        from impls import get_adapter  # noqa: PLC0415 - impls/__init__ imports nothing of ours
+
+        adapter = get_adapter(adapter)
+    if device not in adapter.devices:
+        return "%s does not run on %s" % (adapter.name, device)
+    support = adapter.ops.get(meta["op"])
+    if support is None:
+        return "%s has no %s" % (adapter.name, meta["op"])
+    if meta["dtype"] not in support.dtypes:
+        return "%s %s does not take %s" % (adapter.name, meta["op"], meta["dtype"])
+    missing = sorted(support.unsupported_features.intersection(meta.get("features", ())))
+    if missing:
+        return "%s %s cannot express %s" % (adapter.name, meta["op"], ", ".join(missing))
+    return None
