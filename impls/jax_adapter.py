@@ -20,12 +20,7 @@ import os
 import numpy as np
 
 from impls.base import Adapter, OpSupport
-
-_DIFFERENTIABLE = {
-    "softmax_with_cross_entropy": ("logits",),
-    "sampled_softmax_with_cross_entropy": ("logits",),
-    "sampled_softmax_loss": ("inputs", "weights", "biases"),
-}
+from impls.ops import OPS
 
 
 class JaxAdapter(Adapter):
@@ -104,7 +99,7 @@ class JaxAdapter(Adapter):
         loss_of = {"softmax_with_cross_entropy": self._softmax_with_cross_entropy,
                    "sampled_softmax_with_cross_entropy": self._sampled_softmax_with_cross_entropy,
                    "sampled_softmax_loss": self._sampled_softmax_loss}[op]
-        leaves = [n for n in names if n.split("/")[0] in _DIFFERENTIABLE[op]]
+        leaves = [n for n in names if n.split("/")[0] in OPS[op].differentiable]
 
         def program(arrays):
             def loss(*differentiable):
