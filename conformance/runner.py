@@ -73,8 +73,9 @@ class Reply:
 class Worker:
     """One live ``impls.worker`` process; restarted transparently after a crash or a timeout."""
 
-    def __init__(self, impl: str, device: str, python: str = None, log_dir: Path = None):
+    def __init__(self, impl: str, device: str, python: str = None, log_dir: Path = None, env: dict = None):
         self.impl, self.device = impl, device
+        self.env = dict(env or {})  # added to this process's environment for the worker (and its restarts)
         self.python = python or python_for(impl)
         self.log_dir = Path(log_dir) if log_dir else None
         self.process = None
@@ -83,7 +84,7 @@ class Worker:
 
     # -- process management -------------------------------------------------------------------
     def start(self):
-        env = dict(os.environ)
+        env = dict(os.environ, **self.env)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         env.setdefault("PYTHONUNBUFFERED", "1")
         command = [self.python, "-m", "impls.worker", "--impl", self.impl, "--device", self.device]
