@@ -9,7 +9,11 @@ its timings mean nothing): while NumPy is timed the spinner's every thread is st
 The same observation with stopping disabled sees the spinner running and using CPU time: the
 check can fail (``test_without_stopping_the_spinner_runs_while_another_impl_is_timed``).
 """
+import contextlib
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -248,3 +252,49 @@ def test_bench_repeat_writes_reproduction_figures(tmp_path, capsys):
 def test_shapes_that_match_nothing_are_refused(tmp_path, capsys):
     assert cli.main(["bench", "--impl", "numpy", "--out", str(tmp_path), "--shapes", "no-such-op/*"]) == 2
     assert "matches no shape" in capsys.readouterr().err
+
+
+_TERMINATED_RUN = """
+import sys
+from conformance import bench
+bench.run_bench(["test-spinner", "numpy"], "cpu", sys.argv[1], grid=[
+    {"op": "softmax_with_cross_entropy", "batch": 512, "classes": 1024 + k, "mode": "forward"} for k in range(50)])
+"""
+
+
+def _children(pid):
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as handle:
+            return [int(child) for child in handle.read().split()]
+    except OSError:
+        return []
+
+
+def test_sigterm_resumes_and_ends_the_workers(tmp_path):
+    """A run ended by SIGTERM leaves no stopped worker behind (it would never run again)."""
+    env = dict(os.environ, CONFORMANCE_TEST_ADAPTERS="1",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(bench.runner.REPO_ROOT), os.environ.get("PYTHONPATH")])))
+    process = subprocess.Popen([sys.executable, "-c", _TERMINATED_RUN, str(tmp_path)], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    workers, deadline = [], time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline:  # until a worker has been stopped for another's turn
+            workers = _children(process.pid)
+            if len(workers) == 2 and any(set(bench.thread_states(pid)) == {"T"} for pid in workers):
+                break
+            time.sleep(0.01)
+        else:
+            pytest.fail("no worker was ever stopped: %s" % process.stderr.read1(4096))
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=60)
+        left = {pid: bench.thread_states(pid) for pid in workers}
+    finally:
+        process.kill()
+        process.wait()
+        process.stderr.close()
+        for pid in workers:  # never leave a stopped worker behind, even when the test fails
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert code == 128 + signal.SIGTERM  # SystemExit from the run's handler, not death by the signal
+    for pid, states in left.items():  # ended by the run's clean-up (a zombie until reaped counts as ended)
+        assert set(states) <= {"Z"}, (pid, states)
