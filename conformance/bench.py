@@ -11,7 +11,14 @@ product of those ranges (long; meant for a GPU or a big machine).
 Each impl runs in one :class:`conformance.runner.Worker` process (the worker synthesises the
 inputs, see ``impls/bench.py``); the impls take turns shape by shape, and each impl's rows go to
 ``bench-<impl>-<device>.csv``, flushed one by one.  After the run :func:`add_ratio_to_fastest`
-fills ``ratio_to_fastest`` across every bench CSV of the device in the folder.
+fills ``ratio_to_fastest`` and its interval (``ratio_low``, ``ratio_high``) across every bench CSV
+of the device in the folder.
+
+Fairness (issue 18): while one impl is timed every other worker is stopped (``SIGSTOP``, see
+:class:`_Turns`), and every worker is asked for the same number of threads (``impls/threads.py``;
+each row states what its impl used).  ``run_bench(..., repeat=N)`` runs the grid N times back to
+back and writes ``reproduction-<device>.csv``: whether each ratio reproduced, and rows whose runs
+disagree beyond their spread marked ``reliable`` False with the reason.
 """
 from __future__ import annotations
 
@@ -634,5 +641,6 @@ def _percent(count, total):
 
 
 def read_rows_any(path) -> list:
+    """Every row of a CSV as a dict (:func:`read_rows` keeps only rows with a status)."""
     with open(path, newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
