@@ -11,26 +11,43 @@ product of those ranges (long; meant for a GPU or a big machine).
 Each impl runs in one :class:`conformance.runner.Worker` process (the worker synthesises the
 inputs, see ``impls/bench.py``); the impls take turns shape by shape, and each impl's rows go to
 ``bench-<impl>-<device>.csv``, flushed one by one.  After the run :func:`add_ratio_to_fastest`
-fills ``ratio_to_fastest`` across every bench CSV of the device in the folder.
+fills ``ratio_to_fastest`` and its interval (``ratio_low``, ``ratio_high``) across every bench CSV
+of the device in the folder.
+
+Fairness (issue 18): while one impl is timed every other worker is stopped (``SIGSTOP``, see
+:class:`_Turns`), and every worker is asked for the same number of threads (``impls/threads.py``;
+each row states what its impl used).  ``run_bench(..., repeat=N)`` runs the grid N times back to
+back and writes ``reproduction-<device>.csv``: whether each ratio reproduced, and rows whose runs
+disagree beyond their spread marked ``reliable`` False with the reason.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import fnmatch
 import itertools
 import os
+import signal
 import tempfile
+import threading
 import time
 from pathlib import Path
+
+import numpy as np
 
 from conformance import runner
 from impls import bench as worker_bench
 from impls import get_adapter
+from impls import threads as worker_threads
 from impls.ops import OPS
 from impls.support import why_unsupported
 
 COLUMNS = ["impl", "impl_version", "device", "op", "mode", "dtype", "batch", "classes", "samples", "dim",
            "num_true", "median_s", "iqr_s", "iqr_over_median", "n", "noisy", "peak_mem_bytes", "mem_method",
            "status", "message", "ratio_to_fastest"]
+# Fairness and reproducibility (issue 18): the threads each impl used, the quartiles behind the
+# ratio's interval, and whether repeated runs of the grid agreed (see run_bench's ``repeat``).
+COLUMNS += ["threads", "thread_settings", "q1_s", "q3_s", "ratio_low", "ratio_high", "reliable", "reliability_note"]
 # The columns that name one measured configuration; ratio_to_fastest compares impls within it.
 KEY_COLUMNS = ("device", "op", "mode", "dtype", "batch", "classes", "samples", "dim", "num_true")
 MODES = ("forward", "forward_backward")
@@ -119,6 +136,21 @@ def grid_specs(name="default") -> list:
 GRIDS = ("default", "full")
 
 
+def spec_label(spec) -> str:
+    """A spec's name for ``conformance bench --shapes``, e.g.
+    ``softmax_with_cross_entropy/forward/float32/batch=64/classes=1000/samples=0/dim=0/num_true=1``."""
+    spec = dict(worker_bench.DEFAULTS, **spec)
+    return "/".join([spec["op"], spec["mode"], spec["dtype"]]
+                    + ["%s=%s" % (key, spec[key]) for key in ("batch", "classes", "samples", "dim", "num_true")])
+
+
+def select_specs(specs, patterns) -> list:
+    """The specs whose :func:`spec_label` matches one of the fnmatch ``patterns`` (all when none)."""
+    if not patterns:
+        return list(specs)
+    return [spec for spec in specs if any(fnmatch.fnmatchcase(spec_label(spec), p) for p in patterns)]
+
+
 def bench_path(out_dir, impl: str, device: str) -> Path:
     return Path(out_dir) / ("bench-%s-%s.csv" % (impl, device))
 
@@ -127,10 +159,12 @@ def _row(impl, device, info, spec, reply: runner.Reply) -> dict:
     row = {key: spec[key] for key in ("op", "mode", "dtype", "batch", "classes", "samples", "dim", "num_true")}
     row.update(impl=impl, impl_version=(info or {}).get("version", ""), device=device,
                status=reply.status, message=reply.message)
+    counts = (info or {}).get("threads") or {}
+    row.update(threads=counts.get("threads"), thread_settings=counts.get("settings", ""))
     if reply.status == "ok":
         data = reply.data
-        row.update({key: data.get(key) for key in ("median_s", "iqr_s", "iqr_over_median", "n", "noisy",
-                                                    "peak_mem_bytes", "mem_method")})
+        row.update({key: data.get(key) for key in ("median_s", "q1_s", "q3_s", "iqr_s", "iqr_over_median", "n",
+                                                    "noisy", "peak_mem_bytes", "mem_method")})
     return row
 
 
@@ -143,12 +177,13 @@ def _pre_check(adapter, device, spec):
 class _ImplBench:
     """One impl's worker and CSV during a benchmark run; rows written and flushed one by one."""
 
-    def __init__(self, impl, device, out_dir, specs, python, timeout):
+    def __init__(self, impl, device, out_dir, specs, python, timeout, threads=None):
         self.impl, self.device, self.timeout = impl, device, timeout
         self.adapter = get_adapter(impl)
         self.path = bench_path(out_dir, impl, device)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.worker = runner.Worker(impl, device, python, log_dir=Path(out_dir) / "logs")
+        self.worker = runner.Worker(impl, device, python, log_dir=Path(out_dir) / "logs",
+                                    env=worker_threads.environment(threads) if threads else None)
         if any(_pre_check(self.adapter, device, s) is None for s in specs):
             self.worker.start()  # fail fast, before any row, when the framework is not installed
         self.handle = open(self.path, "w", newline="", encoding="utf-8")
@@ -204,7 +239,7 @@ def _pooled(replies) -> runner.Reply:
 
 
 def run_bench(impls, device, out_dir, grid="default", progress=None, *, python=None,
-              timeout=DEFAULT_BENCH_TIMEOUT, rounds=None) -> dict:
+              timeout=DEFAULT_BENCH_TIMEOUT, rounds=None, threads=None, repeat=1) -> dict:
     """Benchmark the impls side by side (one worker process each) and fill ``ratio_to_fastest``.
 
     Every impl's worker stays up for the whole run and the impls take turns shape by shape, in
@@ -212,8 +247,16 @@ def run_bench(impls, device, out_dir, grid="default", progress=None, *, python=N
     ``REPEAT_ROUNDS_BELOW_SECONDS`` get one), each round timing every impl for its share of the
     worker's time limits; an impl's row pools the samples of its rounds.
     So the impls compared in a row were timed over the same few seconds, interleaved: a machine
-    whose speed drifts (a shared VM) moves every impl of a shape together.  Before each turn the
-    run waits ``SETTLE_SECONDS`` for the previous framework's thread pool to stop spinning.
+    whose speed drifts (a shared VM) moves every impl of a shape together.  While one impl is
+    timed every other worker is stopped (``SIGSTOP``, see :class:`_Turns`), so that no idle
+    thread pool spins on the cores it needs; where processes cannot be stopped the run waits
+    ``SETTLE_SECONDS`` before each turn instead.
+
+    ``threads``: the thread count asked of every worker (default: the machine's cores, see
+    ``impls/threads.py``); each row states the count its impl used (``threads``, ``thread_settings``).
+    ``repeat``: run the whole grid that many times back to back (each run in ``repeat-<i>/``);
+    the top-level rows then combine the runs (see :func:`combine_runs`) and
+    ``reproduction-<device>.csv`` says which ratios reproduced (see :func:`reproduction`).
 
     ``grid``: a name of :data:`GRIDS` or a list of spec dicts.  ``python``: impl -> interpreter
     (as ``conformance run --python``).  Returns impl -> CSV path, or the reason it could not start.
@@ -222,33 +265,162 @@ def run_bench(impls, device, out_dir, grid="default", progress=None, *, python=N
     for spec in specs:  # the worker's defaults, so rows are complete; a bad spec becomes an error row there
         for key, value in worker_bench.DEFAULTS.items():
             spec.setdefault(key, value)
+    threads = threads or worker_threads.machine_cores()
+    if repeat < 1:
+        raise ValueError("repeat: expected >= 1, got %r" % (repeat,))
+    if repeat == 1:
+        outcome = _run_grid(impls, device, out_dir, specs, progress, python, timeout, rounds, threads)
+        update_ratios(out_dir, device)
+        return outcome
+    folders = [Path(out_dir) / ("repeat-%d" % (index + 1)) for index in range(repeat)]
+    for index, folder in enumerate(folders):
+        label = " (run %d of %d)" % (index + 1, repeat)
+        step = (lambda items, desc, label=label: progress(items, desc=desc + label)) if progress else None
+        outcome = _run_grid(impls, device, folder, specs, step, python, timeout, rounds, threads)
+        update_ratios(folder, device)
+    runs = [read_run(folder, device) for folder in folders]
+    findings = reproduction(runs)
+    write_rows(reproduction_path(out_dir, device), findings, reproduction_columns(repeat))
+    for impl, rows in combine_runs(runs, findings).items():
+        write_rows(bench_path(out_dir, impl, device), rows, COLUMNS)
+    update_ratios(out_dir, device)
+    return {impl: bench_path(out_dir, impl, device) if isinstance(result, Path) else result
+            for impl, result in outcome.items()}
+
+
+def _run_grid(impls, device, out_dir, specs, progress, python, timeout, rounds, threads) -> dict:
+    """One run of the specs (see :func:`run_bench`); returns impl -> CSV path or the reason it could not start."""
     overrides = python or {}
     outcome, sessions = {}, {}
+    turns = _Turns(sessions)
     try:
-        for impl in impls:
-            try:
-                sessions[impl] = _ImplBench(impl, device, out_dir, specs, runner.python_for(impl, overrides), timeout)
-            except runner.WorkerUnavailable as error:
-                outcome[impl] = str(error)
-        label = "bench %s/%s" % (",".join(sessions), device)
-        if rounds is None:
-            rounds = ROUNDS if len(sessions) > 1 else 1
-        for spec in (progress(specs, desc=label) if progress and sessions else specs):
-            for round_index in range(rounds):
+        with turns.resumed_on_the_way_out():
+            for impl in impls:
+                try:
+                    sessions[impl] = _ImplBench(impl, device, out_dir, specs, runner.python_for(impl, overrides),
+                                                timeout, threads)
+                except runner.WorkerUnavailable as error:
+                    outcome[impl] = str(error)
+            label = "bench %s/%s" % (",".join(sessions), device)
+            if rounds is None:
+                rounds = ROUNDS if len(sessions) > 1 else 1
+            for spec in (progress(specs, desc=label) if progress and sessions else specs):
+                for round_index in range(rounds):
+                    for session in sessions.values():
+                        if not session.runs(round_index):
+                            continue
+                        if len(sessions) > 1 and _pre_check(session.adapter, device, spec) is None:
+                            turns.give(session)
+                        session.run(spec, round_index, rounds)
                 for session in sessions.values():
-                    if not session.runs(round_index):
-                        continue
-                    if len(sessions) > 1 and _pre_check(session.adapter, device, spec) is None:
-                        time.sleep(SETTLE_SECONDS)
-                    session.run(spec, round_index, rounds)
-            for session in sessions.values():
-                session.finish(spec)
+                    session.finish(spec)
     finally:
         for session in sessions.values():
             session.close()
     outcome.update({impl: session.path for impl, session in sessions.items()})
-    update_ratios(out_dir, device)
     return outcome
+
+
+# --------------------------------------------------------------------------------------------
+# Fair machine share: while one impl is timed, every other worker is stopped
+# --------------------------------------------------------------------------------------------
+# Why: an idle framework's thread pool may spin for as long as its runtime likes (OpenMP's
+# KMP_BLOCKTIME / GOMP_SPINCOUNT); on a 2-core machine such spinning took a time slice from every
+# call of the impl being timed (issue 18: PyTorch's [64, 10^3] forward read 15.98 ms with an IQR
+# of 0.7% in one run, 0.033 ms in the next).  A stopped process cannot spin.
+PAUSE_IDLE_WORKERS = hasattr(signal, "SIGSTOP") and hasattr(os, "killpg")
+STOP_CONFIRM_SECONDS = 2.0  # how long to wait for /proc to show every thread of a worker stopped
+
+
+def thread_states(pid) -> list:
+    """The scheduler state letter of every thread of ``pid`` (``/proc/<pid>/task/*/stat``):
+    ``T`` stopped, ``R`` running, ``S`` sleeping...; empty where /proc cannot tell (or it is gone)."""
+    states = []
+    try:
+        tasks = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return states
+    for task in tasks:
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, task)) as handle:
+                text = handle.read()
+        except OSError:
+            continue  # the thread ended meanwhile
+        states.append(text[text.rindex(")") + 2])  # the name in parentheses may hold spaces
+    return states
+
+
+def _signal_worker(worker, signum) -> bool:
+    """Send ``signum`` to the worker's process group (its own session, see ``runner.Worker.start``)."""
+    process = worker.process
+    if process is None or process.poll() is not None:
+        return False
+    try:
+        os.killpg(process.pid, signum)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+class _Turns:
+    """Whose turn it is: that impl's worker runs, every other worker of the run is stopped.
+
+    ``give(session)`` stops the others (``SIGSTOP`` to each process group, confirmed through /proc
+    before the turn starts) and resumes the session's own worker (``SIGCONT``).  A stopped worker
+    answers nothing, so only the worker whose turn it is is ever sent a request; one killed after a
+    timeout (``SIGKILL`` ends a stopped process too) restarts running.  ``resumed_on_the_way_out``
+    resumes every worker however the run ends: normally, on an exception, on Ctrl-C, or on
+    ``SIGTERM`` (turned into ``SystemExit`` while the run lasts).  Only a ``SIGKILL`` of this
+    process would leave stopped workers behind.
+    """
+
+    def __init__(self, sessions: dict):
+        self.sessions = sessions
+        self.stopped = set()
+
+    def give(self, session):
+        if not PAUSE_IDLE_WORKERS:
+            time.sleep(SETTLE_SECONDS)  # the best one can do: let the last framework's spinning end
+            return
+        for other in self.sessions.values():
+            if other is not session and _signal_worker(other.worker, signal.SIGSTOP):
+                self.stopped.add(other)
+                _confirm_stopped(other.worker)
+        if session in self.stopped:
+            _signal_worker(session.worker, signal.SIGCONT)
+            self.stopped.discard(session)
+
+    def resume_all(self):
+        for session in list(self.stopped):
+            _signal_worker(session.worker, signal.SIGCONT)
+        self.stopped.clear()
+
+    @contextlib.contextmanager
+    def resumed_on_the_way_out(self):
+        previous = None
+        if PAUSE_IDLE_WORKERS and threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+        try:
+            yield self
+        finally:
+            self.resume_all()
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)  # unwinds through the finally clauses that resume and stop workers
+
+
+def _confirm_stopped(worker):
+    """Wait until every thread of the worker shows ``T`` (a signal is delivered asynchronously)."""
+    process = worker.process
+    deadline = time.monotonic() + STOP_CONFIRM_SECONDS
+    while process is not None and time.monotonic() < deadline:
+        states = thread_states(process.pid)
+        if not states or all(state in "Tt" for state in states) or process.poll() is not None:
+            return
+        time.sleep(0.001)
 
 
 # --------------------------------------------------------------------------------------------
@@ -268,12 +440,28 @@ def _seconds(row):
     return value if value > 0 else None
 
 
+def _quartile(row, column):
+    try:
+        value = float(row.get(column))
+    except (TypeError, ValueError):
+        return None
+    return value if value > 0 else None
+
+
 def add_ratio_to_fastest(rows) -> list:
     """Rows (dicts, e.g. ``DataFrame.to_dict("records")``) with ``ratio_to_fastest`` set.
 
     Within each configuration (:data:`KEY_COLUMNS`: device, op, mode, dtype and shape) the ratio is
     ``median_s / min(median_s)`` over the impls whose status is ``ok``: 1.0 for the fastest, 2.0
     for twice as slow; empty for rows that did not run.
+
+    Its spread, ``ratio_low`` .. ``ratio_high``, is the ratio of the interquartile bounds:
+    ``q1_s / q3_s(fastest)`` .. ``q3_s / q1_s(fastest)``, the range of the ratios of the middle
+    halves of both impls' calls.  Not a bootstrap interval of the median ratio: with hundreds of
+    samples that would claim a precision of about 1% while repeated runs of the grid differed by far
+    more (issue 18: 59% of the ratios reproduced within 10%); the quartiles are what each call's
+    time actually varied by, need no stored samples and are deterministic.  Empty where a quartile
+    is missing (rows written before the quartiles were).
     """
     rows = [dict(row) for row in rows]
     fastest = {}
@@ -281,16 +469,23 @@ def add_ratio_to_fastest(rows) -> list:
         seconds = _seconds(row)
         if seconds is not None:
             key = _key(row)
-            fastest[key] = min(seconds, fastest.get(key, seconds))
+            if key not in fastest or seconds < _seconds(fastest[key]):
+                fastest[key] = row
     for row in rows:
         seconds = _seconds(row)
-        row["ratio_to_fastest"] = seconds / fastest[_key(row)] if seconds is not None else ""
+        best = fastest.get(_key(row)) if seconds is not None else None
+        row["ratio_to_fastest"] = seconds / _seconds(best) if best is not None else ""
+        row["ratio_low"] = row["ratio_high"] = ""
+        quartiles = [_quartile(row, "q1_s"), _quartile(row, "q3_s")]
+        if best is not None and None not in quartiles:
+            best_q1, best_q3 = _quartile(best, "q1_s"), _quartile(best, "q3_s")
+            if best_q1 is not None and best_q3 is not None:
+                row["ratio_low"], row["ratio_high"] = quartiles[0] / best_q3, quartiles[1] / best_q1
     return rows
 
 
 def read_rows(path) -> list:
-    with open(path, newline="", encoding="utf-8") as handle:
-        return [row for row in csv.DictReader(handle) if row.get("status")]
+    return [row for row in read_rows_any(path) if row.get("status")]
 
 
 def update_ratios(out_dir, device) -> list:
@@ -300,13 +495,156 @@ def update_ratios(out_dir, device) -> list:
     per_file = {path: read_rows(path) for path in paths}
     merged = add_ratio_to_fastest([dict(row, _file=str(path)) for path, rows in per_file.items() for row in rows])
     for path in paths:
-        rows = [row for row in merged if row["_file"] == str(path)]
-        handle, temporary = tempfile.mkstemp(prefix=path.name, dir=str(path.parent), suffix=".tmp")
-        with os.fdopen(handle, "w", newline="", encoding="utf-8") as out:
-            writer = csv.DictWriter(out, fieldnames=COLUMNS, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(temporary, path)
+        write_rows(path, [row for row in merged if row["_file"] == str(path)], COLUMNS)
     for row in merged:
         row.pop("_file", None)
     return merged
+
+
+def write_rows(path, rows, columns):
+    """Write a CSV atomically (a temporary file renamed over ``path``): never half a table."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=path.name, dir=str(path.parent), suffix=".tmp")
+    with os.fdopen(handle, "w", newline="", encoding="utf-8") as out:
+        writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(temporary, path)
+
+
+# --------------------------------------------------------------------------------------------
+# Reproduction: the grid run several times back to back (``run_bench(..., repeat=N)``)
+# --------------------------------------------------------------------------------------------
+REPRODUCE_WITHIN = (0.10, 0.25)  # the issue's two yardsticks: max ratio / min ratio - 1 across runs
+ROW_COLUMNS = ("impl",) + KEY_COLUMNS  # one row of the reproduction table: an impl in a configuration
+
+
+def reproduction_path(out_dir, device) -> Path:
+    # Not "bench-...": the report reads every bench-*.csv as benchmark rows.
+    return Path(out_dir) / ("reproduction-%s.csv" % device)
+
+
+def reproduction_columns(runs: int) -> list:
+    per_run = ["%s_run%d" % (name, index + 1) for index in range(runs)
+               for name in ("status", "ratio", "ratio_low", "ratio_high")]
+    return (list(ROW_COLUMNS) + per_run + ["ratio_spread"]
+            + ["within_%d%%" % round(100 * share) for share in REPRODUCE_WITHIN] + ["reliable", "reliability_note"])
+
+
+def read_run(folder, device) -> list:
+    """Every bench row of one run's folder (ratios already filled by :func:`update_ratios`)."""
+    return [row for path in sorted(Path(folder).glob("bench-*-%s.csv" % device)) for row in read_rows(path)]
+
+
+def _row_key(row):
+    return tuple(str(row.get(column, "")) for column in ROW_COLUMNS)
+
+
+def _float(value):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def reproduction(runs: list) -> list:
+    """One row per impl and configuration: its ratio to the fastest in each run, and whether it reproduced.
+
+    ``ratio_spread`` is ``max / min - 1`` over the runs' ratios; ``within_10%`` / ``within_25%``
+    compare it with :data:`REPRODUCE_WITHIN`.  ``reliable`` is False when the runs disagree beyond
+    their spread (their ``ratio_low`` .. ``ratio_high`` intervals do not all overlap) or when the
+    impl ran in some runs and failed in others, True when every run measured it and the intervals
+    overlap, empty when no run measured it; ``reliability_note`` says why.
+    """
+    by_key = [{_row_key(row): row for row in run} for run in runs]
+    findings = []
+    for key in dict.fromkeys(key for run in by_key for key in run):  # first-seen order
+        rows = [run.get(key, {}) for run in by_key]
+        out = dict(zip(ROW_COLUMNS, key))
+        for index, row in enumerate(rows):
+            out.update({"status_run%d" % (index + 1): row.get("status", "missing"),
+                        "ratio_run%d" % (index + 1): row.get("ratio_to_fastest", ""),
+                        "ratio_low_run%d" % (index + 1): row.get("ratio_low", ""),
+                        "ratio_high_run%d" % (index + 1): row.get("ratio_high", "")})
+        out.update(_agreement(rows))
+        findings.append(out)
+    return findings
+
+
+def _agreement(rows) -> dict:
+    statuses = [row.get("status", "missing") for row in rows]
+    ratios = [_float(row.get("ratio_to_fastest")) for row in rows]
+    if all(ratio is None for ratio in ratios):
+        return {"reliable": "", "reliability_note": "not measured (%s)" % ", ".join(sorted(set(statuses)))}
+    if None in ratios:
+        return {"reliable": False, "reliability_note": "measured in some runs only: status %s"
+                % ", ".join("%s in run %d" % (status, index + 1) for index, status in enumerate(statuses))}
+    spread = max(ratios) / min(ratios) - 1
+    out = {"ratio_spread": spread}
+    out.update({"within_%d%%" % round(100 * share): spread <= share for share in REPRODUCE_WITHIN})
+    lows = [_float(row.get("ratio_low")) for row in rows]
+    highs = [_float(row.get("ratio_high")) for row in rows]
+    if None in lows or None in highs:
+        out.update(reliable="", reliability_note="no interquartile interval to compare")
+    elif max(lows) > min(highs):
+        out.update(reliable=False, reliability_note="runs disagree beyond their spread: ratio %s"
+                   % "; ".join("%.3g [%.3g, %.3g] in run %d" % (ratio, low, high, index + 1)
+                               for index, (ratio, low, high) in enumerate(zip(ratios, lows, highs))))
+    else:
+        out.update(reliable=True, reliability_note="")
+    return out
+
+
+def combine_runs(runs: list, findings: list) -> dict:
+    """impl -> its top-level rows from several runs of the grid, ``reliable`` from ``findings``.
+
+    A configuration measured in every run gets the median of the runs' medians, the lowest first
+    and the highest third quartile (so the ratio's interval spans what every run saw), the summed
+    sample count, the largest peak memory, and ``noisy`` recomputed from that spread; one that
+    failed in some run gets that run's row (status and message), as a failed round does.
+    """
+    verdicts = {_row_key(row): row for row in findings}
+    by_key = [{_row_key(row): row for row in run} for run in runs]
+    combined = {}
+    for key, verdict in verdicts.items():
+        rows = [run[key] for run in by_key if key in run]
+        failed = [(index, row) for index, row in enumerate(rows) if row.get("status") != "ok"]
+        if failed:
+            index, row = failed[0]
+            row = dict(row, message="run %d of %d: %s" % (index + 1, len(runs), row.get("message", "")))
+        else:
+            row = dict(rows[0])
+            median = float(np.median([float(r["median_s"]) for r in rows]))
+            q1, q3 = min(float(r["q1_s"]) for r in rows), max(float(r["q3_s"]) for r in rows)
+            peaks = [int(r["peak_mem_bytes"]) for r in rows if r.get("peak_mem_bytes") not in (None, "")]
+            row.update(median_s=median, q1_s=q1, q3_s=q3, iqr_s=q3 - q1, iqr_over_median=(q3 - q1) / median,
+                       n=sum(int(r["n"]) for r in rows), noisy=(q3 - q1) / median > worker_bench.NOISY_IQR_OVER_MEDIAN,
+                       peak_mem_bytes=max(peaks) if peaks else "")
+        row.update(reliable=verdict["reliable"], reliability_note=verdict["reliability_note"])
+        combined.setdefault(key[0], []).append(row)
+    return combined
+
+
+def reproduction_line(out_dir, device) -> str:
+    """The reproduction figures of ``reproduction-<device>.csv`` in one line."""
+    path = reproduction_path(out_dir, device)
+    rows = read_rows_any(path)
+    measured = [row for row in rows if row.get("ratio_spread") not in (None, "")]
+    shares = ", ".join("%d within ±%d%% (%s)" % (count, round(100 * share), _percent(count, len(measured)))
+                       for share in REPRODUCE_WITHIN
+                       for count in [sum(row["within_%d%%" % round(100 * share)] == "True" for row in measured)])
+    unreliable = sum(row.get("reliable") == "False" for row in rows)
+    return ("reproduction over %d runs: of %d rows measured in every run, %s; %d rows marked unreliable; %s"
+            % (sum(1 for column in (rows[0] if rows else {}) if column.startswith("ratio_run")), len(measured),
+               shares, unreliable, path))
+
+
+def _percent(count, total):
+    return "%.0f%%" % (100.0 * count / total) if total else "n/a"
+
+
+def read_rows_any(path) -> list:
+    """Every row of a CSV as a dict (:func:`read_rows` keeps only rows with a status)."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))

@@ -144,10 +144,15 @@ def cmd_bench(args):
     from conformance import bench
 
     impls = _impls_for(args, args.device)
+    specs = bench.select_specs(bench.grid_specs(args.grid), args.shapes)
+    if not specs:
+        raise UsageError("--shapes %s matches no shape of the %s grid; names look like %s"
+                         % (" ".join(args.shapes), args.grid, bench.spec_label(bench.grid_specs(args.grid)[0])))
     args.out = _run_folder(args)
     print("run folder: %s" % runs.relative(args.out))
-    outcome = bench.run_bench(impls, args.device, args.out, grid=args.grid, python=_overrides(args),
-                              timeout=args.timeout, progress=_progress("shape"))
+    outcome = bench.run_bench(impls, args.device, args.out, grid=specs, python=_overrides(args),
+                              timeout=args.timeout, threads=args.threads, repeat=args.repeat,
+                              progress=_progress("shape"))
     ran = 0
     for impl, result in outcome.items():
         if isinstance(result, Path):
@@ -155,7 +160,16 @@ def cmd_bench(args):
             print("%s/%s: benchmark rows in %s" % (impl, args.device, runs.relative(result)))
         else:
             print("skipped %s: %s" % (impl, result), file=sys.stderr)
+    if ran and args.repeat > 1:
+        print(bench.reproduction_line(args.out, args.device))
     return 0 if ran else 1
+
+
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("expected an integer >= 1, got %r" % text)
+    return value
 
 
 def cmd_sampler(args):
@@ -299,6 +313,14 @@ def build_parser():
     p.add_argument("--timeout", type=float, default=600.0,
                    help="seconds per shape: synthesis, warm-up, timing (default %(default)g)")
     python_option(p)
+    p.add_argument("--shapes", action="append", metavar="PATTERN",
+                   help="fnmatch pattern over shape names such as softmax_with_cross_entropy/forward/float32/"
+                        "batch=64/classes=1000/samples=0/dim=0/num_true=1 (repeatable; default: the whole grid)")
+    p.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                   help="threads asked of every framework (default: the machine's cores); each row states them")
+    p.add_argument("--repeat", type=_positive_int, default=1, metavar="N",
+                   help="run the grid N times back to back and write reproduction-<device>.csv "
+                        "(each ratio per run, agreement within 10%% and 25%%, unreliable rows)")
     p.set_defaults(func=cmd_bench)
 
     p = commands.add_parser("sampler", help="test each native log-uniform sampler (histogram, expected counts, seed)")

@@ -73,8 +73,9 @@ class Reply:
 class Worker:
     """One live ``impls.worker`` process; restarted transparently after a crash or a timeout."""
 
-    def __init__(self, impl: str, device: str, python: str = None, log_dir: Path = None):
+    def __init__(self, impl: str, device: str, python: str = None, log_dir: Path = None, env: dict = None):
         self.impl, self.device = impl, device
+        self.env = dict(env or {})  # added to this process's environment for the worker (and its restarts)
         self.python = python or python_for(impl)
         self.missing = None if self.python else (
             "%s needs its own Python 3.8 environment and none is set up: run `conformance setup`, or pass "
@@ -88,7 +89,7 @@ class Worker:
     def start(self):
         if self.missing:
             raise WorkerUnavailable(self.missing)
-        env = dict(os.environ)
+        env = dict(os.environ, **self.env)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         env.setdefault("PYTHONUNBUFFERED", "1")
         command = [self.python, "-m", "impls.worker", "--impl", self.impl, "--device", self.device]

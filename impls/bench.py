@@ -330,7 +330,7 @@ def summarize(samples) -> dict:
     q1, q3 = (float(q) for q in np.percentile(values, [25, 75]))
     iqr = q3 - q1
     ratio = iqr / median if median > 0 else float("inf")
-    return {"median_s": median, "iqr_s": iqr, "iqr_over_median": ratio, "n": int(values.size),
+    return {"median_s": median, "q1_s": q1, "q3_s": q3, "iqr_s": iqr, "iqr_over_median": ratio, "n": int(values.size),
             "noisy": bool(ratio > NOISY_IQR_OVER_MEDIAN), "min_s": float(values.min()),
             "total_s": float(values.sum())}
 

@@ -19,7 +19,10 @@ worker says it is ready.  On a chosen case:
   are not UTF-8 to stdout and stderr through every route a framework uses (``print``, the C stdio
   ``printf``, ``write(1)``, ``write(2)``), a flood of it on the chosen cases; its results are the
   reference's, so every case must pass;
-* ``test-unavailable``: ``load`` raises ``ImportError`` like a framework that is not installed.
+* ``test-unavailable``: ``load`` raises ``ImportError`` like a framework that is not installed;
+* ``test-spinner``: the reference, plus one busy thread per core that spins whenever the adapter is
+  not computing, as an idle OpenMP pool spin-waits (``KMP_BLOCKTIME``, ``GOMP_SPINCOUNT``), here
+  without end (a worst case): the benchmark's fair-share test times another impl beside it.
 
 Before misbehaving each adapter writes one line to stderr naming itself, its pid and the case, so
 the tests can check that the crash message carries the worker's last output.  Crashes never leave a
@@ -31,6 +34,7 @@ import ctypes
 import os
 import signal
 import sys
+import threading
 import time
 
 import numpy as np
@@ -241,6 +245,38 @@ class NotInstalled(NumpyReference):
         raise ImportError("No module named 'nonesuch_framework' (test-unavailable never loads)")
 
 
+class Spinner(NumpyReference):
+    """The reference with a spinning thread per core whenever it is idle (see the module doc)."""
+
+    name = "test-spinner"
+    SPIN_ELEMENTS = 1 << 18  # one ufunc call of ~0.3 ms with the GIL released: each thread holds a core
+
+    def load(self, device):
+        from impls.threads import machine_cores  # noqa: PLC0415
+
+        version = super().load(device)
+        self._computing = threading.Event()
+        for index in range(machine_cores()):
+            threading.Thread(target=self._spin, name="spinner-%d" % index, daemon=True).start()
+        _say("%s: pid %d spins %d threads while idle" % (self.name, os.getpid(), machine_cores()))
+        return version
+
+    def _spin(self):
+        values, out = np.ones(self.SPIN_ELEMENTS), np.empty(self.SPIN_ELEMENTS)
+        while True:
+            if self._computing.is_set():  # its own calls get the cores, as an OpenMP team would
+                time.sleep(0.001)
+            else:
+                np.sqrt(values, out=out)
+
+    def compute(self, state, backward=True):
+        self._computing.set()
+        try:
+            return super().compute(state, backward)
+        finally:
+            self._computing.clear()
+
+
 ADAPTERS = {cls.name: cls for cls in (Segfault, Abort, Exit, Hang, OutOfMemory, MemoryErrorRaised, Noisy,
-                                      NotInstalled)}
+                                      NotInstalled, Spinner)}
 ADAPTER = Segfault

@@ -107,8 +107,11 @@ def main(argv=None):
     except Exception as error:  # not installed, no GPU, broken install: the impl is unavailable
         _send(channel, {"event": "unavailable", "message": _describe(error)})
         return 3
+    from impls import threads  # noqa: PLC0415
+
     _send(channel, {"event": "ready", "impl": args.impl, "device": args.device, "version": version,
                     "python": platform.python_version(), "numpy": np.__version__, "pid": os.getpid(),
+                    "threads": threads.configure(threads.requested()),  # before any op: TensorFlow needs it
                     "ops": {op: support.as_dict() for op, support in adapter.ops.items()}})
     for line in sys.stdin:
         if not line.strip():
