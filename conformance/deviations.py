@@ -32,6 +32,7 @@ class Deviation:
     source: str
     devices: list = field(default_factory=lambda: ["cpu", "gpu"])
     features: list = field(default_factory=list)  # every one must be among the case's features
+    varies_by_cpu: str = ""  # where it was and was not seen, when the CPU's instruction set decides
 
     def matches(self, impl: str, device: str, entry: dict) -> bool:
         return (impl == self.impl and device in self.devices and not entry.get("invalid")

@@ -25,6 +25,14 @@ def test_registry_entries_are_complete_and_unique():
 PADDLE_MAJOR = {"paddle": lambda v: not v.startswith("1."), "paddle-legacy": lambda v: v.startswith("1.")}
 
 
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as info:
+            return next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return "unknown"
+
+
 @pytest.mark.parametrize("entry", ENTRIES, ids=[d.key for d in ENTRIES])
 def test_reproducer_shows_the_deviation(entry, request):
     selected = selected_impls(request.config)
@@ -44,4 +52,6 @@ def test_reproducer_shows_the_deviation(entry, request):
             pytest.skip("paddle %s under %s is not the %s build" % (version, python, entry.impl))
     script = REPO / entry.reproducer.split()[1]
     result = subprocess.run([python, script.name], cwd=script.parent, capture_output=True, text=True, timeout=300)
+    if result.returncode != 0 and entry.varies_by_cpu:
+        pytest.skip("not shown on this CPU (%s): %s" % (_cpu_model(), entry.varies_by_cpu))
     assert result.returncode == 0, "the reproducer no longer shows %s:\n%s" % (entry.key, result.stderr[-2000:])
