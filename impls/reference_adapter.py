@@ -1,29 +1,36 @@
-"""The reference as an adapter: ``numpy`` on the CPU, ``cupy`` on the GPU (same code path)."""
+"""The NumPy/CuPy implementations as adapters, one shape for all four impls.
+
+* ``numpy`` (CPU) and ``cupy`` (GPU): the textbook oracle ``impls/reference.py``, the code that
+  writes the golden outputs.
+* ``numpy-fast`` (CPU) and ``cupy-fast`` (GPU): the speed contender ``impls/numpy_fast.py``.
+
+Each adapter names its implementation module in ``module``; both modules have the same API.
+"""
 from __future__ import annotations
 
 import numpy as np
 
-from impls import reference
-from impls.base import ALL_DTYPES, Adapter, OpSupport
+from impls import numpy_fast, reference
+from impls.base import ALL_DTYPES, OPS, Adapter, OpSupport
 from impls.caseio import flatten_gradients, numpy_dtype
 
-_GRAD_FUNCTIONS = {
-    "softmax_with_cross_entropy": reference.softmax_with_cross_entropy_grad,
-    "sampled_softmax_with_cross_entropy": reference.sampled_softmax_with_cross_entropy_grad,
-    "sampled_softmax_loss": reference.sampled_softmax_loss_grad,
+# Valid input the oracle accepts and the contender was not written for (it raises on them).
+_FAST_UNSUPPORTED = {
+    "softmax_with_cross_entropy": ("label_rank_minus_1",),
+    "sampled_softmax_with_cross_entropy": (),
+    "sampled_softmax_loss": ("sharded_biases", "broadcast_true_expected_count"),
 }
-# Forward only (the benchmark's "forward" mode): the loss without any gradient work.
-_FORWARD_FUNCTIONS = {
-    "softmax_with_cross_entropy": reference.softmax_with_cross_entropy,
-    "sampled_softmax_with_cross_entropy": reference.sampled_softmax_with_cross_entropy,
-    "sampled_softmax_loss": reference.sampled_softmax_loss,
-}
+
+
+def _ops(note, dtypes=ALL_DTYPES, unsupported=None):
+    return {op: OpSupport("native", dtypes, (unsupported or {}).get(op, ()), note=note) for op in OPS}
 
 
 class NumpyReference(Adapter):
     name = "numpy"
     devices = ("cpu",)
-    ops = {op: OpSupport("native", ALL_DTYPES, note="impls/reference.py") for op in _GRAD_FUNCTIONS}
+    module = reference
+    ops = _ops("impls/reference.py")
 
     def load(self, device):
         self.device = device
@@ -46,8 +53,8 @@ class NumpyReference(Adapter):
     def compute(self, state, backward=True):
         op, upstream, kwargs = state
         if backward:
-            return _GRAD_FUNCTIONS[op](upstream=upstream, **kwargs)
-        loss = _FORWARD_FUNCTIONS[op](**kwargs)
+            return getattr(self.module, op + "_grad")(upstream=upstream, **kwargs)
+        loss = getattr(self.module, op)(**kwargs)  # forward only: no gradient work
         return {"loss": loss[0] if isinstance(loss, tuple) else loss}  # (loss, softmax) when asked
 
     def to_numpy(self, outputs):
@@ -57,12 +64,13 @@ class NumpyReference(Adapter):
         return np.asarray(array)
 
 
+_CUPY_DTYPES = ("float16", "float32", "float64")  # CuPy has no bfloat16 arrays
+
+
 class CupyReference(NumpyReference):
     name = "cupy"
     devices = ("gpu",)
-    # CuPy has no bfloat16 arrays.
-    ops = {op: OpSupport("native", ("float16", "float32", "float64"), note="impls/reference.py on CuPy")
-           for op in _GRAD_FUNCTIONS}
+    ops = _ops("impls/reference.py on CuPy", _CUPY_DTYPES)
 
     def load(self, device):
         import cupy  # noqa: PLC0415 - only the GPU worker imports CuPy
@@ -79,5 +87,17 @@ class CupyReference(NumpyReference):
         self.xp.cuda.Device().synchronize()  # the current device: every stream's queued work
 
 
-ADAPTERS = {"numpy": NumpyReference, "cupy": CupyReference}
+class NumpyFast(NumpyReference):
+    name = "numpy-fast"
+    module = numpy_fast
+    ops = _ops("impls/numpy_fast.py", unsupported=_FAST_UNSUPPORTED)
+
+
+class CupyFast(CupyReference):
+    name = "cupy-fast"
+    module = numpy_fast
+    ops = _ops("impls/numpy_fast.py on CuPy", _CUPY_DTYPES, _FAST_UNSUPPORTED)
+
+
+ADAPTERS = {adapter.name: adapter for adapter in (NumpyReference, CupyReference, NumpyFast, CupyFast)}
 ADAPTER = NumpyReference
