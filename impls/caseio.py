@@ -98,6 +98,15 @@ class Case:
             return [self.inputs["weights"]]
         return [self.inputs["weights/%d" % i] for i in range(count)]
 
+    @property
+    def bias_shards(self):
+        """``sampled_softmax_loss`` biases: one array, or a list of shards laid out like the weights
+        (inputs ``biases/<i>``, the feature ``sharded_biases``)."""
+        if "biases" in self.inputs:
+            return self.inputs["biases"]
+        count = sum(1 for name in self.inputs if name.startswith("biases/"))
+        return [self.inputs["biases/%d" % i] for i in range(count)]
+
     def reference_kwargs(self, cast=None) -> dict:
         """Keyword arguments for the reference function of ``self.op`` (``cast`` maps each array)."""
         cast = cast or (lambda a: a)
@@ -112,7 +121,9 @@ class Case:
                 inputs.pop("true_expected_count"),
                 inputs.pop("sampled_expected_count"),
             )
-            inputs = {k: v for k, v in inputs.items() if not k.startswith("weights")}
+            biases = self.bias_shards
+            kwargs["biases"] = [cast(b) for b in biases] if isinstance(biases, list) else cast(biases)
+            inputs = {k: v for k, v in inputs.items() if not k.startswith(("weights", "biases"))}
         kwargs.update(inputs)
         return kwargs
 

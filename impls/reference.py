@@ -1,0 +1,520 @@
+"""The oracle: softmax cross-entropy, both sampled softmax losses and their sampler, as a textbook.
+
+Every golden output of the corpus is computed here.  The code is written to be checked, not to be
+fast (the speed contender is ``impls/numpy_fast.py``): plain array math, generic over the array
+module (NumPy on the CPU, CuPy on the GPU; taken from the inputs), every formula in float64, each
+output rounded once to the input dtype at the end.  No deep-learning framework is imported.
+
+Argument names and defaults are those of the frameworks' documentation (Paddle for the first two
+losses, TensorFlow r1.4 for ``sampled_softmax_loss``).  Each loss ``f`` has an analytic ``f_grad``
+taking the same arguments plus ``upstream`` and returning ``{"loss": ..., <argument>: gradient}``
+for the gradient of ``sum(upstream * loss)``.
+
+All three losses are one computation (``_cross_entropy``): rows of logits ``z`` and label weights
+``l`` (a one-hot row for a hard label, ``1/T`` on the ``T`` true columns of a sampled row), with
+``m = max(z)``, ``e = exp(z - m)``, ``s = sum(e) = 1 + rest`` (``rest``: the sum without the
+maximum's own ``e = 1``) and ``S = sum(l)``:
+
+* loss ``= -sum(l * log_softmax(z)) = sum(l * (m - z)) + S * log1p(rest)``: two sums of
+  non-negative terms (for ``l >= 0``), so the loss is accurate even when it is tiny;
+* gradient ``= softmax * S - l = ((S - l) * e - l * (s - e)) / s``, where ``s - e`` (the other
+  classes' share of ``e``) and ``S - l`` (of the label) are summed directly from the other entries
+  at the row's largest entry (``_shares``): so ``p - 1`` for a dominant class is ``-rest / s``, not
+  ``e / s - 1`` after ``s`` rounded to ``e``.
+
+A one-hot soft label takes exactly the operations of the hard label, and one true class (``T = 1``)
+those of a hard label too.  Where ``p_j`` is close to ``l_j / S`` (a general soft label, ``T > 1``),
+``(S - l) e - l others`` cancels: that is inherent in the formula, whatever order it is computed in.
+
+Documented behaviour for unusual but valid input (no error is raised, the answer is the limit):
+
+* ``-inf`` logits take no probability mass; a hard label on a ``-inf`` logit gives ``+inf`` loss.
+* A row whose logits along ``axis`` are all ``-inf`` has no softmax: its loss, softmax and
+  gradient are NaN.  NaN logits make their row NaN; a ``+inf`` logit makes its row NaN.
+* Soft labels need not sum to 1: the loss is ``-sum(label * log_softmax)`` and the gradient is the
+  exact derivative ``softmax * sum(label) - label`` (not ``softmax - label``).
+* A hard label of rank R-1 (``[N]`` for ``[N, C]`` logits) is read with a size-1 axis inserted at
+  ``axis`` (Paddle's dimension rule); the loss has the logits' shape with size 1 at ``axis``, as
+  for a full-rank label.
+* ``sampled_softmax_loss`` takes ``biases`` as one ``[num_classes]`` array or as a list of shards
+  laid out like the weights (as ``tf.nn.embedding_lookup`` reads them); its gradient comes back in
+  the same form.  ``true_expected_count`` may be ``[B, 1]``, broadcast over the ``num_true`` columns.
+
+Invalid input raises ``ValueError`` or ``TypeError`` naming the argument and what was expected.
+
+Worker side: must run on Python 3.8 with numpy 1.23.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+
+import numpy as np
+
+__all__ = [
+    "softmax_with_cross_entropy",
+    "softmax_with_cross_entropy_grad",
+    "sampled_softmax_with_cross_entropy",
+    "sampled_softmax_with_cross_entropy_grad",
+    "sampled_softmax_loss",
+    "sampled_softmax_loss_grad",
+    "log_uniform_candidate_sampler",
+    "log_uniform_probability",
+    "shard_layout",
+]
+
+FLOAT_NAMES = ("float16", "bfloat16", "float32", "float64")
+
+
+# --------------------------------------------------------------------------------------------
+# Array module and argument checks
+# --------------------------------------------------------------------------------------------
+def _array_module(*arrays):
+    """numpy, or cupy when any argument is a CuPy array (cupy is imported only then)."""
+    for array in arrays:
+        if type(array).__module__.split(".")[0] == "cupy":
+            import cupy  # noqa: PLC0415 - only GPU callers pay for the import
+
+            return cupy
+    return np
+
+
+def _quiet(xp):
+    """Silence NumPy's overflow/invalid warnings: -inf and NaN are documented results."""
+    return np.errstate(all="ignore") if xp is np else contextlib.nullcontext()
+
+
+def _to_host(xp, array):
+    return array.get() if xp is not np else array
+
+
+def _check_float(name, array):
+    dtype = getattr(array, "dtype", None)
+    if dtype is None or dtype.name not in FLOAT_NAMES:
+        raise TypeError("%s: expected a float16/bfloat16/float32/float64 array, got %s"
+                        % (name, dtype if dtype is not None else type(array).__name__))
+
+
+def _check_int(name, array):
+    if not hasattr(array, "dtype") or array.dtype.kind not in "iu":
+        raise TypeError("%s: expected an integer array (int64), got %s"
+                        % (name, getattr(array, "dtype", type(array).__name__)))
+
+
+def _check_shape(name, array, shape):
+    if tuple(array.shape) != tuple(shape):
+        raise ValueError("%s: expected shape %s, got %s" % (name, tuple(shape), tuple(array.shape)))
+
+
+def _check_range(xp, name, ids, upper, allowed=None):
+    """Every id in [0, upper) (or equal to ``allowed``); the message names the first offender."""
+    bad = (ids < 0) | (ids >= upper)
+    if allowed is not None:
+        bad &= ids != allowed
+    if bool(bad.any()):
+        where = tuple(int(i) for i in _to_host(xp, xp.argwhere(bad)[0]))
+        extra = " or %d (ignore_index)" % allowed if allowed is not None else ""
+        raise ValueError("%s: expected values in [0, %d)%s, got %d at index %s"
+                         % (name, upper, extra, int(ids[where]), where))
+
+
+def _check_positive(xp, name, array):
+    ok = xp.isfinite(array) & (array > 0)
+    if not bool(ok.all()):
+        where = tuple(int(i) for i in _to_host(xp, xp.argwhere(~ok)[0]))
+        raise ValueError("%s: expected finite values > 0, got %r at index %s" % (name, float(array[where]), where))
+
+
+def _check_count(name, value, low, high=None):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError("%s: expected an int, got %r" % (name, value))
+    if value < low or (high is not None and value >= high):
+        upper = "" if high is None else " and < %d" % high
+        raise ValueError("%s: expected an int >= %d%s, got %d" % (name, low, upper, value))
+
+
+def _upstream(xp, upstream, shape):
+    """The cotangent of the loss in float64 (ones when not given)."""
+    if upstream is None:
+        return xp.ones(shape, dtype=xp.float64)
+    _check_float("upstream", upstream)
+    _check_shape("upstream", upstream, shape)
+    return upstream.astype(xp.float64)
+
+
+# --------------------------------------------------------------------------------------------
+# The one computation: softmax cross-entropy of rows (classes on the last axis)
+# --------------------------------------------------------------------------------------------
+def _shares(xp, v, at):
+    """``(total, rest, others)`` of non-negative rows ``v`` along the last axis: ``total = sum(v)``,
+    ``others = total - v``, where ``at`` marks each row's largest entry; ``rest`` (its ``others``) is
+    summed directly from the other entries.  Elsewhere ``total - v >= total / 2``: no cancellation."""
+    rest = xp.where(at, 0, v).sum(axis=-1, keepdims=True)
+    total = rest + xp.where(at, v, 0).sum(axis=-1, keepdims=True)
+    return total, rest, xp.where(at, rest, total - v)
+
+
+def _argmax_mask(xp, v):
+    return xp.arange(v.shape[-1]) == xp.argmax(v, axis=-1)[..., None]
+
+
+def _cross_entropy(xp, z, label, u):
+    """``(loss, softmax, gradient)`` of ``-sum(label * log_softmax(z))`` along the last axis.
+
+    ``z``, ``label``: float64 ``[..., K]``; ``u``: the upstream ``[..., 1]``, or None for no
+    gradient.  See the module docstring for the formulas and why they are written so.
+    """
+    with _quiet(xp):
+        m = z.max(axis=-1, keepdims=True)  # NaN in a row with a NaN; -inf in an all -inf row
+        m = xp.where(m == xp.inf, xp.nan, m)  # a +inf logit has no softmax either: a NaN row
+        e = xp.exp(z - m)  # all NaN in those rows (-inf - -inf is NaN too)
+        s, rest, e_others = _shares(xp, e, _argmax_mask(xp, z))  # e == 1 exactly at the maximum
+        label_sum, _, label_others = _shares(xp, label, _argmax_mask(xp, label))
+        # A class without label weight adds nothing, even at a -inf logit (0 * inf would be NaN).
+        gap = xp.where(label == 0, 0, label * (m - z)).sum(axis=-1, keepdims=True)
+        loss = gap + label_sum * xp.log1p(rest)
+        grad = None if u is None else u * ((label_others * e - label * e_others) / s)
+    return loss, e / s, grad
+
+
+# --------------------------------------------------------------------------------------------
+# softmax_with_cross_entropy (Paddle)
+# --------------------------------------------------------------------------------------------
+def _swce(logits, label, soft_label, ignore_index, axis, upstream, want_grad):
+    xp = _array_module(logits, label)
+    _check_float("logits", logits)
+    if logits.ndim < 1:
+        raise ValueError("logits: expected an array of rank >= 1, got a scalar")
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or not -logits.ndim <= axis < logits.ndim:
+        raise ValueError("axis: expected an int in [%d, %d], got %r" % (-logits.ndim, logits.ndim - 1, axis))
+    axis = int(axis) % logits.ndim
+    num_classes = logits.shape[axis]
+    if num_classes < 1:
+        raise ValueError("logits: expected at least one class along axis %d, got shape %s"
+                         % (axis, tuple(logits.shape)))
+    loss_shape = logits.shape[:axis] + (1,) + logits.shape[axis + 1:]
+    if soft_label:
+        _check_float("label", label)
+        _check_shape("label", label, logits.shape)
+    else:
+        _check_int("label", label)
+        if label.ndim == logits.ndim - 1 and logits.ndim > 1:  # Paddle's rule: unsqueeze at axis
+            _check_shape("label", label, logits.shape[:axis] + logits.shape[axis + 1:])
+            label = xp.expand_dims(label, axis)
+        _check_shape("label", label, loss_shape)
+        _check_range(xp, "label", label, num_classes, allowed=ignore_index)
+    u = _upstream(xp, upstream, loss_shape) if want_grad else None
+
+    z = xp.moveaxis(logits.astype(xp.float64), axis, -1)  # rows [..., K]
+    ignored = None
+    if soft_label:
+        weights = xp.moveaxis(label.astype(xp.float64), axis, -1)
+    else:
+        ignored = xp.moveaxis(label == ignore_index, axis, -1)  # [..., 1]
+        weights = ((xp.moveaxis(label, axis, -1) == xp.arange(num_classes)) & ~ignored).astype(xp.float64)
+    u_rows = None if u is None else xp.moveaxis(u, axis, -1)
+    loss, softmax, grad = _cross_entropy(xp, z, weights, u_rows)
+    if ignored is not None:  # 0 even where the row's softmax is undefined (all -inf, NaN)
+        loss = xp.where(ignored, 0, loss)
+        grad = None if grad is None else xp.where(ignored, 0, grad)
+    result = {"loss": loss, "softmax": softmax, "logits": grad}
+    return {name: xp.moveaxis(value, -1, axis).astype(logits.dtype) for name, value in result.items()
+            if value is not None}
+
+
+def softmax_with_cross_entropy(logits, label, soft_label=False, ignore_index=-100, numeric_stable_mode=True,
+                               return_softmax=False, axis=-1):
+    """Paddle's softmax_with_cross_entropy; ``(loss, softmax)`` when ``return_softmax``.
+
+    ``numeric_stable_mode`` is accepted for signature compatibility: the reference is always stable.
+    """
+    result = _swce(logits, label, soft_label, ignore_index, axis, None, want_grad=False)
+    return (result["loss"], result["softmax"]) if return_softmax else result["loss"]
+
+
+def softmax_with_cross_entropy_grad(logits, label, soft_label=False, ignore_index=-100, numeric_stable_mode=True,
+                                    return_softmax=False, axis=-1, upstream=None):
+    """``{"loss", "logits"}`` (plus ``"softmax"`` when asked): the gradient of ``sum(upstream * loss)``."""
+    result = _swce(logits, label, soft_label, ignore_index, axis, upstream, want_grad=True)
+    if not return_softmax:
+        del result["softmax"]
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# Both sampled losses: softmax cross-entropy over [true columns | sampled columns]
+# --------------------------------------------------------------------------------------------
+def _sampled(xp, z_true, z_sampled, hits, u):
+    """Loss ``[N]`` and gradient ``[N, T+S]`` of the rows ``[z_true | z_sampled]`` with label ``1/T``
+    on the ``T`` true columns.  ``hits`` ([N, S] bool, or None): sampled columns removed (their
+    probability is exactly 0, the limit of Paddle's ``-1e20`` and TensorFlow's ``-FLT_MAX``)."""
+    num_true = z_true.shape[1]
+    if hits is not None:
+        z_sampled = xp.where(hits, -xp.inf, z_sampled)
+    z = xp.concatenate([z_true, z_sampled], axis=1)
+    label = xp.concatenate([xp.full(num_true, 1.0 / num_true), xp.zeros(z_sampled.shape[1])])
+    loss, _, grad = _cross_entropy(xp, z, xp.broadcast_to(label, z.shape), None if u is None else u[:, None])
+    return loss[:, 0], grad
+
+
+def _scatter_add(xp, out, index, values):
+    """``out[index] += values`` with repeated indices accumulating, in index order."""
+    if xp is np:
+        np.add.at(out, index, values)
+    else:
+        import cupyx  # noqa: PLC0415 - CuPy's scatter-add
+
+        cupyx.scatter_add(out, index, values)
+
+
+# --------------------------------------------------------------------------------------------
+# sampled_softmax_with_cross_entropy (Paddle 1.8, logits-based, per-row samples)
+# --------------------------------------------------------------------------------------------
+def _sswce(logits, label, num_samples, num_true, remove_accidental_hits, use_customized_samples,
+           customized_samples, customized_probabilities, seed, upstream, want_grad):
+    xp = _array_module(logits, label, customized_samples, customized_probabilities)
+    _check_float("logits", logits)
+    if logits.ndim != 2:
+        raise ValueError("logits: expected a 2-D array [N, K], got shape %s" % (tuple(logits.shape),))
+    n, k = logits.shape
+    _check_count("num_true", num_true, 1)
+    _check_count("num_samples", num_samples, 1, k)
+    _check_int("label", label)
+    _check_shape("label", label, (n, num_true))
+    _check_range(xp, "label", label, k)
+    if use_customized_samples:
+        if customized_samples is None or customized_probabilities is None:
+            raise ValueError("customized_samples, customized_probabilities: required when use_customized_samples=True")
+        samples, probabilities = customized_samples, customized_probabilities
+        _check_int("customized_samples", samples)
+        _check_shape("customized_samples", samples, (n, num_true + num_samples))
+        _check_range(xp, "customized_samples", samples, k)
+        _check_float("customized_probabilities", probabilities)
+        _check_shape("customized_probabilities", probabilities, samples.shape)
+        _check_positive(xp, "customized_probabilities", probabilities)
+        if not bool((samples[:, :num_true] == label).all()):
+            raise ValueError("customized_samples: expected the first num_true=%d columns to equal label" % num_true)
+    else:
+        # One log-uniform candidate set for the batch, as Paddle's sampler draws it.
+        candidates, true_expected, sampled_expected = log_uniform_candidate_sampler(
+            label, num_true, num_samples, True, k, seed=seed)
+        samples = xp.concatenate([label, xp.broadcast_to(candidates, (n, num_samples))], axis=1)
+        probabilities = xp.concatenate([true_expected, xp.broadcast_to(sampled_expected, (n, num_samples))], axis=1)
+    u = _upstream(xp, upstream, (n, 1))[:, 0] if want_grad else None  # documented as the loss's [N, 1]
+
+    z = xp.take_along_axis(logits.astype(xp.float64), samples, axis=1) - xp.log(probabilities.astype(xp.float64))
+    hits = None
+    if remove_accidental_hits:  # a sampled column whose class is one of the row's labels
+        hits = (samples[:, num_true:, None] == label[:, None, :]).any(axis=2)
+    loss, dz = _sampled(xp, z[:, :num_true], z[:, num_true:], hits, u)
+    result = {"loss": loss[:, None].astype(logits.dtype)}
+    if want_grad:  # back to the dense [N, K]: duplicate samples in a row accumulate
+        grad = xp.zeros(n * k, dtype=xp.float64)
+        _scatter_add(xp, grad, (samples + k * xp.arange(n)[:, None]).ravel(), dz.ravel())
+        result["logits"] = grad.reshape(n, k).astype(logits.dtype)
+    return result
+
+
+def sampled_softmax_with_cross_entropy(logits, label, num_samples, num_true=1, remove_accidental_hits=True,
+                                       use_customized_samples=False, customized_samples=None,
+                                       customized_probabilities=None, seed=0):
+    """Paddle's sampled softmax cross-entropy on logits ``[N, K]``; returns the loss ``[N, 1]``."""
+    return _sswce(logits, label, num_samples, num_true, remove_accidental_hits, use_customized_samples,
+                  customized_samples, customized_probabilities, seed, None, want_grad=False)["loss"]
+
+
+def sampled_softmax_with_cross_entropy_grad(logits, label, num_samples, num_true=1, remove_accidental_hits=True,
+                                            use_customized_samples=False, customized_samples=None,
+                                            customized_probabilities=None, seed=0, upstream=None):
+    """``{"loss" [N, 1], "logits" [N, K]}``: the gradient of ``sum(upstream * loss)``, upstream ``[N, 1]``."""
+    return _sswce(logits, label, num_samples, num_true, remove_accidental_hits, use_customized_samples,
+                  customized_samples, customized_probabilities, seed, upstream, want_grad=True)
+
+
+# --------------------------------------------------------------------------------------------
+# sampled_softmax_loss (TensorFlow, weights-based, shared samples, sharded weights)
+# --------------------------------------------------------------------------------------------
+def shard_layout(num_classes, num_shards, partition_strategy):
+    """Rows per shard for ``tf.nn.embedding_lookup``'s ``"mod"`` and ``"div"`` strategies."""
+    if partition_strategy == "mod":
+        return [len(range(p, num_classes, num_shards)) for p in range(num_shards)]
+    if partition_strategy == "div":
+        base, extra = divmod(num_classes, num_shards)
+        return [base + (1 if p < extra else 0) for p in range(num_shards)]
+    raise ValueError("partition_strategy: expected 'mod' or 'div', got %r" % (partition_strategy,))
+
+
+def _join(xp, shards, partition_strategy):
+    """The dense ``[num_classes, ...]`` array of shards: "mod" interleaves them, "div" stacks them."""
+    if partition_strategy == "div" or len(shards) == 1:
+        return xp.concatenate(shards)
+    dense = xp.empty((sum(len(p) for p in shards),) + shards[0].shape[1:], dtype=shards[0].dtype)
+    for p, shard in enumerate(shards):
+        dense[p::len(shards)] = shard
+    return dense
+
+
+def _split(xp, dense, layout, partition_strategy):
+    """Inverse of ``_join``."""
+    if partition_strategy == "div":
+        return xp.split(dense, np.cumsum(layout)[:-1].tolist())
+    return [dense[p::len(layout)] for p in range(len(layout))]
+
+
+def _check_shards(name, arrays, sharded, layout, row_shape, dtype):
+    for p, (array, rows) in enumerate(zip(arrays, layout)):
+        label = "%s[%d]" % (name, p) if sharded else name
+        _check_float(label, array)
+        if array.dtype != dtype:
+            raise TypeError("%s: expected dtype %s (that of inputs), got %s" % (label, dtype, array.dtype))
+        _check_shape(label, array, (rows,) + row_shape)
+
+
+def _ssl(weights, biases, labels, inputs, num_sampled, num_classes, num_true, sampled_values,
+         remove_accidental_hits, partition_strategy, seed, upstream, want_grad):
+    sharded = isinstance(weights, (list, tuple))
+    shards = list(weights) if sharded else [weights]
+    if not shards:
+        raise ValueError("weights: expected an array [num_classes, dim] or a non-empty list of shards")
+    sharded_biases = isinstance(biases, (list, tuple))
+    bias_shards = list(biases) if sharded_biases else [biases]
+    xp = _array_module(inputs, labels, *shards, *bias_shards)
+    _check_float("inputs", inputs)
+    if inputs.ndim != 2:
+        raise ValueError("inputs: expected a 2-D array [batch_size, dim], got shape %s" % (tuple(inputs.shape),))
+    batch, dim = inputs.shape
+    _check_count("num_classes", num_classes, 1)
+    _check_count("num_true", num_true, 1)
+    _check_count("num_sampled", num_sampled, 1)
+    if partition_strategy not in ("mod", "div"):
+        raise ValueError("partition_strategy: expected 'mod' or 'div', got %r" % (partition_strategy,))
+    layout = shard_layout(num_classes, len(shards), partition_strategy)
+    _check_shards("weights", shards, sharded, layout, (dim,), inputs.dtype)
+    if sharded_biases and len(bias_shards) != len(shards):
+        raise ValueError("biases: expected %d shards laid out like the weights, got %d" % (len(shards), len(bias_shards)))
+    _check_shards("biases", bias_shards, sharded_biases, layout if sharded_biases else [num_classes], (),
+                  inputs.dtype)
+    _check_int("labels", labels)
+    _check_shape("labels", labels, (batch, num_true))
+    _check_range(xp, "labels", labels, num_classes)
+    if sampled_values is None:
+        sampled_values = log_uniform_candidate_sampler(labels, num_true, num_sampled, True, num_classes, seed=seed)
+    if not isinstance(sampled_values, (list, tuple)) or len(sampled_values) != 3:
+        raise ValueError("sampled_values: expected a tuple (sampled_candidates, true_expected_count, "
+                         "sampled_expected_count)")
+    candidates, true_expected, sampled_expected = sampled_values
+    _check_int("sampled_values[0] (sampled_candidates)", candidates)
+    _check_shape("sampled_values[0] (sampled_candidates)", candidates, (num_sampled,))
+    _check_range(xp, "sampled_values[0] (sampled_candidates)", candidates, num_classes)
+    _check_float("sampled_values[1] (true_expected_count)", true_expected)
+    if tuple(true_expected.shape) != (batch, 1):  # [B, 1] broadcasts over the true columns
+        _check_shape("sampled_values[1] (true_expected_count)", true_expected, (batch, num_true))
+    _check_positive(xp, "sampled_values[1] (true_expected_count)", true_expected)
+    _check_float("sampled_values[2] (sampled_expected_count)", sampled_expected)
+    _check_shape("sampled_values[2] (sampled_expected_count)", sampled_expected, (num_sampled,))
+    _check_positive(xp, "sampled_values[2] (sampled_expected_count)", sampled_expected)
+    u = _upstream(xp, upstream, (batch,)) if want_grad else None
+
+    f64 = xp.float64
+    w = _join(xp, [s.astype(f64) for s in shards], partition_strategy)  # [K, D]
+    b = _join(xp, [s.astype(f64) for s in bias_shards], partition_strategy)  # [K]
+    x = inputs.astype(f64)
+    w_true, w_sampled = w[labels], w[candidates]  # [B, T, D], [S, D]
+    z_true = xp.einsum("bd,btd->bt", x, w_true) + b[labels] - xp.log(true_expected.astype(f64))
+    z_sampled = x @ w_sampled.T + b[candidates] - xp.log(sampled_expected.astype(f64))
+    hits = (labels[:, :, None] == candidates).any(axis=1) if remove_accidental_hits else None  # [B, S]
+    loss, dz = _sampled(xp, z_true, z_sampled, hits, u)
+    result = {"loss": loss.astype(inputs.dtype)}
+    if not want_grad:
+        return result
+    dz_true, dz_sampled = dz[:, :num_true], dz[:, num_true:]
+    result["inputs"] = (xp.einsum("bt,btd->bd", dz_true, w_true) + dz_sampled @ w_sampled).astype(inputs.dtype)
+    # weights[id] and biases[id] of every true and sampled id receive their rows' gradients.
+    ids = xp.concatenate([labels.ravel(), candidates])
+    grad_w, grad_b = xp.zeros_like(w), xp.zeros_like(b)
+    _scatter_add(xp, grad_w, ids, xp.concatenate([(dz_true[:, :, None] * x[:, None, :]).reshape(-1, dim),
+                                                  dz_sampled.T @ x]))
+    _scatter_add(xp, grad_b, ids, xp.concatenate([dz_true.ravel(), dz_sampled.sum(axis=0)]))
+    result["weights"] = [g.astype(inputs.dtype) for g in _split(xp, grad_w, layout, partition_strategy)]
+    if not sharded:
+        result["weights"] = result["weights"][0]
+    result["biases"] = ([g.astype(inputs.dtype) for g in _split(xp, grad_b, layout, partition_strategy)]
+                        if sharded_biases else grad_b.astype(inputs.dtype))
+    return result
+
+
+def sampled_softmax_loss(weights, biases, labels, inputs, num_sampled, num_classes, num_true=1, sampled_values=None,
+                         remove_accidental_hits=True, partition_strategy="mod", seed=None):
+    """TensorFlow's sampled_softmax_loss (r1.4 signature); returns the per-example loss ``[B]``."""
+    return _ssl(weights, biases, labels, inputs, num_sampled, num_classes, num_true, sampled_values,
+                remove_accidental_hits, partition_strategy, seed, None, want_grad=False)["loss"]
+
+
+def sampled_softmax_loss_grad(weights, biases, labels, inputs, num_sampled, num_classes, num_true=1,
+                              sampled_values=None, remove_accidental_hits=True, partition_strategy="mod", seed=None,
+                              upstream=None):
+    """``{"loss", "inputs", "weights", "biases"}``; a list of shard gradients for a list of shards."""
+    return _ssl(weights, biases, labels, inputs, num_sampled, num_classes, num_true, sampled_values,
+                remove_accidental_hits, partition_strategy, seed, upstream, want_grad=True)
+
+
+# --------------------------------------------------------------------------------------------
+# The log-uniform (Zipfian) candidate sampler
+# --------------------------------------------------------------------------------------------
+def log_uniform_probability(classes, range_max):
+    """P(k) = (log(k+2) - log(k+1)) / log(range_max+1), computed as log1p(1/(k+1)) for accuracy."""
+    xp = _array_module(classes)
+    k = classes.astype(xp.float64)
+    return xp.log1p(1.0 / (k + 1.0)) / math.log(range_max + 1.0)
+
+
+def _expected_count(probability, num_tries, num_sampled, unique):
+    if unique and num_tries != num_sampled:
+        # P(k is among the tries) = 1 - (1 - P)^tries, computed without cancellation.
+        return -np.expm1(num_tries * np.log1p(-probability))
+    return probability * num_sampled
+
+
+def log_uniform_candidate_sampler(true_classes, num_true, num_sampled, unique, range_max, seed=None):
+    """Draw ``num_sampled`` classes from the log-uniform distribution over ``[0, range_max)``.
+
+    Returns ``(sampled_candidates [S] int64, true_expected_count [B, num_true], sampled_expected_count
+    [S])`` (float64).  With ``unique`` it draws with replacement until ``num_sampled`` distinct
+    classes are seen and counts every draw, as TensorFlow and Paddle do.  A fixed ``seed`` repeats
+    exactly (NumPy's PCG64 stream); the draw happens on the host and results follow the array type
+    of ``true_classes``.
+    """
+    xp = _array_module(true_classes)
+    _check_count("range_max", range_max, 1)
+    _check_count("num_true", num_true, 1)
+    _check_count("num_sampled", num_sampled, 1)
+    if unique and num_sampled > range_max:
+        raise ValueError("num_sampled: expected <= range_max=%d when unique=True, got %d" % (range_max, num_sampled))
+    _check_int("true_classes", true_classes)
+    if true_classes.ndim != 2 or true_classes.shape[1] != num_true:
+        raise ValueError("true_classes: expected shape [batch_size, num_true=%d], got %s"
+                         % (num_true, tuple(true_classes.shape)))
+    _check_range(xp, "true_classes", true_classes, range_max)
+    rng = np.random.default_rng(seed)
+    log_range = math.log(range_max + 1.0)
+
+    def draw(count):
+        # Inverse CDF: exp(u * log(R+1)) - 1 lands in [k, k+1) with probability P(k).
+        return (np.exp(rng.random(count) * log_range) - 1.0).astype(np.int64) % range_max
+
+    if not unique:
+        candidates, num_tries = draw(num_sampled), num_sampled
+    else:
+        chunk = max(2 * num_sampled, 1024)
+        draws = np.empty(0, dtype=np.int64)
+        while True:
+            draws = np.concatenate([draws, draw(chunk)])
+            values, first = np.unique(draws, return_index=True)
+            if values.size >= num_sampled:
+                first_seen = np.sort(first)[:num_sampled]
+                candidates, num_tries = draws[first_seen], int(first_seen[-1]) + 1
+                break
+    host_true = _to_host(xp, true_classes)
+    true_expected = _expected_count(log_uniform_probability(host_true, range_max), num_tries, num_sampled, unique)
+    sampled_expected = _expected_count(log_uniform_probability(candidates, range_max), num_tries, num_sampled, unique)
+    return xp.asarray(candidates), xp.asarray(true_expected), xp.asarray(sampled_expected)
