@@ -24,7 +24,7 @@ from pathlib import Path
 
 from conformance import runner
 from impls import bench as worker_bench
-from impls import get_adapter
+from impls import ORACLE_IMPLS, get_adapter
 
 COLUMNS = ["impl", "impl_version", "device", "op", "mode", "dtype", "batch", "classes", "samples", "dim",
            "num_true", "median_s", "iqr_s", "iqr_over_median", "n", "noisy", "peak_mem_bytes", "mem_method",
@@ -114,6 +114,11 @@ def grid_specs(name="default") -> list:
 
 
 GRIDS = ("default", "full")
+
+
+def default_impls(device: str) -> list:
+    """The impls benchmarked unless named: every impl of the device but the slow oracle's."""
+    return [impl for impl in runner.available_impls(device) if impl not in ORACLE_IMPLS]
 
 
 def bench_path(out_dir, impl: str, device: str) -> Path:

@@ -98,7 +98,7 @@ def cmd_run(args):
 def cmd_bench(args):
     from conformance import bench
 
-    impls = args.impl or runner.available_impls(args.device)
+    impls = args.impl or bench.default_impls(args.device)
     args.out.mkdir(parents=True, exist_ok=True)
     outcome = bench.run_bench(impls, args.device, args.out, grid=args.grid, python=dict(args.python or []),
                               timeout=args.timeout,
@@ -158,7 +158,7 @@ def cmd_all(args):
     if not args.no_bench:  # the speed section; a framework that cannot start is skipped with its reason
         from conformance import bench
 
-        bench.run_bench(runner.available_impls("cpu"), "cpu", args.out, python=dict(args.python or []),
+        bench.run_bench(bench.default_impls("cpu"), "cpu", args.out, python=dict(args.python or []),
                         progress=lambda items, desc: tqdm(items, desc=desc, unit="shape"))
     args.raw = args.out
     args.out = DEFAULT_REPORTS if args.report_out is None else args.report_out

@@ -20,6 +20,10 @@ ADAPTER_MODULES = {
     "paddle": "impls.paddle_adapter",
     "paddle-legacy": "impls.paddle_legacy_adapter",
 }
+# The oracle's impls (impls/reference.py): correct, not fast; the benchmark runs them only when asked.
+ORACLE_IMPLS = ("numpy", "cupy")
+# The speed contender's impl per device (impls/numpy_fast.py), held against the fastest framework.
+CONTENDER_IMPLS = {"cpu": "numpy-fast", "gpu": "cupy-fast"}
 
 
 # Misbehaving adapters (``test-segfault``, ``test-hang``...) for the runner's own tests; reachable

@@ -1,9 +1,8 @@
 """The oracle: softmax cross-entropy, both sampled softmax losses and their sampler, as a textbook.
 
-Every golden output of the corpus is computed here.  The code is written to be checked, not to be
-fast (the speed contender is ``impls/numpy_fast.py``): plain array math, generic over the array
-module (NumPy on the CPU, CuPy on the GPU; taken from the inputs), every formula in float64, each
-output rounded once to the input dtype at the end.  No deep-learning framework is imported.
+Every golden output of the corpus is computed here, by code written to be checked, not to be fast
+(the contender is ``impls/numpy_fast.py``): plain array math, generic over the array module (NumPy
+or CuPy, taken from the inputs), all in float64, each output rounded once to the input dtype.
 
 Argument names and defaults are those of the frameworks' documentation (Paddle for the first two
 losses, TensorFlow r1.4 for ``sampled_softmax_loss``).  Each loss ``f`` has an analytic ``f_grad``
@@ -22,9 +21,9 @@ maximum's own ``e = 1``) and ``S = sum(l)``:
   at the row's largest entry (``_shares``): so ``p - 1`` for a dominant class is ``-rest / s``, not
   ``e / s - 1`` after ``s`` rounded to ``e``.
 
-A one-hot soft label takes exactly the operations of the hard label, and one true class (``T = 1``)
-those of a hard label too.  Where ``p_j`` is close to ``l_j / S`` (a general soft label, ``T > 1``),
-``(S - l) e - l others`` cancels: that is inherent in the formula, whatever order it is computed in.
+A one-hot soft label and one true class (``T = 1``) take exactly the operations of a hard label.
+Where ``p_j`` is close to ``l_j / S`` (a general soft label, ``T > 1``) the gradient's two terms
+cancel: that is inherent in the formula, whatever order it is computed in.
 
 Documented behaviour for unusual but valid input (no error is raised, the answer is the limit):
 
@@ -51,17 +50,9 @@ import math
 
 import numpy as np
 
-__all__ = [
-    "softmax_with_cross_entropy",
-    "softmax_with_cross_entropy_grad",
-    "sampled_softmax_with_cross_entropy",
-    "sampled_softmax_with_cross_entropy_grad",
-    "sampled_softmax_loss",
-    "sampled_softmax_loss_grad",
-    "log_uniform_candidate_sampler",
-    "log_uniform_probability",
-    "shard_layout",
-]
+__all__ = ["softmax_with_cross_entropy", "softmax_with_cross_entropy_grad", "sampled_softmax_with_cross_entropy",
+           "sampled_softmax_with_cross_entropy_grad", "sampled_softmax_loss", "sampled_softmax_loss_grad",
+           "log_uniform_candidate_sampler", "log_uniform_probability", "shard_layout"]
 
 FLOAT_NAMES = ("float16", "bfloat16", "float32", "float64")
 
@@ -84,25 +75,29 @@ def _quiet(xp):
     return np.errstate(all="ignore") if xp is np else contextlib.nullcontext()
 
 
-def _to_host(xp, array):
-    return array.get() if xp is not np else array
+def _first(xp, mask):
+    """The index (a tuple) of the first True element of ``mask``, on the host."""
+    where = xp.argwhere(mask)[0]
+    return tuple(int(i) for i in (where.get() if xp is not np else where))
 
 
-def _check_float(name, array):
+def _check_float(name, array, shape=None):
     dtype = getattr(array, "dtype", None)
     if dtype is None or dtype.name not in FLOAT_NAMES:
         raise TypeError("%s: expected a float16/bfloat16/float32/float64 array, got %s"
                         % (name, dtype if dtype is not None else type(array).__name__))
+    _check_shape(name, array, shape)
 
 
-def _check_int(name, array):
+def _check_int(name, array, shape=None):
     if not hasattr(array, "dtype") or array.dtype.kind not in "iu":
         raise TypeError("%s: expected an integer array (int64), got %s"
                         % (name, getattr(array, "dtype", type(array).__name__)))
+    _check_shape(name, array, shape)
 
 
 def _check_shape(name, array, shape):
-    if tuple(array.shape) != tuple(shape):
+    if shape is not None and tuple(array.shape) != tuple(shape):
         raise ValueError("%s: expected shape %s, got %s" % (name, tuple(shape), tuple(array.shape)))
 
 
@@ -112,7 +107,7 @@ def _check_range(xp, name, ids, upper, allowed=None):
     if allowed is not None:
         bad &= ids != allowed
     if bool(bad.any()):
-        where = tuple(int(i) for i in _to_host(xp, xp.argwhere(bad)[0]))
+        where = _first(xp, bad)
         extra = " or %d (ignore_index)" % allowed if allowed is not None else ""
         raise ValueError("%s: expected values in [0, %d)%s, got %d at index %s"
                          % (name, upper, extra, int(ids[where]), where))
@@ -121,7 +116,7 @@ def _check_range(xp, name, ids, upper, allowed=None):
 def _check_positive(xp, name, array):
     ok = xp.isfinite(array) & (array > 0)
     if not bool(ok.all()):
-        where = tuple(int(i) for i in _to_host(xp, xp.argwhere(~ok)[0]))
+        where = _first(xp, ~ok)
         raise ValueError("%s: expected finite values > 0, got %r at index %s" % (name, float(array[where]), where))
 
 
@@ -137,25 +132,21 @@ def _upstream(xp, upstream, shape):
     """The cotangent of the loss in float64 (ones when not given)."""
     if upstream is None:
         return xp.ones(shape, dtype=xp.float64)
-    _check_float("upstream", upstream)
-    _check_shape("upstream", upstream, shape)
+    _check_float("upstream", upstream, shape)
     return upstream.astype(xp.float64)
 
 
 # --------------------------------------------------------------------------------------------
 # The one computation: softmax cross-entropy of rows (classes on the last axis)
 # --------------------------------------------------------------------------------------------
-def _shares(xp, v, at):
-    """``(total, rest, others)`` of non-negative rows ``v`` along the last axis: ``total = sum(v)``,
-    ``others = total - v``, where ``at`` marks each row's largest entry; ``rest`` (its ``others``) is
-    summed directly from the other entries.  Elsewhere ``total - v >= total / 2``: no cancellation."""
+def _shares(xp, v):
+    """``(total, rest, others)`` of non-negative rows ``v`` along the last axis: ``total = sum(v)``
+    and ``others = total - v``, except at each row's largest entry, where ``others`` is ``rest``,
+    summed from the other entries.  Elsewhere ``total - v >= total / 2``: no cancellation."""
+    at = xp.arange(v.shape[-1]) == xp.argmax(v, axis=-1)[..., None]
     rest = xp.where(at, 0, v).sum(axis=-1, keepdims=True)
     total = rest + xp.where(at, v, 0).sum(axis=-1, keepdims=True)
     return total, rest, xp.where(at, rest, total - v)
-
-
-def _argmax_mask(xp, v):
-    return xp.arange(v.shape[-1]) == xp.argmax(v, axis=-1)[..., None]
 
 
 def _cross_entropy(xp, z, label, u):
@@ -168,8 +159,8 @@ def _cross_entropy(xp, z, label, u):
         m = z.max(axis=-1, keepdims=True)  # NaN in a row with a NaN; -inf in an all -inf row
         m = xp.where(m == xp.inf, xp.nan, m)  # a +inf logit has no softmax either: a NaN row
         e = xp.exp(z - m)  # all NaN in those rows (-inf - -inf is NaN too)
-        s, rest, e_others = _shares(xp, e, _argmax_mask(xp, z))  # e == 1 exactly at the maximum
-        label_sum, _, label_others = _shares(xp, label, _argmax_mask(xp, label))
+        s, rest, e_others = _shares(xp, e)  # e == 1 exactly at the maximum: s = 1 + rest
+        label_sum, _, label_others = _shares(xp, label)
         # A class without label weight adds nothing, even at a -inf logit (0 * inf would be NaN).
         gap = xp.where(label == 0, 0, label * (m - z)).sum(axis=-1, keepdims=True)
         loss = gap + label_sum * xp.log1p(rest)
@@ -194,8 +185,7 @@ def _swce(logits, label, soft_label, ignore_index, axis, upstream, want_grad):
                          % (axis, tuple(logits.shape)))
     loss_shape = logits.shape[:axis] + (1,) + logits.shape[axis + 1:]
     if soft_label:
-        _check_float("label", label)
-        _check_shape("label", label, logits.shape)
+        _check_float("label", label, logits.shape)
     else:
         _check_int("label", label)
         if label.ndim == logits.ndim - 1 and logits.ndim > 1:  # Paddle's rule: unsqueeze at axis
@@ -279,18 +269,15 @@ def _sswce(logits, label, num_samples, num_true, remove_accidental_hits, use_cus
     n, k = logits.shape
     _check_count("num_true", num_true, 1)
     _check_count("num_samples", num_samples, 1, k)
-    _check_int("label", label)
-    _check_shape("label", label, (n, num_true))
+    _check_int("label", label, (n, num_true))
     _check_range(xp, "label", label, k)
     if use_customized_samples:
         if customized_samples is None or customized_probabilities is None:
             raise ValueError("customized_samples, customized_probabilities: required when use_customized_samples=True")
         samples, probabilities = customized_samples, customized_probabilities
-        _check_int("customized_samples", samples)
-        _check_shape("customized_samples", samples, (n, num_true + num_samples))
+        _check_int("customized_samples", samples, (n, num_true + num_samples))
         _check_range(xp, "customized_samples", samples, k)
-        _check_float("customized_probabilities", probabilities)
-        _check_shape("customized_probabilities", probabilities, samples.shape)
+        _check_float("customized_probabilities", probabilities, samples.shape)
         _check_positive(xp, "customized_probabilities", probabilities)
         if not bool((samples[:, :num_true] == label).all()):
             raise ValueError("customized_samples: expected the first num_true=%d columns to equal label" % num_true)
@@ -394,8 +381,7 @@ def _ssl(weights, biases, labels, inputs, num_sampled, num_classes, num_true, sa
         raise ValueError("biases: expected %d shards laid out like the weights, got %d" % (len(shards), len(bias_shards)))
     _check_shards("biases", bias_shards, sharded_biases, layout if sharded_biases else [num_classes], (),
                   inputs.dtype)
-    _check_int("labels", labels)
-    _check_shape("labels", labels, (batch, num_true))
+    _check_int("labels", labels, (batch, num_true))
     _check_range(xp, "labels", labels, num_classes)
     if sampled_values is None:
         sampled_values = log_uniform_candidate_sampler(labels, num_true, num_sampled, True, num_classes, seed=seed)
@@ -403,16 +389,15 @@ def _ssl(weights, biases, labels, inputs, num_sampled, num_classes, num_true, sa
         raise ValueError("sampled_values: expected a tuple (sampled_candidates, true_expected_count, "
                          "sampled_expected_count)")
     candidates, true_expected, sampled_expected = sampled_values
-    _check_int("sampled_values[0] (sampled_candidates)", candidates)
-    _check_shape("sampled_values[0] (sampled_candidates)", candidates, (num_sampled,))
-    _check_range(xp, "sampled_values[0] (sampled_candidates)", candidates, num_classes)
-    _check_float("sampled_values[1] (true_expected_count)", true_expected)
-    if tuple(true_expected.shape) != (batch, 1):  # [B, 1] broadcasts over the true columns
-        _check_shape("sampled_values[1] (true_expected_count)", true_expected, (batch, num_true))
-    _check_positive(xp, "sampled_values[1] (true_expected_count)", true_expected)
-    _check_float("sampled_values[2] (sampled_expected_count)", sampled_expected)
-    _check_shape("sampled_values[2] (sampled_expected_count)", sampled_expected, (num_sampled,))
-    _check_positive(xp, "sampled_values[2] (sampled_expected_count)", sampled_expected)
+    names = ["sampled_values[%d] (%s)" % item for item in
+             enumerate(("sampled_candidates", "true_expected_count", "sampled_expected_count"))]
+    _check_int(names[0], candidates, (num_sampled,))
+    _check_range(xp, names[0], candidates, num_classes)
+    # true_expected_count [B, 1] broadcasts over the true columns
+    _check_float(names[1], true_expected, None if tuple(true_expected.shape) == (batch, 1) else (batch, num_true))
+    _check_float(names[2], sampled_expected, (num_sampled,))
+    for name, counts in zip(names[1:], (true_expected, sampled_expected)):
+        _check_positive(xp, name, counts)
     u = _upstream(xp, upstream, (batch,)) if want_grad else None
 
     f64 = xp.float64
@@ -514,7 +499,7 @@ def log_uniform_candidate_sampler(true_classes, num_true, num_sampled, unique, r
                 first_seen = np.sort(first)[:num_sampled]
                 candidates, num_tries = draws[first_seen], int(first_seen[-1]) + 1
                 break
-    host_true = _to_host(xp, true_classes)
+    host_true = true_classes.get() if xp is not np else true_classes
     true_expected = _expected_count(log_uniform_probability(host_true, range_max), num_tries, num_sampled, unique)
     sampled_expected = _expected_count(log_uniform_probability(candidates, range_max), num_tries, num_sampled, unique)
     return xp.asarray(candidates), xp.asarray(true_expected), xp.asarray(sampled_expected)
