@@ -23,7 +23,9 @@ maximum's own ``e = 1``) and ``S = sum(l)``:
 
 A one-hot soft label and one true class (``T = 1``) take exactly the operations of a hard label.
 Where ``p_j`` is close to ``l_j / S`` (a general soft label, ``T > 1``) the gradient's two terms
-cancel: that is inherent in the formula, whatever order it is computed in.
+cancel: that is inherent in the formula, whatever order it is computed in.  So is the rounding of
+the sampled ops' logits (``logit - log q``, ``x . w + b - log q``) to float64 at the scale of
+``|z|``, and of the sums that form ``grad/inputs`` and the weight and bias gradients.
 
 Documented behaviour for unusual but valid input (no error is raised, the answer is the limit):
 
