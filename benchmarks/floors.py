@@ -10,7 +10,7 @@ side in one run:
   for the X86_V2 baseline, without the F16C instructions PyTorch uses).  The parts: the reference's
   float32 computation of the same shape (no conversion at all), NumPy's ``astype`` from float16,
   and the reference's bit-exact float32 -> float16 conversion of a softmax gradient
-  (``impls.reference._float32_to_float16``, faster than ``astype``); the conversions run on the
+  (``impls.contender._float32_to_float16``, faster than ``astype``); the conversions run on the
   reference's own row blocks and threads.
 * ``matmul``: ``sampled_softmax_loss`` at D = 1024 (B = 512, K = 10^4, S = 512).  Its forward and
   backward need three [512 x 512 x 1024] matrix products, the sampled logits ``x @ W_s.T``, the
@@ -42,9 +42,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from conformance import bench  # noqa: E402
 from impls import bench as worker_bench  # noqa: E402
-from impls import reference  # noqa: E402 - NumPy only: no framework is imported in this process
+from impls import numpy_fast as contender  # noqa: E402 - NumPy only: no framework is imported in this process
 
 TARGET = 0.7
+CONTENDER = "numpy-fast"  # the impl held to the target (impls/numpy_fast.py)
 FLOAT16_SPEC = {"op": bench.SWCE, "batch": 64, "classes": 10000, "dtype": "float16", "mode": "forward_backward"}
 MATMUL_SPEC = {"op": bench.SSL, "batch": 512, "classes": 10000, "samples": 512, "dim": 1024, "num_true": 1,
                "dtype": "float32", "mode": "forward_backward"}
@@ -64,14 +65,14 @@ def _median_seconds(call):
 
 def _on_reference_blocks(rows, columns, function):
     """``function(start, stop)`` over the row blocks (and threads) the reference itself would use."""
-    blocks = reference._row_blocks(np, rows, columns)
-    return lambda: reference._for_blocks(blocks, function)
+    blocks = contender._row_blocks(np, rows, columns)
+    return lambda: contender._for_blocks(blocks, function)
 
 
 def float16_parts(spec, bench_times):
     """The float16 floor's parts: name -> (median seconds, IQR/median or None)."""
     parts = {}
-    float32 = bench_times.get(("numpy", "float32"))
+    float32 = bench_times.get((CONTENDER, "float32"))
     if float32 is not None:
         parts["the reference in float32 on the same shape (benchmark)"] = (float32, None)
     rng = np.random.default_rng(0)
@@ -83,7 +84,7 @@ def float16_parts(spec, bench_times):
     parts["float16 -> float32 of the logits (astype)"] = _median_seconds(_on_reference_blocks(
         rows, columns, lambda a, b: logits16[a:b].astype(np.float32)))
     parts["float32 -> float16 of the gradient (bit-exact)"] = _median_seconds(_on_reference_blocks(
-        rows, columns, lambda a, b: reference._float32_to_float16(gradient[a:b])))
+        rows, columns, lambda a, b: contender._float32_to_float16(gradient[a:b])))
     return parts
 
 
@@ -109,7 +110,7 @@ def matmul_parts(spec, bench_times):
         gradient[written] = values
 
     zeroed_by = {"np.zeros": lambda shape, dtype, rows_written: np.zeros(shape, dtype),
-                 "pages zeroed on first write": reference._sparse_zeros}
+                 "pages zeroed on first write": contender._sparse_zeros}
     seconds = {name: _median_seconds(lambda zeros=zeros: dense_gradient(zeros)) for name, zeros in zeroed_by.items()}
     fastest = min(seconds, key=lambda name: seconds[name][0])
     alone = _median_seconds(products)
@@ -137,7 +138,7 @@ FLOORS = {
 
 def report_floor(title, spec, times, parts_of):
     """Print one floor: its budget, its parts and whether every part alone exceeds the budget."""
-    measured = sorted(impl for (impl, dtype) in times if impl != "numpy" and dtype == spec["dtype"])
+    measured = sorted(impl for (impl, dtype) in times if impl != CONTENDER and dtype == spec["dtype"])
     if not measured:
         print("%s: no framework ran, no budget" % title)
         return
@@ -146,7 +147,7 @@ def report_floor(title, spec, times, parts_of):
     print("%s, forward+backward, median of the interleaved benchmark:" % title)
     for impl, dtype in sorted(times, key=times.get):
         print("  %-14s %-8s %8.3f ms" % (impl, dtype, times[impl, dtype] * 1e3))
-    reference_time = times.get(("numpy", spec["dtype"]))
+    reference_time = times.get((CONTENDER, spec["dtype"]))
     print("  budget: %.1fx %s = %.3f ms (the reference is at %s)" % (
         TARGET, fastest, budget * 1e3, "%.2fx" % (reference_time / times[fastest, spec["dtype"]])
         if reference_time else "-"))
@@ -171,7 +172,7 @@ def main(argv=None):
     python = dict(item.split("=", 1) for item in args.python)
     grid = [dict(spec) for _, main_spec, extra, _ in floors for spec in [main_spec] + extra]
     with tempfile.TemporaryDirectory() as out:
-        outcome = bench.run_bench(["numpy"] + frameworks, "cpu", out, grid=grid, python=python)
+        outcome = bench.run_bench([CONTENDER] + frameworks, "cpu", out, grid=grid, python=python)
         rows = [row for path in outcome.values() if isinstance(path, Path) for row in bench.read_rows(path)]
     not_started = {impl: reason for impl, reason in outcome.items() if not isinstance(reason, Path)}
     if not_started:

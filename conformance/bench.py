@@ -37,7 +37,7 @@ import numpy as np
 
 from conformance import runner
 from impls import bench as worker_bench
-from impls import get_adapter
+from impls import ORACLE_IMPLS, get_adapter
 from impls import threads as worker_threads
 from impls.ops import OPS
 from impls.support import why_unsupported
@@ -149,6 +149,11 @@ def select_specs(specs, patterns) -> list:
     if not patterns:
         return list(specs)
     return [spec for spec in specs if any(fnmatch.fnmatchcase(spec_label(spec), p) for p in patterns)]
+
+
+def default_impls(device: str) -> list:
+    """The impls benchmarked unless named: every impl of the device but the slow oracle's."""
+    return [impl for impl in runner.available_impls(device) if impl not in ORACLE_IMPLS]
 
 
 def bench_path(out_dir, impl: str, device: str) -> Path:

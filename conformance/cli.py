@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from tqdm import tqdm
 
 from conformance import corpus, legacy_env, runner, runs
-from impls import impl_names, resolve
+from impls import ORACLE_IMPLS, impl_names, resolve
 
 DEFAULT_REPORTS = Path("reports")  # the committed example report: written only when --out names it
 
@@ -74,6 +75,11 @@ def _corpus_sha(cases_dir):
 
 
 def cmd_corpus(args):
+    if not corpus.dispatch_is_pinned():  # the golden bits must not depend on this CPU (see corpus.py)
+        import subprocess
+
+        env = dict(os.environ, **corpus.PINNED_DISPATCH)
+        return subprocess.run([sys.executable, "-m", "conformance"] + sys.argv[1:], env=env).returncode
     manifest = corpus.generate(args.out, progress=lambda specs: tqdm(specs, desc="corpus", unit="case"))
     print("wrote %d cases and %s to %s (corpus sha256 %s)" % (len(manifest["cases"]), corpus.MANIFEST, args.out,
                                                               manifest["corpus_sha256"][:16]))
@@ -143,7 +149,7 @@ def cmd_run(args):
 def cmd_bench(args):
     from conformance import bench
 
-    impls = _impls_for(args, args.device)
+    impls = _impls_for(args, args.device) if args.impl else bench.default_impls(args.device)
     specs = bench.select_specs(bench.grid_specs(args.grid), args.shapes)
     if not specs:
         raise UsageError("--shapes %s matches no shape of the %s grid; names look like %s"
@@ -248,7 +254,8 @@ def cmd_all(args):
     if not args.no_bench:  # the speed section; a framework that cannot start is skipped with its reason
         from conformance import bench
 
-        bench.run_bench(impls, args.device, args.out, python=_overrides(args), progress=_progress("shape"))
+        timed = [impl for impl in impls if impl not in ORACLE_IMPLS] or impls  # the oracle is no contender
+        bench.run_bench(timed, args.device, args.out, python=_overrides(args), progress=_progress("shape"))
     args.run, args.out = [args.out], args.report_out
     return cmd_report(args)
 

@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +31,13 @@ from impls.caseio import Case, flatten_gradients
 from impls.ops import OPS
 
 MANIFEST = "MANIFEST.json"
+
+# NumPy chooses its float64 exp/log/log1p/expm1 loops by the CPU: with AVX-512 (X86_V4) its own SIMD
+# implementations, without it others, and their last bits differ.  Measured: 196 of 262 case files
+# regenerated with other bytes on an AMD EPYC (AVX2) than on the Intel Xeon (AVX-512) that wrote
+# them.  The corpus is therefore generated with NumPy's AVX-512 loops disabled, which every x86-64
+# machine can reproduce; :func:`generate_pinned` runs a generation in such a process.
+PINNED_DISPATCH = {"NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR"}
 FORMAT_VERSION = 1
 DEFAULT_CASES_DIR = Path(__file__).resolve().parent.parent / "cases"
 ALL_DTYPES = dtypes.NAMES
@@ -111,7 +121,7 @@ LABEL_SUMS = (0.5, 2.0, 1.0, 0.25, 3.0, 0.0)
 
 
 def swce(name, shape, axis=-1, dtype="float64", soft=False, ignore=None, ignore_index=-100,
-         return_softmax=False, stable=True, kind="normal", unnormalized=False, tags=()):
+         return_softmax=False, stable=True, kind="normal", unnormalized=False, label_rank_minus_1=False, tags=()):
     rng = _rng("swce-" + name + dtype)
     ax = axis % len(shape)
     loss_shape = tuple(1 if i == ax else n for i, n in enumerate(shape))
@@ -152,6 +162,10 @@ def swce(name, shape, axis=-1, dtype="float64", soft=False, ignore=None, ignore_
             description.append("ignore_index=%d on %s" % (ignore_index, "every position" if ignore == "all"
                                                          else "one position" if ignore == "single" else "a whole row"))
         description.append("hard labels")
+        if label_rank_minus_1:  # valid: Paddle's rule reads it with a size-1 axis inserted at `axis`
+            label = label.squeeze(ax)
+            features.append("label_rank_minus_1")
+            description.append("label of rank %d (no size-1 class axis)" % label.ndim)
     if ax != len(shape) - 1:
         features.append("axis_not_last")
     if len(shape) == 1:
@@ -242,6 +256,7 @@ def swce_cases():
             for dtype in dtypes:
                 yield swce("K%d-%s" % (classes, label), (batch, classes), dtype=dtype, soft=soft, tags=["classes"])
     yield swce("K1000-hard-ignore", (8, 1000), dtype="bfloat16", ignore="single", tags=["classes"])
+    yield swce("label-rank-minus-1", (4, 6), dtype="float64", label_rank_minus_1=True, tags=["unusual"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -347,7 +362,8 @@ def sswce_cases():
 # sampled_softmax_loss
 # --------------------------------------------------------------------------------------------
 def ssl(name, batch=5, num_classes=40, dim=6, num_true=1, num_sampled=7, dtype="float64", shards=0,
-        strategy="mod", hits="none", remove=True, duplicates=False, scale=0.5, tags=()):
+        strategy="mod", hits="none", remove=True, duplicates=False, scale=0.5, sharded_biases=False,
+        broadcast_true_count=False, tags=()):
     rng = _rng("ssl-" + name + dtype)
     weights = _grid(rng, (num_classes, dim), scale)
     biases = _grid(rng, (num_classes,), scale)
@@ -378,7 +394,10 @@ def ssl(name, batch=5, num_classes=40, dim=6, num_true=1, num_sampled=7, dtype="
     if true_q is None or hits != "none" or duplicates:
         true_q = np.minimum(ref.log_uniform_probability(labels, num_classes) * num_sampled, 1.0)
         sampled_q = np.minimum(ref.log_uniform_probability(candidates, num_classes) * num_sampled, 1.0)
+    if broadcast_true_count:  # valid: [B, 1] broadcasts over the num_true columns
+        true_q = true_q[:, :1]
     features = ["multi_true"] if num_true > 1 else []
+    features += ["broadcast_true_expected_count"] if broadcast_true_count else []
     features += ["accidental_hits"] if np.isin(candidates, labels).any() else []
     features += ["remove_accidental_hits"] if remove else []
     features += ["duplicate_samples"] if duplicates else []
@@ -391,6 +410,11 @@ def ssl(name, batch=5, num_classes=40, dim=6, num_true=1, num_sampled=7, dtype="
             np.split(np.arange(num_classes), np.cumsum(layout)[:-1])
         for p, rows in enumerate(shard_rows):
             arrays["weights/%d" % p] = weights[rows]
+            if sharded_biases:  # valid: tf.nn.embedding_lookup reads biases shards like the weights
+                arrays["biases/%d" % p] = biases[rows]
+        if sharded_biases:
+            del arrays["biases"]
+            features.append("sharded_biases")
         features += ["shard_list"] + (["sharded", "partition_" + strategy] if shards > 1 else [])
         features += ["uneven_shards"] if len(set(layout)) > 1 else []
     else:
@@ -434,6 +458,8 @@ def ssl_cases():
     yield ssl("K100000", batch=4, num_classes=100000, dim=8, num_sampled=256, dtype="float32", tags=["classes"])
     yield ssl("large-logits", scale=40.0, hits="some", tags=["extreme"])
     yield ssl("large-logits", scale=40.0, hits="some", dtype="float32", tags=["extreme"])
+    yield ssl("sharded-biases-mod3", num_classes=11, shards=3, strategy="mod", sharded_biases=True, tags=["shards"])
+    yield ssl("T2-true-count-B1", num_true=2, hits="some", broadcast_true_count=True, tags=["unusual"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -460,7 +486,7 @@ def invalid_cases():
     yield _broken(base, "swce-label-negative", "label", "a negative label that is not ignore_index",
                   {"label": np.where(np.arange(8)[:, None] == 5, -5, y)})
     yield _broken(base, "swce-label-float", "label", "hard labels given as floats", {"label": y.astype(np.float64)})
-    yield _broken(base, "swce-label-rank", "label", "hard labels without the size-1 class axis", {"label": y[:, 0]})
+    yield _broken(base, "swce-label-rank", "label", "hard labels with an extra axis", {"label": y[:, :, None]})
     yield _broken(base, "swce-label-batch", "label", "one label row too many", {"label": np.concatenate([y, y[:1]])})
     yield _broken(base, "swce-axis", "axis", "axis 2 for rank-2 logits", params={"axis": 2})
     yield _broken(soft, "swce-soft-label-shape", "label", "soft labels with one class too few",
@@ -572,8 +598,24 @@ def sha256_of(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def dispatch_is_pinned() -> bool:
+    """Whether this process's NumPy was imported with :data:`PINNED_DISPATCH`."""
+    return all(os.environ.get(key) == value for key, value in PINNED_DISPATCH.items())
+
+
+def generate_pinned(out_dir: Path = DEFAULT_CASES_DIR, extra_env=None) -> None:
+    """Generate the corpus in a fresh interpreter whose NumPy dispatch is pinned (see above)."""
+    env = dict(os.environ, **PINNED_DISPATCH, **(extra_env or {}))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(DEFAULT_CASES_DIR.parent), env.get("PYTHONPATH")]))
+    subprocess.run([sys.executable, "-c", "import sys; from conformance import corpus; corpus.generate(sys.argv[1])",
+                    str(out_dir)], env=env, check=True, timeout=600)
+
+
 def generate(out_dir: Path = DEFAULT_CASES_DIR, progress=None) -> dict:
-    """Write every case and the manifest under ``out_dir``; return the manifest."""
+    """Write every case and the manifest under ``out_dir``; return the manifest.
+
+    Bytes that every machine reproduces need a pinned NumPy (:func:`generate_pinned` or
+    ``conformance corpus``); unpinned, the golden bits may depend on the CPU."""
     out_dir = Path(out_dir)
     specs = all_specs()
     entries = []

@@ -9,8 +9,9 @@ measured).  Here they become:
 * ``speed_table``: one row per configuration, one column per impl/device: median time, the ratio to
   the fastest impl of that configuration on the same device, the IQR as a share of the median
   (``noisy`` above 10%);
-* ``reference_target``: the NumPy reference against the fastest *framework* on every forward+backward
-  CPU shape, the issue's 0.7x target, and the CuPy reference against PyTorch CUDA on the GPU (1.0x);
+* ``reference_target``: the NumPy contender (``numpy-fast``) against the fastest *framework* on every
+  forward+backward CPU shape, the issue's 0.7x target, and ``cupy-fast`` against PyTorch CUDA on the
+  GPU (1.0x);
 * ``memory_table``: the peak memory of ``sampled_softmax_loss`` against the two models that matter,
   ``B*(T+S) + (T+S)*D`` elements (what it should grow with) and ``B*K`` (what it must never reach);
 * ``classes_plot``: time against the number of classes for the full and both sampled losses, one
@@ -24,9 +25,11 @@ import numpy as np
 import pandas as pd
 
 from conformance import report_html as H
+from impls import CONTENDER_IMPLS, ORACLE_IMPLS
 
 CONFIG = ["device", "op", "mode", "dtype", "batch", "classes", "samples", "dim", "num_true"]
-REFERENCE_TARGETS = {"cpu": ("numpy", 0.7), "gpu": ("cupy", 1.0)}  # impl, at most this x the fastest framework
+REFERENCE_TARGETS = {"cpu": (CONTENDER_IMPLS["cpu"], 0.7), "gpu": (CONTENDER_IMPLS["gpu"], 1.0)}  # impl, at most
+# this x the fastest framework
 GPU_COMPARED_WITH = "torch"  # the GPU target is against PyTorch CUDA only (issue 6)
 OP_STYLE = {"softmax_with_cross_entropy": ("full softmax", "#29335c", "o"),
             "sampled_softmax_with_cross_entropy": ("sampled, logits-based", "#e4572e", "s"),
@@ -153,7 +156,7 @@ def reference_target(frame: pd.DataFrame) -> pd.DataFrame:
         if device == "gpu":
             frameworks = data[data["impl"] == GPU_COMPARED_WITH]
         else:
-            frameworks = data[~data["impl"].isin(("numpy", "cupy"))]
+            frameworks = data[~data["impl"].isin(ORACLE_IMPLS + tuple(CONTENDER_IMPLS.values()))]
         mine = data[data["impl"] == reference].set_index(CONFIG)["median_s"]
         best = frameworks.loc[frameworks.groupby(CONFIG)["median_s"].idxmin()] if not frameworks.empty else frameworks
         for _, row in best.iterrows():

@@ -1,4 +1,4 @@
-"""Implementations under test: the canonical NumPy/CuPy reference and one adapter per framework.
+"""Implementations under test: the NumPy/CuPy oracle, its fast NumPy/CuPy contender, one adapter per framework.
 
 Everything in this package is the worker side: it runs inside a worker process, on Python 3.8 with
 numpy 1.23 as well as on 3.11/3.12 with numpy 2.x, and imports a framework only inside an adapter's
@@ -22,6 +22,8 @@ import os
 ADAPTER_MODULES = {
     "numpy": "impls.reference_adapter",
     "cupy": "impls.reference_adapter",
+    "numpy-fast": "impls.reference_adapter",
+    "cupy-fast": "impls.reference_adapter",
     "torch": "impls.torch_adapter",
     "tensorflow": "impls.tensorflow_adapter",
     "paddle": "impls.paddle_adapter",
@@ -29,6 +31,10 @@ ADAPTER_MODULES = {
     "tensorflow-xla": "impls.tensorflow_adapter",
     "jax": "impls.jax_adapter",
 }
+# The oracle's impls (impls/reference.py): correct, not fast; the benchmark runs them only when asked.
+ORACLE_IMPLS = ("numpy", "cupy")
+# The speed contender's impl per device (impls/numpy_fast.py), held against the fastest framework.
+CONTENDER_IMPLS = {"cpu": "numpy-fast", "gpu": "cupy-fast"}
 
 ENTRY_POINT_GROUP = "conformance.impls"
 SPECS_VARIABLE = "CONFORMANCE_IMPLS"  # "name=package.module:Class;..." registered by resolve()

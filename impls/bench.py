@@ -259,7 +259,7 @@ def measure_memory(adapter, device, call):
     """``(peak bytes above the current use, method)`` of one ``call()`` (see the module doc)."""
     if device == "gpu":
         return _gpu_memory(adapter, call)
-    if adapter.name == "numpy":
+    if adapter.name in ("numpy", "numpy-fast"):
         return _tracemalloc(call)
     if adapter.name == "tensorflow" and _tf_cpu_memory_info_works():
         # Its CPU allocator keeps freed memory in a pool (measured: after a forward that grew the

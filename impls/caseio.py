@@ -81,6 +81,12 @@ class Case:
         """``sampled_softmax_loss`` weights as a list of shards (one element when unsharded)."""
         return ops.weight_shards(self.inputs)
 
+    @property
+    def bias_shards(self):
+        """``sampled_softmax_loss`` biases: one array, or a list of shards laid out like the weights
+        (inputs ``biases/<i>``, the feature ``sharded_biases``)."""
+        return ops.bias_shards(self.inputs)
+
     def reference_kwargs(self, cast=None) -> dict:
         """Keyword arguments for the reference function of ``self.op`` (``cast`` maps each array)."""
         cast = cast or (lambda a: a)

@@ -103,11 +103,13 @@ class OpInfo:
             raise ValueError("%s: unknown params %s" % (self.name, sorted(given)))
         return dict(params)
 
-    def output_names(self, params: dict) -> list:
-        """The flat output names of a case with these params, sorted (as golden files list them)."""
+    def output_names(self, params: dict, features=()) -> list:
+        """The flat output names of a case with these params and features, sorted (as golden files
+        list them): a gradient per shard for sharded weights, and for biases given as shards."""
         names = ["loss"] + (["softmax"] if self.softmax_output and params.get("return_softmax") else [])
         for name in self.differentiable:
-            shards = params.get("num_shards", 0) if name == "weights" else 0
+            sharded = name == "weights" or (name == "biases" and "sharded_biases" in features)
+            shards = params.get("num_shards", 0) if sharded else 0
             names += ["grad/%s/%d" % (name, i) for i in range(shards)] if shards else ["grad/" + name]
         return sorted(names)
 
@@ -166,6 +168,19 @@ def weight_shards(inputs: dict) -> list:
     if "weights" in inputs:
         return [inputs["weights"]]
     return [inputs["weights/%d" % i] for i in range(sum(1 for k in inputs if k.startswith("weights/")))]
+
+
+def bias_shards(inputs: dict):
+    """``biases`` as one array, or its shards ``biases/0``, ``biases/1``... laid out like the weights."""
+    if "biases" in inputs:
+        return inputs["biases"]
+    return [inputs["biases/%d" % i] for i in range(sum(1 for k in inputs if k.startswith("biases/")))]
+
+
+def _all_biases(inputs: dict):
+    """The biases of every class in the weights' shard order (one array)."""
+    biases = bias_shards(inputs)
+    return np.concatenate(biases) if isinstance(biases, list) else biases
 
 
 def _logits_grad_scale(inputs, z, u):
@@ -257,6 +272,7 @@ SOFTMAX_WITH_CROSS_ENTROPY = OpInfo(
         ("neg_inf_logits", "-inf logits (masked classes)"),
         ("nan_logits", "a NaN logit (documented: its row's outputs are NaN)"),
         ("posinf_logits", "a +inf logit (documented: its row's outputs are NaN)"),
+        ("label_rank_minus_1", "hard labels without the class axis ([N] for [N, C] logits; Paddle's rule inserts it)"),
     ],
     accumulation_length=_swce_length,
     softmax_logits=lambda params, inputs: inputs["logits"],
@@ -326,17 +342,19 @@ def _ssl_logits(params, inputs):
     ``-log(expected count)`` terms."""
     shards = weight_shards(inputs)
     w = np.concatenate(shards) if len(shards) > 1 else shards[0]
-    bound = np.abs(inputs["inputs"]) @ np.abs(w).T + np.abs(inputs["biases"])  # [B, K]
+    bound = np.abs(inputs["inputs"]) @ np.abs(w).T + np.abs(_all_biases(inputs))  # [B, K]
     return np.concatenate([bound.ravel(), np.log(inputs["true_expected_count"]).ravel(),
                            np.log(inputs["sampled_expected_count"])])
 
 
 def _ssl_kwargs(kwargs):
-    """Weights as one array or the list of ``num_shards`` shards; the sampled values as TensorFlow's
-    ``sampled_values`` triple."""
+    """Weights (and biases) as one array or the list of ``num_shards`` shards; the sampled values as
+    TensorFlow's ``sampled_values`` triple."""
     count = kwargs.pop("num_shards", 0)
     if count:
         kwargs["weights"] = [kwargs.pop("weights/%d" % i) for i in range(count)]
+    if "biases/0" in kwargs:  # valid: shards laid out like the weights (feature sharded_biases)
+        kwargs["biases"] = [kwargs.pop("biases/%d" % i) for i in range(count)]
     kwargs["sampled_values"] = (kwargs.pop("sampled_candidates"), kwargs.pop("true_expected_count"),
                                 kwargs.pop("sampled_expected_count"))
     return kwargs
@@ -374,7 +392,8 @@ SAMPLED_SOFTMAX_LOSS = OpInfo(
         Input("weights", "float", "[K, D], or shards weights/<i>", differentiable=True,
               grad_scale=lambda inputs, z, u: 2.0 * z * u * _max_abs(inputs["inputs"])
               * math.sqrt(inputs["inputs"].shape[0])),
-        Input("biases", "float", "[K]", differentiable=True, grad_scale=_logits_grad_scale),
+        Input("biases", "float", "[K], or shards biases/<i> laid out like the weights", differentiable=True,
+              grad_scale=_logits_grad_scale),
         Input("labels", "int", "[B, T]"),
         # d loss / d x: softmax-weighted weight rows, true and sampled parts each up to z*u*|w|.
         Input("inputs", "float", "[B, D]", differentiable=True,
@@ -390,6 +409,8 @@ SAMPLED_SOFTMAX_LOSS = OpInfo(
         ("partition_mod", "'mod' sharding with more than one shard"),
         ("partition_div", "'div' sharding with more than one shard"),
         ("uneven_shards", "shards of different row counts"),
+        ("sharded_biases", "biases given as shards laid out like the weights (as tf.nn.embedding_lookup takes them)"),
+        ("broadcast_true_expected_count", "true_expected_count of shape [B, 1] for num_true > 1"),
     ],
     accumulation_length=_ssl_length,
     softmax_logits=_ssl_logits,

@@ -28,13 +28,15 @@ class PaddleAdapter(Adapter):
     devices = ("cpu", "gpu")
     ops = {
         "softmax_with_cross_entropy": OpSupport(
-            "native", _DTYPES, note="paddle.nn.functional.softmax_with_cross_entropy"),
+            "native", _DTYPES, unsupported_features=("label_rank_minus_1",),
+            note="paddle.nn.functional.softmax_with_cross_entropy; label_rank_minus_1: the op requires a label "
+                 "of the logits' rank (3.3.1 raises 'Op is invalid' for [N] with [N, C])"),
         "sampled_softmax_with_cross_entropy": OpSupport(
             "composed", _DTYPES,
             note="no sample_logits op after Paddle 1.8: take_along_axis, -log q, mask hits, logsumexp"),
         "sampled_softmax_loss": OpSupport(
-            "composed", _DTYPES,
-            note="per-shard gather (mod/div like tf.nn.embedding_lookup), matmul, logsumexp"),
+            "composed", _DTYPES, unsupported_features=("sharded_biases",),
+            note="sharded_biases: Paddle has no lookup over a list of shards; per-shard gather (mod/div like tf.nn.embedding_lookup), matmul, logsumexp"),
     }
 
     def load(self, device: str) -> str:

@@ -1,16 +1,31 @@
-"""The canonical reference: softmax cross-entropy, both sampled softmax losses and their sampler.
+"""The oracle: softmax cross-entropy, both sampled softmax losses and their sampler, as a textbook.
 
-One code path serves NumPy arrays on the CPU and CuPy arrays on the GPU: the array module is taken
-from the arrays passed in and results come back as the same array type, in the input's dtype.  No
-deep-learning framework is imported.  Arithmetic runs in float64 for float64 inputs and in float32
-for float32/float16/bfloat16 inputs (never accumulating below float32).  In float32 the softmax
-exponentials are taken without subtracting the row maximum wherever that is as accurate (see
-``_SHIFT_FREE_EXP``), and the loss's final ``log(sum) - logit`` is then taken in float64.
+Every golden output of the corpus is computed here, by code written to be checked, not to be fast
+(the contender is ``impls/numpy_fast.py``): plain array math, generic over the array module (NumPy
+or CuPy, taken from the inputs), all in float64, each output rounded once to the input dtype.
 
 Argument names and defaults are those of the frameworks' documentation (Paddle for the first two
 losses, TensorFlow r1.4 for ``sampled_softmax_loss``).  Each loss ``f`` has an analytic ``f_grad``
 taking the same arguments plus ``upstream`` and returning ``{"loss": ..., <argument>: gradient}``
 for the gradient of ``sum(upstream * loss)``.
+
+All three losses are one computation (``_cross_entropy``): rows of logits ``z`` and label weights
+``l`` (a one-hot row for a hard label, ``1/T`` on the ``T`` true columns of a sampled row), with
+``m = max(z)``, ``e = exp(z - m)``, ``s = sum(e) = 1 + rest`` (``rest``: the sum without the
+maximum's own ``e = 1``) and ``S = sum(l)``:
+
+* loss ``= -sum(l * log_softmax(z)) = sum(l * (m - z)) + S * log1p(rest)``: two sums of
+  non-negative terms (for ``l >= 0``), so the loss is accurate even when it is tiny;
+* gradient ``= softmax * S - l = ((S - l) * e - l * (s - e)) / s``, where ``s - e`` (the other
+  classes' share of ``e``) and ``S - l`` (of the label) are summed directly from the other entries
+  at the row's largest entry (``_shares``): so ``p - 1`` for a dominant class is ``-rest / s``, not
+  ``e / s - 1`` after ``s`` rounded to ``e``.
+
+A one-hot soft label and one true class (``T = 1``) take exactly the operations of a hard label.
+Where ``p_j`` is close to ``l_j / S`` (a general soft label, ``T > 1``) the gradient's two terms
+cancel: that is inherent in the formula, whatever order it is computed in.  So is the rounding of
+the sampled ops' logits (``logit - log q``, ``x . w + b - log q``) to float64 at the scale of
+``|z|``, and of the sums that form ``grad/inputs`` and the weight and bias gradients.
 
 Documented behaviour for unusual but valid input (no error is raised, the answer is the limit):
 
@@ -19,6 +34,12 @@ Documented behaviour for unusual but valid input (no error is raised, the answer
   gradient are NaN.  NaN logits make their row NaN; a ``+inf`` logit makes its row NaN.
 * Soft labels need not sum to 1: the loss is ``-sum(label * log_softmax)`` and the gradient is the
   exact derivative ``softmax * sum(label) - label`` (not ``softmax - label``).
+* A hard label of rank R-1 (``[N]`` for ``[N, C]`` logits) is read with a size-1 axis inserted at
+  ``axis`` (Paddle's dimension rule); the loss has the logits' shape with size 1 at ``axis``, as
+  for a full-rank label.
+* ``sampled_softmax_loss`` takes ``biases`` as one ``[num_classes]`` array or as a list of shards
+  laid out like the weights (as ``tf.nn.embedding_lookup`` reads them); its gradient comes back in
+  the same form.  ``true_expected_count`` may be ``[B, 1]``, broadcast over the ``num_true`` columns.
 
 Invalid input raises ``ValueError`` or ``TypeError`` naming the argument and what was expected.
 
@@ -27,33 +48,19 @@ Worker side: must run on Python 3.8 with numpy 1.23.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import functools
 import math
-import mmap
-import os
-import threading
-import weakref
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = [
-    "softmax_with_cross_entropy",
-    "softmax_with_cross_entropy_grad",
-    "sampled_softmax_with_cross_entropy",
-    "sampled_softmax_with_cross_entropy_grad",
-    "sampled_softmax_loss",
-    "sampled_softmax_loss_grad",
-    "log_uniform_candidate_sampler",
-    "log_uniform_probability",
-]
+__all__ = ["softmax_with_cross_entropy", "softmax_with_cross_entropy_grad", "sampled_softmax_with_cross_entropy",
+           "sampled_softmax_with_cross_entropy_grad", "sampled_softmax_loss", "sampled_softmax_loss_grad",
+           "log_uniform_candidate_sampler", "log_uniform_probability", "shard_layout"]
 
 FLOAT_NAMES = ("float16", "bfloat16", "float32", "float64")
 
 
 # --------------------------------------------------------------------------------------------
-# Array-module plumbing and argument checks
+# Array module and argument checks
 # --------------------------------------------------------------------------------------------
 def _array_module(*arrays):
     """numpy, or cupy when any argument is a CuPy array (cupy is imported only then)."""
@@ -66,84 +73,52 @@ def _array_module(*arrays):
 
 
 def _quiet(xp):
-    """Silence NumPy's overflow/invalid warnings where -inf and NaN are documented results."""
-    return np.errstate(invalid="ignore", divide="ignore", over="ignore") if xp is np else contextlib.nullcontext()
+    """Silence NumPy's overflow/invalid warnings: -inf and NaN are documented results."""
+    return np.errstate(all="ignore") if xp is np else contextlib.nullcontext()
 
 
-_NUMPY_1 = int(np.__version__.split(".")[0]) < 2
+def _first(xp, mask):
+    """The index (a tuple) of the first True element of ``mask``, on the host."""
+    where = xp.argwhere(mask)[0]
+    return tuple(int(i) for i in (where.get() if xp is not np else where))
 
 
-@contextlib.contextmanager
-def _row_broadcast_speed(xp):
-    """NumPy's smallest ufunc buffer (16 elements) while row-wise broadcast arithmetic runs.
-
-    Measured (NumPy 2.4): ``[B, K] - [B, 1]`` with rows shorter than the default 8192-element
-    buffer runs about 2-3x slower than a contiguous ``[B, K] - scalar`` ([128, 1000]: about 60 vs
-    20 us); with a 16-element buffer it runs at the contiguous speed.  No operand here needs
-    casting, so the buffer size changes only how the loops are split, never a result.  The setting
-    is per thread (every row block sets its own).
-
-    Not on NumPy 1.x: there a reduction along a row is summed buffer by buffer, so the buffer size
-    changes the summation order (measured on 1.23: 54 of 64 row sums of a [64, 1000] float32 array
-    differ), and a 16-element buffer makes the sum nearly sequential, less accurate.
-    """
-    if xp is not np or _NUMPY_1:
-        yield
-        return
-    previous = np.setbufsize(16)
-    try:
-        yield
-    finally:
-        np.setbufsize(previous)
-
-
-def _to_host(xp, array):
-    return array.get() if xp is not np else array
-
-
-_FLOAT_DTYPES = frozenset(np.dtype(name) for name in FLOAT_NAMES if name != "bfloat16")
-
-
-def _check_float(name, array):
+def _check_float(name, array, shape=None):
     dtype = getattr(array, "dtype", None)
-    if dtype in _FLOAT_DTYPES:  # a set lookup: dtype.name is computed in Python, microseconds a call
-        return
     if dtype is None or dtype.name not in FLOAT_NAMES:
-        got = getattr(array, "dtype", type(array).__name__)
-        raise TypeError("%s: expected a float16/bfloat16/float32/float64 array, got %s" % (name, got))
+        raise TypeError("%s: expected a float16/bfloat16/float32/float64 array, got %s"
+                        % (name, dtype if dtype is not None else type(array).__name__))
+    _check_shape(name, array, shape)
 
 
-def _check_int(name, array):
+def _check_int(name, array, shape=None):
     if not hasattr(array, "dtype") or array.dtype.kind not in "iu":
-        got = getattr(array, "dtype", type(array).__name__)
-        raise TypeError("%s: expected an integer array (int64), got %s" % (name, got))
+        raise TypeError("%s: expected an integer array (int64), got %s"
+                        % (name, getattr(array, "dtype", type(array).__name__)))
+    _check_shape(name, array, shape)
 
 
 def _check_shape(name, array, shape):
-    if tuple(array.shape) != tuple(shape):
+    if shape is not None and tuple(array.shape) != tuple(shape):
         raise ValueError("%s: expected shape %s, got %s" % (name, tuple(shape), tuple(array.shape)))
 
 
 def _check_range(xp, name, ids, upper, allowed=None):
     """Every id in [0, upper) (or equal to ``allowed``); the message names the first offender."""
-    if ids.size == 0 or (int(ids.min()) >= 0 and int(ids.max()) < upper):  # two reductions, no temporaries
-        return
     bad = (ids < 0) | (ids >= upper)
     if allowed is not None:
         bad &= ids != allowed
     if bool(bad.any()):
-        where = tuple(int(i) for i in _to_host(xp, xp.argwhere(bad)[0]))
-        value = int(ids[where])
+        where = _first(xp, bad)
         extra = " or %d (ignore_index)" % allowed if allowed is not None else ""
-        raise ValueError("%s: expected values in [0, %d)%s, got %d at index %s" % (name, upper, extra, value, where))
+        raise ValueError("%s: expected values in [0, %d)%s, got %d at index %s"
+                         % (name, upper, extra, int(ids[where]), where))
 
 
 def _check_positive(xp, name, array):
-    if array.size == 0 or (bool(array.min() > 0) and bool(array.max() < xp.inf)):  # NaN fails both
-        return
     ok = xp.isfinite(array) & (array > 0)
     if not bool(ok.all()):
-        where = tuple(int(i) for i in _to_host(xp, xp.argwhere(~ok)[0]))
+        where = _first(xp, ~ok)
         raise ValueError("%s: expected finite values > 0, got %r at index %s" % (name, float(array[where]), where))
 
 
@@ -155,125 +130,50 @@ def _check_count(name, value, low, high=None):
         raise ValueError("%s: expected an int >= %d%s, got %d" % (name, low, upper, value))
 
 
-def _compute_dtype(xp, dtype):
-    """float64 stays float64; everything narrower is computed in float32."""
-    return xp.float64 if dtype == xp.float64 else xp.float32
-
-
-_U32 = np.uint32
-_F16_REBIAS = _U32((((15 - 127) << 23) + 0xFFF) & 0xFFFFFFFF)  # float32 -> float16 exponent, plus half-ulp - 1
-_F16_MIN_NORMAL_BITS = _U32(113 << 23)  # 2**-14 as float32 bits: below it the result is subnormal (or 0)
-_F16_OVERFLOW_BITS = _U32(143 << 23)  # 2**16 as float32 bits: from it on the result is inf (or NaN)
-_F32_INF_BITS = _U32(255 << 23)
-
-
-def _float32_to_float16(x):
-    """``x.astype(float16)`` bit for bit (round to nearest even), several times faster on NumPy.
-
-    NumPy converts float32 to float16 in software (about 3 ns an element, 60 ns when the result is
-    subnormal, as most of a softmax gradient over 10^4 classes is); this is the same rounding in
-    whole-array integer arithmetic.  Normal results: drop 13 mantissa bits rounding to nearest even
-    and rebias the exponent.  Subnormal results: adding 0.5 in float32 rounds ``|x|`` to a multiple
-    of 2**-24 (the float16 subnormal step) by the FPU's own round-to-nearest-even, and the low bits
-    of the sum are the float16 bits.  Overflow gives inf, NaN stays NaN (quiet, payload kept).
-    Tested against ``astype`` over every float32 exponent, subnormal boundary and tie.
-    """
-    f = np.ascontiguousarray(x, dtype=np.float32).view(_U32)
-    a = f & _U32(0x7FFFFFFF)
-    out = a >> _U32(13)  # in place from here on: fewer new arrays, fewer page faults
-    out &= _U32(1)
-    with np.errstate(over="ignore"):  # wraps for the small and huge values replaced below
-        out += a
-        out += _F16_REBIAS
-    out >>= _U32(13)
-    if a.size and a.min() < _F16_MIN_NORMAL_BITS:  # (min of an empty array raises)
-        with np.errstate(invalid="ignore"):  # signalling NaNs among the values that are not low
-            sub = np.add(a.view(np.float32), np.float32(0.5)).view(_U32)
-        sub -= _U32(126 << 23)
-        # out = where(a < 2**-14, sub, out) without branches or a bool mask: np.copyto(where=) and
-        # np.where mispredict on a mask true for about half the elements (a softmax gradient), and
-        # a bool operand is cast through a buffer; each took 5 to 15 times as long as this.  The
-        # mask: a - 2**-14 has its top bit set exactly where a < 2**-14 (a < 2**31), and an
-        # arithmetic shift spreads that bit to all 32.
-        low = a - _F16_MIN_NORMAL_BITS
-        np.right_shift(low.view(np.int32), 31, out=low.view(np.int32))
-        sub ^= out
-        sub &= low
-        out ^= sub
-    high = a >= _F16_OVERFLOW_BITS
-    if high.any():
-        nan = a > _F32_INF_BITS
-        special = np.where(nan, _U32(0x7E00) | ((a >> _U32(13)) & _U32(0x3FF)), _U32(0x7C00))
-        np.copyto(out, special, where=high)
-    f = f >> _U32(16)
-    f &= _U32(0x8000)
-    out |= f
-    return out.astype(np.uint16).view(np.float16)
-
-
-def _cast_out(xp, array, dtype):
-    """``array`` in the caller's dtype, without a copy when it already is (see ``_float32_to_float16``)."""
-    if xp is np and array.dtype == np.float32 and np.dtype(dtype) == np.float16:
-        return _float32_to_float16(array)
-    return array.astype(dtype, copy=False)
-
-
-# Row-parallel NumPy: the losses are independent per row, so large NumPy inputs are cut into blocks
-# of rows (at least one per core) and computed on a thread per core (NumPy releases the GIL in its
-# loops).  Each row is computed by the same operations whatever block it falls in, so results are
-# bit-identical to a single block.  CuPy runs one block: the GPU parallelises inside each kernel.
-_PARALLEL_MIN_ELEMENTS = 1 << 18  # below this, thread hand-offs cost more than they save
-_BLOCK_ELEMENTS = 1 << 20  # measured: smaller blocks lose more to the GIL than they gain in cache
-# Zero-filling a dense gradient and scattering into it is a memset an element: threads pay only
-# from about 16 MB (measured: [64, 10^4] took 0.79 ms on two threads, 0.58 ms on one).
-_PARALLEL_MIN_FILL_ELEMENTS = 1 << 22
-_THREADS = int(os.environ.get("CONFORMANCE_REFERENCE_THREADS", "0")) or len(
-    os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1))
-_POOL = None
-_POOL_LOCK = threading.Lock()
-_SPARSE_ZEROS_MIN_BYTES = 1 << 22  # NumPy advises huge pages from 4 MB on (see _sparse_zeros)
-_SPARSE_ZEROS_MAX_TOUCHED = 0.25  # of the pages: np.zeros beyond (see _sparse_zeros)
-
-
-def _row_blocks(xp, n_rows, row_elements, min_elements=None):
-    """``[(start, stop), ...]`` covering ``n_rows`` rows of ``row_elements`` each.
-
-    One block below ``min_elements`` (default ``_PARALLEL_MIN_ELEMENTS``) elements in all.
-    """
-    if min_elements is None:
-        min_elements = _PARALLEL_MIN_ELEMENTS
-    if xp is not np or _THREADS < 2 or n_rows * row_elements < min_elements:
-        return [(0, n_rows)]
-    total = n_rows * row_elements
-    step = -(-n_rows // max(_THREADS, -(-total // _BLOCK_ELEMENTS)))  # at least one block per thread
-    return [(start, min(start + step, n_rows)) for start in range(0, n_rows, step)]
-
-
-def _for_blocks(blocks, function):
-    """``function(start, stop)`` for every block, on the thread pool when there is more than one."""
-    global _POOL
-    if len(blocks) == 1:
-        function(*blocks[0])
-        return
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="reference")
-    for future in [_POOL.submit(function, start, stop) for start, stop in blocks]:
-        future.result()  # re-raises a block's exception
-
-
-def _upstream(xp, upstream, shape, dtype):
+def _upstream(xp, upstream, shape):
+    """The cotangent of the loss in float64 (ones when not given)."""
     if upstream is None:
-        return xp.ones(shape, dtype=dtype)
-    _check_float("upstream", upstream)
-    _check_shape("upstream", upstream, shape)
-    return upstream.astype(dtype, copy=False)
+        return xp.ones(shape, dtype=xp.float64)
+    _check_float("upstream", upstream, shape)
+    return upstream.astype(xp.float64)
+
+
+# --------------------------------------------------------------------------------------------
+# The one computation: softmax cross-entropy of rows (classes on the last axis)
+# --------------------------------------------------------------------------------------------
+def _shares(xp, v):
+    """``(total, rest, others)`` of non-negative rows ``v`` along the last axis: ``total = sum(v)``
+    and ``others = total - v``, except at each row's largest entry, where ``others`` is ``rest``,
+    summed from the other entries.  Elsewhere ``total - v >= total / 2``: no cancellation."""
+    at = xp.arange(v.shape[-1]) == xp.argmax(v, axis=-1)[..., None]
+    rest = xp.where(at, 0, v).sum(axis=-1, keepdims=True)
+    total = rest + xp.where(at, v, 0).sum(axis=-1, keepdims=True)
+    return total, rest, xp.where(at, rest, total - v)
+
+
+def _cross_entropy(xp, z, label, u):
+    """``(loss, softmax, gradient)`` of ``-sum(label * log_softmax(z))`` along the last axis.
+
+    ``z``, ``label``: float64 ``[..., K]``; ``u``: the upstream ``[..., 1]``, or None for no
+    gradient.  See the module docstring for the formulas and why they are written so.
+    """
+    with _quiet(xp):
+        m = z.max(axis=-1, keepdims=True)  # NaN in a row with a NaN; -inf in an all -inf row
+        m = xp.where(m == xp.inf, xp.nan, m)  # a +inf logit has no softmax either: a NaN row
+        e = xp.exp(z - m)  # all NaN in those rows (-inf - -inf is NaN too)
+        s, rest, e_others = _shares(xp, e)  # e == 1 exactly at the maximum: s = 1 + rest
+        label_sum, _, label_others = _shares(xp, label)
+        # A class without label weight adds nothing, even at a -inf logit (0 * inf would be NaN).
+        gap = xp.where(label == 0, 0, label * (m - z)).sum(axis=-1, keepdims=True)
+        loss = gap + label_sum * xp.log1p(rest)
+        grad = None if u is None else u * ((label_others * e - label * e_others) / s)
+    return loss, e / s, grad
 
 
 # --------------------------------------------------------------------------------------------
 # softmax_with_cross_entropy (Paddle)
 # --------------------------------------------------------------------------------------------
-def _swce(logits, label, soft_label, ignore_index, return_softmax, axis, upstream, want_grad):
+def _swce(logits, label, soft_label, ignore_index, axis, upstream, want_grad):
     xp = _array_module(logits, label)
     _check_float("logits", logits)
     if logits.ndim < 1:
@@ -285,199 +185,33 @@ def _swce(logits, label, soft_label, ignore_index, return_softmax, axis, upstrea
     if num_classes < 1:
         raise ValueError("logits: expected at least one class along axis %d, got shape %s"
                          % (axis, tuple(logits.shape)))
-    loss_shape = logits.shape[:axis] + (1,) + logits.shape[axis + 1 :]
+    loss_shape = logits.shape[:axis] + (1,) + logits.shape[axis + 1:]
     if soft_label:
-        _check_float("label", label)
-        _check_shape("label", label, logits.shape)
+        _check_float("label", label, logits.shape)
     else:
         _check_int("label", label)
+        if label.ndim == logits.ndim - 1 and logits.ndim > 1:  # Paddle's rule: unsqueeze at axis
+            _check_shape("label", label, logits.shape[:axis] + logits.shape[axis + 1:])
+            label = xp.expand_dims(label, axis)
         _check_shape("label", label, loss_shape)
         _check_range(xp, "label", label, num_classes, allowed=ignore_index)
+    u = _upstream(xp, upstream, loss_shape) if want_grad else None
 
-    cdtype = _compute_dtype(xp, logits.dtype)
-    u = _upstream(xp, upstream, loss_shape, cdtype) if want_grad else None
-    blocks = _row_blocks(xp, logits.size // max(num_classes, 1), num_classes) if axis == logits.ndim - 1 else [None]
-    if len(blocks) == 1:
-        return _swce_rows(xp, logits, label, soft_label, ignore_index, return_softmax, axis, u, want_grad)
-    # Class axis last: rows [R, K], computed block by block straight into the outputs.
-    rows = logits.reshape(-1, num_classes)
-    labels = label.reshape(rows.shape[0], -1)
-    ups = u.reshape(-1, 1) if want_grad else None
-    result = {"loss": xp.empty(loss_shape, dtype=logits.dtype)}
-    if return_softmax:
-        result["softmax"] = xp.empty(logits.shape, dtype=logits.dtype)
-    if want_grad:
-        result["logits"] = xp.empty(logits.shape, dtype=logits.dtype)
-    flat = {name: value.reshape(-1, value.shape[-1]) for name, value in result.items()}
-
-    def block(start, stop):
-        grad_out = flat["logits"][start:stop] if want_grad else None
-        part = _swce_rows(xp, rows[start:stop], labels[start:stop], soft_label, ignore_index, return_softmax, 1,
-                          ups[start:stop] if want_grad else None, want_grad, grad_out)
-        for name, value in part.items():
-            if value is not grad_out:  # else the gradient was computed where it belongs
-                flat[name][start:stop] = value
-
-    _for_blocks(blocks, block)
-    return result
-
-
-# Shift-free exponentials.  A softmax is usually computed as exp(z - max(z)) so that nothing
-# overflows; that costs two passes over [B, K] (the row maximum, the subtraction) and rounds every
-# z - max.  When a row's sum of exp(z) lies within ``_SHIFT_FREE_SUM_RANGE``, exp(z) itself is as
-# accurate (no argument is rounded): the sum is a normal number whose reciprocal is normal, and an
-# exponential that is subnormal is below 2^-63 of the sum, far under any tolerance.  The sums are
-# checked after the fact and the rows outside the range are recomputed with the shift, so every
-# row's result depends on that row alone (not on the block or batch it came in).  Used for float32
-# arithmetic only: float64, in which the golden outputs are computed, keeps the textbook shift.
-_SHIFT_FREE_EXP = True
-_SHIFT_FREE_SUM_RANGE = (2.0 ** -63, 2.0 ** 64)
-
-
-# Row sums by BLAS.  NumPy's pairwise sum is scalar code here, about 0.42 ns an element, while a
-# dot product of each row with ones runs at 0.13-0.17 ns (measured, NumPy 2.4 and its OpenBLAS).
-# ``e[..., None, :] @ ones`` calls one dot product per row, so a row's sum depends on that row alone
-# (tested: the same bits alone, in any batch or block, and at any offset), as with ``sum``.
-# Accuracy: at most 4 ulp from the exact sum (math.fsum) of 10^3 to 10^6 exponentials, against
-# 2 ulp for NumPy's pairwise sum; the suite's float32 tolerance is max(16, 2*sqrt(K)) ulp.
-# Only rows of at most ``_DOT_ROW_SUMS_MAX`` elements: NumPy's matmul holds the GIL through that
-# loop (measured: a Python thread ran at half speed beside it, at full speed beside ``sum``), so
-# the row blocks of long rows, which run on threads, lost what it saved (measured with two
-# threads, rows of 1000-2000: 12-20% faster; rows of 4000-30000: 2-5% slower).  The choice depends
-# on the row length only, so it keeps every row's bits independent of its batch.  float32 only
-# (float64, the golden dtype, keeps NumPy's sum), and not on NumPy 1.x, whose older OpenBLAS was
-# both slower and less exact there (65 ulp at 10^6).
-_DOT_ROW_SUMS = not _NUMPY_1
-_DOT_ROW_SUMS_MAX = 2048
-
-
-@functools.lru_cache(maxsize=8)
-def _float32_ones(length):
-    """A read-only float32 vector of ones: one allocation per row length, not one per call."""
-    ones = np.ones(length, dtype=np.float32)
-    ones.flags.writeable = False
-    return ones
-
-
-def _row_sums(xp, e, axis):
-    """``e.sum(axis=axis, keepdims=True)``; for float32 NumPy rows, by a dot product per row (see above)."""
-    if not (_DOT_ROW_SUMS and xp is np and e.dtype == np.float32 and e.ndim >= 1 and axis in (e.ndim - 1, -1)
-            and e.strides[-1] == 4 and 1 < e.shape[-1] <= _DOT_ROW_SUMS_MAX):
-        return e.sum(axis=axis, keepdims=True)
-    return np.matmul(e[..., None, :], _float32_ones(e.shape[-1]))  # [..., 1, K] @ [K] -> [..., 1]
-
-
-def _exp_and_sum(xp, z, axis, out=None, shift_free=True):
-    """``(e, s, shift)``: ``e = exp(z - shift)`` in the compute dtype, ``s`` its sums along ``axis``.
-
-    ``shift`` (keepdims) is 0 for the rows computed shift-free (see ``_SHIFT_FREE_EXP``;
-    ``shift_free=False`` shifts every row), else the row maximum, or 0 for a row that is all
-    ``-inf`` (so that it yields ``s = 0`` and NaN rather than ``-inf - -inf`` leaking into other
-    arithmetic); None when every row was computed shift-free.  ``e`` is written to ``out`` when
-    given, else to a new array; ``z`` is left as it was.
-    """
-    cdtype = _compute_dtype(xp, z.dtype)
-    if shift_free and _SHIFT_FREE_EXP and cdtype == xp.float32:
-        if z.dtype == cdtype:
-            e = xp.exp(z, out=out)
-        else:  # float16/bfloat16: converting first is faster than NumPy's exp converting as it goes
-            converted = z.astype(cdtype)
-            e = xp.exp(converted, out=converted if out is None else out)
-        s = _row_sums(xp, e, axis)
-        low, high = _SHIFT_FREE_SUM_RANGE
-        if s.size == 0 or (bool(s.min() >= low) and bool(s.max() <= high)):  # NaN fails both
-            return e, s, None
-        in_range = (s >= low) & (s <= high)
-        shifted_e, shifted_s, shift = _exp_and_sum(xp, z, axis, shift_free=False)
-        xp.copyto(e, shifted_e, where=~in_range)
-        return e, xp.where(in_range, s, shifted_s), xp.where(in_range, 0, shift)
-    if z.dtype != cdtype:  # float16/bfloat16: NumPy's ufuncs on them convert element by element, slowly
-        z = z.astype(cdtype)
-        out = z if out is None else out
-    shift = z.max(axis=axis, keepdims=True)  # exact in any dtype
-    shift = xp.where(shift == -xp.inf, 0, shift)
-    e = xp.subtract(z, shift, out=out)
-    xp.exp(e, out=e)
-    return e, _row_sums(xp, e, axis), shift
-
-
-def _along_axis(xp, a, at, axis):
-    """``(flat, index)``: ``flat[index]`` are the elements ``take_along_axis(a, at, axis)``.
-
-    For C-ordered 2-D ``a`` with ``axis=1`` (every row block): a 1-D take and scatter on flat
-    positions are several times faster in NumPy than ``take_along_axis``/``put_along_axis``, which
-    build broadcast index arrays.  Otherwise ``flat`` is None (use the along-axis functions).
-    """
-    if a.ndim == 2 and axis == 1 and a.flags.c_contiguous and at.shape == (a.shape[0], 1):
-        return a.reshape(-1), at[:, 0].astype(xp.int64) + xp.arange(0, a.size, a.shape[1], dtype=xp.int64)
-    return None, None
-
-
-def _take_at(xp, a, at, axis):
-    flat, index = _along_axis(xp, a, at, axis)
-    return xp.take_along_axis(a, at, axis=axis) if flat is None else xp.take(flat, index)[:, None]
-
-
-def _add_at(xp, a, at, values, axis):
-    """``a[at along axis] += values`` in place (``at`` holds one index per row)."""
-    flat, index = _along_axis(xp, a, at, axis)
-    if flat is None:
-        xp.put_along_axis(a, at, xp.take_along_axis(a, at, axis=axis) + values, axis=axis)
+    z = xp.moveaxis(logits.astype(xp.float64), axis, -1)  # rows [..., K]
+    ignored = None
+    if soft_label:
+        weights = xp.moveaxis(label.astype(xp.float64), axis, -1)
     else:
-        flat[index] += values.reshape(-1)
-
-
-def _swce_rows(xp, logits, label, soft_label, ignore_index, return_softmax, axis, u, want_grad, grad_out=None):
-    """The checked computation on (a block of rows of) the inputs; ``u`` the upstream in the compute dtype.
-
-    ``grad_out``: where the logits gradient goes (the block's rows of the result); the exponentials
-    are computed there when its dtype is the compute dtype, which saves copying the block's gradient.
-    """
-    out_dtype = logits.dtype
-    cdtype = _compute_dtype(xp, logits.dtype)
-    with _quiet(xp), _row_broadcast_speed(xp):
-        work = grad_out if grad_out is not None and grad_out.dtype == cdtype else None
-        if soft_label:
-            # Not shift-free: log(s) * sum(y) - sum(y * z) would cancel where the loss is small.
-            e, s, shift = _exp_and_sum(xp, logits, axis, out=work, shift_free=False)
-            y = label.astype(cdtype)
-            z = logits.astype(cdtype, copy=False) - shift
-            # 0 * -inf would be NaN: a class with zero label weight contributes nothing.
-            yz = xp.where(y == 0, 0, y * z) if bool(xp.isinf(logits).any()) else y * z
-            y_sum = y.sum(axis=axis, keepdims=True)
-            loss = xp.log(s) * y_sum - yz.sum(axis=axis, keepdims=True)
-        else:
-            ignored = label == ignore_index
-            any_ignored = bool(ignored.any())
-            at = xp.where(ignored, 0, label) if any_ignored else label  # a valid index in every row
-            e, s, shift = _exp_and_sum(xp, logits, axis, out=work)
-            picked = _take_at(xp, logits, at, axis).astype(cdtype)  # z_label, exact
-            # log(s) + (shift - z_label).  With the row maximum as the shift both terms are
-            # non-negative; shift-free, both can be large where the loss is small, so the sum is
-            # taken in float64 (exact enough for float32 operands).
-            loss = xp.log(s.astype(xp.float64, copy=False))
-            loss = loss - picked if shift is None else loss + (shift.astype(xp.float64, copy=False) - picked)
-            if any_ignored:
-                loss = xp.where(ignored, 0, loss)
-        result = {"loss": _cast_out(xp, loss.astype(cdtype, copy=False), out_dtype)}
-        if return_softmax or want_grad:
-            inv_s = 1 / s
-        if return_softmax:
-            result["softmax"] = _cast_out(xp, e * inv_s, out_dtype)
-        if want_grad:
-            grad = e  # reuse the exp buffer: grad = u * (softmax * sum(y) - y)
-            if soft_label:
-                grad *= u * y_sum * inv_s
-                grad -= u * y
-            else:
-                if any_ignored:
-                    u = xp.where(ignored, 0, u)
-                grad *= u * inv_s
-                _add_at(xp, grad, at, -u, axis)
-                if any_ignored:  # 0 even where the row's softmax is undefined (all -inf, NaN)
-                    grad = xp.where(ignored, 0, grad)
-            result["logits"] = _cast_out(xp, grad, out_dtype)
-    return result
+        ignored = xp.moveaxis(label == ignore_index, axis, -1)  # [..., 1]
+        weights = ((xp.moveaxis(label, axis, -1) == xp.arange(num_classes)) & ~ignored).astype(xp.float64)
+    u_rows = None if u is None else xp.moveaxis(u, axis, -1)
+    loss, softmax, grad = _cross_entropy(xp, z, weights, u_rows)
+    if ignored is not None:  # 0 even where the row's softmax is undefined (all -inf, NaN)
+        loss = xp.where(ignored, 0, loss)
+        grad = None if grad is None else xp.where(ignored, 0, grad)
+    result = {"loss": loss, "softmax": softmax, "logits": grad}
+    return {name: xp.moveaxis(value, -1, axis).astype(logits.dtype) for name, value in result.items()
+            if value is not None}
 
 
 def softmax_with_cross_entropy(logits, label, soft_label=False, ignore_index=-100, numeric_stable_mode=True,
@@ -486,93 +220,43 @@ def softmax_with_cross_entropy(logits, label, soft_label=False, ignore_index=-10
 
     ``numeric_stable_mode`` is accepted for signature compatibility: the reference is always stable.
     """
-    result = _swce(logits, label, soft_label, ignore_index, return_softmax, axis, None, want_grad=False)
+    result = _swce(logits, label, soft_label, ignore_index, axis, None, want_grad=False)
     return (result["loss"], result["softmax"]) if return_softmax else result["loss"]
 
 
 def softmax_with_cross_entropy_grad(logits, label, soft_label=False, ignore_index=-100, numeric_stable_mode=True,
                                     return_softmax=False, axis=-1, upstream=None):
     """``{"loss", "logits"}`` (plus ``"softmax"`` when asked): the gradient of ``sum(upstream * loss)``."""
-    return _swce(logits, label, soft_label, ignore_index, return_softmax, axis, upstream, want_grad=True)
+    result = _swce(logits, label, soft_label, ignore_index, axis, upstream, want_grad=True)
+    if not return_softmax:
+        del result["softmax"]
+    return result
 
 
 # --------------------------------------------------------------------------------------------
-# The shared sampled-softmax core: softmax cross-entropy over [true columns | sampled columns]
+# Both sampled losses: softmax cross-entropy over [true columns | sampled columns]
 # --------------------------------------------------------------------------------------------
-def _sampled_core(xp, z_true, z_sampled, hits, offset, upstream, want_grad, recompute=None):
-    """Softmax cross-entropy of the rows ``[z_true | z_sampled]`` with label 1/T on the T true columns.
-
-    The two blocks of columns are separate arrays (or two views of one), so that the ``[B, S]``
-    sampled logits of ``sampled_softmax_loss`` are used where the matmul wrote them, never copied
-    beside the true ones.  ``offset`` (``[S]`` or None) is added to ``z_sampled`` first; ``hits(start,
-    stop)`` gives the sampled columns to remove in those rows (their probability becomes exactly 0,
-    the limit of Paddle's ``-1e20`` and TensorFlow's ``-FLT_MAX``), or ``hits`` is None.  Both arrays
-    are overwritten: with ``want_grad`` they hold the gradient of ``sum(upstream * loss)``.  Returns
-    the loss ``[N]``.
-
-    ``recompute(rows)``, when given, returns those rows' ``(z_true, z_sampled)`` afresh (as the
-    caller first computed them): the exponentials are then taken shift-free, in place (see
-    ``_SHIFT_FREE_EXP``), and the rows whose sums leave the range are recomputed with the shift.
-    """
-    n = z_true.shape[0]
-    u = _upstream(xp, upstream, (n,), z_true.dtype) if want_grad else None
-    loss = xp.empty(n, dtype=z_true.dtype)
-    shift_free = recompute is not None and _SHIFT_FREE_EXP and z_true.dtype == xp.float32
-
-    def block(start, stop):
-        hit = None if hits is None else hits(start, stop)
-        ups = u[start:stop] if want_grad else None
-        loss[start:stop], redo = _sampled_rows(xp, z_true[start:stop], z_sampled[start:stop], offset, hit, ups,
-                                               shift_free)
-        if redo is not None:  # rows out of the shift-free range: again, from their logits, with the shift
-            zt, zs = recompute(start + redo)
-            loss[start + redo], _ = _sampled_rows(xp, zt, zs, offset, None if hit is None else hit[redo],
-                                                  None if ups is None else ups[redo], False)
-            z_true[start + redo], z_sampled[start + redo] = zt, zs
-
-    _for_blocks(_row_blocks(xp, n, z_true.shape[1] + z_sampled.shape[1]), block)
-    return loss
+def _sampled(xp, z_true, z_sampled, hits, u):
+    """Loss ``[N]`` and gradient ``[N, T+S]`` of the rows ``[z_true | z_sampled]`` with label ``1/T``
+    on the ``T`` true columns.  ``hits`` ([N, S] bool, or None): sampled columns removed (their
+    probability is exactly 0, the limit of Paddle's ``-1e20`` and TensorFlow's ``-FLT_MAX``)."""
+    num_true = z_true.shape[1]
+    if hits is not None:
+        z_sampled = xp.where(hits, -xp.inf, z_sampled)
+    z = xp.concatenate([z_true, z_sampled], axis=1)
+    label = xp.concatenate([xp.full(num_true, 1.0 / num_true), xp.zeros(z_sampled.shape[1])])
+    loss, _, grad = _cross_entropy(xp, z, xp.broadcast_to(label, z.shape), None if u is None else u[:, None])
+    return loss[:, 0], grad
 
 
-def _sampled_rows(xp, zt, zs, offset, hit, u, shift_free):
-    """``_sampled_core`` on a block of rows, in place: ``(loss, redo)``.
+def _scatter_add(xp, out, index, values):
+    """``out[index] += values`` with repeated indices accumulating, in index order."""
+    if xp is np:
+        np.add.at(out, index, values)
+    else:
+        import cupyx  # noqa: PLC0415 - CuPy's scatter-add
 
-    ``redo``: the rows (indices into the block) whose shift-free sums left the range, their results
-    not computed; None when there are none (always when not ``shift_free``).
-    """
-    num_true = zt.shape[1]
-    redo = None
-    with _quiet(xp), _row_broadcast_speed(xp):
-        if offset is not None:
-            zs += offset
-        if hit is not None:
-            zs[hit] = -xp.inf
-        if shift_free:
-            # loss = log(s) - mean(z_true): both can be large where the loss is small, so in float64.
-            mean_true = zt.astype(xp.float64).sum(axis=1) / num_true
-            for e in (zt, zs):
-                xp.exp(e, out=e)
-            s = zt.sum(axis=1, keepdims=True) + _row_sums(xp, zs, 1)
-            low, high = _SHIFT_FREE_SUM_RANGE
-            if s.size and not (bool(s.min() >= low) and bool(s.max() <= high)):  # NaN fails both
-                redo = xp.flatnonzero(~((s >= low) & (s <= high)))
-            loss = (xp.log(s.astype(xp.float64))[:, 0] - mean_true).astype(zt.dtype)
-        else:
-            m = xp.maximum(zt.max(axis=1, keepdims=True), zs.max(axis=1, keepdims=True))
-            m = xp.where(m == -xp.inf, 0, m)
-            # lse - mean(z_true) = log(s) + mean(m - z_true): non-negative terms, no cancellation.
-            mean_gap = (m - zt).mean(axis=1)
-            for e in (zt, zs):
-                e -= m
-                xp.exp(e, out=e)
-            s = zt.sum(axis=1, keepdims=True) + _row_sums(xp, zs, 1)
-            loss = xp.log(s)[:, 0] + mean_gap
-        if u is not None:
-            scale = u[:, None] / s
-            zs *= scale
-            zt *= scale
-            zt -= u[:, None] / num_true
-    return loss, redo
+        cupyx.scatter_add(out, index, values)
 
 
 # --------------------------------------------------------------------------------------------
@@ -587,18 +271,15 @@ def _sswce(logits, label, num_samples, num_true, remove_accidental_hits, use_cus
     n, k = logits.shape
     _check_count("num_true", num_true, 1)
     _check_count("num_samples", num_samples, 1, k)
-    _check_int("label", label)
-    _check_shape("label", label, (n, num_true))
+    _check_int("label", label, (n, num_true))
     _check_range(xp, "label", label, k)
     if use_customized_samples:
         if customized_samples is None or customized_probabilities is None:
             raise ValueError("customized_samples, customized_probabilities: required when use_customized_samples=True")
         samples, probabilities = customized_samples, customized_probabilities
-        _check_int("customized_samples", samples)
-        _check_shape("customized_samples", samples, (n, num_true + num_samples))
+        _check_int("customized_samples", samples, (n, num_true + num_samples))
         _check_range(xp, "customized_samples", samples, k)
-        _check_float("customized_probabilities", probabilities)
-        _check_shape("customized_probabilities", probabilities, samples.shape)
+        _check_float("customized_probabilities", probabilities, samples.shape)
         _check_positive(xp, "customized_probabilities", probabilities)
         if not bool((samples[:, :num_true] == label).all()):
             raise ValueError("customized_samples: expected the first num_true=%d columns to equal label" % num_true)
@@ -608,68 +289,18 @@ def _sswce(logits, label, num_samples, num_true, remove_accidental_hits, use_cus
             label, num_true, num_samples, True, k, seed=seed)
         samples = xp.concatenate([label, xp.broadcast_to(candidates, (n, num_samples))], axis=1)
         probabilities = xp.concatenate([true_expected, xp.broadcast_to(sampled_expected, (n, num_samples))], axis=1)
+    u = _upstream(xp, upstream, (n, 1))[:, 0] if want_grad else None  # documented as the loss's [N, 1]
 
-    # C order (a copy if not): the gathers below then walk each row's logits in order.
-    samples, probabilities = xp.ascontiguousarray(samples), xp.ascontiguousarray(probabilities)
-    if upstream is not None:  # documented as the loss's shape [N, 1]
-        _check_float("upstream", upstream)
-        _check_shape("upstream", upstream, (n, 1))
-        upstream = upstream[:, 0]
-    cdtype = _compute_dtype(xp, logits.dtype)
-    # Row-major flat positions of the samples: a 1-D take and scatter are several times faster in
-    # NumPy than take_along_axis and 2-D fancy indexing, which build broadcast index arrays.
-    with _row_broadcast_speed(xp):
-        flat = samples + (xp.arange(n, dtype=samples.dtype) * k)[:, None]
-    flat_logits = xp.ascontiguousarray(logits).reshape(-1)
-
-    def sampled_logits(rows, out):
-        """``out[:] = logits[rows, samples[rows]] - log(probabilities[rows])`` in the compute dtype."""
-        with _quiet(xp):
-            if flat_logits.dtype == cdtype:
-                # Straight into ``out``; the ids are checked, and NumPy buffers mode="raise" outputs.
-                xp.take(flat_logits, flat[rows], out=out, **({"mode": "clip"} if xp is np else {}))
-            else:
-                out[...] = xp.take(flat_logits, flat[rows])
-            out -= xp.log(probabilities[rows].astype(cdtype))
-        return out
-
-    # Row blocks on threads: the gathers wait on memory, and two cores keep more reads in flight.
-    z = xp.empty(samples.shape, dtype=cdtype)
-    _for_blocks(_row_blocks(xp, n, samples.shape[1]),
-                lambda start, stop: sampled_logits(slice(start, stop), z[start:stop]))
+    z = xp.take_along_axis(logits.astype(xp.float64), samples, axis=1) - xp.log(probabilities.astype(xp.float64))
     hits = None
-    if remove_accidental_hits:
-        def hits(start, stop):
-            if num_true == 1:
-                return samples[start:stop, 1:] == label[start:stop]
-            return (samples[start:stop, num_true:, None] == label[start:stop, None, :]).any(axis=2)
-
-    def recompute(rows):  # rows out of the shift-free range (see _sampled_core)
-        fresh = sampled_logits(rows, xp.empty((rows.size, samples.shape[1]), dtype=cdtype))
-        return fresh[:, :num_true], fresh[:, num_true:]
-
-    loss = _sampled_core(xp, z[:, :num_true], z[:, num_true:], hits, None, upstream, want_grad, recompute)
-    dz = z
-    result = {"loss": _cast_out(xp, loss[:, None], logits.dtype)}
-    if want_grad:
-        # Scatter-add into a dense [N, K]: duplicate samples in a row accumulate, as the chain rule says.
-        grad = xp.empty((n, k), dtype=logits.dtype)
-        in_place = grad.dtype == cdtype  # else accumulate in the compute dtype, then convert
-
-        def block(start, stop):
-            out = grad[start:stop].reshape(-1)
-            out.fill(0)
-            at = flat[start:stop] if start == 0 else flat[start:stop] - start * k  # no copy for one block
-            at, values = at.reshape(-1), dz[start:stop].reshape(-1)
-            if in_place:
-                _scatter_add(xp, out, at, values)
-            else:  # only the sampled positions are non-zero: convert just those
-                sums = xp.zeros(out.size, dtype=cdtype)
-                _scatter_add(xp, sums, at, values)
-                out[at] = _cast_out(xp, sums[at], logits.dtype)
-
-        _for_blocks(_row_blocks(xp, n, k, _PARALLEL_MIN_FILL_ELEMENTS), block)
-        result["logits"] = grad
+    if remove_accidental_hits:  # a sampled column whose class is one of the row's labels
+        hits = (samples[:, num_true:, None] == label[:, None, :]).any(axis=2)
+    loss, dz = _sampled(xp, z[:, :num_true], z[:, num_true:], hits, u)
+    result = {"loss": loss[:, None].astype(logits.dtype)}
+    if want_grad:  # back to the dense [N, K]: duplicate samples in a row accumulate
+        grad = xp.zeros(n * k, dtype=xp.float64)
+        _scatter_add(xp, grad, (samples + k * xp.arange(n)[:, None]).ravel(), dz.ravel())
+        result["logits"] = grad.reshape(n, k).astype(logits.dtype)
     return result
 
 
@@ -702,141 +333,30 @@ def shard_layout(num_classes, num_shards, partition_strategy):
     raise ValueError("partition_strategy: expected 'mod' or 'div', got %r" % (partition_strategy,))
 
 
-def _shard_of(xp, ids, num_classes, num_shards, partition_strategy):
-    """``(shard, row)`` of every class id under the strategy."""
-    if partition_strategy == "mod":
-        return ids % num_shards, ids // num_shards
-    base, extra = divmod(num_classes, num_shards)
-    boundary = extra * (base + 1)  # ids below this live in the first `extra` (longer) shards
-    long_shard = ids // (base + 1)
-    short_shard = extra + (ids - boundary) // max(base, 1)
-    shard = xp.where(ids < boundary, long_shard, short_shard)
-    start = xp.where(shard < extra, shard * (base + 1), boundary + (shard - extra) * base)
-    return shard, ids - start
+def _join(xp, shards, partition_strategy):
+    """The dense ``[num_classes, ...]`` array of shards: "mod" interleaves them, "div" stacks them."""
+    if partition_strategy == "div" or len(shards) == 1:
+        return xp.concatenate(shards)
+    dense = xp.empty((sum(len(p) for p in shards),) + shards[0].shape[1:], dtype=shards[0].dtype)
+    for p, shard in enumerate(shards):
+        dense[p::len(shards)] = shard
+    return dense
 
 
-def _gather_rows(xp, shards, ids, num_classes, partition_strategy):
-    if len(shards) == 1:
-        return shards[0][ids]
-    shard, row = _shard_of(xp, ids, num_classes, len(shards), partition_strategy)
-    out = xp.empty((ids.shape[0], shards[0].shape[1]), dtype=shards[0].dtype)
-    for p, weights in enumerate(shards):
-        mask = shard == p
-        out[mask] = weights[row[mask]]
-    return out
-
-
-def _scatter_add(xp, out, index, values):
-    """``out[index] += values`` with repeated indices accumulating (``np.add.at`` / ``cupyx.scatter_add``)."""
-    if xp is np:
-        np.add.at(out, index, values)
-    else:
-        import cupyx  # noqa: PLC0415
-
-        cupyx.scatter_add(out, index, values)
-
-
-def _embedding_gradients(xp, ids, rows, bias_values, layout, partition_strategy, dtype):
-    """Weight and bias gradients of ``weights[ids[i]] += rows[i]``, ``biases[ids[i]] += bias_values[i]``.
-
-    Returns ``(shards, biases)``: shard gradients ``[rows_p, D]`` and the ``[num_classes]`` bias
-    gradient, in ``dtype``.  Only the rows of ``ids`` are non-zero: NumPy sorts the ids once (stable),
-    adds the repeats of an id to its first row (``np.add.at`` on the repeats only, in their original
-    order, as a sequential sum would), then writes just those rows into zeroed arrays: the
-    ``[num_classes, D]`` gradient is never computed on, only allocated (see ``_sparse_zeros``).
-    ``rows`` and ``bias_values`` are the caller's scratch: NumPy overwrites them.  CuPy scatters
-    atomically into dense arrays.
-    """
-    num_classes, dim = sum(layout), rows.shape[1]
-    if xp is not np:
-        import cupyx  # noqa: PLC0415 - CuPy's atomic scatter-add
-
-        dense = xp.zeros((num_classes, dim), dtype=rows.dtype)
-        cupyx.scatter_add(dense, ids, rows)
-        shards = [_cast_out(xp, xp.ascontiguousarray(g), dtype) for g in _split_rows(xp, dense, layout, partition_strategy)]
-        biases = xp.zeros(num_classes, dtype=rows.dtype)
-        cupyx.scatter_add(biases, ids, bias_values)
-        return shards, _cast_out(xp, biases, dtype)
-    order = np.argsort(ids, kind="stable")
-    sorted_ids = ids[order]
-    first = np.empty(sorted_ids.size, dtype=bool)
-    first[:1] = True
-    np.not_equal(sorted_ids[1:], sorted_ids[:-1], out=first[1:])
-    if not first.all():
-        # Each repeated id's rows are summed into its first occurrence in their original order (as a
-        # sequential sum would), and the sum is copied over its later occurrences: writing every row
-        # below then leaves the sum, whichever occurrence is written last, and no [n, D] copy of
-        # the unique rows is made.
-        repeats = ~first
-        later = order[repeats]
-        head = order[first][np.cumsum(first)[repeats] - 1]
-        for values in (rows, bias_values):
-            np.add.at(values, head, values[later])
-            values[later] = values[head]
-    rows, bias_values = _cast_out(np, rows, dtype), _cast_out(np, bias_values, dtype)
-    biases = np.zeros(num_classes, dtype=dtype)
-    biases[ids] = bias_values
-    if len(layout) == 1:
-        parts = [(ids, rows, int(np.count_nonzero(first)))]
-    else:
-        shard, row = _shard_of(np, ids, num_classes, len(layout), partition_strategy)
-        distinct = np.bincount(shard[order[first]], minlength=len(layout))  # distinct ids per shard
-        parts = [(row[shard == p], rows[shard == p], int(distinct[p])) for p in range(len(layout))]
-    shards = []
-    for size, (at, values, distinct) in zip(layout, parts):
-        out = _sparse_zeros((size, dim), dtype, rows_written=distinct)
-        out[at] = values
-        shards.append(out)
-    return shards, biases
-
-
-def _sparse_zeros(shape, dtype, rows_written):
-    """A zeroed NumPy array, in pages zeroed when first touched if few of its rows will be written.
-
-    For the dense ``[num_classes, D]`` weight gradient, of which only the ``T*B + S`` sampled rows
-    are written.  ``np.zeros`` asks for transparent huge pages on arrays of 4 MB and more, so
-    writing one row makes the kernel zero 2 MB around it: measured 79 ms against 1.8 ms for 640
-    rows of a 10^6 x 128 float32 array.  An anonymous mapping is zero-filled on demand in 4 KB pages
-    (the same as ``calloc`` without the huge-page advice); a caller that reads every row pays for
-    the remaining pages then, as it would have here.  A page fault costs about twice a ``memset``
-    of the page, so ``np.zeros`` is kept when the written rows would touch more than
-    ``_SPARSE_ZEROS_MAX_TOUCHED`` of the pages (measured: 640 rows of 10^4 x 128 were 1.3x slower
-    lazily).  The mapping lives as long as the array, and is reported to ``tracemalloc`` as NumPy
-    reports its own buffers, so traced memory still counts the whole array.
-    """
-    row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * np.dtype(dtype).itemsize
-    size = shape[0] * row_bytes
-    touched = rows_written * max(row_bytes, mmap.PAGESIZE)  # a row shorter than a page touches one
-    if size == 0 or size < _SPARSE_ZEROS_MIN_BYTES or touched > _SPARSE_ZEROS_MAX_TOUCHED * size:
-        return np.zeros(shape, dtype=dtype)
-    mapping = mmap.mmap(-1, size)
-    array = np.frombuffer(mapping, dtype=dtype).reshape(shape)
-    _trace_mapping(mapping, array.__array_interface__["data"][0], size)
-    return array
-
-
-_NUMPY_TRACEMALLOC_DOMAIN = 389047  # NumPy's NPY_TRACE_DOMAIN: the domain of its data buffers in tracemalloc
-
-
-def _trace_mapping(mapping, address, size):
-    """Track ``mapping`` in tracemalloc (no-op unless tracing) until it is freed."""
-    api = getattr(ctypes, "pythonapi", None)
-    track = getattr(api, "PyTraceMalloc_Track", None)
-    if track is None:  # not CPython
-        return
-    track.argtypes = [ctypes.c_uint, ctypes.c_size_t, ctypes.c_size_t]
-    api.PyTraceMalloc_Untrack.argtypes = [ctypes.c_uint, ctypes.c_size_t]
-    if track(_NUMPY_TRACEMALLOC_DOMAIN, address, size) == 0:
-        weakref.finalize(mapping, api.PyTraceMalloc_Untrack, _NUMPY_TRACEMALLOC_DOMAIN, address)
-
-
-def _split_rows(xp, dense, ids_layout, partition_strategy):
-    """Split a dense ``[K, D]`` gradient back into shards laid out by the strategy."""
-    num_shards = len(ids_layout)
+def _split(xp, dense, layout, partition_strategy):
+    """Inverse of ``_join``."""
     if partition_strategy == "div":
-        bounds = np.cumsum(ids_layout)[:-1].tolist()
-        return xp.split(dense, bounds, axis=0)
-    return [dense[p::num_shards] for p in range(num_shards)]
+        return xp.split(dense, np.cumsum(layout)[:-1].tolist())
+    return [dense[p::len(layout)] for p in range(len(layout))]
+
+
+def _check_shards(name, arrays, sharded, layout, row_shape, dtype):
+    for p, (array, rows) in enumerate(zip(arrays, layout)):
+        label = "%s[%d]" % (name, p) if sharded else name
+        _check_float(label, array)
+        if array.dtype != dtype:
+            raise TypeError("%s: expected dtype %s (that of inputs), got %s" % (label, dtype, array.dtype))
+        _check_shape(label, array, (rows,) + row_shape)
 
 
 def _ssl(weights, biases, labels, inputs, num_sampled, num_classes, num_true, sampled_values,
@@ -845,7 +365,9 @@ def _ssl(weights, biases, labels, inputs, num_sampled, num_classes, num_true, sa
     shards = list(weights) if sharded else [weights]
     if not shards:
         raise ValueError("weights: expected an array [num_classes, dim] or a non-empty list of shards")
-    xp = _array_module(inputs, biases, labels, *shards)
+    sharded_biases = isinstance(biases, (list, tuple))
+    bias_shards = list(biases) if sharded_biases else [biases]
+    xp = _array_module(inputs, labels, *shards, *bias_shards)
     _check_float("inputs", inputs)
     if inputs.ndim != 2:
         raise ValueError("inputs: expected a 2-D array [batch_size, dim], got shape %s" % (tuple(inputs.shape),))
@@ -856,18 +378,12 @@ def _ssl(weights, biases, labels, inputs, num_sampled, num_classes, num_true, sa
     if partition_strategy not in ("mod", "div"):
         raise ValueError("partition_strategy: expected 'mod' or 'div', got %r" % (partition_strategy,))
     layout = shard_layout(num_classes, len(shards), partition_strategy)
-    for p, (w, rows) in enumerate(zip(shards, layout)):
-        name = "weights[%d]" % p if sharded else "weights"
-        _check_float(name, w)
-        if w.dtype != inputs.dtype:
-            raise TypeError("%s: expected dtype %s (that of inputs), got %s" % (name, inputs.dtype, w.dtype))
-        _check_shape(name, w, (rows, dim))
-    _check_float("biases", biases)
-    if biases.dtype != inputs.dtype:
-        raise TypeError("biases: expected dtype %s (that of inputs), got %s" % (inputs.dtype, biases.dtype))
-    _check_shape("biases", biases, (num_classes,))
-    _check_int("labels", labels)
-    _check_shape("labels", labels, (batch, num_true))
+    _check_shards("weights", shards, sharded, layout, (dim,), inputs.dtype)
+    if sharded_biases and len(bias_shards) != len(shards):
+        raise ValueError("biases: expected %d shards laid out like the weights, got %d" % (len(shards), len(bias_shards)))
+    _check_shards("biases", bias_shards, sharded_biases, layout if sharded_biases else [num_classes], (),
+                  inputs.dtype)
+    _check_int("labels", labels, (batch, num_true))
     _check_range(xp, "labels", labels, num_classes)
     if sampled_values is None:
         sampled_values = log_uniform_candidate_sampler(labels, num_true, num_sampled, True, num_classes, seed=seed)
@@ -875,69 +391,51 @@ def _ssl(weights, biases, labels, inputs, num_sampled, num_classes, num_true, sa
         raise ValueError("sampled_values: expected a tuple (sampled_candidates, true_expected_count, "
                          "sampled_expected_count)")
     candidates, true_expected, sampled_expected = sampled_values
-    _check_int("sampled_values[0] (sampled_candidates)", candidates)
-    _check_shape("sampled_values[0] (sampled_candidates)", candidates, (num_sampled,))
-    _check_range(xp, "sampled_values[0] (sampled_candidates)", candidates, num_classes)
-    _check_float("sampled_values[1] (true_expected_count)", true_expected)
-    _check_shape("sampled_values[1] (true_expected_count)", true_expected, (batch, num_true))
-    _check_positive(xp, "sampled_values[1] (true_expected_count)", true_expected)
-    _check_float("sampled_values[2] (sampled_expected_count)", sampled_expected)
-    _check_shape("sampled_values[2] (sampled_expected_count)", sampled_expected, (num_sampled,))
-    _check_positive(xp, "sampled_values[2] (sampled_expected_count)", sampled_expected)
+    names = ["sampled_values[%d] (%s)" % item for item in
+             enumerate(("sampled_candidates", "true_expected_count", "sampled_expected_count"))]
+    _check_int(names[0], candidates, (num_sampled,))
+    _check_range(xp, names[0], candidates, num_classes)
+    # true_expected_count [B, 1] broadcasts over the true columns
+    _check_float(names[1], true_expected, None if tuple(true_expected.shape) == (batch, 1) else (batch, num_true))
+    _check_float(names[2], sampled_expected, (num_sampled,))
+    for name, counts in zip(names[1:], (true_expected, sampled_expected)):
+        _check_positive(xp, name, counts)
+    u = _upstream(xp, upstream, (batch,)) if want_grad else None
 
-    cdtype = _compute_dtype(xp, inputs.dtype)
-    x = inputs.astype(cdtype, copy=False)
-    flat_labels = labels.reshape(-1)
-    # The true and sampled rows in one buffer [B*T + S, D]: the backward reuses it for the weight
-    # gradient's rows once they are read (on this VM a fresh page costs about two passes over it).
-    ids = xp.concatenate([flat_labels, candidates])
-    w_rows = _gather_rows(xp, shards, ids, num_classes, partition_strategy).astype(cdtype, copy=False)
-    w_true = w_rows[: batch * num_true].reshape(batch, num_true, dim)
-    w_sampled = w_rows[batch * num_true :]
-    b = biases.astype(cdtype, copy=False)
-
-    def sampled_logits(rows):  # [B, T] and [B, S] (the offset of the sampled ones is added later)
-        with _quiet(xp):
-            z_true = xp.einsum("bd,btd->bt", x[rows], w_true[rows]) + b[labels[rows]]
-            z_true -= xp.log(true_expected[rows].astype(cdtype))
-        return z_true, x[rows] @ w_sampled.T
-
-    with _quiet(xp):
-        offset = b[candidates] - xp.log(sampled_expected.astype(cdtype))
-    dz_true, dz_sampled = sampled_logits(slice(None))  # the logits, then (in place) their gradient
-    hits = None
-    if remove_accidental_hits:
-        def hits(start, stop):
-            if num_true == 1:
-                return labels[start:stop] == candidates
-            return (labels[start:stop, :, None] == candidates[None, None, :]).any(axis=1)
-    loss = _sampled_core(xp, dz_true, dz_sampled, hits, offset, upstream, want_grad, recompute=sampled_logits)
-    result = {"loss": _cast_out(xp, loss, inputs.dtype)}
+    f64 = xp.float64
+    w = _join(xp, [s.astype(f64) for s in shards], partition_strategy)  # [K, D]
+    b = _join(xp, [s.astype(f64) for s in bias_shards], partition_strategy)  # [K]
+    x = inputs.astype(f64)
+    w_true, w_sampled = w[labels], w[candidates]  # [B, T, D], [S, D]
+    # Dot products as products summed by NumPy's own reduction, not BLAS: a BLAS kernel's summation
+    # order depends on the CPU it picks, and a golden output must not.
+    z_true = (x[:, None, :] * w_true).sum(axis=-1) + b[labels] - xp.log(true_expected.astype(f64))
+    z_sampled = (x[:, None, :] * w_sampled).sum(axis=-1) + b[candidates] - xp.log(sampled_expected.astype(f64))
+    hits = (labels[:, :, None] == candidates).any(axis=1) if remove_accidental_hits else None  # [B, S]
+    loss, dz = _sampled(xp, z_true, z_sampled, hits, u)
+    result = {"loss": loss.astype(inputs.dtype)}
     if not want_grad:
         return result
-    grad_inputs = dz_sampled @ w_sampled
-    if num_true == 1:  # the same product einsum forms, in the rows' own buffer (they are not read again)
-        grad_inputs += xp.multiply(w_true[:, 0], dz_true, out=w_true[:, 0])
-    else:
-        grad_inputs += xp.einsum("bt,btd->bd", dz_true, w_true)
-    result["inputs"] = _cast_out(xp, grad_inputs, inputs.dtype)
-    # The weight gradient's rows [B*T + S, D], written over the gathered rows (no longer needed).
-    rows = w_rows  # a gather's (or conversion's) own array: never the caller's weights
-    xp.multiply(dz_true[:, :, None], x[:, None, :], out=rows[: batch * num_true].reshape(batch, num_true, dim))
-    xp.matmul(dz_sampled.T, x, out=rows[batch * num_true :])
-    weight_grads, result["biases"] = _embedding_gradients(
-        xp, ids, rows, xp.concatenate([dz_true.ravel(), dz_sampled.sum(axis=0)]), layout, partition_strategy,
-        inputs.dtype)
-    result["weights"] = weight_grads if sharded else weight_grads[0]
+    dz_true, dz_sampled = dz[:, :num_true], dz[:, num_true:]
+    result["inputs"] = ((dz_true[:, :, None] * w_true).sum(axis=1)
+                        + (dz_sampled[:, :, None] * w_sampled).sum(axis=1)).astype(inputs.dtype)
+    # weights[id] and biases[id] of every true and sampled id receive their rows' gradients.
+    ids = xp.concatenate([labels.ravel(), candidates])
+    grad_w, grad_b = xp.zeros_like(w), xp.zeros_like(b)
+    _scatter_add(xp, grad_w, ids, xp.concatenate([(dz_true[:, :, None] * x[:, None, :]).reshape(-1, dim),
+                                                  (dz_sampled[:, :, None] * x[:, None, :]).sum(axis=0)]))
+    _scatter_add(xp, grad_b, ids, xp.concatenate([dz_true.ravel(), dz_sampled.sum(axis=0)]))
+    result["weights"] = [g.astype(inputs.dtype) for g in _split(xp, grad_w, layout, partition_strategy)]
+    if not sharded:
+        result["weights"] = result["weights"][0]
+    result["biases"] = ([g.astype(inputs.dtype) for g in _split(xp, grad_b, layout, partition_strategy)]
+                        if sharded_biases else grad_b.astype(inputs.dtype))
     return result
 
 
 def sampled_softmax_loss(weights, biases, labels, inputs, num_sampled, num_classes, num_true=1, sampled_values=None,
                          remove_accidental_hits=True, partition_strategy="mod", seed=None):
-    """TensorFlow's sampled_softmax_loss (r1.4 signature); returns the per-example loss ``[B]``.
-
-    Memory grows with ``B*(T+S)`` and ``(T+S)*D``: no ``[B, num_classes]`` array is ever built.
-    """
+    """TensorFlow's sampled_softmax_loss (r1.4 signature); returns the per-example loss ``[B]``."""
     return _ssl(weights, biases, labels, inputs, num_sampled, num_classes, num_true, sampled_values,
                 remove_accidental_hits, partition_strategy, seed, None, want_grad=False)["loss"]
 
@@ -945,7 +443,7 @@ def sampled_softmax_loss(weights, biases, labels, inputs, num_sampled, num_class
 def sampled_softmax_loss_grad(weights, biases, labels, inputs, num_sampled, num_classes, num_true=1,
                               sampled_values=None, remove_accidental_hits=True, partition_strategy="mod", seed=None,
                               upstream=None):
-    """``{"loss", "inputs", "weights", "biases"}``; ``weights`` is a list of shard gradients for a shard list."""
+    """``{"loss", "inputs", "weights", "biases"}``; a list of shard gradients for a list of shards."""
     return _ssl(weights, biases, labels, inputs, num_sampled, num_classes, num_true, sampled_values,
                 remove_accidental_hits, partition_strategy, seed, upstream, want_grad=True)
 
@@ -1006,7 +504,7 @@ def log_uniform_candidate_sampler(true_classes, num_true, num_sampled, unique, r
                 first_seen = np.sort(first)[:num_sampled]
                 candidates, num_tries = draws[first_seen], int(first_seen[-1]) + 1
                 break
-    host_true = _to_host(xp, true_classes)
+    host_true = true_classes.get() if xp is not np else true_classes
     true_expected = _expected_count(log_uniform_probability(host_true, range_max), num_tries, num_sampled, unique)
     sampled_expected = _expected_count(log_uniform_probability(candidates, range_max), num_tries, num_sampled, unique)
     return xp.asarray(candidates), xp.asarray(true_expected), xp.asarray(sampled_expected)

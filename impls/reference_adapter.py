@@ -1,26 +1,49 @@
-"""The reference as an adapter: ``numpy`` on the CPU, ``cupy`` on the GPU (same code path)."""
+"""The NumPy/CuPy implementations as adapters, one shape for all four impls.
+
+* ``numpy`` (CPU) and ``cupy`` (GPU): the textbook oracle ``impls/reference.py``, the code that
+  writes the golden outputs.
+* ``numpy-fast`` (CPU) and ``cupy-fast`` (GPU): the speed contender ``impls/numpy_fast.py``.
+
+Each adapter names its implementation module in ``module_name`` (imported by ``load``, so a worker
+of the oracle never imports the contender's thread pool); both modules have the same API.
+"""
 from __future__ import annotations
+
+import importlib
 
 import numpy as np
 
-from impls import dtypes
+from impls import dtypes as _dtypes
 from impls.base import Adapter, OpSupport
 from impls.caseio import flatten_gradients
 from impls.ops import OPS
+
+# Valid input the oracle accepts and the contender was not written for (it raises on them).
+_FAST_UNSUPPORTED = {
+    "softmax_with_cross_entropy": ("label_rank_minus_1",),
+    "sampled_softmax_with_cross_entropy": (),
+    "sampled_softmax_loss": ("sharded_biases", "broadcast_true_expected_count"),
+}
+
+
+def _ops(note, dtypes=_dtypes.NAMES, unsupported=None):
+    return {op: OpSupport("native", dtypes, (unsupported or {}).get(op, ()), note=note) for op in OPS}
 
 
 class NumpyReference(Adapter):
     name = "numpy"
     devices = ("cpu",)
-    ops = {op: OpSupport("native", dtypes.NAMES, note="impls/reference.py") for op in OPS}
+    module_name = "impls.reference"
+    ops = _ops("impls/reference.py")
 
     def load(self, device):
         self.device = device
         self.xp = np
+        self.module = importlib.import_module(self.module_name)
         return np.__version__
 
     def _cast(self, case):
-        dtype = dtypes.numpy_dtype(case.dtype)
+        dtype = _dtypes.numpy_dtype(case.dtype)
 
         def cast(array):
             array = array.astype(dtype) if array.dtype.kind == "f" else array
@@ -30,15 +53,13 @@ class NumpyReference(Adapter):
 
     def prepare(self, case):
         cast = self._cast(case)
-        op = OPS[case.op]
-        # Forward only (the benchmark's "forward" mode) is the loss without any gradient work.
-        return op.reference_forward(), op.reference_grad(), cast(case.upstream), case.reference_kwargs(cast)
+        return case.op, cast(case.upstream), case.reference_kwargs(cast)
 
     def compute(self, state, backward=True):
-        forward, grad, upstream, kwargs = state
+        op, upstream, kwargs = state
         if backward:
-            return grad(upstream=upstream, **kwargs)
-        loss = forward(**kwargs)
+            return getattr(self.module, op + "_grad")(upstream=upstream, **kwargs)
+        loss = getattr(self.module, op)(**kwargs)  # forward only: no gradient work
         return {"loss": loss[0] if isinstance(loss, tuple) else loss}  # (loss, softmax) when asked
 
     def to_numpy(self, outputs):
@@ -48,12 +69,13 @@ class NumpyReference(Adapter):
         return np.asarray(array)
 
 
+_CUPY_DTYPES = ("float16", "float32", "float64")  # CuPy has no bfloat16 arrays
+
+
 class CupyReference(NumpyReference):
     name = "cupy"
     devices = ("gpu",)
-    # CuPy has no bfloat16 arrays.
-    ops = {op: OpSupport("native", [d for d in dtypes.NAMES if d != "bfloat16"], note="impls/reference.py on CuPy")
-           for op in OPS}
+    ops = _ops("impls/reference.py on CuPy", _CUPY_DTYPES)
 
     def load(self, device):
         import cupy  # noqa: PLC0415 - only the GPU worker imports CuPy
@@ -61,6 +83,7 @@ class CupyReference(NumpyReference):
         if cupy.cuda.runtime.getDeviceCount() < 1:
             raise RuntimeError("cupy: no CUDA device visible")
         self.device, self.xp = device, cupy
+        self.module = importlib.import_module(self.module_name)
         return cupy.__version__
 
     def _to_numpy(self, array):
@@ -70,5 +93,17 @@ class CupyReference(NumpyReference):
         self.xp.cuda.Device().synchronize()  # the current device: every stream's queued work
 
 
-ADAPTERS = {"numpy": NumpyReference, "cupy": CupyReference}
+class NumpyFast(NumpyReference):
+    name = "numpy-fast"
+    module_name = "impls.numpy_fast"
+    ops = _ops("impls/numpy_fast.py", unsupported=_FAST_UNSUPPORTED)
+
+
+class CupyFast(CupyReference):
+    name = "cupy-fast"
+    module_name = "impls.numpy_fast"
+    ops = _ops("impls/numpy_fast.py on CuPy", _CUPY_DTYPES, _FAST_UNSUPPORTED)
+
+
+ADAPTERS = {adapter.name: adapter for adapter in (NumpyReference, CupyReference, NumpyFast, CupyFast)}
 ADAPTER = NumpyReference

@@ -76,6 +76,8 @@ UNSUPPORTED = {
     "paddle": "Paddle 2.x/3.x removed sample_logits and sampled_softmax_with_cross_entropy "
               "(no Python API, no op): no native sampler",
     "cupy": "the CuPy reference draws on the host with the NumPy code path (impl numpy): no separate sampler",
+    "numpy-fast": "the contender uses the oracle's sampler (impl numpy): no separate sampler",
+    "cupy-fast": "the contender uses the oracle's sampler (impl numpy): no separate sampler",
 }
 
 

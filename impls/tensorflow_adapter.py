@@ -36,7 +36,8 @@ class TensorflowAdapter(Adapter):
             _DTYPES,
             note="tf.nn.sampled_softmax_loss (TF2 API, 'div' sharding) for unsharded or 'div' weights; "
             "tf.compat.v1.nn.sampled_softmax_loss(partition_strategy='mod') for 'mod' shard lists; "
-            "the case's samples are passed as sampled_values",
+            "the case's samples are passed as sampled_values; sharded biases as a list (TF looks them up "
+            "with embedding_lookup like the weights)",
         ),
         "softmax_with_cross_entropy": OpSupport(
             "native",
@@ -125,6 +126,11 @@ class TensorflowAdapter(Adapter):
         with tf.device(self._device_name):
             out = self._functions[op](*args, backward=bool(backward), **kwargs)
         if op == "sampled_softmax_loss" and backward:
+            bias_grads = out.pop("grad/biases")
+            if isinstance(bias_grads, (list, tuple)):  # sharded biases
+                out.update(("grad/biases/%d" % i, g) for i, g in enumerate(bias_grads))
+            else:
+                out["grad/biases"] = bias_grads
             weight_grads = out.pop("grad/weights")
             if num_shards == 0:
                 out["grad/weights"] = weight_grads[0]
@@ -157,7 +163,7 @@ class TensorflowAdapter(Adapter):
             ignore_index = int(params["ignore_index"])
         return (tensor("logits"), tensor("label"), tensor("upstream")), dict(
             rank=rank, axis=axis % rank, soft_label=soft, return_softmax=bool(params["return_softmax"]),
-            ignore_index=ignore_index,
+            ignore_index=ignore_index, label_has_axis=case.inputs["label"].ndim == rank,
         )
 
     def _run_sampled_softmax_loss(self, case, tensor):
@@ -167,7 +173,10 @@ class TensorflowAdapter(Adapter):
         strategy = params.get("partition_strategy", "mod")  # the r1.4 default, as in the reference
         if strategy not in ("mod", "div"):
             raise Unsupported("partition_strategy %r" % (strategy,))
-        args = ([tensor(n) for n in names], tensor("biases"), tensor("labels"), tensor("inputs"),
+        biases = case.bias_shards
+        biases = [tensor("biases/%d" % i) for i in range(len(biases))] if isinstance(biases, list) \
+            else tensor("biases")
+        args = ([tensor(n) for n in names], biases, tensor("labels"), tensor("inputs"),
                 tensor("sampled_candidates"), tensor("true_expected_count"),
                 tensor("sampled_expected_count"), tensor("upstream"))
         return args, dict(
@@ -202,14 +211,15 @@ def _to_numpy(value) -> np.ndarray:
 
 
 def _softmax_with_cross_entropy(logits, label, upstream, *, rank, axis, soft_label, return_softmax,
-                                ignore_index, backward=True):
+                                ignore_index, label_has_axis=True, backward=True):
     # `rank` is passed, not read from logits.shape: reduce_retracing may trace with unknown rank.
     with tf.GradientTape() as tape:
         tape.watch(logits)
         if soft_label:
             loss = tf.nn.softmax_cross_entropy_with_logits(labels=label, logits=logits, axis=axis)
         else:
-            label = tf.squeeze(label, axis)
+            if label_has_axis:  # else a rank R-1 label, already the sparse kernel's form
+                label = tf.squeeze(label, axis)
             x = logits
             if ignore_index is not None:
                 keep = tf.not_equal(label, ignore_index)
@@ -282,12 +292,16 @@ def _sampled_softmax_loss(weights, biases, labels, inputs, sampled_candidates, t
             return {"loss": loss}
         target = tf.reduce_sum(loss * upstream)
     grad_inputs, grad_weights, grad_biases = tape.gradient(target, [inputs, weights, biases])
-    return {
+    out = {
         "loss": loss,
         "grad/inputs": _dense(grad_inputs, inputs),
         "grad/weights": [_dense(g, w) for g, w in zip(grad_weights, weights)],
-        "grad/biases": _dense(grad_biases, biases),
     }
+    if isinstance(biases, list):
+        out["grad/biases"] = [_dense(g, b) for g, b in zip(grad_biases, biases)]
+    else:
+        out["grad/biases"] = _dense(grad_biases, biases)
+    return out
 
 
 class TensorflowXlaAdapter(TensorflowAdapter):

@@ -31,7 +31,9 @@ class TorchAdapter(Adapter):
         ),
         "sampled_softmax_loss": OpSupport(
             "composed",
-            note="index_select of the label and sampled rows per weight shard (tf.nn.embedding_lookup "
+            unsupported_features=("sharded_biases",),
+            note="sharded_biases: PyTorch has no lookup over a list of shards, the adapter would stitch them itself; "
+            "index_select of the label and sampled rows per weight shard (tf.nn.embedding_lookup "
             "'mod'/'div' id mapping, stitched back with index_select), einsum/matmul logits + biases "
             "- log(expected_count), masked_fill(-inf) on accidental hits, -log_softmax averaged "
             "over the T true columns",

@@ -1,5 +1,10 @@
 """Small shared helpers for the tests of ``impls/reference.py`` (tests/test_reference_*.py).
 
+The generic math tests (forward, gradients, errors, properties) run against both implementations of
+the API, the oracle ``impls/reference.py`` and the contender ``impls/numpy_fast.py``: such a module
+declares ``pytestmark = pytest.mark.usefixtures("each_implementation")`` and imports that fixture;
+its tests of input only the oracle accepts carry ``@pytest.mark.reference_only``.
+
 Nothing here computes an expected value from the code under test: the helpers are a finite-difference
 gradient, dtype tables, input builders, the tensorflow ``embedding_lookup`` shard layout written as a
 plain loop, and a chi-square survival function.  Works on Python 3.8 + numpy 1.23 as well as 3.11 +
@@ -18,12 +23,31 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python -m pytest` from the repo root adds it; other launchers may not
     sys.path.insert(0, str(ROOT))
 
+from impls import numpy_fast  # noqa: E402
 from impls import reference as ref  # noqa: E402
 
 try:
     import ml_dtypes
 except ImportError:  # pragma: no cover - ml_dtypes is installed in both environments
     ml_dtypes = None
+
+# ----------------------------------------------------------------------------------------------
+# Both implementations
+# ----------------------------------------------------------------------------------------------
+@pytest.fixture(params=[ref, numpy_fast], ids=["reference", "numpy_fast"])
+def each_implementation(request, monkeypatch):
+    """Runs the test against each implementation: the test module's ``ref`` and its aliases of the
+    oracle's functions (``swce = ref.softmax_with_cross_entropy``) are rebound to the module under test."""
+    module = request.param
+    if module is not ref and request.node.get_closest_marker("reference_only"):
+        pytest.skip("input only the oracle accepts (the contender declares the feature unsupported)")
+    for name, value in list(vars(request.module).items()):
+        if value is ref:
+            monkeypatch.setattr(request.module, name, module)
+        elif callable(value) and getattr(value, "__module__", None) == ref.__name__:
+            monkeypatch.setattr(request.module, name, getattr(module, value.__name__))
+    return module
+
 
 # ----------------------------------------------------------------------------------------------
 # Dtypes

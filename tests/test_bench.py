@@ -122,7 +122,7 @@ def test_default_grid_spans_the_ranges():
 
 # -- through real worker processes -----------------------------------------------------------
 def test_tiny_grid_through_the_workers(tmp_path):
-    impls = ["numpy"] + (["torch"] if HAS_TORCH else [])
+    impls = ["numpy-fast"] + (["torch"] if HAS_TORCH else [])
     outcome = bench.run_bench(impls, "cpu", tmp_path, grid=TINY_GRID)
     merged = []
     for impl in impls:
@@ -135,7 +135,7 @@ def test_tiny_grid_through_the_workers(tmp_path):
             assert row["impl"] == impl and row["impl_version"] and row["device"] == "cpu"
             assert float(row["median_s"]) > 0 and float(row["iqr_s"]) >= 0
             assert int(row["n"]) >= 5 and row["noisy"] in ("True", "False")
-            assert row["mem_method"] == ("tracemalloc" if impl == "numpy" else "rss_hwm")
+            assert row["mem_method"] == ("tracemalloc" if impl == "numpy-fast" else "rss_hwm")
             assert int(row["peak_mem_bytes"]) >= 0
             assert float(row["ratio_to_fastest"]) >= 1.0
         merged += rows
@@ -153,8 +153,8 @@ def test_tiny_grid_through_the_workers(tmp_path):
 
 def test_an_impl_that_cannot_run_gives_rows_not_a_crash(tmp_path):
     # cupy declares only the gpu: every row is unsupported and no worker is started.
-    outcome = bench.run_bench(["cupy"], "cpu", tmp_path, grid=TINY_GRID[:2])
-    _, rows = _rows(outcome["cupy"])
+    outcome = bench.run_bench(["cupy-fast"], "cpu", tmp_path, grid=TINY_GRID[:2])
+    _, rows = _rows(outcome["cupy-fast"])
     assert [r["status"] for r in rows] == ["unsupported", "unsupported"]
     assert all(r["ratio_to_fastest"] == "" for r in rows)
 
@@ -162,8 +162,8 @@ def test_an_impl_that_cannot_run_gives_rows_not_a_crash(tmp_path):
 def test_a_bad_spec_is_an_error_row_and_the_run_goes_on(tmp_path):
     grid = [{"op": "sampled_softmax_loss", "batch": 4, "classes": 10, "samples": 10, "dim": 2},
             TINY_GRID[0]]
-    outcome = bench.run_bench(["numpy"], "cpu", tmp_path, grid=grid)
-    _, rows = _rows(outcome["numpy"])
+    outcome = bench.run_bench(["numpy-fast"], "cpu", tmp_path, grid=grid)
+    _, rows = _rows(outcome["numpy-fast"])
     assert [r["status"] for r in rows] == ["error", "ok"]
     assert "samples" in rows[0]["message"]
 
@@ -181,22 +181,22 @@ def test_impls_take_turns_shape_by_shape_in_rounds(tmp_path, monkeypatch):
         original_run(session, spec, round_index, rounds)
 
     def finish(session, spec):
-        if session.impl == "numpy":
+        if session.impl == "numpy-fast":
             pooled.append(sum(len(reply.data["samples"]) for reply in session.replies))
         original_finish(session, spec)
 
     monkeypatch.setattr(bench._ImplBench, "run", run)
     monkeypatch.setattr(bench._ImplBench, "finish", finish)
     grid = TINY_GRID[:2]
-    outcome = bench.run_bench(["numpy", "cupy"], "cpu", tmp_path, grid=grid)  # cupy: unsupported on the cpu
-    # cupy's unsupported first round ends its part in the shape; numpy goes on for every round.
+    outcome = bench.run_bench(["numpy-fast", "cupy-fast"], "cpu", tmp_path, grid=grid)  # cupy-fast: unsupported on the cpu
+    # cupy-fast's unsupported first round ends its part in the shape; numpy-fast goes on for every round.
     assert turns == [(s["op"], s["mode"], impl, r) for s in grid
-                     for impl, r in [("numpy", 0), ("cupy", 0)] + [("numpy", r) for r in range(1, bench.ROUNDS)]]
-    rows = _rows(outcome["numpy"])[1]
+                     for impl, r in [("numpy-fast", 0), ("cupy-fast", 0)] + [("numpy-fast", r) for r in range(1, bench.ROUNDS)]]
+    rows = _rows(outcome["numpy-fast"])[1]
     assert [r["status"] for r in rows] == ["ok", "ok"]
     assert [int(r["n"]) for r in rows] == pooled
     assert all(r["mem_method"] == "tracemalloc" and int(r["peak_mem_bytes"]) > 0 for r in rows)
-    assert [r["status"] for r in _rows(outcome["cupy"])[1]] == ["unsupported", "unsupported"]
+    assert [r["status"] for r in _rows(outcome["cupy-fast"])[1]] == ["unsupported", "unsupported"]
 
 
 def test_one_impl_runs_one_round_with_the_whole_budget():
@@ -208,11 +208,11 @@ def test_one_impl_runs_one_round_with_the_whole_budget():
 
 
 def test_an_impl_whose_worker_cannot_start_leaves_the_others_running(tmp_path):
-    outcome = bench.run_bench(["numpy", "torch"], "cpu", tmp_path, grid=TINY_GRID[:1],
+    outcome = bench.run_bench(["numpy-fast", "torch"], "cpu", tmp_path, grid=TINY_GRID[:1],
                               python={"torch": str(tmp_path / "no-such-python")})
     assert isinstance(outcome["torch"], str) and "no-such-python" in outcome["torch"]
     assert not bench.bench_path(tmp_path, "torch", "cpu").exists()
-    assert [r["status"] for r in _rows(outcome["numpy"])[1]] == ["ok"]
+    assert [r["status"] for r in _rows(outcome["numpy-fast"])[1]] == ["ok"]
 
 
 def test_fast_calls_are_timed_for_at_least_min_seconds():
@@ -246,9 +246,9 @@ def test_slow_calls_are_not_repeated_in_later_rounds(tmp_path, monkeypatch):
         original_run(session, spec, round_index, rounds)
 
     monkeypatch.setattr(bench._ImplBench, "run", run)
-    outcome = bench.run_bench(["numpy", "cupy"], "cpu", tmp_path, grid=TINY_GRID[:1])
-    assert turns == [("numpy", 0), ("cupy", 0)]
-    assert [r["status"] for r in _rows(outcome["numpy"])[1]] == ["ok"]
+    outcome = bench.run_bench(["numpy-fast", "cupy-fast"], "cpu", tmp_path, grid=TINY_GRID[:1])
+    assert turns == [("numpy-fast", 0), ("cupy-fast", 0)]
+    assert [r["status"] for r in _rows(outcome["numpy-fast"])[1]] == ["ok"]
 
 
 @pytest.mark.skipif(not HAS_TENSORFLOW, reason="tensorflow is not installed (its tox env runs this)")
@@ -266,3 +266,9 @@ def test_tensorflow_cpu_memory_is_its_allocators_peak(tmp_path):
     assert forward_backward["mode"] == "forward_backward"
     # The [B, K] float32 logits gradient it returns is allocated during the call.
     assert int(forward_backward["peak_mem_bytes"]) >= batch * classes * 4
+
+
+def test_the_default_benchmark_runs_the_contender_not_the_oracle():
+    """The oracle is correct, not fast: benchmarked only when named with --impl."""
+    assert "numpy-fast" in bench.default_impls("cpu") and "numpy" not in bench.default_impls("cpu")
+    assert "cupy-fast" in bench.default_impls("gpu") and "cupy" not in bench.default_impls("gpu")

@@ -88,11 +88,8 @@ def test_outputs_are_not_all_trivial(two_reference_runs):
 
 
 def test_corpus_regenerates_identically_under_another_hash_seed_and_thread_count(tmp_path):
-    env = dict(os.environ, PYTHONHASHSEED="12345", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
-               MKL_NUM_THREADS="1",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
-    subprocess.run([sys.executable, "-c", "import sys; from conformance import corpus; corpus.generate(sys.argv[1])",
-                    str(tmp_path)], cwd=str(REPO), env=env, check=True, timeout=300)
+    corpus.generate_pinned(tmp_path, dict(PYTHONHASHSEED="12345", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
+                                          MKL_NUM_THREADS="1"))
     generated = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
     stored = sorted(p.relative_to(CASES) for p in CASES.rglob("*") if p.is_file())
     assert generated == stored

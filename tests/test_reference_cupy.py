@@ -1,4 +1,4 @@
-"""The reference on CuPy arrays (GPU) gives NumPy's results, as CuPy arrays.
+"""The oracle and the contender on CuPy arrays (GPU) give NumPy's results, as CuPy arrays.
 
 Skipped cleanly, with the reason, where CuPy is not installed or no CUDA device is visible.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from helpers_reference import each_implementation  # noqa: F401 - the fixture, used by pytestmark
 from helpers_reference import ref, rng, split_weights
 
 cupy = pytest.importorskip("cupy", reason="cupy is not installed: the GPU path of the reference is not tested")
@@ -19,7 +20,8 @@ def _gpu_count():
         return 0
 
 
-pytestmark = pytest.mark.skipif(_gpu_count() == 0, reason="cupy is installed but no CUDA device is visible")
+pytestmark = [pytest.mark.skipif(_gpu_count() == 0, reason="cupy is installed but no CUDA device is visible"),
+              pytest.mark.usefixtures("each_implementation")]
 
 # Same inputs, same float64 arithmetic in a different library: a few ulps of reduction-order noise.
 RTOL, ATOL = 1e-12, 1e-14

@@ -11,6 +11,9 @@ import numpy as np
 import pytest
 
 from helpers_reference import assert_grad, numeric_grad, ref, rng, split_weights, upstream_like
+from helpers_reference import each_implementation  # noqa: F401 - the fixture, used by pytestmark
+
+pytestmark = pytest.mark.usefixtures("each_implementation")
 
 # ----------------------------------------------------------------------------------------------
 # softmax_with_cross_entropy

@@ -10,6 +10,9 @@ import numpy as np
 import pytest
 
 from helpers_reference import join_weights, ref, split_weights
+from helpers_reference import each_implementation  # noqa: F401 - the fixture, used by pytestmark
+
+pytestmark = pytest.mark.usefixtures("each_implementation")
 
 hypothesis = pytest.importorskip("hypothesis", reason="hypothesis is not installed")
 from hypothesis import given, settings  # noqa: E402

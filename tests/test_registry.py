@@ -64,7 +64,7 @@ def test_golden_outputs_are_the_registry_output_names(manifest):
         if entry.get("invalid"):
             continue
         case = Case.read(corpus.DEFAULT_CASES_DIR / entry["file"])
-        assert sorted(case.golden) == ops.OPS[case.op].output_names(case.params), case.id
+        assert sorted(case.golden) == ops.OPS[case.op].output_names(case.params, case.features), case.id
 
 
 def test_oracle_functions_resolve_by_name():

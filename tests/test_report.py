@@ -159,9 +159,9 @@ def write_bench(raw: Path):
     a noisy row, an unsupported row, and the class sweep of sampled_softmax_loss.  ``ratio_to_fastest``
     (written by conformance/bench.py) is filled in by hand from the medians."""
     numpy_rows = [
-        "numpy,2.0,cpu,%s,forward_backward,float32,64,1000,0,0,1,0.001,0.0001,0.1,20,False,4000,tracemalloc,ok,,1.0"
+        "numpy-fast,2.0,cpu,%s,forward_backward,float32,64,1000,0,0,1,0.001,0.0001,0.1,20,False,4000,tracemalloc,ok,,1.0"
         % SWCE,
-        "numpy,2.0,cpu,%s,forward_backward,float32,4096,1000,0,0,1,0.030,0.006,0.2,9,True,9000,tracemalloc,ok,,3.0"
+        "numpy-fast,2.0,cpu,%s,forward_backward,float32,4096,1000,0,0,1,0.030,0.006,0.2,9,True,9000,tracemalloc,ok,,3.0"
         % SWCE,
     ]
     torch_rows = [
@@ -171,11 +171,11 @@ def write_bench(raw: Path):
         "torch,2.13,cpu,%s,forward_backward,float16,64,1000,0,0,1,,,,,,,,unsupported,no <float16> here," % SWCE,
     ]
     for k, seconds in ((1000, 0.001), (10000, 0.002), (100000, 0.004), (1000000, 0.008)):
-        for impl, scale in (("numpy", 1.0), ("torch", 3.0)):
+        for impl, scale in (("numpy-fast", 1.0), ("torch", 3.0)):
             row = ("%s,1,cpu,sampled_softmax_loss,forward_backward,float32,128,%d,512,128,1,%g,0.0001,0.01,10,False,"
                    "%d,m,ok,,%g" % (impl, k, seconds * scale, 1_000_000, scale))
-            (numpy_rows if impl == "numpy" else torch_rows).append(row)
-    (raw / "bench-numpy-cpu.csv").write_text(BENCH_HEADER + "\n".join(numpy_rows) + "\n", encoding="utf-8")
+            (numpy_rows if impl == "numpy-fast" else torch_rows).append(row)
+    (raw / "bench-numpy-fast-cpu.csv").write_text(BENCH_HEADER + "\n".join(numpy_rows) + "\n", encoding="utf-8")
     (raw / "bench-torch-cpu.csv").write_text(BENCH_HEADER + "\n".join(torch_rows) + "\n", encoding="utf-8")
 
 
@@ -233,13 +233,13 @@ def test_speed_section(built):
 
     speed = pd.read_csv(root / "out" / "speed.csv")
     ratio = speed[speed["dtype"] == "float32"].set_index(["impl", "batch", "classes", "op"])["ratio"]
-    assert ratio[("numpy", 64, 1000, SWCE)] == 1.0 and ratio[("torch", 64, 1000, SWCE)] == 2.0
-    assert ratio[("torch", 4096, 1000, SWCE)] == 1.0 and ratio[("numpy", 4096, 1000, SWCE)] == 3.0
+    assert ratio[("numpy-fast", 64, 1000, SWCE)] == 1.0 and ratio[("torch", 64, 1000, SWCE)] == 2.0
+    assert ratio[("torch", 4096, 1000, SWCE)] == 1.0 and ratio[("numpy-fast", 4096, 1000, SWCE)] == 3.0
     target = pd.read_csv(root / "out" / "speed_target.csv")
     assert len(target) == 6  # every forward+backward shape both ran
     met = target.set_index("shape")["met"]
     assert met["B=64 K=10^3"] == "yes" and met["B=4096 K=10^3"] == "NO"
-    assert "numpy/cpu, forward+backward: 5 of 6 shapes at or under 0.7× the fastest framework" in page
+    assert "numpy-fast/cpu, forward+backward: 5 of 6 shapes at or under 0.7× the fastest framework" in page
     assert "float32: 5 of 6, median" in page  # the per-dtype breakdown
     assert "1 of 12 timed rows have an IQR above 10% of their median" in page
     assert "no &lt;float16&gt; here" in page  # an unsupported row keeps its reason, escaped

@@ -1,4 +1,4 @@
-"""The reference's speed devices change no bit of any result.
+"""The speed devices of the contender ``impls/numpy_fast.py`` change no bit of any result.
 
 * Row-parallel blocks (``_row_blocks``/``_for_blocks``): every corpus case computed with blocks of
   a few rows on several threads equals, bit for bit, the same case computed in one block.  Corpus
@@ -21,33 +21,36 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from helpers_reference import ROOT, ref  # noqa: F401 - puts the repo on sys.path
+from helpers_reference import ROOT  # noqa: F401 - puts the repo on sys.path
 from conformance import compare, corpus
 from impls.caseio import Case
-from impls.reference_adapter import NumpyReference
+from impls import numpy_fast as fast
+from impls.reference_adapter import NumpyFast
 
 CASES = corpus.DEFAULT_CASES_DIR
-COMPUTED = [e for e in corpus.load_manifest(CASES)["cases"] if not e.get("invalid")]
+# The computed cases the contender takes (not the oracle-only features it declares unsupported).
+COMPUTED = [e for e in corpus.load_manifest(CASES)["cases"]
+            if not e.get("invalid") and NumpyFast().why_unsupported(e, "cpu") is None]
 
 
 def _outputs(case):
-    adapter = NumpyReference()
+    adapter = NumpyFast()
     adapter.load("cpu")
     return adapter.run(case)
 
 
 def _all_fast_paths_on(monkeypatch):
-    monkeypatch.setattr(ref, "_PARALLEL_MIN_ELEMENTS", 1)
-    monkeypatch.setattr(ref, "_BLOCK_ELEMENTS", 8)  # a row or two per block
-    monkeypatch.setattr(ref, "_THREADS", 3)
-    monkeypatch.setattr(ref, "_SPARSE_ZEROS_MIN_BYTES", 0)  # every weight gradient lazily zeroed
-    monkeypatch.setattr(ref, "_SPARSE_ZEROS_MAX_TOUCHED", float("inf"))
+    monkeypatch.setattr(fast, "_PARALLEL_MIN_ELEMENTS", 1)
+    monkeypatch.setattr(fast, "_BLOCK_ELEMENTS", 8)  # a row or two per block
+    monkeypatch.setattr(fast, "_THREADS", 3)
+    monkeypatch.setattr(fast, "_SPARSE_ZEROS_MIN_BYTES", 0)  # every weight gradient lazily zeroed
+    monkeypatch.setattr(fast, "_SPARSE_ZEROS_MAX_TOUCHED", float("inf"))
 
 
 def _all_fast_paths_off(monkeypatch):
-    monkeypatch.setattr(ref, "_THREADS", 1)  # one block
-    monkeypatch.setattr(ref, "_SPARSE_ZEROS_MIN_BYTES", 1 << 62)  # np.zeros
-    monkeypatch.setattr(ref, "_row_broadcast_speed", lambda xp: contextlib.nullcontext())  # NumPy's buffer
+    monkeypatch.setattr(fast, "_THREADS", 1)  # one block
+    monkeypatch.setattr(fast, "_SPARSE_ZEROS_MIN_BYTES", 1 << 62)  # np.zeros
+    monkeypatch.setattr(fast, "_row_broadcast_speed", lambda xp: contextlib.nullcontext())  # NumPy's buffer
 
 
 @pytest.mark.parametrize("entry", COMPUTED, ids=[e["id"] for e in COMPUTED])
@@ -71,7 +74,7 @@ def test_shift_free_exponentials_agree_with_the_shifted_ones(entry, monkeypatch)
     """Within the tolerance any framework gets (both differ only in rounding z - max, a few ulps)."""
     case = Case.read(CASES / entry["file"])
     shift_free = _outputs(case)
-    monkeypatch.setattr(ref, "_SHIFT_FREE_EXP", False)
+    monkeypatch.setattr(fast, "_SHIFT_FREE_EXP", False)
     shifted = _outputs(case)
     tol = compare.tolerance(case.meta, {k: v.shape for k, v in case.inputs.items()})
     scales = compare.output_scales(case)
@@ -88,13 +91,13 @@ def test_shift_free_rows_out_of_range_get_the_shifted_bits_row_by_row():
     logits[3] -= 70  # sum about e^-70 < 2^-63: exponentials would be subnormal
     logits[4, 7] = np.inf  # a NaN row, as documented
     labels = rng.integers(0, 40, (5, 1))
-    batch = ref.softmax_with_cross_entropy_grad(logits, labels)
+    batch = fast.softmax_with_cross_entropy_grad(logits, labels)
     for row in range(5):
-        alone = ref.softmax_with_cross_entropy_grad(logits[row:row + 1], labels[row:row + 1])
+        alone = fast.softmax_with_cross_entropy_grad(logits[row:row + 1], labels[row:row + 1])
         for name in batch:
             assert batch[name][row].tobytes() == alone[name][0].tobytes(), (row, name)
     with np.errstate(invalid="ignore"):  # the +inf row
-        e, s, shift = ref._exp_and_sum(np, logits, axis=1)
+        e, s, shift = fast._exp_and_sum(np, logits, axis=1)
     assert (shift[[0, 2]] == 0).all() and (shift[[1, 3]] == logits[[1, 3]].max(axis=1, keepdims=True)).all()
     assert e[[0, 2]].tobytes() == np.exp(logits[[0, 2]]).tobytes()  # shift-free where in range
     with np.errstate(invalid="ignore"):
@@ -104,7 +107,7 @@ def test_shift_free_rows_out_of_range_get_the_shifted_bits_row_by_row():
 
 def _sampled_inputs(rng, batch=6, classes=50, num_true=2, num_sampled=12, dim=8):
     labels = np.stack([rng.choice(classes, num_true, replace=False) for _ in range(batch)])
-    candidates, true_expected, sampled_expected = ref.log_uniform_candidate_sampler(
+    candidates, true_expected, sampled_expected = fast.log_uniform_candidate_sampler(
         labels, num_true, num_sampled, True, classes, seed=5)
     samples = np.concatenate([labels, np.broadcast_to(candidates, (batch, num_sampled))], axis=1)
     probabilities = np.concatenate([true_expected, np.broadcast_to(sampled_expected, (batch, num_sampled))], axis=1)
@@ -123,16 +126,16 @@ def _every_grad_function(seed):
     rng = np.random.default_rng(seed)
     sswce, ssl = _sampled_inputs(rng)
     logits, labels = rng.standard_normal((6, 30)).astype(np.float32) * 8, rng.integers(0, 30, (6, 1))
-    return [(ref.softmax_with_cross_entropy_grad, dict(logits=logits, label=labels)),
-            (ref.sampled_softmax_with_cross_entropy_grad, sswce), (ref.sampled_softmax_loss_grad, ssl)]
+    return [(fast.softmax_with_cross_entropy_grad, dict(logits=logits, label=labels)),
+            (fast.sampled_softmax_with_cross_entropy_grad, sswce), (fast.sampled_softmax_loss_grad, ssl)]
 
 
 @pytest.mark.parametrize("index", range(3), ids=["swce", "sswce", "ssl"])
 def test_shift_free_fallback_is_the_shifted_computation(index, monkeypatch):
     function, kwargs = _every_grad_function(4)[index]
-    monkeypatch.setattr(ref, "_SHIFT_FREE_SUM_RANGE", (np.inf, np.inf))  # every row out of range
+    monkeypatch.setattr(fast, "_SHIFT_FREE_SUM_RANGE", (np.inf, np.inf))  # every row out of range
     fallback = function(**kwargs)
-    monkeypatch.setattr(ref, "_SHIFT_FREE_EXP", False)
+    monkeypatch.setattr(fast, "_SHIFT_FREE_EXP", False)
     shifted = function(**kwargs)
     for name in shifted:
         assert fallback[name].tobytes() == shifted[name].tobytes(), name
@@ -142,12 +145,12 @@ def test_sampled_rows_out_of_range_get_the_shifted_bits_row_by_row(monkeypatch):
     sswce, _ = _sampled_inputs(np.random.default_rng(6))
     sswce["logits"][1] += 60  # over 2^64
     sswce["logits"][4] -= 70  # under 2^-63
-    batch = ref.sampled_softmax_with_cross_entropy_grad(**sswce)
-    monkeypatch.setattr(ref, "_SHIFT_FREE_EXP", False)
-    shifted = ref.sampled_softmax_with_cross_entropy_grad(**sswce)
+    batch = fast.sampled_softmax_with_cross_entropy_grad(**sswce)
+    monkeypatch.setattr(fast, "_SHIFT_FREE_EXP", False)
+    shifted = fast.sampled_softmax_with_cross_entropy_grad(**sswce)
     monkeypatch.undo()
     for row in range(sswce["logits"].shape[0]):
-        alone = ref.sampled_softmax_with_cross_entropy_grad(**dict(
+        alone = fast.sampled_softmax_with_cross_entropy_grad(**dict(
             sswce, logits=sswce["logits"][row:row + 1], label=sswce["label"][row:row + 1],
             customized_samples=sswce["customized_samples"][row:row + 1],
             customized_probabilities=sswce["customized_probabilities"][row:row + 1]))
@@ -160,21 +163,21 @@ def test_sampled_rows_out_of_range_get_the_shifted_bits_row_by_row(monkeypatch):
 
 def test_the_row_broadcast_buffer_is_restored():
     before = np.getbufsize()
-    ref.softmax_with_cross_entropy_grad(np.zeros((3, 4), np.float32), np.zeros((3, 1), np.int64))
+    fast.softmax_with_cross_entropy_grad(np.zeros((3, 4), np.float32), np.zeros((3, 1), np.int64))
     assert np.getbufsize() == before
     with pytest.raises(ValueError, match="label"):
-        ref.softmax_with_cross_entropy(np.zeros((3, 4), np.float32), np.full((3, 1), 9, np.int64))
+        fast.softmax_with_cross_entropy(np.zeros((3, 4), np.float32), np.full((3, 1), 9, np.int64))
     assert np.getbufsize() == before
 
 
 def test_sparse_zeros_are_zero_writable_and_traced_while_alive():
     shape = (1 << 16, 33)  # 8.6 MB of float32, over the threshold
     size = shape[0] * shape[1] * 4
-    assert size >= ref._SPARSE_ZEROS_MIN_BYTES
+    assert size >= fast._SPARSE_ZEROS_MIN_BYTES
     tracemalloc.start()
     try:
         base = tracemalloc.get_traced_memory()[0]
-        array = ref._sparse_zeros(shape, np.float32, rows_written=1)
+        array = fast._sparse_zeros(shape, np.float32, rows_written=1)
         assert tracemalloc.get_traced_memory()[0] - base >= size  # counted like a NumPy buffer
         assert array.shape == shape and array.dtype == np.float32 and array.flags.writeable
         array[12345] = 1.5
@@ -182,32 +185,32 @@ def test_sparse_zeros_are_zero_writable_and_traced_while_alive():
         assert array.base is not None  # a view of the mapping: the lazy path was taken
         del array
         assert tracemalloc.get_traced_memory()[0] - base < size // 100  # untracked once freed
-        dense = ref._sparse_zeros(shape, np.float32, rows_written=shape[0])  # every row: plain np.zeros
+        dense = fast._sparse_zeros(shape, np.float32, rows_written=shape[0])  # every row: plain np.zeros
         assert dense.base is None and not dense.any()
     finally:
         tracemalloc.stop()
 
 
 def test_blocks_cover_every_row_once(monkeypatch):
-    monkeypatch.setattr(ref, "_PARALLEL_MIN_ELEMENTS", 1)
-    monkeypatch.setattr(ref, "_THREADS", 2)
+    monkeypatch.setattr(fast, "_PARALLEL_MIN_ELEMENTS", 1)
+    monkeypatch.setattr(fast, "_THREADS", 2)
     for rows, width, block in [(1, 5, 8), (7, 3, 8), (1000, 1000, 1 << 16), (5, 10 ** 6, 1 << 20)]:
-        monkeypatch.setattr(ref, "_BLOCK_ELEMENTS", block)
-        blocks = ref._row_blocks(np, rows, width)
+        monkeypatch.setattr(fast, "_BLOCK_ELEMENTS", block)
+        blocks = fast._row_blocks(np, rows, width)
         covered = [r for start, stop in blocks for r in range(start, stop)]
         assert covered == list(range(rows))
         assert len(blocks) >= min(rows, 2)  # at least one block per thread when there are rows enough
 
 
 def test_an_exception_in_a_block_reaches_the_caller(monkeypatch):
-    monkeypatch.setattr(ref, "_THREADS", 2)
+    monkeypatch.setattr(fast, "_THREADS", 2)
 
     def failing(start, stop):
         if start > 0:
             raise ValueError("block %d:%d" % (start, stop))
 
     with pytest.raises(ValueError, match="block"):
-        ref._for_blocks([(0, 1), (1, 2)], failing)
+        fast._for_blocks([(0, 1), (1, 2)], failing)
 
 
 def _float32_samples():
@@ -230,7 +233,7 @@ def test_float32_to_float16_is_astype_bit_for_bit():
     x = _float32_samples()
     with np.errstate(all="ignore"):
         expected = x.astype(np.float16)
-    got = ref._float32_to_float16(x)
+    got = fast._float32_to_float16(x)
     assert got.dtype == np.float16 and got.shape == x.shape
     nan = np.isnan(x)
     assert np.isnan(got[nan]).all()
@@ -241,7 +244,7 @@ def test_float32_to_float16_is_astype_bit_for_bit():
 
 def test_float32_to_float16_of_empty_arrays():
     for shape in [(0,), (0, 5), (3, 0)]:
-        got = ref._float32_to_float16(np.zeros(shape, dtype=np.float32))
+        got = fast._float32_to_float16(np.zeros(shape, dtype=np.float32))
         assert got.shape == shape and got.dtype == np.float16
 
 
@@ -249,14 +252,14 @@ def test_float32_to_float16_of_empty_arrays():
 def test_an_empty_batch_gives_empty_results(dtype):
     """No row: nothing to reduce (NumPy's min and max of nothing raise), empty outputs."""
     labels = np.zeros((0, 1), np.int64)
-    swce = ref.softmax_with_cross_entropy_grad(np.zeros((0, 5), dtype), labels)
+    swce = fast.softmax_with_cross_entropy_grad(np.zeros((0, 5), dtype), labels)
     assert swce["loss"].shape == (0, 1) and swce["logits"].shape == (0, 5)
-    sswce = ref.sampled_softmax_with_cross_entropy_grad(
+    sswce = fast.sampled_softmax_with_cross_entropy_grad(
         np.zeros((0, 5), dtype), labels, 2, use_customized_samples=True,
         customized_samples=np.zeros((0, 3), np.int64), customized_probabilities=np.ones((0, 3), dtype))
     assert sswce["loss"].shape == (0, 1) and sswce["logits"].shape == (0, 5)
     sampled = (np.array([1, 2]), np.ones((0, 1), dtype), np.ones(2, dtype))
-    ssl = ref.sampled_softmax_loss_grad(np.ones((6, 3), dtype), np.zeros(6, dtype), labels, np.zeros((0, 3), dtype),
+    ssl = fast.sampled_softmax_loss_grad(np.ones((6, 3), dtype), np.zeros(6, dtype), labels, np.zeros((0, 3), dtype),
                                         2, 6, sampled_values=sampled)
     assert ssl["loss"].shape == (0,) and ssl["inputs"].shape == (0, 3) and ssl["weights"].shape == (6, 3)
     assert not ssl["weights"].any() and not ssl["biases"].any()
@@ -267,35 +270,35 @@ def test_an_empty_batch_gives_empty_results(dtype):
 def test_float32_to_float16_keeps_shape_and_layout():
     x = np.linspace(-70000, 70000, 24, dtype=np.float32).reshape(2, 3, 4)[:, ::2]  # a strided view
     with np.errstate(over="ignore"):
-        assert ref._float32_to_float16(x).tobytes() == x.astype(np.float16).tobytes()
-    assert ref._float32_to_float16(x).shape == x.shape
+        assert fast._float32_to_float16(x).tobytes() == x.astype(np.float16).tobytes()
+    assert fast._float32_to_float16(x).shape == x.shape
 
 
 def test_sparse_zeros_of_an_empty_shard(monkeypatch):
-    monkeypatch.setattr(ref, "_SPARSE_ZEROS_MIN_BYTES", 0)
-    monkeypatch.setattr(ref, "_SPARSE_ZEROS_MAX_TOUCHED", float("inf"))
-    empty = ref._sparse_zeros((0, 5), np.float32, rows_written=0)  # an anonymous mapping cannot be empty
+    monkeypatch.setattr(fast, "_SPARSE_ZEROS_MIN_BYTES", 0)
+    monkeypatch.setattr(fast, "_SPARSE_ZEROS_MAX_TOUCHED", float("inf"))
+    empty = fast._sparse_zeros((0, 5), np.float32, rows_written=0)  # an anonymous mapping cannot be empty
     assert empty.shape == (0, 5) and empty.dtype == np.float32
 
 
 # ``_row_sums``: float32 rows of up to _DOT_ROW_SUMS_MAX elements are summed by a dot product per
 # row (NumPy 2.x), everything else by NumPy's sum.
-ROW_SUM_LENGTHS = [2, 3, 17, 513, 1000, ref._DOT_ROW_SUMS_MAX]
+ROW_SUM_LENGTHS = [2, 3, 17, 513, 1000, fast._DOT_ROW_SUMS_MAX]
 
 
 @pytest.mark.parametrize("length", ROW_SUM_LENGTHS)
 def test_row_sums_of_a_row_do_not_depend_on_its_batch(length):
     rng = np.random.default_rng(length)
     e = np.exp(rng.standard_normal((37, length)).astype(np.float32) * 3)
-    whole = ref._row_sums(np, e, 1)
+    whole = fast._row_sums(np, e, 1)
     assert whole.shape == (37, 1) and whole.dtype == np.float32
-    alone = np.concatenate([ref._row_sums(np, e[i:i + 1], 1) for i in range(37)])
-    single = np.stack([ref._row_sums(np, e[i], 0) for i in range(37)])  # 1-D rows
-    blocks = np.concatenate([ref._row_sums(np, e[i:i + 5], 1) for i in range(0, 37, 5)])
+    alone = np.concatenate([fast._row_sums(np, e[i:i + 1], 1) for i in range(37)])
+    single = np.stack([fast._row_sums(np, e[i], 0) for i in range(37)])  # 1-D rows
+    blocks = np.concatenate([fast._row_sums(np, e[i:i + 5], 1) for i in range(0, 37, 5)])
     shifted = np.zeros((37, length + 1), dtype=np.float32)
     shifted[:, 1:] = e  # the same rows at another offset and row stride
-    stacked = ref._row_sums(np, e.reshape(37, 1, length), 2)[:, 0]  # a rank-3 array
-    for other in (alone, single, blocks, ref._row_sums(np, shifted[:, 1:], 1), stacked):
+    stacked = fast._row_sums(np, e.reshape(37, 1, length), 2)[:, 0]  # a rank-3 array
+    for other in (alone, single, blocks, fast._row_sums(np, shifted[:, 1:], 1), stacked):
         assert other.tobytes() == whole.tobytes()
 
 
@@ -304,7 +307,7 @@ def test_row_sums_are_within_a_few_ulp_of_the_exact_sum(length):
     rng = np.random.default_rng(100 + length)
     e = np.exp(rng.standard_normal((64, length)).astype(np.float32) * 3)
     exact = np.array([math.fsum(row) for row in e.astype(np.float64)])
-    got = ref._row_sums(np, e, 1)[:, 0].astype(np.float64)
+    got = fast._row_sums(np, e, 1)[:, 0].astype(np.float64)
     # NumPy's pairwise sum is within 2-3 ulp here; 8 ulp (2^-24 each) leaves room, and is still 16
     # times inside the suite's float32 tolerance of 16 ulp of 2^-23 (see conformance/compare.py).
     assert np.abs(got / exact - 1).max() <= 8 * 2.0 ** -24
@@ -314,12 +317,12 @@ def test_row_sums_use_the_dot_product_only_where_they_should():
     rng = np.random.default_rng(5)
     short = rng.random((4, 100), dtype=np.float32)
     dot = np.matmul(short[:, None, :], np.ones(100, dtype=np.float32))
-    assert ref._row_sums(np, short, 1).tobytes() == (dot if ref._DOT_ROW_SUMS else short.sum(1, keepdims=True)).tobytes()
-    for e, axis in [(rng.random((4, ref._DOT_ROW_SUMS_MAX + 1), dtype=np.float32), 1),  # long rows
+    assert fast._row_sums(np, short, 1).tobytes() == (dot if fast._DOT_ROW_SUMS else short.sum(1, keepdims=True)).tobytes()
+    for e, axis in [(rng.random((4, fast._DOT_ROW_SUMS_MAX + 1), dtype=np.float32), 1),  # long rows
                     (short.astype(np.float64), 1),  # the golden dtype
                     (short, 0),  # not the last axis
                     (np.asfortranarray(short)[:, ::2], 1)]:  # strided rows
-        assert ref._row_sums(np, e, axis).tobytes() == e.sum(axis=axis, keepdims=True).tobytes()
+        assert fast._row_sums(np, e, axis).tobytes() == e.sum(axis=axis, keepdims=True).tobytes()
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16", "float64"])
@@ -336,12 +339,42 @@ def test_embedding_gradients_are_a_sequential_scatter_add(dtype, num_shards, str
     for i, k in enumerate(ids):  # the sequential sum, in the ids' order
         dense[k] += rows[i]
         dense_bias[k] += bias_values[i]
-    layout = ref.shard_layout(num_classes, num_shards, strategy)
-    shards, biases = ref._embedding_gradients(np, ids, rows.copy(), bias_values.copy(), layout, strategy,
+    layout = fast.shard_layout(num_classes, num_shards, strategy)
+    shards, biases = fast._embedding_gradients(np, ids, rows.copy(), bias_values.copy(), layout, strategy,
                                               np.dtype(dtype))
-    expected = [g.astype(dtype) for g in ref._split_rows(np, dense, layout, strategy)]
+    expected = [g.astype(dtype) for g in fast._split_rows(np, dense, layout, strategy)]
     assert [s.shape for s in shards] == [e.shape for e in expected]
     for got, want in zip(shards, expected):
         np.testing.assert_array_equal(got, want)
         assert got.dtype == np.dtype(dtype)
     np.testing.assert_array_equal(biases, dense_bias.astype(dtype))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_sampled_softmax_loss_never_builds_batch_by_num_classes(dtype):
+    """A memory property of the contender (the oracle joins shards into a dense float64 copy):
+    forward memory grows with B*(T+S) and (T+S)*D, not B*num_classes (the dense weight *gradient* of
+    the _grad variant is num_classes*D by definition, so the forward function is measured)."""
+    num_classes, batch, dim, num_sampled = 10 ** 6, 4, 2, 8
+    r = np.random.default_rng(27)
+    weights = r.normal(size=(num_classes, dim)).astype(dtype)
+    biases = r.normal(size=num_classes).astype(dtype)
+    shards = [weights[p::3].copy() for p in range(3)]  # the "mod" layout of 3 shards, cut by slicing
+    inputs = r.normal(size=(batch, dim)).astype(dtype)
+    labels = r.integers(0, num_classes, size=(batch, 2)).astype(np.int64)
+    forbidden = batch * num_classes * 4  # the smallest [B, num_classes] float array
+    for w in (weights, shards):
+        tracemalloc.start()
+        try:
+            loss = fast.sampled_softmax_loss(w, biases, labels, inputs, num_sampled, num_classes, num_true=2, seed=1)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert loss.shape == (batch,) and np.all(np.isfinite(loss))
+        # Also far below a single [num_classes] float64 temporary (8 MB).
+        assert peak < forbidden / 50, "peak %d bytes for B*num_classes*4 = %d" % (peak, forbidden)
+
+
+# ----------------------------------------------------------------------------------------------
+# log_uniform_probability
+# ----------------------------------------------------------------------------------------------
