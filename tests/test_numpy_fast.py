@@ -26,11 +26,12 @@ from conformance import compare, corpus
 from impls.caseio import Case
 from impls import numpy_fast as fast
 from impls.reference_adapter import NumpyFast
+from impls.support import why_unsupported
 
 CASES = corpus.DEFAULT_CASES_DIR
 # The computed cases the contender takes (not the oracle-only features it declares unsupported).
 COMPUTED = [e for e in corpus.load_manifest(CASES)["cases"]
-            if not e.get("invalid") and NumpyFast().why_unsupported(e, "cpu") is None]
+            if not e.get("invalid") and why_unsupported(NumpyFast(), "cpu", e) is None]
 
 
 def _outputs(case):
