@@ -42,9 +42,11 @@ def _split(value):
 
 
 def selected_impls(config) -> list:
-    """The impls of ``--impl`` (names or package.module:Adapter specs), every known impl by default."""
+    """The impls of ``--impl`` (names or package.module:Adapter specs); by default every known impl
+    but the opt-in ones (see ``Adapter.opt_in``)."""
+    default = ",".join(name for name in impl_names() if not get_adapter(name).opt_in)
     try:
-        return [resolve(item) for item in _split(config.getoption("--impl") or ",".join(impl_names()))]
+        return [resolve(item) for item in _split(config.getoption("--impl") or default)]
     except ValueError as error:
         raise pytest.UsageError("--impl: %s" % error) from None
 

@@ -379,7 +379,8 @@ def run_impl(impl, device, cases_dir, out_dir, *, python=None, resume=False, rep
 
 
 def available_impls(device: str):
-    return [name for name in impl_names() if device in get_adapter(name).devices]
+    """The impls a run takes when none is named: every impl of the device but the opt-in ones."""
+    return [name for name in impl_names() if device in get_adapter(name).devices and not get_adapter(name).opt_in]
 
 
 def wall_clock():

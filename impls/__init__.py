@@ -25,6 +25,7 @@ ADAPTER_MODULES = {
     "numpy-fast": "impls.reference_adapter",
     "cupy-fast": "impls.reference_adapter",
     "torch": "impls.torch_adapter",
+    "torch-compile": "impls.torch_adapter",
     "tensorflow": "impls.tensorflow_adapter",
     "paddle": "impls.paddle_adapter",
     "paddle-legacy": "impls.paddle_legacy_adapter",

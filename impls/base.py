@@ -66,6 +66,9 @@ class OpSupport:
 
 class Adapter:
     name = ""
+    # An impl too slow for "every impl" runs (a compiler that needs seconds per case) sets this to
+    # the reason; it then runs only when named (--impl), never by default.
+    opt_in = ""
     devices: Tuple[str, ...] = ("cpu",)
     ops: Dict[str, OpSupport] = {}
 

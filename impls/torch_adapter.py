@@ -66,11 +66,7 @@ class TorchAdapter(Adapter):
     def compute(self, state, backward=True):
         torch = self.torch
         op, params, tensors = state
-        compute = {
-            "softmax_with_cross_entropy": self._softmax_with_cross_entropy,
-            "sampled_softmax_with_cross_entropy": self._sampled_softmax_with_cross_entropy,
-            "sampled_softmax_loss": self._sampled_softmax_loss,
-        }[op]
+        compute = self._loss_function(op)
         if not backward:
             with torch.no_grad():  # inference: no autograd graph is recorded
                 loss, outputs = compute(params, tensors)
@@ -83,6 +79,14 @@ class TorchAdapter(Adapter):
         outputs["loss"] = loss
         outputs.update(("grad/" + name, grad) for name, grad in zip(grad_names, grads))
         return outputs
+
+    def _loss_function(self, op):
+        """``(params, tensors) -> (loss, extra outputs)`` for the op, run eagerly."""
+        return {
+            "softmax_with_cross_entropy": self._softmax_with_cross_entropy,
+            "sampled_softmax_with_cross_entropy": self._sampled_softmax_with_cross_entropy,
+            "sampled_softmax_loss": self._sampled_softmax_loss,
+        }[op]
 
     def to_numpy(self, outputs) -> dict:
         return {name: self._numpy(tensor) for name, tensor in outputs.items()}
@@ -182,4 +186,38 @@ class TorchAdapter(Adapter):
         return gathered.index_select(0, torch.argsort(torch.cat(positions)))
 
 
+class TorchCompileAdapter(TorchAdapter):
+    """The same loss functions under ``torch.compile`` (inductor on the CPU, dynamic shapes).
+
+    The forward is compiled; autograd differentiates the compiled graph (AOTAutograd compiles its
+    backward too).  Compilation happens in the first call of each op, params and dtype (untimed
+    warm-up in the benchmark; in a conformance run it is part of the case's first run).  A compiled
+    result that differs from eager PyTorch is a finding about the compiler.
+    """
+
+    name = "torch-compile"
+    # Measured here: 10 to 30 s of compilation per case on 2 loaded cores (55 cases in 15 minutes).
+    opt_in = "compiles each case (10-30 s a case on 2 cores): run it by name, --impl torch-compile"
+    ops = {op: OpSupport(support.mode, support.dtypes, support.unsupported_features,
+                         note=support.note + "; the loss under torch.compile(dynamic=True), inductor")
+           for op, support in TorchAdapter.ops.items()}
+
+    def load(self, device):
+        version = super().load(device)
+        import torch._dynamo  # noqa: PLC0415
+
+        # Every (op, params, dtype) is a guard set of its own: the corpus needs more than the
+        # default 8 recompilations per function, past which torch silently falls back to eager.
+        torch._dynamo.config.cache_size_limit = 1024
+        torch._dynamo.config.accumulated_cache_size_limit = 4096
+        self._compiled = {}
+        return version
+
+    def _loss_function(self, op):
+        if op not in self._compiled:
+            self._compiled[op] = self.torch.compile(super()._loss_function(op), dynamic=True, fullgraph=False)
+        return self._compiled[op]
+
+
 ADAPTER = TorchAdapter
+ADAPTERS = {"torch": TorchAdapter, "torch-compile": TorchCompileAdapter}
