@@ -675,13 +675,14 @@ def sampler_verdicts(sampler: pd.DataFrame, impl_order=()) -> list:
     for label in label_order(frame["label"], impl_order):
         rows = frame[frame["label"] == label]
         ran = rows[rows["status"] != "unsupported"]
-        failing = ran[ran["status"] != "pass"]
+        failing = ran[~ran["status"].isin(("pass", "approximate"))]
+        approximate = ran[ran["status"] == "approximate"]  # the documented unique=True rule (sampler.py)
         unsupported = rows[rows["status"] == "unsupported"]
         columns = [c for c in ["check", *SAMPLER_SETTING, "p_value", "p_holm", "status", "message"] if c in rows]
         shown = failing[columns].assign(message=failing["message"].map(lambda m: first_line(m)[:300]))
         verdicts.append({
             "label": label, "ran": len(ran), "passed": int((ran["status"] == "pass").sum()),
-            "failed": len(failing), "unsupported": len(unsupported),
+            "failed": len(failing), "unsupported": len(unsupported), "approximate": len(approximate),
             "verdict": "fail" if len(failing) else "pass" if len(ran) else "unsupported",
             "checks_failing": " ".join(sorted(set(failing.get("check", ())))),
             "reason": first_line(unsupported["message"].iloc[0]) if len(unsupported) else "",

@@ -36,7 +36,8 @@ def _key(row):
 def _documented_rule_row(row):
     """The one check the documented rule itself fails: with unique sampling, the reported expected
     count (P*S when num_tries == num_sampled, else -expm1(num_tries*log1p(-P))) is not the inclusion
-    probability; with num_sampled >= 2 the gap is far beyond the threshold (a finding, see the report)."""
+    probability; with num_sampled >= 2 the gap is far beyond the threshold.  TensorFlow's source calls
+    the rule approximate, so such a row is marked ``approximate``, not failed (see sampler.py)."""
     range_max, num_sampled, unique = _key(row)
     return row["check"] == "expected_count_vs_empirical" and unique and num_sampled >= 2
 
@@ -47,7 +48,7 @@ def _assert_conforms(rows, impl):
     for row in rows:
         if row["status"] == "unsupported":
             continue
-        expected = "fail" if _documented_rule_row(row) else "pass"
+        expected = cs.APPROXIMATE if _documented_rule_row(row) else "pass"
         if row["status"] != expected:
             problems.append("%s %s %s: %s (expected %s) %s" % (impl, _key(row), row["check"], row["status"],
                                                               expected, row["message"][:300]))
