@@ -2,8 +2,8 @@
 
 The grid spans why sampled softmax exists: a full softmax costs ``O(batch * classes)`` time and
 memory, the sampled losses ``O(batch * (samples + num_true))`` plus, for the weights-based
-``sampled_softmax_loss``, ``O((samples + batch) * dim)`` and a dense ``[classes, dim]`` weight
-gradient.  ``grid_specs("default")`` takes a few shapes per op covering batch 64-4096, classes
+``sampled_softmax_loss``, ``O((samples + batch) * dim)`` (its weight gradient is sparse, the sampled rows,
+except in JAX).  ``grid_specs("default")`` takes a few shapes per op covering batch 64-4096, classes
 10^3-10^6, samples 64-8192 and dim 64-1024 in float32 (float16/bfloat16 on one shape per op), both
 modes, sized to finish on a 2-core CPU for every impl in a few minutes; ``grid_specs("full")`` is the
 product of those ranges (long; meant for a GPU or a big machine).

@@ -205,7 +205,7 @@ def memory_table(frame: pd.DataFrame) -> pd.DataFrame:
         "shape": [_shape_text(row) for _, row in data.iterrows()],
         "peak memory": data["peak_mem_bytes"].map(H.fmt_bytes), "measured by": data["mem_method"],
         "B·(T+S)+(T·B+S)·D": sampled.map(H.fmt_bytes),
-        "K·D (weight gradient)": (data["classes"] * data["dim"] * size).where(data["mode"] == "forward_backward")
+        "K·D (a dense weight gradient)": (data["classes"] * data["dim"] * size).where(data["mode"] == "forward_backward")
         .map(H.fmt_bytes),
         "B·K (never)": dense.map(H.fmt_bytes),
         "peak / B·K": data["peak_mem_bytes"] / dense,

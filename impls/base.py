@@ -20,13 +20,14 @@ alone; the base class's ``run(case)`` is ``to_numpy(compute(prepare(case), backw
 * ``prepare(case) -> state``: everything that is not the computation (untimed): the inputs converted
   to framework tensors in the case dtype on the adapter's device, static parameters read, a static
   graph looked up.  Raises :class:`Unsupported` when the case is inexpressible.
-* ``compute(state, backward) -> outputs``: the timed part, returning framework objects (tensors).
+* ``compute(state, backward) -> outputs``: the timed part, returning framework objects (tensors;
+  a gradient the framework keeps sparse, such as an embedding lookup's, stays sparse here).
   ``backward=False``: the forward pass only, at least ``{"loss": ...}``, computed the way a user
   would run inference (no autograd graph recorded where the framework lets one avoid it);
   ``backward=True``: the loss and the gradients of ``sum(upstream * loss)``.  It may return before
   an asynchronous device has finished: callers that time it call ``synchronize()`` around it.
   The same ``state`` may be computed any number of times.
-* ``to_numpy(outputs) -> dict``: flat output names -> NumPy arrays (what ``run`` returns).
+* ``to_numpy(outputs) -> dict``: flat output names -> dense NumPy arrays (what ``run`` returns).
 * ``synchronize()``: wait for the device to finish queued work (a no-op on the CPU).
 
 An adapter never repairs a framework's answer: what the framework returns is what is compared.

@@ -12,6 +12,7 @@ framework.  bfloat16 has no portable ``.npy`` dtype, so bfloat16 inputs are stor
 """
 from __future__ import annotations
 
+import collections
 import io
 import json
 import zipfile
@@ -119,9 +120,26 @@ def flatten_gradients(result: dict) -> dict:
     for name, value in result.items():
         if name in ("loss", "softmax"):
             flat[name] = value
-        elif isinstance(value, (list, tuple)):
+        elif isinstance(value, (list, tuple)) and not isinstance(value, SparseRows):
             for index, shard in enumerate(value):
                 flat["grad/%s/%d" % (name, index)] = shard
         else:
             flat["grad/" + name] = value
     return flat
+
+
+class SparseRows(collections.namedtuple("SparseRows", "indices values dense_shape")):
+    """A gradient that is non-zero in a few rows only: ``dense[indices[i]] += values[i]``.
+
+    The NumPy form of what TensorFlow calls ``IndexedSlices``, PyTorch a sparse COO gradient and
+    Paddle ``SelectedRows``: ``indices`` ``[n]`` row ids (repeats allowed), ``values`` ``[n, ...]``
+    their rows, ``dense_shape`` the shape of the whole gradient (``values.shape[1:]`` after its
+    first axis).  An op computes it (timed); comparison densifies it (untimed).
+    """
+
+    def dense(self) -> np.ndarray:
+        """The dense NumPy array, repeated rows summed in their order (as ``np.add.at`` does)."""
+        values = np.asarray(self.values)
+        out = np.zeros(tuple(self.dense_shape), dtype=values.dtype)
+        np.add.at(out, np.asarray(self.indices, dtype=np.int64), values)
+        return out

@@ -43,7 +43,9 @@ class JaxAdapter(Adapter):
             "composed",
             note="jnp.take of the label and sampled rows per weight shard (tf.nn.embedding_lookup 'mod'/'div' "
                  "id mapping), einsum/matmul logits + biases - log(expected_count), optax.softmax_cross_entropy "
-                 "with label 1/T on the true columns and where=~hit",
+                 "with label 1/T on the true columns and where=~hit; the weight and bias gradients are dense "
+                 "[num_classes, D] and [num_classes] arrays inside timing: JAX has no sparse gradient for "
+                 "jnp.take (its transpose is a scatter-add into zeros)",
         ),
     }
 

@@ -3,10 +3,13 @@
 This is not the oracle: the golden outputs come from the textbook ``impls/reference.py``, and this
 module is checked against them with the same tolerances as every framework.  It is the suite's
 answer to "how fast can plain NumPy be": row blocks on a thread pool, a small ufunc buffer for
-row-wise broadcasts, shift-free float32 exponentials, BLAS row sums, a bit-exact float32 -> float16
-conversion and a weight gradient in lazily zeroed pages (each measured and described where defined;
-tests/test_numpy_fast.py checks that none of them changes a bit of any result except the
-shift-free exponentials, held to the suite's tolerance).  Valid input the oracle accepts but this
+row-wise broadcasts, shift-free float32 exponentials, BLAS row sums and a bit-exact float32 -> float16
+conversion (each measured and described where defined; tests/test_numpy_fast.py checks that none
+of them changes a bit of any result except the shift-free exponentials, held to the suite's
+tolerance).  Unlike the oracle, ``sampled_softmax_loss_grad`` returns its weight and bias gradients
+as :class:`impls.caseio.SparseRows` (the sampled rows only), as the frameworks return an embedding
+lookup's gradient, so its cost does not grow with ``num_classes``; the adapter densifies them for
+comparison.  Valid input the oracle accepts but this
 module does not (sharded ``biases``, a rank R-1 hard label, a ``[B, 1]`` ``true_expected_count``)
 raises here, and the adapter declares those features unsupported.
 
@@ -37,17 +40,15 @@ Worker side: must run on Python 3.8 with numpy 1.23.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import functools
-import mmap
 import os
 import threading
-import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from impls import reference
+from impls.caseio import SparseRows
 # The oracle's sampler, shard layout and argument checks (fast paths for the usual valid input below):
 # nothing else there is worth speeding up.
 from impls.reference import (_array_module, _check_count, _check_int, _check_shape, log_uniform_candidate_sampler,
@@ -200,8 +201,6 @@ _THREADS = int(os.environ.get("CONFORMANCE_REFERENCE_THREADS", "0")) or len(
     os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1))
 _POOL = None
 _POOL_LOCK = threading.Lock()
-_SPARSE_ZEROS_MIN_BYTES = 1 << 22  # NumPy advises huge pages from 4 MB on (see _sparse_zeros)
-_SPARSE_ZEROS_MAX_TOUCHED = 0.25  # of the pages: np.zeros beyond (see _sparse_zeros)
 
 
 def _row_blocks(xp, n_rows, row_elements, min_elements=None):
@@ -698,104 +697,40 @@ def _scatter_add(xp, out, index, values):
 def _embedding_gradients(xp, ids, rows, bias_values, layout, partition_strategy, dtype):
     """Weight and bias gradients of ``weights[ids[i]] += rows[i]``, ``biases[ids[i]] += bias_values[i]``.
 
-    Returns ``(shards, biases)``: shard gradients ``[rows_p, D]`` and the ``[num_classes]`` bias
-    gradient, in ``dtype``.  Only the rows of ``ids`` are non-zero: NumPy sorts the ids once (stable),
-    adds the repeats of an id to its first row (``np.add.at`` on the repeats only, in their original
-    order, as a sequential sum would), then writes just those rows into zeroed arrays: the
-    ``[num_classes, D]`` gradient is never computed on, only allocated (see ``_sparse_zeros``).
-    ``rows`` and ``bias_values`` are the caller's scratch: NumPy overwrites them.  CuPy scatters
-    atomically into dense arrays.
+    Returns ``(shards, biases)`` as :class:`impls.caseio.SparseRows` in ``dtype``, as the frameworks
+    return an embedding lookup's gradient (TensorFlow's ``IndexedSlices``, PyTorch's sparse
+    gradients): one per weight shard (shard-local row ids, ``dense_shape`` ``[rows_p, D]``) and one
+    ``[num_classes]`` for the biases, so no work or memory grows with ``num_classes``.  Each distinct
+    id appears once, ids ascending: the ids are sorted once (stable) and the repeats of an id are
+    added to its first row in their original order (``np.add.at``), as a sequential sum would, so
+    densifying gives the bits of a sequential dense scatter-add.  ``rows`` and ``bias_values`` are
+    the caller's scratch: they are overwritten.
     """
     num_classes, dim = sum(layout), rows.shape[1]
-    if xp is not np:
-        import cupyx  # noqa: PLC0415 - CuPy's atomic scatter-add
-
-        dense = xp.zeros((num_classes, dim), dtype=rows.dtype)
-        cupyx.scatter_add(dense, ids, rows)
-        shards = [_cast_out(xp, xp.ascontiguousarray(g), dtype) for g in _split_rows(xp, dense, layout, partition_strategy)]
-        biases = xp.zeros(num_classes, dtype=rows.dtype)
-        cupyx.scatter_add(biases, ids, bias_values)
-        return shards, _cast_out(xp, biases, dtype)
-    order = np.argsort(ids, kind="stable")
+    # CuPy's argsort is a stable radix sort and takes no ``kind``; its repeats are added atomically.
+    order = xp.argsort(ids, kind="stable") if xp is np else xp.argsort(ids)
     sorted_ids = ids[order]
-    first = np.empty(sorted_ids.size, dtype=bool)
+    first = xp.empty(sorted_ids.size, dtype=bool)
     first[:1] = True
-    np.not_equal(sorted_ids[1:], sorted_ids[:-1], out=first[1:])
-    if not first.all():
-        # Each repeated id's rows are summed into its first occurrence in their original order (as a
-        # sequential sum would), and the sum is copied over its later occurrences: writing every row
-        # below then leaves the sum, whichever occurrence is written last, and no [n, D] copy of
-        # the unique rows is made.
+    xp.not_equal(sorted_ids[1:], sorted_ids[:-1], out=first[1:])
+    heads = order[first]  # the first occurrence of each distinct id
+    if not bool(first.all()):
         repeats = ~first
         later = order[repeats]
-        head = order[first][np.cumsum(first)[repeats] - 1]
+        head = heads[xp.cumsum(first)[repeats] - 1]
         for values in (rows, bias_values):
-            np.add.at(values, head, values[later])
-            values[later] = values[head]
-    rows, bias_values = _cast_out(np, rows, dtype), _cast_out(np, bias_values, dtype)
-    biases = np.zeros(num_classes, dtype=dtype)
-    biases[ids] = bias_values
+            _scatter_add(xp, values, head, values[later])
+    indices = sorted_ids[first]
+    weight_rows = _cast_out(xp, rows[heads], dtype)
+    biases = SparseRows(indices, _cast_out(xp, bias_values[heads], dtype), (num_classes,))
     if len(layout) == 1:
-        parts = [(ids, rows, int(np.count_nonzero(first)))]
-    else:
-        shard, row = _shard_of(np, ids, num_classes, len(layout), partition_strategy)
-        distinct = np.bincount(shard[order[first]], minlength=len(layout))  # distinct ids per shard
-        parts = [(row[shard == p], rows[shard == p], int(distinct[p])) for p in range(len(layout))]
+        return [SparseRows(indices, weight_rows, (num_classes, dim))], biases
+    shard, row = _shard_of(xp, indices, num_classes, len(layout), partition_strategy)
     shards = []
-    for size, (at, values, distinct) in zip(layout, parts):
-        out = _sparse_zeros((size, dim), dtype, rows_written=distinct)
-        out[at] = values
-        shards.append(out)
+    for p, size in enumerate(layout):
+        mine = shard == p
+        shards.append(SparseRows(row[mine], weight_rows[mine], (size, dim)))
     return shards, biases
-
-
-def _sparse_zeros(shape, dtype, rows_written):
-    """A zeroed NumPy array, in pages zeroed when first touched if few of its rows will be written.
-
-    For the dense ``[num_classes, D]`` weight gradient, of which only the ``T*B + S`` sampled rows
-    are written.  ``np.zeros`` asks for transparent huge pages on arrays of 4 MB and more, so
-    writing one row makes the kernel zero 2 MB around it: measured 79 ms against 1.8 ms for 640
-    rows of a 10^6 x 128 float32 array.  An anonymous mapping is zero-filled on demand in 4 KB pages
-    (the same as ``calloc`` without the huge-page advice); a caller that reads every row pays for
-    the remaining pages then, as it would have here.  A page fault costs about twice a ``memset``
-    of the page, so ``np.zeros`` is kept when the written rows would touch more than
-    ``_SPARSE_ZEROS_MAX_TOUCHED`` of the pages (measured: 640 rows of 10^4 x 128 were 1.3x slower
-    lazily).  The mapping lives as long as the array, and is reported to ``tracemalloc`` as NumPy
-    reports its own buffers, so traced memory still counts the whole array.
-    """
-    row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * np.dtype(dtype).itemsize
-    size = shape[0] * row_bytes
-    touched = rows_written * max(row_bytes, mmap.PAGESIZE)  # a row shorter than a page touches one
-    if size == 0 or size < _SPARSE_ZEROS_MIN_BYTES or touched > _SPARSE_ZEROS_MAX_TOUCHED * size:
-        return np.zeros(shape, dtype=dtype)
-    mapping = mmap.mmap(-1, size)
-    array = np.frombuffer(mapping, dtype=dtype).reshape(shape)
-    _trace_mapping(mapping, array.__array_interface__["data"][0], size)
-    return array
-
-
-_NUMPY_TRACEMALLOC_DOMAIN = 389047  # NumPy's NPY_TRACE_DOMAIN: the domain of its data buffers in tracemalloc
-
-
-def _trace_mapping(mapping, address, size):
-    """Track ``mapping`` in tracemalloc (no-op unless tracing) until it is freed."""
-    api = getattr(ctypes, "pythonapi", None)
-    track = getattr(api, "PyTraceMalloc_Track", None)
-    if track is None:  # not CPython
-        return
-    track.argtypes = [ctypes.c_uint, ctypes.c_size_t, ctypes.c_size_t]
-    api.PyTraceMalloc_Untrack.argtypes = [ctypes.c_uint, ctypes.c_size_t]
-    if track(_NUMPY_TRACEMALLOC_DOMAIN, address, size) == 0:
-        weakref.finalize(mapping, api.PyTraceMalloc_Untrack, _NUMPY_TRACEMALLOC_DOMAIN, address)
-
-
-def _split_rows(xp, dense, ids_layout, partition_strategy):
-    """Split a dense ``[K, D]`` gradient back into shards laid out by the strategy."""
-    num_shards = len(ids_layout)
-    if partition_strategy == "div":
-        bounds = np.cumsum(ids_layout)[:-1].tolist()
-        return xp.split(dense, bounds, axis=0)
-    return [dense[p::num_shards] for p in range(num_shards)]
 
 
 def _ssl(weights, biases, labels, inputs, num_sampled, num_classes, num_true, sampled_values,
@@ -904,6 +839,10 @@ def sampled_softmax_loss(weights, biases, labels, inputs, num_sampled, num_class
 def sampled_softmax_loss_grad(weights, biases, labels, inputs, num_sampled, num_classes, num_true=1,
                               sampled_values=None, remove_accidental_hits=True, partition_strategy="mod", seed=None,
                               upstream=None):
-    """``{"loss", "inputs", "weights", "biases"}``; ``weights`` is a list of shard gradients for a shard list."""
+    """``{"loss", "inputs", "weights", "biases"}``; ``weights`` is a list of shard gradients for a shard list.
+
+    The weight and bias gradients are :class:`impls.caseio.SparseRows` (``.dense()`` gives the
+    arrays the oracle returns); ``loss`` and ``inputs`` are arrays.
+    """
     return _ssl(weights, biases, labels, inputs, num_sampled, num_classes, num_true, sampled_values,
                 remove_accidental_hits, partition_strategy, seed, upstream, want_grad=True)

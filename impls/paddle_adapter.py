@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from impls.base import Adapter, OpSupport, Unsupported
-from impls.caseio import flatten_gradients
+from impls.caseio import SparseRows, flatten_gradients
 
 # Paddle 3.3.1's CPU kernels used here (cross_entropy_with_softmax, take_along_axis, logsumexp,
 # matmul, where, mean...) are registered for float32/float64 only: float16/bfloat16 raise
@@ -36,7 +36,12 @@ class PaddleAdapter(Adapter):
             note="no sample_logits op after Paddle 1.8: take_along_axis, -log q, mask hits, logsumexp"),
         "sampled_softmax_loss": OpSupport(
             "composed", _DTYPES, unsupported_features=("sharded_biases",),
-            note="sharded_biases: Paddle has no lookup over a list of shards; per-shard gather (mod/div like tf.nn.embedding_lookup), matmul, logsumexp"),
+            note="sharded_biases: Paddle has no lookup over a list of shards; per-shard "
+                 "paddle.nn.functional.embedding(sparse=True) (mod/div like tf.nn.embedding_lookup), whose "
+                 "weight gradient paddle.grad returns as SelectedRows (densified outside timing); the bias "
+                 "gradient is dense [num_classes]: embedding needs a 2-D table, and the backward of "
+                 "unsqueeze/reshape of a [K] bias fails on SelectedRows in 3.3.1, so biases use paddle.gather; "
+                 "matmul, logsumexp"),
     }
 
     def load(self, device: str) -> str:
@@ -74,6 +79,11 @@ class PaddleAdapter(Adapter):
         # NumPy has no bfloat16: widen it (the comparison casts to float64 anyway).
         if str(tensor.dtype).endswith("bfloat16"):
             tensor = tensor.astype("float32")
+        if tensor.is_selected_rows():  # a sparse embedding gradient: its rows, summed per id
+            rows = tensor.get_selected_rows()
+            values = tensor.numpy()  # the [n, D] rows of the ids in ``rows()``
+            return SparseRows(np.asarray(rows.rows(), dtype=np.int64), values,
+                              (rows.height(),) + values.shape[1:]).dense()
         return tensor.numpy()
 
     def _grads(self, loss, upstream, inputs):
@@ -159,8 +169,10 @@ class PaddleAdapter(Adapter):
     def _embedding_lookup(self, shards, ids, strategy):
         """tf.nn.embedding_lookup over a list of shards: rows of ``ids`` without concatenating them."""
         paddle = self.paddle
+        # sparse=True: each shard's gradient is SelectedRows (the rows read), as Paddle trains embeddings.
+        embedding = paddle.nn.functional.embedding
         if len(shards) == 1:
-            return paddle.gather(shards[0], ids)
+            return embedding(ids, shards[0], sparse=True)
         count = len(shards)
         if strategy == "mod":
             shard_of, row_of = ids % count, ids // count
@@ -179,7 +191,7 @@ class PaddleAdapter(Adapter):
             if int(shard.shape[0]) == 0:
                 continue
             # Clamp the other shards' ids into range; ``where`` drops those rows and their grads.
-            picked = paddle.gather(shard, paddle.clip(row_of, 0, int(shard.shape[0]) - 1))
+            picked = embedding(paddle.clip(row_of, 0, int(shard.shape[0]) - 1), shard, sparse=True)
             rows = paddle.where((shard_of == index).unsqueeze(1), picked, rows)
         return rows
 

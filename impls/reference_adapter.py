@@ -2,7 +2,9 @@
 
 * ``numpy`` (CPU) and ``cupy`` (GPU): the textbook oracle ``impls/reference.py``, the code that
   writes the golden outputs.
-* ``numpy-fast`` (CPU) and ``cupy-fast`` (GPU): the speed contender ``impls/numpy_fast.py``.
+* ``numpy-fast`` (CPU) and ``cupy-fast`` (GPU): the speed contender ``impls/numpy_fast.py``, whose
+  ``sampled_softmax_loss`` weight and bias gradients are sparse rows (``SparseRows``), densified
+  by ``to_numpy``.
 
 Each adapter names its implementation module in ``module_name`` (imported by ``load``, so a worker
 of the oracle never imports the contender's thread pool); both modules have the same API.
@@ -15,7 +17,7 @@ import numpy as np
 
 from impls import dtypes as _dtypes
 from impls.base import Adapter, OpSupport
-from impls.caseio import flatten_gradients
+from impls.caseio import SparseRows, flatten_gradients
 from impls.ops import OPS
 
 # Valid input the oracle accepts and the contender was not written for (it raises on them).
@@ -63,7 +65,11 @@ class NumpyReference(Adapter):
         return {"loss": loss[0] if isinstance(loss, tuple) else loss}  # (loss, softmax) when asked
 
     def to_numpy(self, outputs):
-        return {name: self._to_numpy(value) for name, value in flatten_gradients(outputs).items()}
+        # The contender's sparse weight and bias gradients are densified here, outside timing.
+        return {name: SparseRows(self._to_numpy(value.indices), self._to_numpy(value.values),
+                                 value.dense_shape).dense()
+                if isinstance(value, SparseRows) else self._to_numpy(value)
+                for name, value in flatten_gradients(outputs).items()}
 
     def _to_numpy(self, array):
         return np.asarray(array)

@@ -37,7 +37,8 @@ class TensorflowAdapter(Adapter):
             note="tf.nn.sampled_softmax_loss (TF2 API, 'div' sharding) for unsharded or 'div' weights; "
             "tf.compat.v1.nn.sampled_softmax_loss(partition_strategy='mod') for 'mod' shard lists; "
             "the case's samples are passed as sampled_values; sharded biases as a list (TF looks them up "
-            "with embedding_lookup like the weights)",
+            "with embedding_lookup like the weights); the weight and bias gradients are the tape's "
+            "tf.IndexedSlices (the looked-up rows), converted to dense arrays outside timing",
         ),
         "softmax_with_cross_entropy": OpSupport(
             "native",
@@ -203,7 +204,17 @@ def _dense(gradient, like):
     return tf.convert_to_tensor(gradient)
 
 
+def _embedding_gradient(gradient, like):
+    """An embedding lookup's gradient as the tape gives it: ``tf.IndexedSlices`` of the rows looked
+    up (densified by ``to_numpy``, outside timing), zeros for a shard no id falls in."""
+    if gradient is None:
+        return tf.zeros_like(like)
+    return gradient
+
+
 def _to_numpy(value) -> np.ndarray:
+    if isinstance(value, tf.IndexedSlices):
+        value = tf.convert_to_tensor(value)  # sums the rows of repeated ids (unsorted_segment_sum)
     # bfloat16 -> float32 is exact and spares the caller a dependency on ml_dtypes.
     if value.dtype == tf.bfloat16:
         value = tf.cast(value, tf.float32)
@@ -295,12 +306,12 @@ def _sampled_softmax_loss(weights, biases, labels, inputs, sampled_candidates, t
     out = {
         "loss": loss,
         "grad/inputs": _dense(grad_inputs, inputs),
-        "grad/weights": [_dense(g, w) for g, w in zip(grad_weights, weights)],
+        "grad/weights": [_embedding_gradient(g, w) for g, w in zip(grad_weights, weights)],
     }
     if isinstance(biases, list):
-        out["grad/biases"] = [_dense(g, b) for g, b in zip(grad_biases, biases)]
+        out["grad/biases"] = [_embedding_gradient(g, b) for g, b in zip(grad_biases, biases)]
     else:
-        out["grad/biases"] = _dense(grad_biases, biases)
+        out["grad/biases"] = _embedding_gradient(grad_biases, biases)
     return out
 
 

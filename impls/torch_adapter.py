@@ -33,8 +33,10 @@ class TorchAdapter(Adapter):
             "composed",
             unsupported_features=("sharded_biases",),
             note="sharded_biases: PyTorch has no lookup over a list of shards, the adapter would stitch them itself; "
-            "index_select of the label and sampled rows per weight shard (tf.nn.embedding_lookup "
-            "'mod'/'div' id mapping, stitched back with index_select), einsum/matmul logits + biases "
+            "F.embedding(sparse=True) of the label and sampled rows per weight shard (tf.nn.embedding_lookup "
+            "'mod'/'div' id mapping, stitched back with index_select) and torch.gather(sparse_grad=True) "
+            "of the biases, so the weight and bias gradients are sparse COO tensors (uncoalesced, "
+            "densified outside timing), einsum/matmul logits + biases "
             "- log(expected_count), masked_fill(-inf) on accidental hits, -log_softmax averaged "
             "over the T true columns",
         ),
@@ -97,6 +99,8 @@ class TorchAdapter(Adapter):
 
     def _numpy(self, tensor) -> np.ndarray:
         tensor = tensor.detach().cpu()
+        if tensor.layout == self.torch.sparse_coo:  # a sparse gradient: to_dense sums repeated ids
+            tensor = tensor.to_dense()
         # NumPy has no bfloat16; float32 holds every bfloat16 value exactly.
         if tensor.dtype == self.torch.bfloat16:
             tensor = tensor.float()
@@ -139,7 +143,8 @@ class TorchAdapter(Adapter):
         batch, num_true = labels.shape
         ids = torch.cat([labels.reshape(-1), sampled])
         rows = self._embedding_lookup(params, t, ids)
-        bias = t["biases"].index_select(0, ids)
+        # Sparse gradients, as a PyTorch user trains embeddings: the rows of ``ids`` only.
+        bias = torch.gather(t["biases"], 0, ids, sparse_grad=True)
         true_w, sampled_w = rows[: batch * num_true].view(batch, num_true, -1), rows[batch * num_true:]
         true_b, sampled_b = bias[: batch * num_true].view(batch, num_true), bias[batch * num_true:]
         true_logits = torch.einsum("bd,btd->bt", inputs, true_w) + true_b - torch.log(t["true_expected_count"])
@@ -161,10 +166,12 @@ class TorchAdapter(Adapter):
         return -self.torch.log_softmax(z, 1)[:, :num_true].mean(1)
 
     def _embedding_lookup(self, params, t, ids):
-        """Rows ``ids`` of the weights, sharded or not, as tf.nn.embedding_lookup finds them."""
+        """Rows ``ids`` of the weights, sharded or not, as tf.nn.embedding_lookup finds them; each
+        shard's gradient is a sparse COO tensor of the rows read (``F.embedding(sparse=True)``)."""
         torch = self.torch
+        embedding = torch.nn.functional.embedding
         if params.get("num_shards", 0) == 0:
-            return t["weights"].index_select(0, ids)
+            return embedding(ids, t["weights"], sparse=True)
         shards = [t["weights/%d" % i] for i in range(params["num_shards"])]
         count = len(shards)
         if params["partition_strategy"] == "mod":
@@ -182,7 +189,7 @@ class TorchAdapter(Adapter):
             row_of = torch.where(shard_of < extras, ids % (per_shard + 1), (ids - extras) % short)
         # Gather from each shard only its own ids, then put the rows back in ``ids`` order.
         positions = [(shard_of == i).nonzero().squeeze(1) for i in range(count)]
-        gathered = torch.cat([w.index_select(0, row_of[p]) for w, p in zip(shards, positions)])
+        gathered = torch.cat([embedding(row_of[p], w, sparse=True) for w, p in zip(shards, positions)])
         return gathered.index_select(0, torch.argsort(torch.cat(positions)))
 
 

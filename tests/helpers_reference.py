@@ -3,7 +3,10 @@
 The generic math tests (forward, gradients, errors, properties) run against both implementations of
 the API, the oracle ``impls/reference.py`` and the contender ``impls/numpy_fast.py``: such a module
 declares ``pytestmark = pytest.mark.usefixtures("each_implementation")`` and imports that fixture;
-its tests of input only the oracle accepts carry ``@pytest.mark.reference_only``.
+its tests of input only the oracle accepts carry ``@pytest.mark.reference_only``.  The contender's
+``sampled_softmax_loss_grad`` returns sparse weight and bias gradients (``SparseRows``); these tests
+see them densified, as its adapter's ``to_numpy`` compares them (tests/test_numpy_fast.py checks
+the sparse form itself).
 
 Nothing here computes an expected value from the code under test: the helpers are a finite-difference
 gradient, dtype tables, input builders, the tensorflow ``embedding_lookup`` shard layout written as a
@@ -12,8 +15,10 @@ numpy 2.x.
 """
 from __future__ import annotations
 
+import functools
 import math
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +30,7 @@ if str(ROOT) not in sys.path:  # `python -m pytest` from the repo root adds it; 
 
 from impls import numpy_fast  # noqa: E402
 from impls import reference as ref  # noqa: E402
+from impls.caseio import SparseRows  # noqa: E402
 
 try:
     import ml_dtypes
@@ -41,12 +47,33 @@ def each_implementation(request, monkeypatch):
     module = request.param
     if module is not ref and request.node.get_closest_marker("reference_only"):
         pytest.skip("input only the oracle accepts (the contender declares the feature unsupported)")
+    api = module if module is ref else _with_dense_gradients(module)
     for name, value in list(vars(request.module).items()):
         if value is ref:
-            monkeypatch.setattr(request.module, name, module)
+            monkeypatch.setattr(request.module, name, api)
         elif callable(value) and getattr(value, "__module__", None) == ref.__name__:
-            monkeypatch.setattr(request.module, name, getattr(module, value.__name__))
+            monkeypatch.setattr(request.module, name, getattr(api, value.__name__))
     return module
+
+
+def _with_dense_gradients(module):
+    """``module`` with its ``sampled_softmax_loss_grad`` returning dense gradients (NumPy or CuPy)."""
+    api = types.SimpleNamespace(**vars(module))
+    api.sampled_softmax_loss_grad = functools.wraps(module.sampled_softmax_loss_grad)(
+        lambda *args, **kwargs: {name: _dense(value)
+                                 for name, value in module.sampled_softmax_loss_grad(*args, **kwargs).items()})
+    return api
+
+
+def _dense(value):
+    if isinstance(value, list):  # shard gradients
+        return [_dense(v) for v in value]
+    if not isinstance(value, SparseRows):
+        return value
+    xp = numpy_fast._array_module(value.values)
+    dense = xp.zeros(tuple(value.dense_shape), dtype=value.values.dtype)
+    numpy_fast._scatter_add(xp, dense, value.indices, value.values)
+    return dense
 
 
 # ----------------------------------------------------------------------------------------------

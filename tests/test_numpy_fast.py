@@ -3,8 +3,11 @@
 * Row-parallel blocks (``_row_blocks``/``_for_blocks``): every corpus case computed with blocks of
   a few rows on several threads equals, bit for bit, the same case computed in one block.  Corpus
   cases are small, so the thresholds are lowered here to force many blocks even on them.
-* The 16-element ufunc buffer (``_row_broadcast_speed``) and the lazily zeroed weight gradient
-  (``_sparse_zeros``) likewise: every corpus case gives the same bits with them on and off.
+* The 16-element ufunc buffer (``_row_broadcast_speed``) likewise: every corpus case gives the
+  same bits with it on and off.
+* The sparse weight and bias gradients of ``sampled_softmax_loss_grad`` (``_embedding_gradients``)
+  densify to the bits of a sequential dense scatter-add in the ids' order (the dense gradient the
+  contender returned before, and the oracle's summation order).
 * ``_row_sums`` (a dot product per float32 row) gives a row the same bits alone, in any batch or
   block and at any offset, and stays within a few ulp of the exact sum.
 * ``_float32_to_float16`` equals ``astype(float16)`` on float32 values spanning every exponent,
@@ -23,7 +26,7 @@ import pytest
 
 from helpers_reference import ROOT  # noqa: F401 - puts the repo on sys.path
 from conformance import compare, corpus
-from impls.caseio import Case
+from impls.caseio import Case, SparseRows
 from impls import numpy_fast as fast
 from impls.reference_adapter import NumpyFast
 from impls.support import why_unsupported
@@ -44,13 +47,10 @@ def _all_fast_paths_on(monkeypatch):
     monkeypatch.setattr(fast, "_PARALLEL_MIN_ELEMENTS", 1)
     monkeypatch.setattr(fast, "_BLOCK_ELEMENTS", 8)  # a row or two per block
     monkeypatch.setattr(fast, "_THREADS", 3)
-    monkeypatch.setattr(fast, "_SPARSE_ZEROS_MIN_BYTES", 0)  # every weight gradient lazily zeroed
-    monkeypatch.setattr(fast, "_SPARSE_ZEROS_MAX_TOUCHED", float("inf"))
 
 
 def _all_fast_paths_off(monkeypatch):
     monkeypatch.setattr(fast, "_THREADS", 1)  # one block
-    monkeypatch.setattr(fast, "_SPARSE_ZEROS_MIN_BYTES", 1 << 62)  # np.zeros
     monkeypatch.setattr(fast, "_row_broadcast_speed", lambda xp: contextlib.nullcontext())  # NumPy's buffer
 
 
@@ -139,7 +139,14 @@ def test_shift_free_fallback_is_the_shifted_computation(index, monkeypatch):
     monkeypatch.setattr(fast, "_SHIFT_FREE_EXP", False)
     shifted = function(**kwargs)
     for name in shifted:
-        assert fallback[name].tobytes() == shifted[name].tobytes(), name
+        assert _bits(fallback[name]) == _bits(shifted[name]), name
+
+
+def _bits(output):
+    """An output's bytes; a sparse gradient's are those of its ids and rows, and its shape."""
+    if isinstance(output, SparseRows):
+        return output.indices.tobytes(), output.values.tobytes(), tuple(output.dense_shape)
+    return output.tobytes()
 
 
 def test_sampled_rows_out_of_range_get_the_shifted_bits_row_by_row(monkeypatch):
@@ -169,27 +176,6 @@ def test_the_row_broadcast_buffer_is_restored():
     with pytest.raises(ValueError, match="label"):
         fast.softmax_with_cross_entropy(np.zeros((3, 4), np.float32), np.full((3, 1), 9, np.int64))
     assert np.getbufsize() == before
-
-
-def test_sparse_zeros_are_zero_writable_and_traced_while_alive():
-    shape = (1 << 16, 33)  # 8.6 MB of float32, over the threshold
-    size = shape[0] * shape[1] * 4
-    assert size >= fast._SPARSE_ZEROS_MIN_BYTES
-    tracemalloc.start()
-    try:
-        base = tracemalloc.get_traced_memory()[0]
-        array = fast._sparse_zeros(shape, np.float32, rows_written=1)
-        assert tracemalloc.get_traced_memory()[0] - base >= size  # counted like a NumPy buffer
-        assert array.shape == shape and array.dtype == np.float32 and array.flags.writeable
-        array[12345] = 1.5
-        assert float(array.sum(dtype=np.float64)) == 1.5 * shape[1]
-        assert array.base is not None  # a view of the mapping: the lazy path was taken
-        del array
-        assert tracemalloc.get_traced_memory()[0] - base < size // 100  # untracked once freed
-        dense = fast._sparse_zeros(shape, np.float32, rows_written=shape[0])  # every row: plain np.zeros
-        assert dense.base is None and not dense.any()
-    finally:
-        tracemalloc.stop()
 
 
 def test_blocks_cover_every_row_once(monkeypatch):
@@ -262,8 +248,13 @@ def test_an_empty_batch_gives_empty_results(dtype):
     sampled = (np.array([1, 2]), np.ones((0, 1), dtype), np.ones(2, dtype))
     ssl = fast.sampled_softmax_loss_grad(np.ones((6, 3), dtype), np.zeros(6, dtype), labels, np.zeros((0, 3), dtype),
                                         2, 6, sampled_values=sampled)
-    assert ssl["loss"].shape == (0,) and ssl["inputs"].shape == (0, 3) and ssl["weights"].shape == (6, 3)
-    assert not ssl["weights"].any() and not ssl["biases"].any()
+    assert ssl["loss"].shape == (0,) and ssl["inputs"].shape == (0, 3)
+    # Only the sampled ids have gradient rows: those of the candidates, zero without a batch.
+    assert ssl["weights"].dense_shape == (6, 3) and ssl["biases"].dense_shape == (6,)
+    assert sorted(ssl["weights"].indices.tolist()) == [1, 2] == sorted(ssl["biases"].indices.tolist())
+    assert not ssl["weights"].values.any() and not ssl["biases"].values.any()
+    for name in ("weights", "biases"):
+        ssl[name] = ssl[name].values
     for out in (swce, sswce, ssl):
         assert all(value.dtype == dtype for value in out.values())
 
@@ -273,13 +264,6 @@ def test_float32_to_float16_keeps_shape_and_layout():
     with np.errstate(over="ignore"):
         assert fast._float32_to_float16(x).tobytes() == x.astype(np.float16).tobytes()
     assert fast._float32_to_float16(x).shape == x.shape
-
-
-def test_sparse_zeros_of_an_empty_shard(monkeypatch):
-    monkeypatch.setattr(fast, "_SPARSE_ZEROS_MIN_BYTES", 0)
-    monkeypatch.setattr(fast, "_SPARSE_ZEROS_MAX_TOUCHED", float("inf"))
-    empty = fast._sparse_zeros((0, 5), np.float32, rows_written=0)  # an anonymous mapping cannot be empty
-    assert empty.shape == (0, 5) and empty.dtype == np.float32
 
 
 # ``_row_sums``: float32 rows of up to _DOT_ROW_SUMS_MAX elements are summed by a dot product per
@@ -329,8 +313,8 @@ def test_row_sums_use_the_dot_product_only_where_they_should():
 @pytest.mark.parametrize("dtype", ["float32", "float16", "float64"])
 @pytest.mark.parametrize("num_shards, strategy", [(1, "mod"), (3, "mod"), (3, "div")])
 def test_embedding_gradients_are_a_sequential_scatter_add(dtype, num_shards, strategy):
-    # The weight and bias gradients written row by row (repeats summed into their first occurrence,
-    # then copied over the later ones) equal, bit for bit, a dense scatter-add in the ids' order.
+    # The sparse weight and bias gradients (repeats summed into their first occurrence, each id
+    # once) densify, bit for bit, to a dense scatter-add in the ids' order, rounded once to dtype.
     rng = np.random.default_rng(7)
     num_classes, dim, count = 23, 5, 60  # 60 ids over 23 classes: most ids repeat, some 5 times
     ids = rng.integers(0, num_classes, count)
@@ -343,19 +327,27 @@ def test_embedding_gradients_are_a_sequential_scatter_add(dtype, num_shards, str
     layout = fast.shard_layout(num_classes, num_shards, strategy)
     shards, biases = fast._embedding_gradients(np, ids, rows.copy(), bias_values.copy(), layout, strategy,
                                               np.dtype(dtype))
-    expected = [g.astype(dtype) for g in fast._split_rows(np, dense, layout, strategy)]
-    assert [s.shape for s in shards] == [e.shape for e in expected]
+    # The shards of the dense gradient, cut as tf.nn.embedding_lookup lays them out.
+    if strategy == "div":
+        expected = np.split(dense, np.cumsum(layout)[:-1])
+    else:
+        expected = [dense[p::num_shards] for p in range(num_shards)]
+    assert [s.dense_shape for s in shards] == [e.shape for e in expected]
     for got, want in zip(shards, expected):
-        np.testing.assert_array_equal(got, want)
-        assert got.dtype == np.dtype(dtype)
-    np.testing.assert_array_equal(biases, dense_bias.astype(dtype))
+        assert got.values.dtype == np.dtype(dtype) and got.values.shape == (len(got.indices), dim)
+        assert len(set(got.indices.tolist())) == len(got.indices)  # each id once: no rounding left
+        assert got.dense().tobytes() == want.astype(dtype).tobytes()
+    assert sum(len(s.indices) for s in shards) == len(set(ids.tolist()))  # only the ids' rows
+    assert biases.dense_shape == (num_classes,)
+    assert biases.dense().tobytes() == dense_bias.astype(dtype).tobytes()
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_sampled_softmax_loss_never_builds_batch_by_num_classes(dtype):
-    """A memory property of the contender (the oracle joins shards into a dense float64 copy):
-    forward memory grows with B*(T+S) and (T+S)*D, not B*num_classes (the dense weight *gradient* of
-    the _grad variant is num_classes*D by definition, so the forward function is measured)."""
+@pytest.mark.parametrize("with_grad", [False, True], ids=["forward", "grad"])
+def test_sampled_softmax_loss_never_builds_batch_by_num_classes(dtype, with_grad):
+    """A memory property of the contender (the oracle joins shards into a dense float64 copy and
+    returns dense gradients): forward and gradient memory grow with B*(T+S) and (T+S)*D, not with
+    num_classes (the weight and bias gradients are sparse rows)."""
     num_classes, batch, dim, num_sampled = 10 ** 6, 4, 2, 8
     r = np.random.default_rng(27)
     weights = r.normal(size=(num_classes, dim)).astype(dtype)
@@ -364,16 +356,23 @@ def test_sampled_softmax_loss_never_builds_batch_by_num_classes(dtype):
     inputs = r.normal(size=(batch, dim)).astype(dtype)
     labels = r.integers(0, num_classes, size=(batch, 2)).astype(np.int64)
     forbidden = batch * num_classes * 4  # the smallest [B, num_classes] float array
+    function = fast.sampled_softmax_loss_grad if with_grad else fast.sampled_softmax_loss
     for w in (weights, shards):
         tracemalloc.start()
         try:
-            loss = fast.sampled_softmax_loss(w, biases, labels, inputs, num_sampled, num_classes, num_true=2, seed=1)
+            out = function(w, biases, labels, inputs, num_sampled, num_classes, num_true=2, seed=1)
             peak = tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
+        loss = out["loss"] if with_grad else out
         assert loss.shape == (batch,) and np.all(np.isfinite(loss))
-        # Also far below a single [num_classes] float64 temporary (8 MB).
+        # Also far below a single [num_classes] float64 temporary (8 MB), or a dense [num_classes]
+        # bias gradient (4 MB in float32).
         assert peak < forbidden / 50, "peak %d bytes for B*num_classes*4 = %d" % (peak, forbidden)
+        if with_grad:  # the sampled rows only: at most B*T + S of them
+            grads = [out["weights"]] if w is weights else out["weights"]
+            assert [g.dense_shape for g in grads] == [a.shape for a in ([w] if w is weights else w)]
+            assert sum(len(g.indices) for g in grads) <= batch * 2 + num_sampled
 
 
 # ----------------------------------------------------------------------------------------------
