@@ -124,7 +124,8 @@ class JaxAdapter(Adapter):
         if params["soft_label"]:
             loss = optax.softmax_cross_entropy(logits, a["label"], axis=axis)
         else:
-            label = jnp.squeeze(a["label"], axis)
+            # optax takes labels without the class axis; a full-rank Paddle label has it with size 1
+            label = a["label"] if a["label"].ndim == logits.ndim - 1 else jnp.squeeze(a["label"], axis)
             loss = optax.softmax_cross_entropy_with_integer_labels(
                 logits, label, axis=axis, where=label != params["ignore_index"])
         return jnp.expand_dims(loss, axis)
@@ -153,7 +154,8 @@ class JaxAdapter(Adapter):
         labels, sampled, inputs = a["labels"], a["sampled_candidates"], a["inputs"]
         batch, num_true = labels.shape
         ids = jnp.concatenate([labels.reshape(-1), sampled])
-        rows, bias = self._embedding_lookup(params, a, ids), jnp.take(a["biases"], ids)
+        rows = self._embedding_lookup(params, a, "weights", ids)
+        bias = self._embedding_lookup(params, a, "biases", ids) if "biases/0" in a else jnp.take(a["biases"], ids)
         true_w, sampled_w = rows[: batch * num_true].reshape(batch, num_true, -1), rows[batch * num_true:]
         true_b, sampled_b = bias[: batch * num_true].reshape(batch, num_true), bias[batch * num_true:]
         true_logits = jnp.einsum("bd,btd->bt", inputs, true_w) + true_b - jnp.log(a["true_expected_count"])
@@ -163,13 +165,17 @@ class JaxAdapter(Adapter):
             hit = (sampled[None, None, :] == labels[:, :, None]).any(axis=1)
         return self._true_class_loss(jnp.concatenate([true_logits, sampled_logits], axis=1), num_true, hit)
 
-    def _embedding_lookup(self, params, a, ids):
-        """Rows ``ids`` of the weights, sharded or not, as tf.nn.embedding_lookup finds them."""
+    def _embedding_lookup(self, params, a, name, ids):
+        """Rows ``ids`` of ``weights`` (or of sharded ``biases``), sharded or not, as
+        tf.nn.embedding_lookup finds them."""
         jnp = self.jnp
         count = params.get("num_shards", 0)
         if count == 0:
-            return jnp.take(a["weights"], ids, axis=0)
-        shards = [a["weights/%d" % i] for i in range(count)]
+            return jnp.take(a[name], ids, axis=0)
+        shards = [a["%s/%d" % (name, i)] for i in range(count)]
+        if shards[0].ndim == 1:  # bias shards: the same lookup on rows of one element
+            return self._embedding_lookup(params, {"%s/%d" % (name, i): w[:, None] for i, w in enumerate(shards)},
+                                          name, ids)[:, 0]
         if params["partition_strategy"] == "mod":
             shard_of, row_of = ids % count, ids // count
         else:
