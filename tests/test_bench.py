@@ -261,7 +261,13 @@ def test_tensorflow_cpu_memory_is_its_allocators_peak(tmp_path):
     outcome = bench.run_bench(["tensorflow"], "cpu", tmp_path, grid=grid)
     _, rows = _rows(outcome["tensorflow"])
     assert [row["status"] for row in rows] == ["ok", "ok"], rows
-    assert {row["mem_method"] for row in rows} == {"tf.config.experimental.get_memory_info(CPU)"}
+    methods = {row["mem_method"] for row in rows}
+    if methods != {"tf.config.experimental.get_memory_info(CPU)"}:
+        # Some TensorFlow builds keep no CPU allocator statistics on some CPUs (seen: TF 2.21 on an
+        # AMD EPYC raises "Allocator stats not available for device 'CPU:0'"; on Intel Xeons it has
+        # them).  Then the rows must say they fell back to the resident set, never pretend.
+        assert len(methods) == 1 and "get_memory_info" not in methods.pop(), rows
+        pytest.skip("this TensorFlow keeps no CPU allocator statistics here; the rows say so")
     forward_backward = rows[1]
     assert forward_backward["mode"] == "forward_backward"
     # The [B, K] float32 logits gradient it returns is allocated during the call.
