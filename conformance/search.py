@@ -461,11 +461,11 @@ class Search:
                 self.state["next"] += 1
                 self.state["seconds"] = before + time.monotonic() - started
                 self._save()
-                if bar:
+                if bar is not None:
                     bar.set_postfix(finds=len(self.state["groups"]), known=self.state["known"], refresh=False)
                     bar.update(1)
         finally:
-            if bar:
+            if bar is not None:
                 bar.close()
             for worker in self.workers.values():
                 worker.stop()
