@@ -6,7 +6,8 @@ values at a density, values at the dtype's limits, expected counts near 0 and 1,
 the range, an empty batch); :func:`build` turns it into a corpus :class:`~conformance.corpus.Spec` with
 the corpus's own generator and :func:`conformance.corpus.build_case` computes the oracle's float64
 goldens, so a found case is made exactly like a stored one.  The oracle rejecting a recipe (it raises on
-invalid input) rejects the draw.
+invalid input) rejects the draw, and so does a golden output beyond the dtype's largest number (its
+correctly rounded value is inf, which the tolerance rule would call wrong).
 
 Every case runs in the isolated workers of every requested impl (``runner.Worker``: a crash or a hang
 costs one restart) and is judged by ``runner.execute_case``: the suite's tolerance rule, and the known
@@ -230,6 +231,9 @@ def build(recipe):
             spec = generator("search%d" % recipe["seed"], **kwargs)
             _mutate(spec, recipe, space, batch_axis)
             case = corpus.build_case(spec)
+        top = max((float(np.max(np.abs(v[np.isfinite(v)]), initial=0.0)) for v in case.golden.values()), default=0.0)
+        if top > float(_finfo(recipe["dtype"]).max):  # rounding it to the dtype is inf: no framework can be right
+            raise Rejected("a golden output of magnitude %g is outside %s" % (top, recipe["dtype"]))
     except Rejected:
         raise
     except (ValueError, TypeError, RuntimeError, IndexError, FloatingPointError) as error:
