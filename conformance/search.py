@@ -17,7 +17,7 @@ timeout; NaN/inf where the oracle is finite is a ``fail`` whose problem is ``non
 *core signature*: impl, op, status and, from the structured ``errors``, the worst output and its kind of
 problem (the exception type for an error).  It is shrunk greedily over its recipe (sizes toward their
 lower ends, options and patterns toward the simplest, mutations dropped), re-running only the diverging
-impl, keeping each step that keeps the core signature; its *signature* is the core plus the features of
+impl, keeping each step that keeps the core signature; its *signature* is the core plus the features (and the search's :data:`MARKS`) of
 the shrunk case.  Draws are a pure function of ``(seed, index)`` (``numpy.random.default_rng``) and
 ``--shard i/n`` takes the indices ``i, i+n, ...``, so shards never repeat each other's draws and a second
 run with the same seed (and number of cases) finds the same groups.
@@ -64,6 +64,9 @@ MUTATIONS = (("specials", SearchSpace.SPECIALS), ("density", SearchSpace.DENSITI
 SPECIAL_VALUES = {"-inf": -np.inf, "inf": np.inf, "nan": np.nan}
 SPECIAL_FEATURES = {"-inf": "neg_inf_logits", "inf": "posinf_logits", "nan": "nan_logits"}
 SPECIAL_WORDS = {"-inf": "neg_inf", "inf": "posinf", "nan": "nan"}
+# What the search's mutations did, as case tags (the corpus's features are the registry's vocabulary,
+# which the stored corpus emits exactly; these are the search's own words), part of a signature.
+MARKS = ("dtype_limits", "extreme_probabilities", "labels_at_ends", "empty_batch")
 
 
 class Rejected(Exception):
@@ -166,23 +169,27 @@ def _mutate(spec, recipe, space, batch_axis):
     rng = np.random.default_rng(recipe["seed"])
     inputs, target = spec.inputs, space.special_input
     x = inputs[target]
+    limit = None
     if recipe["limits"]:
         info = _finfo(recipe["dtype"])
         mask = _positions(rng, x.shape, recipe["density"], batch_axis)
         limit = float(info.max) if recipe["limits"] == "max" else float(info.tiny)
         x = np.where(mask, np.where(x < 0, -limit, limit), x)
-        spec.features.append("dtype_limits")  # not a registry feature: shown in the signature only
     if recipe["specials"]:
         x = np.where(_positions(rng, x.shape, recipe["density"], batch_axis), SPECIAL_VALUES[recipe["specials"]], x)
         if SPECIAL_FEATURES[recipe["specials"]] in OPS[spec.op].features:
             spec.features.append(SPECIAL_FEATURES[recipe["specials"]])
+    if limit is not None and np.any(np.abs(x) == limit):  # not all overwritten by the specials
+        spec.tags.append("dtype_limits")
     inputs[target] = x
     for name in space.probabilities if recipe["probabilities"] else ():
         near = float(_finfo(recipe["dtype"]).tiny) if recipe["probabilities"] == "near0" else 1.0
         q = inputs[name].copy()
         q.flat[::2] = near
         inputs[name] = q
+        spec.tags.append("extreme_probabilities")
     if space.label_ends and recipe["label_ends"] and not spec.params.get("soft_label"):
+        spec.tags.append("labels_at_ends")
         classes = inputs["logits"].shape[spec.params["axis"]]
         label = inputs["label"].copy()
         keep = label == spec.params["ignore_index"]
@@ -195,7 +202,7 @@ def _mutate(spec, recipe, space, batch_axis):
             if name in inputs:
                 axis = batch_axis if inputs[name].ndim > batch_axis else 0
                 inputs[name] = np.take(inputs[name], [], axis=axis)
-        spec.features.append("empty_batch")
+        spec.tags.append("empty_batch")
 
 
 def case_name(spec, recipe) -> str:
@@ -286,8 +293,13 @@ def _kind_of(value):
     return "finite" if value is not None else "none"
 
 
-def signature(row, features) -> str:
-    return core_signature(row) + "|" + "+".join(sorted(features))
+def traits(case) -> list:
+    """What a signature says of a case besides the core: its features and the search's marks."""
+    return sorted(set(case.meta["features"]) | (set(case.meta["tags"]) & set(MARKS)))
+
+
+def signature(row, case) -> str:
+    return core_signature(row) + "|" + "+".join(traits(case))
 
 
 # --------------------------------------------------------------------------------------------
@@ -414,7 +426,7 @@ class Search:
                 self.state["known"] += bool(row and row["status"] == "xfail")
                 continue
             core = core_signature(row)
-            features = set(case.meta["features"])
+            features = set(traits(case))
             tried = core + "|" + "+".join(sorted(features))
             same = [key for key, group in self.state["groups"].items()
                     if key.rsplit("|", 1)[0] == core and set(group["features"]) <= features]
@@ -425,11 +437,11 @@ class Search:
                 continue
             self.state["tried"].append(tried)
             small_recipe, small, small_row = self._shrink(recipe, case, core, impl, scratch, row)
-            key = signature(small_row, small.meta["features"])
+            key = signature(small_row, small)
             if key in self.state["groups"]:
                 self.state["groups"][key]["hits"] += 1
                 continue
-            self.state["groups"][key] = {"case": small.id, "impl": impl, "features": small.meta["features"],
+            self.state["groups"][key] = {"case": small.id, "impl": impl, "features": traits(small),
                                          "recipe": small_recipe, "index": index, "hits": 1}
             self._store(small, small_row, key, index)
 
@@ -479,10 +491,12 @@ class Search:
 
 
 def _simpler(value, values, size_range):
-    """Candidates simpler than ``value``: a size's low end, half, one less; an earlier choice."""
+    """Candidates simpler than ``value``: a size's low end, a quarter, half, three quarters of the way
+        (one less only near the end: a walk by ones would spend the shrink budget); an earlier choice."""
     if size_range is not None:
-        low = size_range[0]
-        return [c for c in dict.fromkeys([low, (value + low) // 2, value - 1]) if low <= c < value]
+        low, gap = size_range[0], value - size_range[0]
+        steps = [low, low + gap // 4, low + gap // 2, low + 3 * gap // 4] + ([value - 1] if gap <= 8 else [])
+        return [c for c in dict.fromkeys(steps) if low <= c < value]
     position = list(values).index(value) if value in values else 0
     return list(values[:position])
 
