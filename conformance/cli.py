@@ -222,7 +222,7 @@ def cmd_search(args):
     try:
         finder = search.Search(impls, args.out, ops=args.op, seed=args.seed, shard=shard, device=args.device,
                                found_dir=args.found_dir, repro_dir=args.repro_dir, python=_overrides(args),
-                               timeout=args.timeout)
+                               timeout=args.timeout, notify=tqdm.write)
         if finder.resume():
             print("resuming %s after %d draws" % (runs.relative(finder.state_path), finder.state["next"]))
         state = finder.run(budget, args.max_cases,

@@ -339,6 +339,7 @@ class Search:
         self.state_path = self.out_dir / ("search-%s.json" % self.tag)
         self.found_path = self.out_dir / ("found-%s.csv" % self.tag)
         self.registry = deviations.load()
+        self.unavailable = set()
         self.adapters = {impl: get_adapter(impl) for impl in self.impls}
         self.workers = {impl: runner.Worker(impl, device, runner.python_for(impl, python or {}),
                                             log_dir=self.out_dir / "logs") for impl in self.impls}
@@ -371,7 +372,7 @@ class Search:
         """The result row of one case on one impl (``None`` when the impl cannot express it)."""
         entry = entry_of(case, case.id + ".npz")
         adapter = self.adapters[impl]
-        if why_unsupported(adapter, self.device, entry):
+        if impl in self.unavailable or why_unsupported(adapter, self.device, entry):
             return None
         cases, outputs = Path(scratch) / "cases", Path(scratch) / "outputs"
         for folder in (cases, outputs):
@@ -379,8 +380,14 @@ class Search:
         if not (cases / entry["file"]).exists():
             case.write(cases / entry["file"])
         started = time.perf_counter()
-        row = runner.execute_case(self.workers[impl], adapter, entry, cases, outputs, self.registry,
-                                  repeat=1, timeout=self.timeout)
+        try:  # (errstate: the comparison meets inf and huge values on purpose here)
+            with np.errstate(all="ignore"):
+                row = runner.execute_case(self.workers[impl], adapter, entry, cases, outputs, self.registry,
+                                          repeat=1, timeout=self.timeout)
+        except runner.WorkerUnavailable as error:  # not installed here: the others search on
+            self.unavailable.add(impl)
+            self.notify("skipped %s: %s" % (impl, error))
+            return None
         self.state["impl_seconds"][impl] += time.perf_counter() - started
         self.state["runs"][impl] += 1
         return row
@@ -584,8 +591,8 @@ def write_reproducer(path: Path, case_path: Path, row, key) -> None:
     except ValueError:
         case_expr = repr(str(Path(case_path).resolve()))
     check = CHECKS.get(status, '''adapter.run(case)  # {status}: this call kills or hangs the process
-raise AssertionError("returned: no longer {status}es")
-'''.format(status=status)).format(output=output)
+raise AssertionError("returned: no longer {what}")
+'''.format(status=status, what={"crash": "crashes"}.get(status, "hangs"))).format(output=output)
     environment = 'os.environ["CONFORMANCE_TEST_ADAPTERS"] = "1"  # a test-only adapter\n' if impl.startswith(
         "test-") else ""
     path.parent.mkdir(parents=True, exist_ok=True)

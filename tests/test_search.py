@@ -103,6 +103,15 @@ def test_resume_and_shards(tmp_path, test_adapters):
         other.resume()
 
 
+def test_an_impl_that_cannot_start_is_skipped(tmp_path, test_adapters):
+    said = []
+    finder = search.Search(["test-unavailable", "test-wrong-soft"], tmp_path / "run", seed=SEED,
+                           found_dir=tmp_path / "found", repro_dir=tmp_path / "repro", notify=said.append)
+    state = finder.run(max_cases=3)
+    assert state["next"] == 3 and state["runs"]["test-unavailable"] == 0 and state["runs"]["test-wrong-soft"] > 0
+    assert len(said) == 1 and "skipped test-unavailable" in said[0]
+
+
 def test_draws_are_seeded_and_shards_disjoint():
     ops = list(search.OPS)
     first = [search.draw(np.random.default_rng([7, i]), ops) for i in range(20)]
