@@ -231,10 +231,12 @@ def cmd_search(args):
     except (ValueError, runner.WorkerUnavailable) as error:
         raise UsageError(str(error)) from None
     rates = ", ".join("%s %.2f/s" % item for item in search.throughput(state).items())
-    print("%d cases (%d rejected by the oracle), %d known deviations, %d new group(s) in %.0f s; cases per second: %s"
-          % (state["cases"], state["rejected"], state["known"], len(state["groups"]), state["seconds"], rates))
+    print("%d cases (%d rejected by the oracle), %d known deviations, %d group(s) (%d new) in %.0f s; "
+          "cases per second: %s" % (state["cases"], state["rejected"], state["known"], len(state["groups"]),
+                                    sum(not g.get("earlier") for g in state["groups"].values()), state["seconds"], rates))
     for key, group in state["groups"].items():
-        print("  %s  (%d hit(s); %s)" % (key, group["hits"], group["case"]))
+        print("  %s  (%d hit(s); %s%s)" % (key, group["hits"], group["case"],
+                                          ", an earlier find" if group.get("earlier") else ""))
     if state["groups"]:
         print("found cases: %s; reproducers: %s; rows: %s" % (args.found_dir, args.repro_dir,
                                                             runs.relative(finder.found_path)))

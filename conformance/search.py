@@ -49,6 +49,7 @@ import numpy as np
 
 from conformance import corpus, deviations, runner
 from impls import dtypes, get_adapter
+from impls.caseio import Case
 from impls.ops import OPS, SearchSpace, get
 from impls.support import why_unsupported
 
@@ -339,6 +340,11 @@ class Search:
         self.state_path = self.out_dir / ("search-%s.json" % self.tag)
         self.found_path = self.out_dir / ("found-%s.csv" % self.tag)
         self.registry = deviations.load()
+        try:  # earlier finds: a divergence they explain is not stored again
+            manifest = corpus.load_manifest(self.found_dir)
+        except corpus.CorpusError:
+            manifest = {"cases": []}
+        self.earlier = {e["signature"]: e for e in manifest["cases"] if e.get("signature")}
         self.unavailable = set()
         self.adapters = {impl: get_adapter(impl) for impl in self.impls}
         self.workers = {impl: runner.Worker(impl, device, runner.python_for(impl, python or {}),
@@ -418,6 +424,15 @@ class Search:
                         break
         return recipe, case, row
 
+    def _explained(self, core, features):
+        """The signature of a find of this run or an earlier one (the found manifest) with this core
+        whose traits the case has: it explains the divergence without a second shrink."""
+        for key in list(self.state["groups"]) + list(self.earlier):
+            head, _, traits_text = key.rpartition("|")
+            if head == core and set(filter(None, traits_text.split("+"))) <= features:
+                return key
+        return None
+
     def step(self, index, scratch):
         """Draw case ``index`` and run it everywhere; a new divergence is shrunk and stored."""
         recipe = draw(np.random.default_rng([self.seed, index]), self.ops)
@@ -434,23 +449,28 @@ class Search:
                 continue
             core = core_signature(row)
             features = set(traits(case))
+            key = self._explained(core, features)
             tried = core + "|" + "+".join(sorted(features))
-            same = [key for key, group in self.state["groups"].items()
-                    if key.rsplit("|", 1)[0] == core and set(group["features"]) <= features]
-            if same or tried in self.state["tried"]:  # an earlier find explains it: no second shrink
+            if key is None and tried in self.state["tried"]:  # shrunk before, to a case it does not cover
                 self.state["repeats"] += 1
-                if same:
-                    self.state["groups"][same[0]]["hits"] += 1
                 continue
-            self.state["tried"].append(tried)
-            small_recipe, small, small_row = self._shrink(recipe, case, core, impl, scratch, row)
-            key = signature(small_row, small)
+            small = None
+            if key is None:
+                self.state["tried"].append(tried)
+                small_recipe, small, small_row = self._shrink(recipe, case, core, impl, scratch, row)
+                key = signature(small_row, small)
             if key in self.state["groups"]:
+                self.state["repeats"] += 1
                 self.state["groups"][key]["hits"] += 1
-                continue
-            self.state["groups"][key] = {"case": small.id, "impl": impl, "features": traits(small),
-                                         "recipe": small_recipe, "index": index, "hits": 1}
-            self._store(small, small_row, key, index)
+            elif key in self.earlier:  # found by an earlier run: its stored case, re-run for this run's row
+                stored = Case.read(self.found_dir / self.earlier[key]["file"])
+                self.state["groups"][key] = {"case": stored.id, "impl": impl, "features": traits(stored),
+                                             "index": index, "hits": 1, "earlier": True}
+                self._row(self._run(impl, stored, scratch), key)
+            else:
+                self.state["groups"][key] = {"case": small.id, "impl": impl, "features": traits(small),
+                                             "recipe": small_recipe, "index": index, "hits": 1}
+                self._store(small, small_row, key, index)
 
     def _store(self, case, row, key, index):
         """The case in ``found_dir`` (manifest merged by content), its reproducer, its CSV row."""
@@ -462,6 +482,10 @@ class Search:
                      found_by={"seed": self.seed, "index": index})
         merge_manifest(self.found_dir, [entry])
         write_reproducer(self.repro_dir / (case.id.replace("-", "_") + ".py"), path, row, key)
+        self._row(row, key)
+
+    def _row(self, row, key):
+        """A row of the run folder's ``found-<shard>.csv``: the results columns and the signature."""
         new = not self.found_path.exists()
         with open(self.found_path, "a", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=runner.COLUMNS + ["signature"], extrasaction="ignore")

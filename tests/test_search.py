@@ -62,11 +62,21 @@ def test_search_finds_shrinks_stores_and_repeats(tmp_path, test_adapters):
     assert done.returncode == 0, done.stderr
     assert "loss" in done.stdout
 
-    # the same seed: the same groups, the same stored file (merged by content, not duplicated)
+    # the same seed: the same groups; the find is an earlier one now (not stored twice), its stored
+    # case re-run for the second run's row
     again = _search(tmp_path, "second")
     assert list(again["groups"]) == list(state["groups"])
     assert again["groups"][SOFT_CORE + "|soft_label"]["case"] == group["case"]
+    assert again["groups"][SOFT_CORE + "|soft_label"].get("earlier") is True
     assert len(corpus.load_manifest(found)["cases"]) == 1
+    with open(tmp_path / "second" / "found-0of1.csv", newline="") as handle:
+        assert [(r["case"], r["status"]) for r in csv.DictReader(handle)] == [(group["case"], "fail")]
+    # the same seed in an empty found corpus: the same case, byte for byte (its name is its content)
+    fresh = tmp_path / "fresh"
+    assert cli.main(["search", "--impl", "test-wrong-soft", "--op", "softmax_with_cross_entropy", "--seed", str(SEED),
+                     "--cases", str(CASES), "--out", str(fresh / "run"), "--found-dir", str(fresh / "found"),
+                     "--repro-dir", str(fresh / "repro")]) == 0
+    assert corpus.load_manifest(fresh / "found")["cases"][0]["sha256"] == manifest["cases"][0]["sha256"]
 
     # a tampered found case fails verification of the whole corpus folder it sits in
     shutil.copy(found / "MANIFEST.json", tmp_path / "cases" / "MANIFEST.json")  # a stand-in main corpus
