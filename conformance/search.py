@@ -189,13 +189,17 @@ def _mutate(spec, recipe, space, batch_axis):
         q.flat[::2] = near
         inputs[name] = q
         spec.tags.append("extreme_probabilities")
-    if space.label_ends and recipe["label_ends"] and not spec.params.get("soft_label"):
-        spec.tags.append("labels_at_ends")
-        classes = inputs["logits"].shape[spec.params["axis"]]
-        label = inputs["label"].copy()
-        keep = label == spec.params["ignore_index"]
-        label.flat[::2] = 0 if recipe["label_ends"] == "first" else classes - 1
-        inputs["label"] = np.where(keep, spec.params["ignore_index"], label)
+    if space.label_ends and not spec.params.get("soft_label"):
+        label, ignore_index = inputs["label"], spec.params["ignore_index"]
+        if recipe["label_ends"]:
+            classes = inputs["logits"].shape[spec.params["axis"]]
+            ends = label.copy()
+            ends.flat[::2] = 0 if recipe["label_ends"] == "first" else classes - 1
+            ends = np.where(label == ignore_index, ignore_index, ends)
+            spec.tags += ["labels_at_ends"] if np.any(ends != label) else []
+            inputs["label"] = label = ends
+        if np.any(label == ignore_index) and "ignore_index" not in spec.features:  # e.g. ignore_index=0
+            spec.features.append("ignore_index")
     if recipe["batch"] == 0:
         if batch_axis is None:
             raise Rejected("rank-1 logits have no batch to empty")
@@ -414,8 +418,8 @@ class Search:
                         trial_case, _ = build(trial)
                     except Rejected:
                         continue
-                    if trial_case.id == case.id:  # a dimension this case does not use
-                        recipe = trial
+                    if trial_case.id == case.id:  # a dimension this case does not use: same inputs
+                        recipe, case = trial, trial_case
                         continue
                     steps += 1
                     trial_row = self._run(impl, trial_case, scratch)
