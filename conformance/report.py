@@ -161,7 +161,9 @@ class ReportData:
             return table.assign(source="")
         from conformance import corpus
 
-        found_dir = self.cases_dir / "found"
+        # the search's found corpus: in the run folder when the search was told so (CI), else cases/found
+        found_dir = next((d for d in (self.raw_dir / "found", self.cases_dir / "found")
+                          if (d / corpus.MANIFEST).is_file()), self.cases_dir / "found")
         try:
             manifest = corpus.load_manifest(found_dir)
         except corpus.CorpusError:

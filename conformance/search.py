@@ -78,7 +78,8 @@ class Rejected(Exception):
 # drawing a recipe
 # --------------------------------------------------------------------------------------------
 def _size(rng, low, high):
-    """Log-uniform in [low, high], with each end drawn often (empty batches, one class, 10^5 classes)."""
+    """Log-uniform in [low, high] (exp of a uniform over [0, log(high + 1)], shifted so that low = 0
+    can be drawn), with each end drawn often (empty batches, one class, 10^5 classes)."""
     u = rng.random()
     if u < 0.1:
         return low
@@ -125,11 +126,12 @@ def _arguments(recipe, space):
         classes = max(1, min(r["classes"], space.max_elements // int(np.prod(others)))) if rank > 1 else r["classes"]
         shape = tuple(others[:axis] + [classes] + others[axis:]) if rank > 1 else (classes,)
         soft = r["soft"]
+        batch_axis = None if rank == 1 else (0 if axis != 0 else rank - 1)  # a non-class axis
         return dict(common, shape=shape, axis=axis if axis != rank - 1 else -1, soft=soft,
                     ignore=None if soft else r["ignore"], ignore_index=r["ignore_index"],
                     return_softmax=r["return_softmax"], stable=r["stable"], kind=r["kind"],
-                    unnormalized=soft and r["unnormalized"], label_rank_minus_1=not soft and r["label_rank_minus_1"]), (
-            0 if axis != 0 else rank - 1) if rank > 1 else None
+                    unnormalized=soft and r["unnormalized"],
+                    label_rank_minus_1=not soft and r["label_rank_minus_1"]), batch_axis
     if space.builder == "sswce":
         classes = max(2, min(r["num_classes"], space.max_elements // batch))
         num_true = min(r["num_true"], classes - 1)
@@ -348,7 +350,7 @@ class Search:
             manifest = corpus.load_manifest(self.found_dir)
         except corpus.CorpusError:
             manifest = {"cases": []}
-        self.earlier = {e["signature"]: e for e in manifest["cases"] if e.get("signature")}
+        self.earlier = {key: e for e in manifest["cases"] for key in e.get("signatures", ())}
         self.unavailable = set()
         self.adapters = {impl: get_adapter(impl) for impl in self.impls}
         self.workers = {impl: runner.Worker(impl, device, runner.python_for(impl, python or {}),
@@ -389,10 +391,16 @@ class Search:
             folder.mkdir(exist_ok=True)
         if not (cases / entry["file"]).exists():
             case.write(cases / entry["file"])
-        started = time.perf_counter()
+        worker = self.workers[impl]
         try:  # (errstate: the comparison meets inf and huge values on purpose here)
+            if worker.process is None or worker.process.poll() is not None:  # (re)start: not a case's time
+                started = time.perf_counter()
+                worker.start()
+                starts = self.state.setdefault("start_seconds", {})
+                starts[impl] = starts.get(impl, 0.0) + time.perf_counter() - started
+            started = time.perf_counter()
             with np.errstate(all="ignore"):
-                row = runner.execute_case(self.workers[impl], adapter, entry, cases, outputs, self.registry,
+                row = runner.execute_case(worker, adapter, entry, cases, outputs, self.registry,
                                           repeat=1, timeout=self.timeout)
         except runner.WorkerUnavailable as error:  # not installed here: the others search on
             self.unavailable.add(impl)
@@ -482,10 +490,10 @@ class Search:
         path = self.found_dir / file
         path.parent.mkdir(parents=True, exist_ok=True)
         case.write(path)
-        entry = dict(entry_of(case, file), sha256=corpus.sha256_of(path), signature=key,
+        entry = dict(entry_of(case, file), sha256=corpus.sha256_of(path), signatures=[key],
                      found_by={"seed": self.seed, "index": index})
         merge_manifest(self.found_dir, [entry])
-        write_reproducer(self.repro_dir / (case.id.replace("-", "_") + ".py"), path, row, key)
+        write_reproducer(self.repro_dir / reproducer_name(row["impl"], case.id), path, row, key)
         self._row(row, key)
 
     def _row(self, row, key):
@@ -537,7 +545,8 @@ def _simpler(value, values, size_range):
 
 
 def throughput(state) -> dict:
-    """Cases per second per impl (worker wall time, comparison included)."""
+    """Cases per second per impl: runs over the wall time of its requests, comparison included,
+    worker starts excluded (``start_seconds``)."""
     return {impl: state["runs"][impl] / seconds for impl, seconds in state["impl_seconds"].items() if seconds}
 
 
@@ -546,7 +555,8 @@ def throughput(state) -> dict:
 # --------------------------------------------------------------------------------------------
 def merge_manifest(found_dir: Path, entries) -> dict:
     """Add entries to ``found_dir/MANIFEST.json`` by id (an id is a content hash: the same case
-    found twice, by two shards or two runs, is one entry), under a lock for parallel shards."""
+    found twice, by two shards, two runs or two impls, is one entry listing every signature), under a
+    lock for parallel shards."""
     import fcntl
 
     found_dir = Path(found_dir)
@@ -557,7 +567,8 @@ def merge_manifest(found_dir: Path, entries) -> dict:
         manifest = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"cases": []}
         merged = {e["id"]: e for e in manifest["cases"]}
         for entry in entries:
-            merged.setdefault(entry["id"], entry)
+            known = merged.setdefault(entry["id"], entry)
+            known["signatures"] = sorted(set(known["signatures"]) | set(entry["signatures"]))
         listed = [merged[k] for k in sorted(merged)]
         manifest = {"format": corpus.FORMAT_VERSION, "generator": "conformance search", "cases": listed,
                     "corpus_sha256": hashlib.sha256("".join(e["sha256"] for e in listed).encode()).hexdigest()}
@@ -604,6 +615,11 @@ else:
     raise AssertionError("no longer raises")
 ''',
 }
+
+
+def reproducer_name(impl, case_id) -> str:
+    """``repro/found/<impl>_<case id>.py`` (one case may show divergences of several impls)."""
+    return ("%s_%s.py" % (impl, case_id)).replace("-", "_")
 
 
 def write_reproducer(path: Path, case_path: Path, row, key) -> None:
