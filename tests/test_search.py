@@ -152,3 +152,14 @@ def test_found_groups_in_the_report(tmp_path, test_adapters):
     assert list(found["impl"]) == ["test-wrong-soft"] and list(found["worst output"]) == ["loss"]
     assert "--cases" in found["reproducer"].iloc[0]
     assert report.FOUND_BY_SEARCH in (tmp_path / "out" / "index.html").read_text()
+
+
+def test_a_crash_costs_a_restart_not_the_search(tmp_path, test_adapters, monkeypatch):
+    monkeypatch.setenv("CONFORMANCE_TEST_TRIGGER", "-soft-")  # test-segfault dies on every soft-label case
+    finder = search.Search(["test-segfault"], tmp_path / "run", ops=["softmax_with_cross_entropy"], seed=SEED,
+                           found_dir=tmp_path / "found", repro_dir=tmp_path / "repro")
+    state = finder.run(max_cases=16)
+    assert state["next"] == 16
+    crashes = [key for key in state["groups"] if key.startswith("test-segfault|softmax_with_cross_entropy|crash|")]
+    assert crashes and all("soft_label" in key for key in crashes), list(state["groups"])
+    assert "SIGSEGV" in (tmp_path / "run" / "found-0of1.csv").read_text()
