@@ -661,6 +661,11 @@ def verify(cases_dir: Path = DEFAULT_CASES_DIR) -> list:
         return [str(error)]
     problems = []
     listed = set()
+    # A sub-folder with a manifest of its own (cases/found/, written by ``conformance search``) is a
+    # corpus of its own: verified the same way, its files listed there.
+    for sub_manifest in sorted(cases_dir.glob("*/" + MANIFEST)):
+        problems += verify(sub_manifest.parent)
+        listed.update(p.resolve() for p in sub_manifest.parent.rglob("*.npz"))
     for entry in manifest["cases"]:
         path = cases_dir / entry["file"]
         listed.add(path.resolve())

@@ -24,6 +24,7 @@ from conformance import report_html as H
 from conformance.runner import STATUSES
 
 TOP_FINDINGS = 8  # sentences on the first screen; the differences table has them all
+FOUND_BY_SEARCH = "found by search"  # the differences table's marker of a group from `conformance search`
 
 
 def load_results(raw_dir) -> pd.DataFrame:
@@ -152,7 +153,26 @@ class ReportData:
 
     @cached_property
     def differences(self) -> pd.DataFrame:
-        return H.differences(self.frame, self.manifest, self.cases_dir, self.registry, impl_order=self.impl_order)
+        """The stored corpus's groups, then those of ``conformance search`` (``found-*.csv``), marked
+        in the column ``source``."""
+        table = H.differences(self.frame, self.manifest, self.cases_dir, self.registry, impl_order=self.impl_order)
+        found_rows, _ = _read_extra(self.raw_dir, "found")
+        if found_rows is None:
+            return table.assign(source="")
+        from conformance import corpus
+
+        # the search's found corpus: in the run folder when the search was told so (CI), else cases/found
+        found_dir = next((d for d in (self.raw_dir / "found", self.cases_dir / "found")
+                          if (d / corpus.MANIFEST).is_file()), self.cases_dir / "found")
+        try:
+            manifest = corpus.load_manifest(found_dir)
+        except corpus.CorpusError:
+            manifest = {}
+        found = H.differences(H.prepare(found_rows, manifest), manifest, found_dir, self.registry,
+                              impl_order=self.impl_order)
+        found["reproducer"] = found["reproducer"].str.replace(
+            "conformance run", "conformance run --cases %s" % found_dir.as_posix(), n=1, regex=False)
+        return pd.concat([table.assign(source=""), found.assign(source=FOUND_BY_SEARCH)], ignore_index=True)
 
     @cached_property
     def kind_counts(self) -> dict:

@@ -14,7 +14,8 @@ For every op, one :class:`OpInfo` says:
 * ``features``: the vocabulary of case features the corpus may emit for it (an adapter declares the
   ones it cannot express; see docs/ADAPTER_SPEC.md);
 * how a case becomes the oracle's keyword arguments (:meth:`OpInfo.reference_kwargs`);
-* the benchmark: which shape keys it reads and how to synthesise its inputs from a shape.
+* the benchmark: which shape keys it reads and how to synthesise its inputs from a shape;
+* the search (``conformance search``): its parameter space, :class:`SearchSpace`.
 
 :data:`OPS` (ordered: the order of every table) maps op names to their :class:`OpInfo`.  The corpus,
 the comparison, the benchmark, ``impls.caseio``, the runner and the adapters read it; per-op
@@ -70,7 +71,7 @@ class OpInfo:
     """Everything the suite knows about one op (see the module docstring)."""
 
     def __init__(self, name, label, params, inputs, features, accumulation_length, softmax_logits,
-                 bench_shape, synthesize, reference_kwargs=None, softmax_output=False):
+                 bench_shape, synthesize, reference_kwargs=None, softmax_output=False, search=None):
         self.name = name
         self.label = label
         self.params = tuple(params)
@@ -82,6 +83,7 @@ class OpInfo:
         self._synthesize = synthesize
         self._reference_kwargs = reference_kwargs
         self.softmax_output = softmax_output  # a ``softmax`` output when params["return_softmax"]
+        self.search = search  # its parameter space for ``conformance search`` (:class:`SearchSpace`)
 
     # -- declarations -------------------------------------------------------------------------
     @property
@@ -154,6 +156,35 @@ class OpInfo:
     def synthesize(self, rng, shape: dict, dtype: str) -> tuple:
         """``(params, inputs, features)`` of a benchmark case of ``shape`` (``bench_shape`` keys)."""
         return self._synthesize(rng, shape, dtype)
+
+
+class SearchSpace:
+    """The parameter space ``conformance search`` draws an op's cases from, as data.
+
+    A drawn case is a *recipe*: one value per dimension, passed as keyword arguments to the corpus
+    generator ``builder`` of ``conformance/corpus.py`` (``swce``, ``sswce``, ``ssl``), then changed by
+    the search's own mutations (special values, dtype limits, probabilities, label ends, an empty
+    batch), so a found case is made exactly as a stored one is.
+
+    * ``sizes``: name -> ``(low, high)`` integers, drawn log-uniformly, ends included often;
+    * ``choices``: name -> the values it takes, the *simplest first* (the shrinker's target);
+    * ``special_input``: the float input that gets ``specials`` (+-inf, NaN at any density, up to
+      whole rows and the whole array) and dtype ``limits``;
+    * ``probabilities``: the inputs that get expected counts near 0 and 1 (sampled ops);
+    * ``batch_inputs``: the inputs whose axis 0 is the batch (sliced to nothing for an empty batch);
+    * ``max_elements``: the memory bound of the largest input (classes are cut to fit).
+    """
+
+    SPECIALS = (None, "-inf", "inf", "nan")
+    DENSITIES = ("one", "some", "half", "row", "all")
+    LIMITS = (None, "max", "tiny")
+    PROBABILITIES = (None, "near0", "near1")
+
+    def __init__(self, builder, sizes, choices, special_input, batch_inputs, probabilities=(), label_ends=False,
+                 max_elements=200000):
+        self.builder, self.sizes, self.choices = builder, OrderedDict(sizes), OrderedDict(choices)
+        self.special_input, self.batch_inputs = special_input, tuple(batch_inputs)
+        self.probabilities, self.label_ends, self.max_elements = tuple(probabilities), label_ends, max_elements
 
 
 # --------------------------------------------------------------------------------------------
@@ -279,6 +310,14 @@ SOFTMAX_WITH_CROSS_ENTROPY = OpInfo(
     bench_shape=("batch", "classes"),
     synthesize=_swce_synthesize,
     softmax_output=True,
+    search=SearchSpace(
+        "swce", sizes=[("batch", (0, 16)), ("classes", (1, 100000))],
+        choices=[("rank", (2, 1, 3, 4)), ("axis_last", (True, False)), ("soft", (False, True)),
+                 ("unnormalized", (False, True)), ("ignore", (None, "single", "row", "all")),
+                 ("ignore_index", (-100, -1, 0)), ("return_softmax", (False, True)), ("stable", (True, False)),
+                 ("label_rank_minus_1", (False, True)),
+                 ("kind", ("normal", "equal", "offset", "pm1e4", "spread"))],
+        special_input="logits", batch_inputs=("logits", "label", "upstream"), label_ends=True),
 )
 
 
@@ -326,6 +365,14 @@ SAMPLED_SOFTMAX_WITH_CROSS_ENTROPY = OpInfo(
     softmax_logits=_sswce_logits,
     bench_shape=("batch", "classes", "samples", "num_true"),
     synthesize=_sswce_synthesize,
+    search=SearchSpace(
+        "sswce", sizes=[("batch", (0, 16)), ("num_classes", (2, 100000)), ("num_true", (1, 3)),
+                        ("num_samples", (1, 64))],
+        choices=[("negatives", ("per_row", "shared")), ("hits", ("none", "some", "all")),
+                 ("remove", (True, False)), ("duplicates", (False, True)),
+                 ("kind", ("normal", "equal", "offset", "pm1e4"))],
+        special_input="logits", probabilities=("customized_probabilities",),
+        batch_inputs=("logits", "label", "customized_samples", "customized_probabilities", "upstream")),
 )
 
 
@@ -417,6 +464,14 @@ SAMPLED_SOFTMAX_LOSS = OpInfo(
     bench_shape=("batch", "classes", "samples", "dim", "num_true"),
     synthesize=_ssl_synthesize,
     reference_kwargs=_ssl_kwargs,
+    search=SearchSpace(
+        "ssl", sizes=[("batch", (0, 16)), ("num_classes", (2, 100000)), ("dim", (1, 16)), ("num_true", (1, 3)),
+                      ("num_sampled", (1, 64)), ("shards", (0, 4))],
+        choices=[("strategy", ("mod", "div")), ("hits", ("none", "some", "all")), ("remove", (True, False)),
+                 ("duplicates", (False, True)), ("scale", (0.5, 4.0, 40.0)), ("sharded_biases", (False, True)),
+                 ("broadcast_true_count", (False, True))],
+        special_input="inputs", probabilities=("true_expected_count", "sampled_expected_count"),
+        batch_inputs=("labels", "inputs", "true_expected_count", "upstream")),
 )
 
 

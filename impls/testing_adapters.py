@@ -20,6 +20,8 @@ worker says it is ready.  On a chosen case:
   ``printf``, ``write(1)``, ``write(2)``), a flood of it on the chosen cases; its results are the
   reference's, so every case must pass;
 * ``test-unavailable``: ``load`` raises ``ImportError`` like a framework that is not installed;
+* ``test-wrong-soft``: the reference, except that its soft-label loss is 1% too large (every case
+  with ``soft_label``, no trigger): a deterministic wrong answer for ``conformance search`` to find;
 * ``test-spinner``: the reference, plus one busy thread per core that spins whenever the adapter is
   not computing, as an idle OpenMP pool spin-waits (``KMP_BLOCKTIME``, ``GOMP_SPINCOUNT``), here
   without end (a worst case): the benchmark's fair-share test times another impl beside it.
@@ -277,6 +279,18 @@ class Spinner(NumpyReference):
             self._computing.clear()
 
 
+class WrongSoftLabel(NumpyReference):
+    """The reference with a soft-label loss 1% too large (its gradients stay right)."""
+
+    name = "test-wrong-soft"
+
+    def compute(self, state, backward=True):
+        outputs = super().compute(state, backward)
+        if state[2].get("soft_label"):
+            outputs = dict(outputs, loss=outputs["loss"] * 1.01)
+        return outputs
+
+
 ADAPTERS = {cls.name: cls for cls in (Segfault, Abort, Exit, Hang, OutOfMemory, MemoryErrorRaised, Noisy,
-                                      NotInstalled, Spinner)}
+                                      NotInstalled, Spinner, WrongSoftLabel)}
 ADAPTER = Segfault

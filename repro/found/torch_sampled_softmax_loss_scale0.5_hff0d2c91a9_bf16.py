@@ -1,0 +1,27 @@
+"""Found by `conformance search`: torch|sampled_softmax_loss|fail|grad/biases|nonfinite(actual nan, expected finite)|accidental_hits+dtype_limits+remove_accidental_hits
+
+grad/biases: nan where 0.0 was expected at (16120,); grad/inputs: nan where 0.0 was expected at (7, 0); grad/weights: nan where 0.0 was expected at (16120, 0); loss: nan where 0.0 was expected at (7,)
+Runs torch alone (its adapter imports that one framework) on the stored inputs of
+cases/found/sampled_softmax_loss/sampled_softmax_loss-scale0.5-hff0d2c91a9-bf16.npz and asserts the divergence; exit status 0 means it still shows.
+"""
+import os
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+sys.path.insert(0, str(ROOT))
+
+from conformance.compare import compare  # noqa: E402  (no framework)
+from impls import get_adapter  # noqa: E402  (no framework until load)
+from impls.caseio import Case  # noqa: E402
+
+case = Case.read(ROOT / 'cases/found/sampled_softmax_loss/sampled_softmax_loss-scale0.5-hff0d2c91a9-bf16.npz')
+adapter = get_adapter('torch')
+adapter.load("cpu")
+outputs = adapter.run(case)
+status, errors, tolerance, message = compare(case, outputs)
+print(message)
+worst = max(errors, key=lambda e: (bool(e.problem), e.ratio))
+assert status == "fail" and worst.name == 'grad/biases', "no longer diverges: %s" % message
+
