@@ -34,10 +34,15 @@ class Deviation:
     features: list = field(default_factory=list)  # every one must be among the case's features
     varies_by_cpu: str = ""  # where it was and was not seen, when the CPU's instruction set decides
 
-    def matches(self, impl: str, device: str, entry: dict) -> bool:
-        return (impl == self.impl and device in self.devices and not entry.get("invalid")
+    def selects(self, impl: str, device: str, entry: dict) -> bool:
+        """Whether the entry's impl, devices, case patterns and features cover ``entry``."""
+        return (impl == self.impl and device in self.devices
                 and any(fnmatch.fnmatchcase(entry["id"], pattern) for pattern in self.cases)
                 and set(self.features) <= set(entry.get("features", ())))
+
+    def matches(self, impl: str, device: str, entry: dict) -> bool:
+        """Covers a valid case (a bad-input case is never a deviation's failure: see ``masking``)."""
+        return not entry.get("invalid") and self.selects(impl, device, entry)
 
 
 class Registry:
@@ -46,6 +51,13 @@ class Registry:
 
     def match(self, impl, device, entry):
         return next((d for d in self.entries if d.matches(impl, device, entry)), None)
+
+    def masking(self, impl, device, entry):
+        """The entry whose failure also hits this bad-input case (e.g. an op that fails for every
+        float64 input), so that the case's error cannot be read as the op rejecting the bad input."""
+        if not entry.get("invalid"):
+            return None
+        return next((d for d in self.entries if d.selects(impl, device, entry)), None)
 
 
 def load(path: Path = REGISTRY) -> Registry:

@@ -30,13 +30,15 @@ from conformance import corpus, deviations, legacy_env
 from conformance.compare import compare
 from impls import get_adapter, impl_names
 from impls.caseio import Case, read_npz
-from impls.support import why_unsupported
+from impls.support import why_not_applicable, why_unsupported
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CASE_TIMEOUT = 120.0  # seconds; a first TF/Paddle call on a big case can take a few
 STARTUP_TIMEOUT = 300.0  # importing a framework on a cold, 2-core machine
 STDERR_TAIL_LINES = 20
-STATUSES = ("pass", "fail", "error", "unsupported", "crash", "timeout", "xfail", "xpass")
+# ``inapplicable``: a bad-input case of an op the adapter composes (no framework contract to test), or a
+# case the adapter could not pass to the framework unchanged (``impls.base.NotNative``): not a verdict.
+STATUSES = ("pass", "fail", "error", "unsupported", "inapplicable", "crash", "timeout", "xfail", "xpass")
 
 COLUMNS = ["case", "op", "dtype", "impl", "impl_version", "device", "mode", "status", "message",
            "max_abs_err", "max_rel_err", "tol_ratio", "worst_output", "rtol", "tolerance", "errors",
@@ -280,6 +282,9 @@ def _evaluate_invalid(case, reply, out_file, impl, fields):
     The reference must raise and name the argument (its contract); a framework is only recorded.
     """
     invalid = case.meta["invalid"]
+    if reply.status == "inapplicable":
+        fields["behaviour"] = "not tested natively"
+        return fields
     if reply.status == "error":
         fields["behaviour"] = "raises"
         named = invalid["argument"] in reply.message
@@ -302,6 +307,76 @@ def _evaluate_invalid(case, reply, out_file, impl, fields):
     return fields
 
 
+CAPABILITY_COLUMNS = ["impl", "impl_version", "device", "op", "limit", "case", "outcome", "status", "message"]
+# What the framework did with a case its adapter declares it cannot run -> the row's status:
+# agreeing with the oracle contradicts the declaration (``fail``); anything else confirms a limit.
+CAPABILITY_STATUS = {"agrees with the oracle": "fail", "wrong answer": "limit", "raises": "limit",
+                     "adapter cannot express it": "adapter limit", "crash": "limit", "timeout": "limit"}
+
+
+def capabilities_path(out_dir: Path, impl: str, device: str) -> Path:
+    return Path(out_dir) / ("capabilities-%s-%s.csv" % (impl, device))
+
+
+def declared_limits(adapter, manifest) -> list:
+    """``(op, limit, entry)`` for each dtype and feature the adapter declares it cannot run, with the
+    smallest valid corpus case that needs exactly that one thing (``entry`` None when there is none)."""
+    from impls import dtypes as all_dtypes  # noqa: PLC0415
+    from impls.ops import OPS  # noqa: PLC0415
+
+    def size(entry):  # the base cases first, then the shortest id: small, plain cases
+        return ("-base-" not in entry["id"], len(entry["features"]), len(entry["id"]), entry["id"])
+
+    valid = [e for e in manifest["cases"] if not e.get("invalid")]
+    limits = []
+    for op in OPS:
+        support = adapter.ops.get(op)
+        if support is None:
+            continue  # no op at all: nothing is declared about it
+        for dtype in all_dtypes.NAMES:
+            if dtype not in support.dtypes:
+                found = [e for e in valid if e["op"] == op and e["dtype"] == dtype
+                         and not support.unsupported_features.intersection(e["features"])]
+                limits.append((op, "dtype " + dtype, min(found, key=size) if found else None))
+        for feature in sorted(support.unsupported_features):
+            others = support.unsupported_features - {feature}
+            found = [e for e in valid if e["op"] == op and e["dtype"] in support.dtypes
+                     and feature in e["features"] and not others.intersection(e["features"])]
+            limits.append((op, "feature " + feature, min(found, key=size) if found else None))
+    return limits
+
+
+def check_declared_limits(worker, adapter, manifest, cases_dir, scratch, timeout=DEFAULT_CASE_TIMEOUT) -> list:
+    """Run each declared limit's case anyway (``force``) and record what the framework does with it."""
+    rows = []
+    for op, limit, entry in declared_limits(adapter, manifest):
+        row = {"impl": adapter.name, "impl_version": (worker.info or {}).get("version", ""), "device": worker.device,
+               "op": op, "limit": limit, "case": entry["id"] if entry else ""}
+        if entry is None:
+            rows.append(dict(row, outcome="no case to try", status="unchecked",
+                             message="the corpus has no case that needs exactly this"))
+            continue
+        case_file = Path(cases_dir) / entry["file"]
+        out_file = Path(scratch) / ("limit-" + entry["id"] + ".npz")
+        reply = worker.send({"case_file": str(case_file), "out_file": str(out_file), "repeat": 1, "force": True},
+                            timeout)
+        row.update(impl_version=(worker.info or {}).get("version", ""), message=reply.message)
+        if reply.status == "ok":
+            status, _, _, message = compare(Case.read(case_file), read_npz(out_file)[0])
+            outcome = "agrees with the oracle" if status == "pass" else "wrong answer"
+            row["message"] = message
+        else:
+            outcome = {"error": "raises", "unsupported": "adapter cannot express it",
+                       "inapplicable": "adapter cannot express it"}.get(reply.status, reply.status)
+        row.update(outcome=outcome, status=CAPABILITY_STATUS.get(outcome, "limit"))
+        if outcome == "agrees with the oracle":
+            row["message"] = "declared unsupported, yet it ran and agrees with the oracle: the declaration is wrong"
+        if out_file.exists():
+            out_file.unlink()
+        rows.append(row)
+    return rows
+
+
 def execute_case(worker, adapter, entry, cases_dir, outputs_dir, registry, repeat=2,
                  timeout=DEFAULT_CASE_TIMEOUT, keep_outputs=False) -> dict:
     """Run one manifest entry on a worker and return its complete result row.
@@ -312,8 +387,11 @@ def execute_case(worker, adapter, entry, cases_dir, outputs_dir, registry, repea
     device = worker.device
     row = _row(entry, adapter, worker.info, device)
     reason = why_unsupported(adapter, device, entry)
+    composed = why_not_applicable(adapter, entry)
     if reason:
         row.update(status="unsupported", message=reason)
+    elif composed:
+        row.update(status="inapplicable", message=composed, behaviour="not applicable (composed op)")
     else:
         case_file = Path(cases_dir) / entry["file"]
         out_file = Path(outputs_dir) / (entry["id"] + ".npz")
@@ -329,6 +407,12 @@ def execute_case(worker, adapter, entry, cases_dir, outputs_dir, registry, repea
     if deviation:
         row["deviation"] = deviation.key
         row["status"] = deviations.apply(row["status"])
+    masking = registry.masking(adapter.name, device, entry)
+    if masking and row.get("behaviour") == "raises":
+        # The op fails on this dtype or option whatever the input (a known deviation): its error says
+        # nothing about how it treats the bad input, so the row is not a "raises".
+        row.update(deviation=masking.key, status="xfail", behaviour="masked by a known deviation",
+                   message="masked by %s: %s" % (masking.key, row.get("message", "")))
     return row
 
 
@@ -372,6 +456,12 @@ def run_impl(impl, device, cases_dir, out_dir, *, python=None, resume=False, rep
                 writer.writerow(execute_case(worker, adapter, entry, cases_dir, outputs_dir, registry,
                                              repeat=repeat, timeout=timeout, keep_outputs=keep_outputs))
                 handle.flush()
+        if select is None:  # a whole run, once: are the declared limits real?
+            limits = check_declared_limits(worker, adapter, manifest, cases_dir, scratch, timeout)
+            with open(capabilities_path(out_dir, impl, device), "w", newline="", encoding="utf-8") as handle:
+                writer = csv.DictWriter(handle, fieldnames=CAPABILITY_COLUMNS, extrasaction="ignore")
+                writer.writeheader()
+                writer.writerows(limits)
     finally:
         worker.stop()
         shutil.rmtree(scratch, ignore_errors=True)

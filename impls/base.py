@@ -42,6 +42,16 @@ class Unsupported(Exception):
     """Raised by ``run`` when a case turns out to be inexpressible in the framework."""
 
 
+class NotNative(Exception):
+    """Raised by ``prepare`` when the adapter, not the framework, would decide a case's outcome.
+
+    An adapter never validates, casts, clips or reshapes an input in a way that hides what the
+    framework would do with it; where it must (a guard that keeps a framework from corrupting the
+    worker's memory, an API translation that cannot pass a malformed input through unchanged), it
+    raises this instead, and the row is recorded as ``inapplicable``: not tested natively.
+    """
+
+
 class OpSupport:
     """How an impl handles one op."""
 

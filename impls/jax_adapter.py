@@ -118,7 +118,7 @@ class JaxAdapter(Adapter):
 
     def _softmax_with_cross_entropy(self, params, a):
         jnp, optax = self.jnp, self.optax
-        logits, axis = a["logits"], params["axis"] % a["logits"].ndim
+        logits, axis = a["logits"], params["axis"]  # an axis out of range is for JAX to reject
         if params["soft_label"]:
             loss = optax.softmax_cross_entropy(logits, a["label"], axis=axis)
         else:

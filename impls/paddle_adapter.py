@@ -69,6 +69,11 @@ class PaddleAdapter(Adapter):
     def _int(self, array):
         return self.paddle.to_tensor(np.asarray(array, dtype=np.int64))
 
+    def _label(self, array, dtype):
+        """A label as stored: integers as int64, floats in the case dtype.  A float hard label is
+        not cast to integers: Paddle sees it and decides (a bad-input case)."""
+        return self._float(array, dtype) if array.dtype.kind == "f" else self._int(array)
+
     @staticmethod
     def _numpy(tensor):
         # NumPy has no bfloat16: widen it (the comparison casts to float64 anyway).
@@ -108,9 +113,9 @@ class PaddleAdapter(Adapter):
             self.paddle.device.synchronize()
 
     def _prepare_softmax_with_cross_entropy(self, case) -> dict:
-        p, x = case.params, case.inputs
+        x = case.inputs
         return {"logits": self._float(x["logits"], case.dtype, grad=True),
-                "label": (self._float(x["label"], case.dtype) if p["soft_label"] else self._int(x["label"])),
+                "label": self._label(x["label"], case.dtype),
                 "upstream": self._float(case.upstream, case.dtype)}
 
     def _softmax_with_cross_entropy(self, p, t, backward) -> dict:

@@ -21,7 +21,7 @@ import json
 
 import numpy as np
 
-from impls.base import Adapter, OpSupport, Unsupported
+from impls.base import Adapter, NotNative, OpSupport, Unsupported
 
 # Paddle 1.8's CPU kernels of softmax_with_cross_entropy and sample_logits are registered for
 # float and double only (float16 exists on CUDA only, bfloat16 not at all).  float64 is declared
@@ -125,13 +125,14 @@ class PaddleLegacyAdapter(Adapter):
             sync(self.place)
 
     def _refuse_out_of_bounds_grad(self, case):
-        """Raise before Paddle 1.8.5 writes outside its gradient buffer.
+        """Refuse (not tested natively) before Paddle 1.8.5 writes outside its gradient buffer.
 
         Its CPU ``softmax_with_cross_entropy_grad`` ignores ``ignore_index`` and subtracts the
         upstream at flat offset ``i*d + label*remain + j`` for every label, ignored ones included.
         An out-of-range label (e.g. -100) then lands in another row's gradient (that wrong answer
         is returned as is) or outside the buffer, corrupting the worker's heap: only the latter
-        is refused, so that later cases in this process stay trustworthy.
+        is refused, so that later cases in this process stay trustworthy.  The refusal is the
+        adapter's, not Paddle's, so the row says "not tested natively", never "raises".
         """
         if self.device != "cpu":
             return
@@ -143,7 +144,7 @@ class PaddleLegacyAdapter(Adapter):
         offsets = (np.arange(rows)[:, None] * width + label * remain + np.arange(remain)[None, :])
         outside = (offsets < 0) | (offsets >= rows * width)
         if outside.any():
-            raise RuntimeError(
+            raise NotNative(
                 "paddle %s CPU softmax_with_cross_entropy_grad does not skip ignore_index: label %d "
                 "would be written at flat offset %d of a %d-element gradient (out of bounds); "
                 "not run" % (self.version, label[outside][0], offsets[outside][0], rows * width))

@@ -19,8 +19,9 @@ class TorchAdapter(Adapter):
     ops = {
         "softmax_with_cross_entropy": OpSupport(
             "native",
-            note="F.cross_entropy(reduction='none', ignore_index=...) on logits moved to [M, C] "
-            "(class-index targets for hard labels, probability targets for soft labels); "
+            note="F.cross_entropy(reduction='none', ignore_index=...) on logits with the class axis moved to dim 1 "
+            "([N, C, d1, ...], torch's own form; class-index targets with the size-1 class axis squeezed for "
+            "hard labels, probability targets for soft labels); "
             "F.softmax for return_softmax; numeric_stable_mode has no counterpart (always stable)",
         ),
         "sampled_softmax_with_cross_entropy": OpSupport(
@@ -100,19 +101,20 @@ class TorchAdapter(Adapter):
 
     def _softmax_with_cross_entropy(self, params, t):
         F = self.torch.nn.functional
-        logits = t["logits"]
-        axis = params["axis"] % logits.dim()
-        # cross_entropy takes [M, C]: move the class axis last and flatten the rest.  The label (and the
-        # loss) has size 1 on ``axis``, so its flat order already matches the rows of that matrix.
-        rows = logits.movedim(axis, -1).reshape(-1, logits.shape[axis])
+        logits, label, axis = t["logits"], t["label"], params["axis"]
+        # cross_entropy's own form: classes on dim 1 ([N, C, d1, ...]), hard targets [N, d1, ...] and soft
+        # targets of the input's shape.  Only the class axis is moved (torch itself rejects an axis out
+        # of range) and only a size-1 class axis is squeezed from a hard label: a label of the wrong
+        # rank, batch or dtype reaches torch as it is.
+        rows = logits.movedim(axis, 1) if logits.dim() > 1 else logits
         if params["soft_label"]:
             # Probability targets; ignore_index applies to class indices only (in Paddle too).
-            loss = F.cross_entropy(rows, t["label"].movedim(axis, -1).reshape(rows.shape), reduction="none")
+            target = label.movedim(axis, 1) if label.dim() > 1 else label
+            loss = F.cross_entropy(rows, target, reduction="none")
         else:
-            loss = F.cross_entropy(
-                rows, t["label"].reshape(-1), reduction="none", ignore_index=params["ignore_index"]
-            )
-        loss = loss.reshape(logits.shape[:axis] + (1,) + logits.shape[axis + 1:])
+            target = label.squeeze(axis) if label.dim() == logits.dim() else label
+            loss = F.cross_entropy(rows, target, reduction="none", ignore_index=params["ignore_index"])
+        loss = loss.unsqueeze(axis if axis >= 0 else axis + logits.dim())
         outputs = {}
         if params["return_softmax"]:
             outputs["softmax"] = F.softmax(logits.detach(), dim=axis)
