@@ -59,7 +59,7 @@ def test_declared_limits_pick_one_small_case_each():
     assert "label_rank_minus_1" in feature["features"] and feature["dtype"] in ("float32", "float64")
     assert not any(e and e.get("invalid") for e in limits.values())
     assert ("sampled_softmax_loss", "dtype bfloat16") in limits
-    assert all(op != "sampled_softmax_loss" for op, _ in runner.declared_limits(get_adapter("paddle-legacy"),
+    assert all(op != "sampled_softmax_loss" for op, _, _ in runner.declared_limits(get_adapter("paddle-legacy"),
                                                                                  MANIFEST))  # no op: nothing declared
 
 
