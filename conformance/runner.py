@@ -260,11 +260,16 @@ def evaluate(case: Case, reply: Reply, out_file: Path, impl: str = "") -> dict:
     fields["seconds"] = reply.data.get("seconds")
     fields["deterministic"] = reply.data.get("deterministic")
     outputs, _ = read_npz(out_file)
+    undeclared = declared_missing(impl, case, outputs)
+    if undeclared:  # a declared limit (checked once per run, see check_declared_limits), not a failure
+        case.golden = {k: v for k, v in case.golden.items() if k not in undeclared}
     status, errors, tol, message = compare(case, outputs)
     # The summary columns are over the outputs the impl returned (a missing one fails the case and
     # has its record in ``errors``); ``errors`` is compare.py's per-output records, as JSON.
     returned = [e for e in errors if e.problem != "missing"]
     worst = max(returned, key=lambda e: e.ratio) if returned else None
+    if undeclared and not message:
+        message = "not compared (the framework gives no such gradient, as declared): %s" % ", ".join(undeclared)
     fields.update(status=status, message=message, rtol=tol.rtol, tolerance=tol.reason,
                   max_abs_err=max((e.max_abs for e in returned), default=0.0),
                   max_rel_err=max((e.max_rel for e in returned), default=0.0),
@@ -274,6 +279,16 @@ def evaluate(case: Case, reply: Reply, out_file: Path, impl: str = "") -> dict:
 
 
 REFERENCE_IMPLS = ("numpy", "cupy")
+
+
+def declared_missing(impl, case, outputs) -> list:
+    """Golden gradients the impl did not return and its adapter declares the framework cannot give
+    (``OpSupport.no_gradient``)."""
+    if not impl:
+        return []
+    support = get_adapter(impl).ops.get(case.op)
+    missing = [name for name in case.golden if name not in outputs and name.startswith("grad/")]
+    return sorted(name for name in missing if support and name.split("/")[1] in support.no_gradient)
 
 
 def _evaluate_invalid(case, reply, out_file, impl, fields):
@@ -310,7 +325,7 @@ def _evaluate_invalid(case, reply, out_file, impl, fields):
 CAPABILITY_COLUMNS = ["impl", "impl_version", "device", "op", "limit", "case", "outcome", "status", "message"]
 # What the framework did with a case its adapter declares it cannot run -> the row's status:
 # agreeing with the oracle contradicts the declaration (``fail``); anything else confirms a limit.
-CAPABILITY_STATUS = {"agrees with the oracle": "fail", "wrong answer": "limit", "raises": "limit",
+CAPABILITY_STATUS = {"agrees with the oracle": "fail", "wrong answer": "limit", "raises": "limit", "no gradient": "limit",
                      "adapter cannot express it": "adapter limit", "crash": "limit", "timeout": "limit"}
 
 
@@ -318,9 +333,10 @@ def capabilities_path(out_dir: Path, impl: str, device: str) -> Path:
     return Path(out_dir) / ("capabilities-%s-%s.csv" % (impl, device))
 
 
-def declared_limits(adapter, manifest) -> list:
-    """``(op, limit, entry)`` for each dtype and feature the adapter declares it cannot run, with the
-    smallest valid corpus case that needs exactly that one thing (``entry`` None when there is none)."""
+def declared_limits(adapter, manifest, cases_dir=corpus.DEFAULT_CASES_DIR) -> list:
+    """``(op, limit, entry)`` for each dtype, feature and gradient the adapter declares the framework
+    cannot do, with the smallest valid corpus case that needs exactly that one thing (``entry`` None
+    when there is none)."""
     from impls import dtypes as all_dtypes  # noqa: PLC0415
     from impls.ops import OPS  # noqa: PLC0415
 
@@ -338,6 +354,12 @@ def declared_limits(adapter, manifest) -> list:
                 found = [e for e in valid if e["op"] == op and e["dtype"] == dtype
                          and not support.unsupported_features.intersection(e["features"])]
                 limits.append((op, "dtype " + dtype, min(found, key=size) if found else None))
+        for name in sorted(support.no_gradient):
+            found = sorted((e for e in valid if e["op"] == op and e["dtype"] in support.dtypes
+                            and not support.unsupported_features.intersection(e["features"])), key=size)
+            # The first (smallest) case whose golden outputs have that gradient.
+            limits.append((op, "gradient " + name, next(
+                (e for e in found if "grad/" + name in Case.read(Path(cases_dir) / e["file"]).meta["outputs"]), None)))
         for feature in sorted(support.unsupported_features):
             others = support.unsupported_features - {feature}
             found = [e for e in valid if e["op"] == op and e["dtype"] in support.dtypes
@@ -349,7 +371,7 @@ def declared_limits(adapter, manifest) -> list:
 def check_declared_limits(worker, adapter, manifest, cases_dir, scratch, timeout=DEFAULT_CASE_TIMEOUT) -> list:
     """Run each declared limit's case anyway (``force``) and record what the framework does with it."""
     rows = []
-    for op, limit, entry in declared_limits(adapter, manifest):
+    for op, limit, entry in declared_limits(adapter, manifest, cases_dir):
         row = {"impl": adapter.name, "impl_version": (worker.info or {}).get("version", ""), "device": worker.device,
                "op": op, "limit": limit, "case": entry["id"] if entry else ""}
         if entry is None:
@@ -362,8 +384,14 @@ def check_declared_limits(worker, adapter, manifest, cases_dir, scratch, timeout
                             timeout)
         row.update(impl_version=(worker.info or {}).get("version", ""), message=reply.message)
         if reply.status == "ok":
-            status, _, _, message = compare(Case.read(case_file), read_npz(out_file)[0])
+            case, outputs = Case.read(case_file), read_npz(out_file)[0]
+            if limit.startswith("gradient "):  # the gradient alone: is it given, and right?
+                name = "grad/" + limit.split(" ", 1)[1]
+                case.golden = {name: case.golden[name]}
+            status, _, _, message = compare(case, outputs)
             outcome = "agrees with the oracle" if status == "pass" else "wrong answer"
+            if limit.startswith("gradient ") and name not in outputs:
+                outcome, message = "no gradient", "%s gave no %s" % (adapter.name, name)
             row["message"] = message
         else:
             outcome = {"error": "raises", "unsupported": "adapter cannot express it",

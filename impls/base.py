@@ -7,7 +7,8 @@ An adapter module defines a subclass of :class:`Adapter` named ``ADAPTER`` with:
 * ``ops``: for each op of :data:`impls.ops.OPS` it can run, an :class:`OpSupport` saying whether the
   framework computes the op natively or the adapter composes it, which dtypes (of
   :data:`impls.dtypes.NAMES`), and which case features (of the op's ``features`` in
-  ``impls/ops.py``) it cannot express.  :func:`impls.support.why_unsupported` reads these
+  ``impls/ops.py``) it cannot express, and which differentiable inputs the framework gives no
+  gradient for (``no_gradient``).  :func:`impls.support.why_unsupported` reads these
   declarations; it is the one place that decides whether a case runs;
 * ``load(device)``: import the framework (only here, never at module import, so the core can read
   the declarations without importing a framework) and return its version string;
@@ -55,7 +56,7 @@ class NotNative(Exception):
 class OpSupport:
     """How an impl handles one op."""
 
-    def __init__(self, mode: str, dtypes=_dtypes.NAMES, unsupported_features=(), note: str = ""):
+    def __init__(self, mode: str, dtypes=_dtypes.NAMES, unsupported_features=(), note: str = "", no_gradient=()):
         if mode not in ("native", "composed"):
             raise ValueError("mode: expected 'native' or 'composed', got %r" % (mode,))
         for name in dtypes:
@@ -63,6 +64,9 @@ class OpSupport:
         self.mode = mode
         self.dtypes: FrozenSet[str] = frozenset(dtypes)
         self.unsupported_features: FrozenSet[str] = frozenset(unsupported_features)
+        # Differentiable inputs (of the op's registry entry) whose gradient the framework does not give:
+        # a declared limit, so a missing ``grad/<input>`` is not compared (and is tried once per run).
+        self.no_gradient: FrozenSet[str] = frozenset(no_gradient)
         self.note = note
 
     def as_dict(self) -> dict:
@@ -70,6 +74,7 @@ class OpSupport:
             "mode": self.mode,
             "dtypes": sorted(self.dtypes),
             "unsupported_features": sorted(self.unsupported_features),
+            "no_gradient": sorted(self.no_gradient),
             "note": self.note,
         }
 

@@ -99,7 +99,7 @@ class JaxAdapter(Adapter):
         loss_of = {"softmax_with_cross_entropy": self._softmax_with_cross_entropy,
                    "sampled_softmax_with_cross_entropy": self._sampled_softmax_with_cross_entropy,
                    "sampled_softmax_loss": self._sampled_softmax_loss}[op]
-        leaves = [n for n in names if n.split("/")[0] in OPS[op].differentiable]
+        leaves = [n for n in names if n.split("/")[0] in OPS[op].differentiable_in(params)]
 
         def program(arrays):
             def loss(*differentiable):

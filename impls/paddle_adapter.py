@@ -28,9 +28,10 @@ class PaddleAdapter(Adapter):
     devices = ("cpu", "gpu")
     ops = {
         "softmax_with_cross_entropy": OpSupport(
-            "native", _DTYPES, unsupported_features=("label_rank_minus_1",),
+            "native", _DTYPES, unsupported_features=("label_rank_minus_1",), no_gradient=("label",),
             note="paddle.nn.functional.softmax_with_cross_entropy; label_rank_minus_1: the op requires a label "
-                 "of the logits' rank (3.3.1 raises 'Op is invalid' for [N] with [N, C])"),
+                 "of the logits' rank (3.3.1 raises 'Op is invalid' for [N] with [N, C]); no_gradient label: "
+                 "paddle.grad returns None for a soft label (its backward has a logits gradient only)"),
         "sampled_softmax_with_cross_entropy": OpSupport(
             "composed", _DTYPES,
             note="no sample_logits op after Paddle 1.8: take_along_axis, -log q, mask hits, logsumexp"),
@@ -69,10 +70,11 @@ class PaddleAdapter(Adapter):
     def _int(self, array):
         return self.paddle.to_tensor(np.asarray(array, dtype=np.int64))
 
-    def _label(self, array, dtype):
+    def _label(self, array, dtype, grad=False):
         """A label as stored: integers as int64, floats in the case dtype.  A float hard label is
-        not cast to integers: Paddle sees it and decides (a bad-input case)."""
-        return self._float(array, dtype) if array.dtype.kind == "f" else self._int(array)
+        not cast to integers: Paddle sees it and decides (a bad-input case).  ``grad``: a soft label,
+        whose gradient is asked of Paddle."""
+        return self._float(array, dtype, grad=grad) if array.dtype.kind == "f" else self._int(array)
 
     @staticmethod
     def _numpy(tensor):
@@ -115,7 +117,7 @@ class PaddleAdapter(Adapter):
     def _prepare_softmax_with_cross_entropy(self, case) -> dict:
         x = case.inputs
         return {"logits": self._float(x["logits"], case.dtype, grad=True),
-                "label": self._label(x["label"], case.dtype),
+                "label": self._label(x["label"], case.dtype, grad=case.params["soft_label"]),
                 "upstream": self._float(case.upstream, case.dtype)}
 
     def _softmax_with_cross_entropy(self, p, t, backward) -> dict:
@@ -127,7 +129,13 @@ class PaddleAdapter(Adapter):
             axis=p["axis"])
         loss, softmax = out if p["return_softmax"] else (out, None)
         result = {"loss": loss}
-        if backward:
+        if backward and p["soft_label"]:
+            # Paddle's answer for the label as it is: None (no gradient) is left out, not made zero.
+            grads = self.paddle.grad([(loss * t["upstream"]).sum()], [logits, label], allow_unused=True)
+            result["grad/logits"] = grads[0]
+            if grads[1] is not None:
+                result["grad/label"] = grads[1]
+        elif backward:
             (result["grad/logits"],) = self._grads(loss, t["upstream"], [logits])
         if softmax is not None:
             result["softmax"] = softmax

@@ -62,7 +62,7 @@ class PaddleLegacyAdapter(Adapter):
 
     def __init__(self):
         super().__init__()
-        self._programs = {}  # (signature, backward) -> (program, fetch names, scope)
+        self._programs = {}  # (signature, backward) -> (program, {output name: variable fetched}, scope)
 
     def load(self, device: str) -> str:
         import paddle  # noqa: PLC0415 - frameworks are imported in load() only
@@ -106,13 +106,12 @@ class PaddleLegacyAdapter(Adapter):
             key = (signature, bool(backward))
             if key not in self._programs:
                 self._programs[key] = self._build(case, feed, backward=bool(backward))
-            program, fetch_names, scope = self._programs[key]
-            values = self.executor.run(program, feed=tensors, fetch_list=fetch_names, scope=scope,
+            program, fetch, scope = self._programs[key]
+            values = self.executor.run(program, feed=tensors, fetch_list=list(fetch.values()), scope=scope,
                                        return_numpy=False, use_program_cache=True)
         except self.fluid.core.EnforceNotMet as error:
             raise EnforceNotMet(error) from error
-        names = ("loss", "grad/logits", "softmax") if backward else ("loss", "softmax")
-        return dict(zip(names, values))
+        return dict(zip(fetch, values))
 
     def to_numpy(self, outputs) -> dict:
         return {name: np.array(value) for name, value in outputs.items()}
@@ -164,6 +163,9 @@ class PaddleLegacyAdapter(Adapter):
             logits = data["logits"]
             logits.stop_gradient = False  # so append_backward produces logits@GRAD
             p = case.params
+            soft = case.op == "softmax_with_cross_entropy" and p["soft_label"]
+            if soft:
+                data["label"].stop_gradient = False  # asked of Paddle: does its backward reach the label?
             softmax = None
             if case.op == "softmax_with_cross_entropy":
                 out = fluid.layers.softmax_with_cross_entropy(
@@ -182,8 +184,14 @@ class PaddleLegacyAdapter(Adapter):
             if backward:
                 total = fluid.layers.reduce_sum(loss * data["upstream"])
                 fluid.backward.append_backward(total)
-        fetch = ([loss.name] + ([logits.name + "@GRAD"] if backward else [])
-                 + ([softmax.name] if softmax is not None else []))
+        fetch = {"loss": loss.name}  # output name -> variable fetched
+        if backward:
+            fetch["grad/logits"] = logits.name + "@GRAD"
+            label_grad = data["label"].name + "@GRAD"
+            if soft and program.global_block().has_var(label_grad):  # else Paddle has no label gradient
+                fetch["grad/label"] = label_grad
+        if softmax is not None:
+            fetch["softmax"] = softmax.name
         # No parameters, so the startup program is empty; each program gets its own scope.
         return program, fetch, fluid.Scope()
 

@@ -217,6 +217,7 @@ def _softmax_with_cross_entropy(logits, label, upstream, *, rank, axis, soft_lab
     with tf.GradientTape() as tape:
         tape.watch(logits)
         if soft_label:
+            tape.watch(label)  # TF differentiates a soft label too
             loss = tf.nn.softmax_cross_entropy_with_logits(labels=label, logits=logits, axis=axis)
         else:
             if label_has_axis:  # else a rank R-1 label, already the sparse kernel's form
@@ -240,7 +241,11 @@ def _softmax_with_cross_entropy(logits, label, upstream, *, rank, axis, soft_lab
             target = tf.reduce_sum(loss * upstream)
     out = {"loss": loss}
     if backward:
-        out["grad/logits"] = tape.gradient(target, logits)
+        sources = [logits, label] if soft_label else [logits]
+        grads = tape.gradient(target, sources)
+        out["grad/logits"] = grads[0]
+        if soft_label and grads[1] is not None:  # None: TF does not differentiate it (not invented here)
+            out["grad/label"] = grads[1]
     if return_softmax:
         out["softmax"] = tf.nn.softmax(logits, axis=axis)
     return out
@@ -316,7 +321,7 @@ class TensorflowXlaAdapter(TensorflowAdapter):
 
     name = "tensorflow-xla"
     jit_compile = True
-    ops = {op: OpSupport(support.mode, support.dtypes, support.unsupported_features,
+    ops = {op: OpSupport(support.mode, support.dtypes, support.unsupported_features, no_gradient=support.no_gradient,
                          note=support.note + "; whole step under tf.function(jit_compile=True)")
            for op, support in TensorflowAdapter.ops.items()}
 

@@ -56,7 +56,7 @@ class TorchAdapter(Adapter):
         dtype = getattr(torch, case.dtype)
         # The op's differentiable inputs are autograd leaves; the gradient of input ``x`` is returned
         # as ``grad/x`` (shard ``weights/i`` gives ``grad/weights/i``, the flat name the spec asks for).
-        leaves = OPS[case.op].differentiable
+        leaves = OPS[case.op].differentiable_in(case.params)  # a soft label too: torch differentiates it
         tensors = {}
         for name, array in case.inputs.items():
             is_float = np.issubdtype(array.dtype, np.floating)

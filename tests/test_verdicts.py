@@ -82,3 +82,17 @@ def test_a_declaration_the_framework_contradicts_fails(tmp_path):
         assert (row["outcome"], row["status"]) == ("agrees with the oracle", "fail"), row
     table = report_html.declared_limits_table(pd.DataFrame(rows), ["numpy/cpu"])
     assert set(table["finding"]) == {"declaration contradicted"}
+
+
+def test_a_declared_missing_gradient_is_tried_on_a_case_that_has_it():
+    limits = {(op, limit): entry for op, limit, entry in runner.declared_limits(get_adapter("paddle"), MANIFEST)}
+    entry = limits[("softmax_with_cross_entropy", "gradient label")]
+    assert "soft_label" in entry["features"]
+
+
+def test_soft_label_gradient_is_a_golden_output_of_soft_cases_only():
+    from impls.caseio import Case
+
+    soft = Case.read(CASES / ENTRIES["softmax_with_cross_entropy-base-soft-f64"]["file"])
+    hard = Case.read(CASES / ENTRIES["softmax_with_cross_entropy-base-hard-f64"]["file"])
+    assert "grad/label" in soft.golden and "grad/label" not in hard.golden
