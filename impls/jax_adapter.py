@@ -122,7 +122,9 @@ class JaxAdapter(Adapter):
         if params["soft_label"]:
             loss = optax.softmax_cross_entropy(logits, a["label"], axis=axis)
         else:
-            label = jnp.squeeze(a["label"], axis)
+            label = a["label"]
+            if label.ndim == logits.ndim:  # the size-1 class axis; a rank R-1 label is optax's own form
+                label = jnp.squeeze(label, axis)
             loss = optax.softmax_cross_entropy_with_integer_labels(
                 logits, label, axis=axis, where=label != params["ignore_index"])
         return jnp.expand_dims(loss, axis)

@@ -50,9 +50,10 @@ class PaddleLegacyAdapter(Adapter):
     devices = ("cpu", "gpu")
     ops = {
         "softmax_with_cross_entropy": OpSupport(
-            "native", _DTYPES, unsupported_features=("label_rank_minus_1",),
+            "native", _DTYPES, unsupported_features=("label_rank_minus_1",), no_gradient=("label",),
             note="fluid.layers.softmax_with_cross_entropy (static graph); label_rank_minus_1: 1.8.5 requires "
-                 "size 1 on axis ('the axis dimension of Input(Label) should be 1')"),
+                 "size 1 on axis ('the axis dimension of Input(Label) should be 1'); no_gradient label: "
+                 "append_backward makes no label@GRAD for a soft label"),
         "sampled_softmax_with_cross_entropy": OpSupport(
             "native", _DTYPES,
             note="fluid.layers.sampled_softmax_with_cross_entropy(use_customized_samples=True); "
