@@ -198,6 +198,8 @@ class PaddleAdapter(Adapter):
 
     def _prepare_sampled_softmax_loss(self, case) -> dict:
         x = case.inputs
+        if "biases" not in x:  # biases as a list of shards (feature sharded_biases)
+            raise Unsupported("paddle has no lookup over a list of bias shards")
         return {"shards": [self._float(w, case.dtype, grad=True) for w in case.weight_shards],
                 "biases": self._float(x["biases"], case.dtype, grad=True),
                 "inputs": self._float(x["inputs"], case.dtype, grad=True),                 # [B, D]

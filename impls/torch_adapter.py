@@ -133,6 +133,8 @@ class TorchAdapter(Adapter):
 
     def _sampled_softmax_loss(self, params, t):
         torch = self.torch
+        if "biases" not in t:  # biases as a list of shards (feature sharded_biases)
+            raise Unsupported("torch has no lookup over a list of bias shards")
         labels, sampled, inputs = t["labels"], t["sampled_candidates"], t["inputs"]
         batch, num_true = labels.shape
         ids = torch.cat([labels.reshape(-1), sampled])
