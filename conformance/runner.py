@@ -435,7 +435,7 @@ def execute_case(worker, adapter, entry, cases_dir, outputs_dir, registry, repea
     if deviation:
         row["deviation"] = deviation.key
         row["status"] = deviations.apply(row["status"])
-    masking = registry.masking(adapter.name, device, entry)
+    masking = registry.masking(adapter.name, device, entry, row.get("message", ""))
     if masking and row.get("behaviour") == "raises":
         # The op fails on this dtype or option whatever the input (a known deviation): its error says
         # nothing about how it treats the bad input, so the row is not a "raises".

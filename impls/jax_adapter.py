@@ -19,7 +19,7 @@ import os
 
 import numpy as np
 
-from impls.base import Adapter, OpSupport
+from impls.base import Adapter, OpSupport, Unsupported
 from impls.ops import OPS
 
 
@@ -40,8 +40,8 @@ class JaxAdapter(Adapter):
                  "(accidental hits left out)",
         ),
         "sampled_softmax_loss": OpSupport(
-            "composed",
-            note="jnp.take of the label and sampled rows per weight shard (tf.nn.embedding_lookup 'mod'/'div' "
+            "composed", unsupported_features=("sharded_biases",),
+            note="sharded_biases: the adapter would stitch a list of bias shards itself; jnp.take of the label and sampled rows per weight shard (tf.nn.embedding_lookup 'mod'/'div' "
                  "id mapping), einsum/matmul logits + biases - log(expected_count), optax.softmax_cross_entropy "
                  "with label 1/T on the true columns and where=~hit",
         ),
@@ -65,6 +65,8 @@ class JaxAdapter(Adapter):
         return "%s (optax %s)" % (jax.__version__, optax.__version__)
 
     def prepare(self, case):
+        if case.op == "sampled_softmax_loss" and "biases" not in case.inputs:  # feature sharded_biases
+            raise Unsupported("jax has no lookup over a list of bias shards")
         jnp = self.jnp
         dtype = jnp.dtype(case.dtype)  # "bfloat16" -> jnp.bfloat16; inputs are stored as float32
         arrays = {}
