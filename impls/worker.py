@@ -7,8 +7,8 @@ Protocol, one JSON object per line: the worker first writes ``{"event": "ready",
 answers each request read from stdin,
 ``{"case_file": ..., "out_file": ..., "repeat": 2}`` (``"force": true`` runs a case the adapter
 declares unsupported: the runner's check of declared limits), with
-``{"status": "ok"|"error"|"unsupported"|"inapplicable", ...}`` after writing the outputs to ``out_file`` (a ``.npz``).  ``repeat`` runs the case that many
-times and reports whether the outputs were bitwise identical (``deterministic``).  A benchmark
+``{"status": "ok"|"error"|"unsupported"|"inapplicable", ...}`` after writing the outputs to
+``out_file`` (a ``.npz``).  ``repeat`` runs the case that many times and reports whether the outputs were bitwise identical (``deterministic``).  A benchmark
 request, ``{"bench": {"op": ..., "mode": ..., "dtype": ..., "batch": ..., ...}, "timing": {...}}``
 (``timing`` optional), is answered with ``{"status": ..., "median_s": ..., "samples": [...], ...}``
 (see ``impls/bench.py``); a sampler request,
