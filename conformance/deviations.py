@@ -33,8 +33,12 @@ class Deviation:
     devices: list = field(default_factory=lambda: ["cpu", "gpu"])
     features: list = field(default_factory=list)  # every one must be among the case's features
     varies_by_cpu: str = ""  # where it was and was not seen, when the CPU's instruction set decides
+    # A piece of the error the deviation causes whatever the input: a bad-input case of the entry's
+    # impl and cases that raises with it is "masked" (its error says nothing about the bad input).
+    error: str = ""
 
     def matches(self, impl: str, device: str, entry: dict) -> bool:
+        """Covers a valid case (a bad-input case is never a deviation's failure: see ``masking``)."""
         return (impl == self.impl and device in self.devices and not entry.get("invalid")
                 and any(fnmatch.fnmatchcase(entry["id"], pattern) for pattern in self.cases)
                 and set(self.features) <= set(entry.get("features", ())))
@@ -46,6 +50,16 @@ class Registry:
 
     def match(self, impl, device, entry):
         return next((d for d in self.entries if d.matches(impl, device, entry)), None)
+
+    def masking(self, impl, device, entry, message):
+        """The entry whose error this bad-input case raised (e.g. an op that fails for every float64
+        input), so that the error cannot be read as the op rejecting the bad input.  Matched by the
+        entry's impl, devices, case patterns and ``error`` text; not by its features, which a bad-input
+        case does not list (its features are ``invalid_input`` only)."""
+        if not entry.get("invalid"):
+            return None
+        return next((d for d in self.entries if d.error and d.error in message and impl == d.impl
+                     and device in d.devices and any(fnmatch.fnmatchcase(entry["id"], p) for p in d.cases)), None)
 
 
 def load(path: Path = REGISTRY) -> Registry:

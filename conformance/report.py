@@ -133,6 +133,7 @@ class ReportData:
         self.ops = sorted(self.frame["op"].unique(), key=lambda op: (op_order.get(op, len(op_order)), op))
         self.bench_raw, self.bench_files = _read_extra(self.raw_dir, "bench")
         self.sampler, self.sampler_files = _read_extra(self.raw_dir, "sampler")
+        self.capabilities, _ = _read_extra(self.raw_dir, "capabilities")
         self.corpus_sha = self.manifest.get("corpus_sha256", "")
         self._check_runs()
 
@@ -236,7 +237,9 @@ def first_screen(d: ReportData) -> Section:
              ("known", counts.get("known", 0), "known deviations", "differences"),
              ("badinput", counts["accepted"], "bad inputs accepted (%d with finite numbers)"
               % counts["accepted finite"], "badinput"),
-             ("unsupported", counts.get("unsupported", 0), "unsupported (capability)", "modes")]
+             ("unsupported", counts.get("unsupported", 0), "unsupported (capability)", "modes"),
+             ("inapplicable", counts.get("inapplicable", 0), "not applicable (bad input to a composed op, or not "
+              "passed through natively)", "badinput")]
     sampler_fails = sum(1 for v in d.sampler_verdicts if v["verdict"] == "fail")
     if d.sampler_verdicts:
         tally.append(("sampler", sampler_fails, "samplers failing a test", "sampler"))
@@ -257,8 +260,10 @@ def differences_section(d: ReportData) -> Section:
     found = d.differences
     xpass = d.frame[d.frame["status"] == "xpass"][["case", "label", "deviation", "tol_ratio"]].rename(
         columns={"label": "impl/device", "deviation": "known deviation", "tol_ratio": "ratio"})
+    rows = found.assign(row=range(len(found))).to_dict("records")
     return Section("differences", "Differences", "sections/differences.html.j2", {
-        "rows": found.assign(row=range(len(found))).to_dict("records"),
+        "rows": rows,
+        "groups": [(source, H.SOURCES[source], [r for r in rows if r["source"] == source]) for source in H.SOURCES],
         "kinds": H.KINDS,
         "xpass": _markup(H.table_html(xpass.reset_index(drop=True), "xpass")) if not xpass.empty else "",
     }, csv={"differences.csv": found})
@@ -302,11 +307,16 @@ def bad_input_section(d: ReportData) -> Section:
 def capability_section(d: ReportData) -> Section:
     matrix, tips, long = H.modes_table(d.environments, d.frame, d.labels, d.ops)
     limits = H.capability_limits(d.frame, d.labels)
+    declared = H.declared_limits_table(d.capabilities, d.labels) if d.capabilities is not None else pd.DataFrame()
     return Section("modes", "Capability", "sections/modes.html.j2", {
+        "declared": _markup(H.table_html(declared, "declared_limits", classes=H.prose_classes(declared, ["message"])))
+        if not declared.empty else "",
+        "contradicted": int((declared["status"] == "fail").sum()) if not declared.empty else 0,
         "modes": _markup(H.modes_html(matrix, tips)) if not matrix.empty else "",
         "modes_long": _markup(H.table_html(long, "modes_long")) if not long.empty else "",
         "limits": _markup(H.table_html(limits, "limits")) if not limits.empty else "",
-    }, csv={"modes.csv": long, "unsupported.csv": limits if not limits.empty else None})
+    }, csv={"modes.csv": long, "unsupported.csv": limits if not limits.empty else None,
+            "declared_limits.csv": declared if not declared.empty else None})
 
 
 def sampler_section(d: ReportData) -> Section:

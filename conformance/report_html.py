@@ -48,6 +48,8 @@ STATUS_LEGEND = {  # status: (plot colour, legend text); the page's colours are 
     "xfail": ("#a89a7a", "a failure covered by a known deviation (known_deviations.toml)"),
     "xpass": ("#3b8fd0", "covered by a known deviation, yet it passed: the entry may be stale"),
     "unsupported": ("#bbbbbb", "the impl declares it cannot express the case"),
+    "inapplicable": ("#9fb8c8", "not a test of the framework: bad input to an op the adapter composes, or a case "
+                                "the adapter could not pass to the framework unchanged"),
 }
 # What a result row means for the reader, each counted and coloured apart (column ``kind``):
 KINDS = {
@@ -57,6 +59,7 @@ KINDS = {
     "broken": "the impl raised, its worker died or hung",
     "bad input": "an invalid-input case: what the impl does with bad arguments (see Bad input)",
     "unsupported": "a capability limit: the impl declares it cannot express the case",
+    "inapplicable": "not a test of the framework (bad input to a composed op, or not passed through natively)",
 }
 SEVERITY = ("crash", "timeout", "error", "fail", "xfail", "xpass")
 DIFFERENCE_STATUSES = ("fail", "error", "xfail", "crash", "timeout")
@@ -367,8 +370,8 @@ def prepare(results: pd.DataFrame, manifest: dict = None) -> pd.DataFrame:
 
 def row_kind(status: str, invalid: bool) -> str:
     """The :data:`KINDS` key of a result row: bad input and capability limits apart from numerics."""
-    if status == "unsupported":
-        return "unsupported"
+    if status in ("unsupported", "inapplicable"):
+        return status
     if invalid:
         return "bad input"
     return {"pass": "pass", "xpass": "pass", "fail": "numeric", "xfail": "known"}.get(status, "broken")
@@ -591,7 +594,9 @@ def verdict_matrix(frame: pd.DataFrame, labels: list, ops: list):
 
 # --------------------------------------------------------------------------------------------
 # bad input, capability limits, sampler verdicts
-BEHAVIOUR_CLASS = {"raises": "bi-raises", "returns NaN/inf": "bi-nonfinite", "returns finite numbers": "bi-finite"}
+BEHAVIOUR_CLASS = {"raises": "bi-raises", "returns NaN/inf": "bi-nonfinite", "returns finite numbers": "bi-finite",
+                   "not applicable (composed op)": "bi-none", "not tested natively": "bi-none",
+                   "masked by a known deviation": "bi-none"}
 
 
 def _bad_input_cell(row) -> tuple:
@@ -638,7 +643,7 @@ def bad_input_tally(frame: pd.DataFrame, labels: list) -> pd.DataFrame:
                      name="behaviour")
     table = pd.crosstab(bad["label"], what)
     order = ["raises", "raises without naming the argument", "returns NaN/inf", "returns finite numbers",
-             "unsupported"]
+             "masked by a known deviation", "not tested natively", "not applicable (composed op)", "unsupported"]
     columns = [c for c in order if c in table.columns] + [c for c in table.columns if c not in order]
     table = table.reindex(index=[l for l in labels if l in table.index], columns=columns, fill_value=0)
     table.index.name = "impl/device"
@@ -658,6 +663,25 @@ def capability_limits(frame: pd.DataFrame, labels: list) -> pd.DataFrame:
     table = table.assign(_rank=table["label"].map(rank), _n=-table["cases"]).sort_values(["_rank", "_n", "op"])
     table = table.rename(columns={"label": "impl/device"})
     return table[["impl/device", "op", "cases", "dtypes", "reason"]].reset_index(drop=True)
+
+
+def declared_limits_table(capabilities: pd.DataFrame, labels: list) -> pd.DataFrame:
+    """What each framework did with each dtype and feature its adapter declares unsupported (the runner
+    tries them once per run): a real limit is a finding, shown with the framework's own message; a
+    declaration the framework contradicts (it ran and agreed with the oracle) is a ``fail``."""
+    frame = capabilities.copy()
+    frame["impl/device"] = frame["impl"].astype(str) + "/" + frame["device"].astype(str)
+    frame["message"] = frame["message"].fillna("").astype(str).map(lambda m: first_line(m)[:300])
+    frame["finding"] = frame["outcome"].map({
+        "agrees with the oracle": "declaration contradicted", "raises": "framework limit",
+        "wrong answer": "framework limit (wrong answer)", "crash": "framework limit (crash)",
+        "timeout": "framework limit (hang)", "adapter cannot express it": "adapter limitation",
+        "no case to try": "unchecked"}).fillna("framework limit")
+    rank = {label: i for i, label in enumerate(labels)}
+    frame = frame.assign(_rank=frame["impl/device"].map(lambda l: rank.get(l, len(rank)))).sort_values(
+        ["_rank", "op", "limit"], kind="stable")
+    columns = ["impl/device", "op", "limit", "finding", "status", "outcome", "message", "case"]
+    return frame[[c for c in columns if c in frame]].reset_index(drop=True)
 
 
 SAMPLER_SETTING = ["range_max", "num_sampled", "unique", "num_true"]
@@ -694,9 +718,13 @@ def sampler_verdicts(sampler: pd.DataFrame, impl_order=()) -> list:
 
 # --------------------------------------------------------------------------------------------
 # differences found
-DIFFERENCE_COLUMNS = ["kind", "impl", "devices", "op", "status", "cases", "dtypes", "shared features", "what differs",
+DIFFERENCE_COLUMNS = ["source", "kind", "impl", "devices", "op", "mode", "status", "cases", "dtypes", "shared features", "what differs",
                       "finding", "worst output", "problem", "smallest case", "description", "reproducer", "known deviation",
-                      "all cases"]
+                      "framework reproducer", "all cases"]
+# Who a difference is about: the framework's own op, or the adapter's composition of framework primitives.
+SOURCES = {"framework": "the framework's own op (declared native): a finding about the framework",
+           "adapter": "an op the adapter composes from framework primitives: a limitation of this adapter, "
+                      "not a finding about the framework"}
 KIND_RANK = {"numeric": 0, "broken": 1, "known": 2, "bad input": 3}
 
 
@@ -752,6 +780,7 @@ def differences(frame: pd.DataFrame, manifest: dict, cases_dir, registry=None, s
         return 10**12 + len(case_id)
 
     whats = {d.key: d.what for d in registry.entries} if registry is not None else {}
+    scripts = {d.key: d.reproducer for d in registry.entries} if registry is not None else {}
     causes = [_cause(row) for _, row in rows.iterrows()]
     rows["_output"] = [c[0] for c in causes]
     rows["_problem"] = [c[1] for c in causes]
@@ -763,7 +792,9 @@ def differences(frame: pd.DataFrame, manifest: dict, cases_dir, registry=None, s
         feature_sets = [set(_words(f)) for f in group["features"]]
         shared = set.intersection(*feature_sets) if feature_sets else set()
         entry = entries.get(smallest["case"], {})
+        mode = smallest.get("mode", "")
         groups.append({
+            "source": "adapter" if mode == "composed" else "framework", "mode": mode,
             "kind": kind, "impl": impl,
             "devices": " ".join(sorted(group["device"].unique(), key=lambda d: (d != "cpu", d))),
             "op": op, "status": status, "cases": len(group), "dtypes": " ".join(dtype_sorted(group["dtype"])),
@@ -774,16 +805,18 @@ def differences(frame: pd.DataFrame, manifest: dict, cases_dir, registry=None, s
             "smallest case": smallest["case"], "description": entry.get("description", ""),
             "reproducer": reproducer(impl, smallest["device"], smallest["case"]),
             "known deviation": deviation,
+            "framework reproducer": scripts.get(deviation, ""),
             "all cases": " ".join(sorted(group["case"].unique())),
         })
     table = pd.DataFrame(groups, columns=DIFFERENCE_COLUMNS)
     rank = {name: i for i, name in enumerate(impl_order)}
+    table["_source"] = table["source"].map(lambda k: list(SOURCES).index(k))
     table["_kind"] = table["kind"].map(lambda k: KIND_RANK.get(k, 9))
     table["_impl"] = table["impl"].map(lambda i: rank.get(i, len(rank)))
     table["_sev"] = table["status"].map(lambda s: SEVERITY.index(s) if s in SEVERITY else 99)
-    table = table.sort_values(["_kind", "cases", "_impl", "impl", "_sev", "op"],
-                              ascending=[True, False, True, True, True, True], kind="stable")
-    return table.drop(columns=["_kind", "_impl", "_sev"]).reset_index(drop=True)
+    table = table.sort_values(["_source", "_kind", "cases", "_impl", "impl", "_sev", "op"],
+                              ascending=[True, True, False, True, True, True, True], kind="stable")
+    return table.drop(columns=["_source", "_kind", "_impl", "_sev"]).reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------------------------

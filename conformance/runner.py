@@ -30,13 +30,15 @@ from conformance import corpus, deviations, legacy_env
 from conformance.compare import compare
 from impls import get_adapter, impl_names
 from impls.caseio import Case, read_npz
-from impls.support import why_unsupported
+from impls.support import why_not_applicable, why_unsupported
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CASE_TIMEOUT = 120.0  # seconds; a first TF/Paddle call on a big case can take a few
 STARTUP_TIMEOUT = 300.0  # importing a framework on a cold, 2-core machine
 STDERR_TAIL_LINES = 20
-STATUSES = ("pass", "fail", "error", "unsupported", "crash", "timeout", "xfail", "xpass")
+# ``inapplicable``: a bad-input case of an op the adapter composes (no framework contract to test), or a
+# case the adapter could not pass to the framework unchanged (``impls.base.NotNative``): not a verdict.
+STATUSES = ("pass", "fail", "error", "unsupported", "inapplicable", "crash", "timeout", "xfail", "xpass")
 
 COLUMNS = ["case", "op", "dtype", "impl", "impl_version", "device", "mode", "status", "message",
            "max_abs_err", "max_rel_err", "tol_ratio", "worst_output", "rtol", "tolerance", "errors",
@@ -258,11 +260,16 @@ def evaluate(case: Case, reply: Reply, out_file: Path, impl: str = "") -> dict:
     fields["seconds"] = reply.data.get("seconds")
     fields["deterministic"] = reply.data.get("deterministic")
     outputs, _ = read_npz(out_file)
+    undeclared = declared_missing(impl, case, outputs)
+    if undeclared:  # a declared limit (checked once per run, see check_declared_limits), not a failure
+        case.golden = {k: v for k, v in case.golden.items() if k not in undeclared}
     status, errors, tol, message = compare(case, outputs)
     # The summary columns are over the outputs the impl returned (a missing one fails the case and
     # has its record in ``errors``); ``errors`` is compare.py's per-output records, as JSON.
     returned = [e for e in errors if e.problem != "missing"]
     worst = max(returned, key=lambda e: e.ratio) if returned else None
+    if undeclared and not message:
+        message = "not compared (the framework gives no such gradient, as declared): %s" % ", ".join(undeclared)
     fields.update(status=status, message=message, rtol=tol.rtol, tolerance=tol.reason,
                   max_abs_err=max((e.max_abs for e in returned), default=0.0),
                   max_rel_err=max((e.max_rel for e in returned), default=0.0),
@@ -274,12 +281,25 @@ def evaluate(case: Case, reply: Reply, out_file: Path, impl: str = "") -> dict:
 REFERENCE_IMPLS = ("numpy", "cupy")
 
 
+def declared_missing(impl, case, outputs) -> list:
+    """Golden gradients the impl did not return and its adapter declares the framework cannot give
+    (``OpSupport.no_gradient``)."""
+    if not impl:
+        return []
+    support = get_adapter(impl).ops.get(case.op)
+    missing = [name for name in case.golden if name not in outputs and name.startswith("grad/")]
+    return sorted(name for name in missing if support and name.split("/")[1] in support.no_gradient)
+
+
 def _evaluate_invalid(case, reply, out_file, impl, fields):
     """Bad input: raising is right; NaN/inf is a signal; finite numbers are a silent wrong answer.
 
     The reference must raise and name the argument (its contract); a framework is only recorded.
     """
     invalid = case.meta["invalid"]
+    if reply.status == "inapplicable":
+        fields["behaviour"] = "not tested natively"
+        return fields
     if reply.status == "error":
         fields["behaviour"] = "raises"
         named = invalid["argument"] in reply.message
@@ -302,6 +322,89 @@ def _evaluate_invalid(case, reply, out_file, impl, fields):
     return fields
 
 
+CAPABILITY_COLUMNS = ["impl", "impl_version", "device", "op", "limit", "case", "outcome", "status", "message"]
+# What the framework did with a case its adapter declares it cannot run -> the row's status:
+# agreeing with the oracle contradicts the declaration (``fail``); anything else confirms a limit.
+CAPABILITY_STATUS = {"agrees with the oracle": "fail", "wrong answer": "limit", "raises": "limit", "no gradient": "limit",
+                     "adapter cannot express it": "adapter limit", "crash": "limit", "timeout": "limit"}
+
+
+def capabilities_path(out_dir: Path, impl: str, device: str) -> Path:
+    return Path(out_dir) / ("capabilities-%s-%s.csv" % (impl, device))
+
+
+def declared_limits(adapter, manifest, cases_dir=corpus.DEFAULT_CASES_DIR) -> list:
+    """``(op, limit, entry)`` for each dtype, feature and gradient the adapter declares the framework
+    cannot do, with the smallest valid corpus case that needs exactly that one thing (``entry`` None
+    when there is none)."""
+    from impls import dtypes as all_dtypes  # noqa: PLC0415
+    from impls.ops import OPS  # noqa: PLC0415
+
+    def size(entry):  # the base cases first, then the shortest id: small, plain cases
+        return ("-base-" not in entry["id"], len(entry["features"]), len(entry["id"]), entry["id"])
+
+    valid = [e for e in manifest["cases"] if not e.get("invalid")]
+    limits = []
+    for op in OPS:
+        support = adapter.ops.get(op)
+        if support is None:
+            continue  # no op at all: nothing is declared about it
+        for dtype in all_dtypes.NAMES:
+            if dtype not in support.dtypes:
+                found = [e for e in valid if e["op"] == op and e["dtype"] == dtype
+                         and not support.unsupported_features.intersection(e["features"])]
+                limits.append((op, "dtype " + dtype, min(found, key=size) if found else None))
+        for name in sorted(support.no_gradient):
+            found = sorted((e for e in valid if e["op"] == op and e["dtype"] in support.dtypes
+                            and not support.unsupported_features.intersection(e["features"])), key=size)
+            # The first (smallest) case whose golden outputs have that gradient.
+            limits.append((op, "gradient " + name, next(
+                (e for e in found if "grad/" + name in Case.read(Path(cases_dir) / e["file"]).meta["outputs"]), None)))
+        for feature in sorted(support.unsupported_features):
+            others = support.unsupported_features - {feature}
+            found = [e for e in valid if e["op"] == op and e["dtype"] in support.dtypes
+                     and feature in e["features"] and not others.intersection(e["features"])]
+            limits.append((op, "feature " + feature, min(found, key=size) if found else None))
+    return limits
+
+
+def check_declared_limits(worker, adapter, manifest, cases_dir, scratch, timeout=DEFAULT_CASE_TIMEOUT) -> list:
+    """Run each declared limit's case anyway (``force``) and record what the framework does with it."""
+    rows = []
+    for op, limit, entry in declared_limits(adapter, manifest, cases_dir):
+        row = {"impl": adapter.name, "impl_version": (worker.info or {}).get("version", ""), "device": worker.device,
+               "op": op, "limit": limit, "case": entry["id"] if entry else ""}
+        if entry is None:
+            rows.append(dict(row, outcome="no case to try", status="unchecked",
+                             message="the corpus has no case that needs exactly this"))
+            continue
+        case_file = Path(cases_dir) / entry["file"]
+        out_file = Path(scratch) / ("limit-" + entry["id"] + ".npz")
+        reply = worker.send({"case_file": str(case_file), "out_file": str(out_file), "repeat": 1, "force": True},
+                            timeout)
+        row.update(impl_version=(worker.info or {}).get("version", ""), message=reply.message)
+        if reply.status == "ok":
+            case, outputs = Case.read(case_file), read_npz(out_file)[0]
+            if limit.startswith("gradient "):  # the gradient alone: is it given, and right?
+                name = "grad/" + limit.split(" ", 1)[1]
+                case.golden = {name: case.golden[name]}
+            status, _, _, message = compare(case, outputs)
+            outcome = "agrees with the oracle" if status == "pass" else "wrong answer"
+            if limit.startswith("gradient ") and name not in outputs:
+                outcome, message = "no gradient", "%s gave no %s" % (adapter.name, name)
+            row["message"] = message
+        else:
+            outcome = {"error": "raises", "unsupported": "adapter cannot express it",
+                       "inapplicable": "adapter cannot express it"}.get(reply.status, reply.status)
+        row.update(outcome=outcome, status=CAPABILITY_STATUS.get(outcome, "limit"))
+        if outcome == "agrees with the oracle":
+            row["message"] = "declared unsupported, yet it ran and agrees with the oracle: the declaration is wrong"
+        if out_file.exists():
+            out_file.unlink()
+        rows.append(row)
+    return rows
+
+
 def execute_case(worker, adapter, entry, cases_dir, outputs_dir, registry, repeat=2,
                  timeout=DEFAULT_CASE_TIMEOUT, keep_outputs=False) -> dict:
     """Run one manifest entry on a worker and return its complete result row.
@@ -312,8 +415,11 @@ def execute_case(worker, adapter, entry, cases_dir, outputs_dir, registry, repea
     device = worker.device
     row = _row(entry, adapter, worker.info, device)
     reason = why_unsupported(adapter, device, entry)
+    composed = why_not_applicable(adapter, entry)
     if reason:
         row.update(status="unsupported", message=reason)
+    elif composed:
+        row.update(status="inapplicable", message=composed, behaviour="not applicable (composed op)")
     else:
         case_file = Path(cases_dir) / entry["file"]
         out_file = Path(outputs_dir) / (entry["id"] + ".npz")
@@ -329,6 +435,12 @@ def execute_case(worker, adapter, entry, cases_dir, outputs_dir, registry, repea
     if deviation:
         row["deviation"] = deviation.key
         row["status"] = deviations.apply(row["status"])
+    masking = registry.masking(adapter.name, device, entry, row.get("message", ""))
+    if masking and row.get("behaviour") == "raises":
+        # The op fails on this dtype or option whatever the input (a known deviation): its error says
+        # nothing about how it treats the bad input, so the row is not a "raises".
+        row.update(deviation=masking.key, status="xfail", behaviour="masked by a known deviation",
+                   message="masked by %s: %s" % (masking.key, row.get("message", "")))
     return row
 
 
@@ -372,6 +484,12 @@ def run_impl(impl, device, cases_dir, out_dir, *, python=None, resume=False, rep
                 writer.writerow(execute_case(worker, adapter, entry, cases_dir, outputs_dir, registry,
                                              repeat=repeat, timeout=timeout, keep_outputs=keep_outputs))
                 handle.flush()
+        if select is None:  # a whole run, once: are the declared limits real?
+            limits = check_declared_limits(worker, adapter, manifest, cases_dir, scratch, timeout)
+            with open(capabilities_path(out_dir, impl, device), "w", newline="", encoding="utf-8") as handle:
+                writer = csv.DictWriter(handle, fieldnames=CAPABILITY_COLUMNS, extrasaction="ignore")
+                writer.writeheader()
+                writer.writerows(limits)
     finally:
         worker.stop()
         shutil.rmtree(scratch, ignore_errors=True)

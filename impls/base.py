@@ -7,7 +7,8 @@ An adapter module defines a subclass of :class:`Adapter` named ``ADAPTER`` with:
 * ``ops``: for each op of :data:`impls.ops.OPS` it can run, an :class:`OpSupport` saying whether the
   framework computes the op natively or the adapter composes it, which dtypes (of
   :data:`impls.dtypes.NAMES`), and which case features (of the op's ``features`` in
-  ``impls/ops.py``) it cannot express.  :func:`impls.support.why_unsupported` reads these
+  ``impls/ops.py``) it cannot express, and which differentiable inputs the framework gives no
+  gradient for (``no_gradient``).  :func:`impls.support.why_unsupported` reads these
   declarations; it is the one place that decides whether a case runs;
 * ``load(device)``: import the framework (only here, never at module import, so the core can read
   the declarations without importing a framework) and return its version string;
@@ -43,10 +44,20 @@ class Unsupported(Exception):
     """Raised by ``run`` when a case turns out to be inexpressible in the framework."""
 
 
+class NotNative(Exception):
+    """Raised by ``prepare`` when the adapter, not the framework, would decide a case's outcome.
+
+    An adapter never validates, casts, clips or reshapes an input in a way that hides what the
+    framework would do with it; where it must (a guard that keeps a framework from corrupting the
+    worker's memory, an API translation that cannot pass a malformed input through unchanged), it
+    raises this instead, and the row is recorded as ``inapplicable``: not tested natively.
+    """
+
+
 class OpSupport:
     """How an impl handles one op."""
 
-    def __init__(self, mode: str, dtypes=_dtypes.NAMES, unsupported_features=(), note: str = ""):
+    def __init__(self, mode: str, dtypes=_dtypes.NAMES, unsupported_features=(), note: str = "", no_gradient=()):
         if mode not in ("native", "composed"):
             raise ValueError("mode: expected 'native' or 'composed', got %r" % (mode,))
         for name in dtypes:
@@ -54,13 +65,21 @@ class OpSupport:
         self.mode = mode
         self.dtypes: FrozenSet[str] = frozenset(dtypes)
         self.unsupported_features: FrozenSet[str] = frozenset(unsupported_features)
+        # Differentiable inputs (of the op's registry entry) whose gradient the framework does not give:
+        # a declared limit, so a missing ``grad/<input>`` is not compared (and is tried once per run).
+        self.no_gradient: FrozenSet[str] = frozenset(no_gradient)
         self.note = note
+
+    def noted(self, more: str) -> "OpSupport":
+        """The same support with ``more`` added to the note (a compiled mode of the same adapter)."""
+        return OpSupport(self.mode, self.dtypes, self.unsupported_features, self.note + more, self.no_gradient)
 
     def as_dict(self) -> dict:
         return {
             "mode": self.mode,
             "dtypes": sorted(self.dtypes),
             "unsupported_features": sorted(self.unsupported_features),
+            "no_gradient": sorted(self.no_gradient),
             "note": self.note,
         }
 

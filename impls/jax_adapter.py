@@ -101,7 +101,7 @@ class JaxAdapter(Adapter):
         loss_of = {"softmax_with_cross_entropy": self._softmax_with_cross_entropy,
                    "sampled_softmax_with_cross_entropy": self._sampled_softmax_with_cross_entropy,
                    "sampled_softmax_loss": self._sampled_softmax_loss}[op]
-        leaves = [n for n in names if n.split("/")[0] in OPS[op].differentiable]
+        leaves = [n for n in names if n.split("/")[0] in OPS[op].differentiable_in(params)]
 
         def program(arrays):
             def loss(*differentiable):
@@ -120,12 +120,13 @@ class JaxAdapter(Adapter):
 
     def _softmax_with_cross_entropy(self, params, a):
         jnp, optax = self.jnp, self.optax
-        logits, axis = a["logits"], params["axis"] % a["logits"].ndim
+        logits, axis = a["logits"], params["axis"]  # an axis out of range is for JAX to reject
         if params["soft_label"]:
             loss = optax.softmax_cross_entropy(logits, a["label"], axis=axis)
         else:
-            # optax takes labels without the class axis; a full-rank Paddle label has it with size 1
-            label = a["label"] if a["label"].ndim == logits.ndim - 1 else jnp.squeeze(a["label"], axis)
+            label = a["label"]
+            if label.ndim == logits.ndim:  # the size-1 class axis; a rank R-1 label is optax's own form
+                label = jnp.squeeze(label, axis)
             loss = optax.softmax_cross_entropy_with_integer_labels(
                 logits, label, axis=axis, where=label != params["ignore_index"])
         return jnp.expand_dims(loss, axis)

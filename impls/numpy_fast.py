@@ -276,6 +276,8 @@ def _swce(logits, label, soft_label, ignore_index, return_softmax, axis, upstrea
         result["softmax"] = xp.empty(logits.shape, dtype=logits.dtype)
     if want_grad:
         result["logits"] = xp.empty(logits.shape, dtype=logits.dtype)
+        if soft_label:
+            result["label"] = xp.empty(logits.shape, dtype=logits.dtype)
     flat = {name: value.reshape(-1, value.shape[-1]) for name, value in result.items()}
 
     def block(start, stop):
@@ -433,6 +435,8 @@ def _swce_rows(xp, logits, label, soft_label, ignore_index, return_softmax, axis
         if return_softmax:
             result["softmax"] = _cast_out(xp, e * inv_s, out_dtype)
         if want_grad:
+            if soft_label:  # d loss / d label = -log_softmax = log(s) - (logits - shift)
+                result["label"] = _cast_out(xp, u * (xp.log(s) - z), out_dtype)
             grad = e  # reuse the exp buffer: grad = u * (softmax * sum(y) - y)
             if soft_label:
                 grad *= u * y_sum * inv_s
@@ -460,7 +464,8 @@ def softmax_with_cross_entropy(logits, label, soft_label=False, ignore_index=-10
 
 def softmax_with_cross_entropy_grad(logits, label, soft_label=False, ignore_index=-100, numeric_stable_mode=True,
                                     return_softmax=False, axis=-1, upstream=None):
-    """``{"loss", "logits"}`` (plus ``"softmax"`` when asked): the gradient of ``sum(upstream * loss)``."""
+    """``{"loss", "logits"}`` (plus ``"softmax"`` when asked, and ``"label"`` for soft labels): the
+    gradients of ``sum(upstream * loss)``."""
     return _swce(logits, label, soft_label, ignore_index, return_softmax, axis, upstream, want_grad=True)
 
 

@@ -48,17 +48,20 @@ class Input:
 
     ``kind``: ``"float"`` (in the case dtype), ``"int"`` (int64) or ``"label"`` (int64 hard labels, or
     floats in the case dtype for soft labels).  ``differentiable``: its gradient is an output,
-    ``grad/<name>``.  ``grad_scale(inputs, z, u)``: for a differentiable input, the magnitude at which
+    ``grad/<name>`` (only for the params where ``differentiable_if(params)`` holds, when given: a soft
+    label is differentiable, a hard one is not).  ``grad_scale(inputs, z, u)``: for a differentiable input, the magnitude at which
     its gradient is rounded, given the case's float64 inputs, its logit scale ``z`` and the largest
     upstream cotangent ``u`` (see ``conformance/compare.py``).  A sharded input (``weights``) is
     stored as ``<name>/<i>`` and its gradient as ``grad/<name>/<i>``.
     """
 
-    def __init__(self, name: str, kind: str, doc: str = "", differentiable: bool = False, grad_scale=None):
+    def __init__(self, name: str, kind: str, doc: str = "", differentiable: bool = False, grad_scale=None,
+                 differentiable_if=None):
         if differentiable and grad_scale is None:
             raise ValueError("grad_scale: a differentiable input (%s) needs one" % name)
         self.name, self.kind, self.doc = name, kind, doc
         self.differentiable, self.grad_scale = differentiable, grad_scale
+        self.differentiable_if = differentiable_if  # params -> bool, for an input differentiable only in some cases
 
 
 # Features every op's corpus may emit.
@@ -88,8 +91,13 @@ class OpInfo:
     # -- declarations -------------------------------------------------------------------------
     @property
     def differentiable(self) -> tuple:
-        """Names of the inputs whose gradients are outputs (shards ``<name>/<i>`` included by prefix)."""
+        """Names of the inputs whose gradients can be outputs (shards ``<name>/<i>`` included by prefix)."""
         return tuple(i.name for i in self.inputs if i.differentiable)
+
+    def differentiable_in(self, params: dict) -> tuple:
+        """Names of the inputs whose gradients are outputs of a case with these params."""
+        return tuple(i.name for i in self.inputs
+                     if i.differentiable and (i.differentiable_if is None or i.differentiable_if(params)))
 
     def default_params(self, **given) -> dict:
         """The params in declaration order: defaults, overridden by ``given`` (required ones must be)."""
@@ -109,7 +117,7 @@ class OpInfo:
         """The flat output names of a case with these params and features, sorted (as golden files
         list them): a gradient per shard for sharded weights, and for biases given as shards."""
         names = ["loss"] + (["softmax"] if self.softmax_output and params.get("return_softmax") else [])
-        for name in self.differentiable:
+        for name in self.differentiable_in(params):
             sharded = name == "weights" or (name == "biases" and "sharded_biases" in features)
             shards = params.get("num_shards", 0) if sharded else 0
             names += ["grad/%s/%d" % (name, i) for i in range(shards)] if shards else ["grad/" + name]
@@ -218,6 +226,12 @@ def _logits_grad_scale(inputs, z, u):
     return z * u  # d loss / d logit is a softmax weight minus a label: at most 1 per unit of upstream
 
 
+def _label_grad_scale(inputs, z, u):
+    # d loss / d label = -log_softmax = (max - logit) + log(sum exp): at most 2z + log(classes) per unit
+    # of upstream; the class count is bounded by the logits' largest dimension (the scale has no axis).
+    return (2 * z + math.log(max(max(inputs["logits"].shape), 1))) * u
+
+
 def _sampled_width(params, shapes):
     return params["num_true"] + params.get("num_samples", params.get("num_sampled", 0))
 
@@ -289,7 +303,9 @@ SOFTMAX_WITH_CROSS_ENTROPY = OpInfo(
     ],
     inputs=[
         Input("logits", "float", "any rank >= 1", differentiable=True, grad_scale=_logits_grad_scale),
-        Input("label", "label", "int64 with size 1 on axis (hard), or like logits (soft)"),
+        Input("label", "label", "int64 with size 1 on axis (hard), or like logits (soft)",
+              differentiable=True, differentiable_if=lambda params: bool(params.get("soft_label")),
+              grad_scale=_label_grad_scale),
         Input("upstream", "float", "the loss's cotangent, loss shape"),
     ],
     features=[

@@ -28,9 +28,10 @@ class PaddleAdapter(Adapter):
     devices = ("cpu", "gpu")
     ops = {
         "softmax_with_cross_entropy": OpSupport(
-            "native", _DTYPES, unsupported_features=("label_rank_minus_1",),
+            "native", _DTYPES, unsupported_features=("label_rank_minus_1",), no_gradient=("label",),
             note="paddle.nn.functional.softmax_with_cross_entropy; label_rank_minus_1: the op requires a label "
-                 "of the logits' rank (3.3.1 raises 'Op is invalid' for [N] with [N, C])"),
+                 "of the logits' rank (3.3.1 raises 'Op is invalid' for [N] with [N, C]); no_gradient label: "
+                 "paddle.grad returns None for a soft label (its backward has a logits gradient only)"),
         "sampled_softmax_with_cross_entropy": OpSupport(
             "composed", _DTYPES,
             note="no sample_logits op after Paddle 1.8: take_along_axis, -log q, mask hits, logsumexp"),
@@ -73,6 +74,12 @@ class PaddleAdapter(Adapter):
 
     def _int(self, array):
         return self.paddle.to_tensor(np.asarray(array, dtype=np.int64))
+
+    def _label(self, array, dtype, grad=False):
+        """A label as stored: integers as int64, floats in the case dtype.  A float hard label is
+        not cast to integers: Paddle sees it and decides (a bad-input case).  ``grad``: a soft label,
+        whose gradient is asked of Paddle."""
+        return self._float(array, dtype, grad=grad) if array.dtype.kind == "f" else self._int(array)
 
     @staticmethod
     def _numpy(tensor):
@@ -118,9 +125,9 @@ class PaddleAdapter(Adapter):
             self.paddle.device.synchronize()
 
     def _prepare_softmax_with_cross_entropy(self, case) -> dict:
-        p, x = case.params, case.inputs
+        x = case.inputs
         return {"logits": self._float(x["logits"], case.dtype, grad=True),
-                "label": (self._float(x["label"], case.dtype) if p["soft_label"] else self._int(x["label"])),
+                "label": self._label(x["label"], case.dtype, grad=case.params["soft_label"]),
                 "upstream": self._float(case.upstream, case.dtype)}
 
     def _softmax_with_cross_entropy(self, p, t, backward) -> dict:
@@ -132,7 +139,13 @@ class PaddleAdapter(Adapter):
             axis=p["axis"])
         loss, softmax = out if p["return_softmax"] else (out, None)
         result = {"loss": loss}
-        if backward:
+        if backward and p["soft_label"]:
+            # Paddle's answer for the label as it is: None (no gradient) is left out, not made zero.
+            grads = self.paddle.grad([(loss * t["upstream"]).sum()], [logits, label], allow_unused=True)
+            result["grad/logits"] = grads[0]
+            if grads[1] is not None:
+                result["grad/label"] = grads[1]
+        elif backward:
             (result["grad/logits"],) = self._grads(loss, t["upstream"], [logits])
         if softmax is not None:
             result["softmax"] = softmax
@@ -197,6 +210,8 @@ class PaddleAdapter(Adapter):
 
     def _prepare_sampled_softmax_loss(self, case) -> dict:
         x = case.inputs
+        if "biases" not in x:  # biases as a list of shards (feature sharded_biases)
+            raise Unsupported("paddle has no lookup over a list of bias shards")
         return {"shards": [self._float(w, case.dtype, grad=True) for w in case.weight_shards],
                 "biases": self._float(x["biases"], case.dtype, grad=True),
                 "inputs": self._float(x["inputs"], case.dtype, grad=True),                 # [B, D]

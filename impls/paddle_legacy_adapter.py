@@ -21,7 +21,7 @@ import json
 
 import numpy as np
 
-from impls.base import Adapter, OpSupport, Unsupported
+from impls.base import Adapter, NotNative, OpSupport, Unsupported
 
 # Paddle 1.8's CPU kernels of softmax_with_cross_entropy and sample_logits are registered for
 # float and double only (float16 exists on CUDA only, bfloat16 not at all).  float64 is declared
@@ -50,9 +50,10 @@ class PaddleLegacyAdapter(Adapter):
     devices = ("cpu", "gpu")
     ops = {
         "softmax_with_cross_entropy": OpSupport(
-            "native", _DTYPES, unsupported_features=("label_rank_minus_1",),
+            "native", _DTYPES, unsupported_features=("label_rank_minus_1",), no_gradient=("label",),
             note="fluid.layers.softmax_with_cross_entropy (static graph); label_rank_minus_1: 1.8.5 requires "
-                 "size 1 on axis ('the axis dimension of Input(Label) should be 1')"),
+                 "size 1 on axis ('the axis dimension of Input(Label) should be 1'); no_gradient label: "
+                 "append_backward makes no label@GRAD for a soft label"),
         "sampled_softmax_with_cross_entropy": OpSupport(
             "native", _DTYPES,
             note="fluid.layers.sampled_softmax_with_cross_entropy(use_customized_samples=True); "
@@ -62,7 +63,7 @@ class PaddleLegacyAdapter(Adapter):
 
     def __init__(self):
         super().__init__()
-        self._programs = {}  # (signature, backward) -> (program, fetch names, scope)
+        self._programs = {}  # (signature, backward) -> (program, {output name: variable fetched}, scope)
 
     def load(self, device: str) -> str:
         import paddle  # noqa: PLC0415 - frameworks are imported in load() only
@@ -106,13 +107,12 @@ class PaddleLegacyAdapter(Adapter):
             key = (signature, bool(backward))
             if key not in self._programs:
                 self._programs[key] = self._build(case, feed, backward=bool(backward))
-            program, fetch_names, scope = self._programs[key]
-            values = self.executor.run(program, feed=tensors, fetch_list=fetch_names, scope=scope,
+            program, fetch, scope = self._programs[key]
+            values = self.executor.run(program, feed=tensors, fetch_list=list(fetch.values()), scope=scope,
                                        return_numpy=False, use_program_cache=True)
         except self.fluid.core.EnforceNotMet as error:
             raise EnforceNotMet(error) from error
-        names = ("loss", "grad/logits", "softmax") if backward else ("loss", "softmax")
-        return dict(zip(names, values))
+        return dict(zip(fetch, values))
 
     def to_numpy(self, outputs) -> dict:
         return {name: np.array(value) for name, value in outputs.items()}
@@ -125,13 +125,14 @@ class PaddleLegacyAdapter(Adapter):
             sync(self.place)
 
     def _refuse_out_of_bounds_grad(self, case):
-        """Raise before Paddle 1.8.5 writes outside its gradient buffer.
+        """Refuse (not tested natively) before Paddle 1.8.5 writes outside its gradient buffer.
 
         Its CPU ``softmax_with_cross_entropy_grad`` ignores ``ignore_index`` and subtracts the
         upstream at flat offset ``i*d + label*remain + j`` for every label, ignored ones included.
         An out-of-range label (e.g. -100) then lands in another row's gradient (that wrong answer
         is returned as is) or outside the buffer, corrupting the worker's heap: only the latter
-        is refused, so that later cases in this process stay trustworthy.
+        is refused, so that later cases in this process stay trustworthy.  The refusal is the
+        adapter's, not Paddle's, so the row says "not tested natively", never "raises".
         """
         if self.device != "cpu":
             return
@@ -143,7 +144,7 @@ class PaddleLegacyAdapter(Adapter):
         offsets = (np.arange(rows)[:, None] * width + label * remain + np.arange(remain)[None, :])
         outside = (offsets < 0) | (offsets >= rows * width)
         if outside.any():
-            raise RuntimeError(
+            raise NotNative(
                 "paddle %s CPU softmax_with_cross_entropy_grad does not skip ignore_index: label %d "
                 "would be written at flat offset %d of a %d-element gradient (out of bounds); "
                 "not run" % (self.version, label[outside][0], offsets[outside][0], rows * width))
@@ -163,6 +164,9 @@ class PaddleLegacyAdapter(Adapter):
             logits = data["logits"]
             logits.stop_gradient = False  # so append_backward produces logits@GRAD
             p = case.params
+            soft = case.op == "softmax_with_cross_entropy" and p["soft_label"]
+            if soft:
+                data["label"].stop_gradient = False  # asked of Paddle: does its backward reach the label?
             softmax = None
             if case.op == "softmax_with_cross_entropy":
                 out = fluid.layers.softmax_with_cross_entropy(
@@ -181,8 +185,14 @@ class PaddleLegacyAdapter(Adapter):
             if backward:
                 total = fluid.layers.reduce_sum(loss * data["upstream"])
                 fluid.backward.append_backward(total)
-        fetch = ([loss.name] + ([logits.name + "@GRAD"] if backward else [])
-                 + ([softmax.name] if softmax is not None else []))
+        fetch = {"loss": loss.name}  # output name -> variable fetched
+        if backward:
+            fetch["grad/logits"] = logits.name + "@GRAD"
+            label_grad = data["label"].name + "@GRAD"
+            if soft and program.global_block().has_var(label_grad):  # else Paddle has no label gradient
+                fetch["grad/label"] = label_grad
+        if softmax is not None:
+            fetch["softmax"] = softmax.name
         # No parameters, so the startup program is empty; each program gets its own scope.
         return program, fetch, fluid.Scope()
 

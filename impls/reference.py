@@ -151,6 +151,16 @@ def _shares(xp, v):
     return total, rest, xp.where(at, rest, total - v)
 
 
+def _shifted_exp(xp, z):
+    """``(m, e, s, rest, e_others)`` along the last axis: the row maximum ``m``, ``e = exp(z - m)``,
+    its sum ``s = 1 + rest`` and, per class, the sum of the others' ``e`` (see ``_shares``)."""
+    m = z.max(axis=-1, keepdims=True)  # NaN in a row with a NaN; -inf in an all -inf row
+    m = xp.where(m == xp.inf, xp.nan, m)  # a +inf logit has no softmax either: a NaN row
+    e = xp.exp(z - m)  # all NaN in those rows (-inf - -inf is NaN too)
+    s, rest, e_others = _shares(xp, e)  # e == 1 exactly at the maximum: s = 1 + rest
+    return m, e, s, rest, e_others
+
+
 def _cross_entropy(xp, z, label, u):
     """``(loss, softmax, gradient)`` of ``-sum(label * log_softmax(z))`` along the last axis.
 
@@ -158,10 +168,7 @@ def _cross_entropy(xp, z, label, u):
     gradient.  See the module docstring for the formulas and why they are written so.
     """
     with _quiet(xp):
-        m = z.max(axis=-1, keepdims=True)  # NaN in a row with a NaN; -inf in an all -inf row
-        m = xp.where(m == xp.inf, xp.nan, m)  # a +inf logit has no softmax either: a NaN row
-        e = xp.exp(z - m)  # all NaN in those rows (-inf - -inf is NaN too)
-        s, rest, e_others = _shares(xp, e)  # e == 1 exactly at the maximum: s = 1 + rest
+        m, e, s, rest, e_others = _shifted_exp(xp, z)
         label_sum, _, label_others = _shares(xp, label)
         # A class without label weight adds nothing, even at a -inf logit (0 * inf would be NaN).
         gap = xp.where(label == 0, 0, label * (m - z)).sum(axis=-1, keepdims=True)
@@ -210,6 +217,12 @@ def _swce(logits, label, soft_label, ignore_index, axis, upstream, want_grad):
         loss = xp.where(ignored, 0, loss)
         grad = None if grad is None else xp.where(ignored, 0, grad)
     result = {"loss": loss, "softmax": softmax, "logits": grad}
+    if soft_label and u_rows is not None:
+        # The loss is linear in the soft label: d loss / d label = -log_softmax(z) = (m - z) + log(s),
+        # the loss's own two terms per class (+inf at a -inf logit: more weight there costs infinitely).
+        with _quiet(xp):
+            m, _, _, rest, _ = _shifted_exp(xp, z)
+            result["label"] = u_rows * ((m - z) + xp.log1p(rest))
     return {name: xp.moveaxis(value, -1, axis).astype(logits.dtype) for name, value in result.items()
             if value is not None}
 
@@ -226,7 +239,8 @@ def softmax_with_cross_entropy(logits, label, soft_label=False, ignore_index=-10
 
 def softmax_with_cross_entropy_grad(logits, label, soft_label=False, ignore_index=-100, numeric_stable_mode=True,
                                     return_softmax=False, axis=-1, upstream=None):
-    """``{"loss", "logits"}`` (plus ``"softmax"`` when asked): the gradient of ``sum(upstream * loss)``."""
+    """``{"loss", "logits"}`` (plus ``"softmax"`` when asked, and ``"label"`` for soft labels): the
+    gradients of ``sum(upstream * loss)``."""
     result = _swce(logits, label, soft_label, ignore_index, axis, upstream, want_grad=True)
     if not return_softmax:
         del result["softmax"]

@@ -32,3 +32,23 @@ def why_unsupported(adapter, device: str, meta: dict) -> Optional[str]:
     if missing:
         return "%s %s cannot express %s" % (adapter.name, meta["op"], ", ".join(missing))
     return None
+
+
+def why_not_applicable(adapter, meta: dict) -> Optional[str]:
+    """``None`` when a bad-input case tests the impl's own contract, else why it does not.
+
+    Only a framework's own op has a contract for bad input.  An op the adapter composes from
+    primitives would be judged on what the adapter chose to check, so its bad-input cases are not
+    run: "not applicable", counted apart from the framework's results.
+    """
+    if not meta.get("invalid"):
+        return None
+    if isinstance(adapter, str):
+        from impls import get_adapter  # noqa: PLC0415
+
+        adapter = get_adapter(adapter)
+    support = adapter.ops.get(meta["op"])
+    if support is not None and support.mode == "composed":
+        return ("%s composes %s itself: the framework has no such op, so no contract for bad input to test"
+                % (adapter.name, meta["op"]))
+    return None

@@ -155,15 +155,15 @@ class TensorflowAdapter(Adapter):
         logits = case.inputs["logits"]
         rank = logits.ndim
         axis = int(params["axis"])
-        if not -rank <= axis < rank:
-            raise ValueError("axis: expected an int in [%d, %d], got %d" % (-rank, rank - 1, axis))
+        # An axis out of range is passed as it is: TensorFlow's ops reject it (the adapter does not).
+        axis = axis % rank if -rank <= axis < rank else axis
         soft = bool(params["soft_label"])
         ignore_index = None
         if not soft and np.any(case.inputs["label"] == params["ignore_index"]):
             # TF has no ignore_index: the mask is composed only when some label actually equals it.
             ignore_index = int(params["ignore_index"])
         return (tensor("logits"), tensor("label"), tensor("upstream")), dict(
-            rank=rank, axis=axis % rank, soft_label=soft, return_softmax=bool(params["return_softmax"]),
+            rank=rank, axis=axis, soft_label=soft, return_softmax=bool(params["return_softmax"]),
             ignore_index=ignore_index, label_has_axis=case.inputs["label"].ndim == rank,
         )
 
@@ -171,9 +171,8 @@ class TensorflowAdapter(Adapter):
         params = case.params
         num_shards = int(params.get("num_shards", 0))
         names = ["weights"] if num_shards == 0 else ["weights/%d" % i for i in range(num_shards)]
-        strategy = params.get("partition_strategy", "mod")  # the r1.4 default, as in the reference
-        if strategy not in ("mod", "div"):
-            raise Unsupported("partition_strategy %r" % (strategy,))
+        # The r1.4 default, as in the reference.  Any other value is passed to TensorFlow as it is.
+        strategy = params.get("partition_strategy", "mod")
         biases = case.bias_shards
         biases = [tensor("biases/%d" % i) for i in range(len(biases))] if isinstance(biases, list) \
             else tensor("biases")
@@ -184,7 +183,9 @@ class TensorflowAdapter(Adapter):
             num_sampled=int(params["num_sampled"]), num_classes=int(params["num_classes"]),
             num_true=int(params["num_true"]),
             remove_accidental_hits=bool(params["remove_accidental_hits"]),
-            strategy=strategy if num_shards > 0 else None,
+            # Unsharded weights go to TF2's op, which has no partition_strategy, unless the case asks for
+            # one TF2 does not know: only the v1 op takes the argument, so it gets to judge it.
+            strategy=strategy if num_shards > 0 or strategy not in ("mod", "div") else None,
         )
 
 
@@ -227,6 +228,7 @@ def _softmax_with_cross_entropy(logits, label, upstream, *, rank, axis, soft_lab
     with tf.GradientTape() as tape:
         tape.watch(logits)
         if soft_label:
+            tape.watch(label)  # TF differentiates a soft label too
             loss = tf.nn.softmax_cross_entropy_with_logits(labels=label, logits=logits, axis=axis)
         else:
             if label_has_axis:  # else a rank R-1 label, already the sparse kernel's form
@@ -250,7 +252,11 @@ def _softmax_with_cross_entropy(logits, label, upstream, *, rank, axis, soft_lab
             target = tf.reduce_sum(loss * upstream)
     out = {"loss": loss}
     if backward:
-        out["grad/logits"] = tape.gradient(target, logits)
+        sources = [logits, label] if soft_label else [logits]
+        grads = tape.gradient(target, sources)
+        out["grad/logits"] = grads[0]
+        if soft_label and grads[1] is not None:  # None: TF does not differentiate it (not invented here)
+            out["grad/label"] = grads[1]
     if return_softmax:
         out["softmax"] = tf.nn.softmax(logits, axis=axis)
     return out
@@ -291,9 +297,10 @@ def _sampled_softmax_loss(weights, biases, labels, inputs, sampled_candidates, t
             sampled_values=(sampled_candidates, true_expected_count, sampled_expected_count),
             remove_accidental_hits=remove_accidental_hits,
         )
-        if strategy == "mod":
-            # Only the v1 API still takes partition_strategy; TF2's op always shards "div".
-            loss = tf.compat.v1.nn.sampled_softmax_loss(weights=weights, partition_strategy="mod",
+        if strategy not in (None, "div"):
+            # Only the v1 API still takes partition_strategy ("mod", or a bad value for TF to judge);
+            # TF2's op always shards "div".
+            loss = tf.compat.v1.nn.sampled_softmax_loss(weights=weights, partition_strategy=strategy,
                                                         **kwargs)
         else:
             # One array (strategy None) or a "div" shard list.
@@ -325,8 +332,7 @@ class TensorflowXlaAdapter(TensorflowAdapter):
 
     name = "tensorflow-xla"
     jit_compile = True
-    ops = {op: OpSupport(support.mode, support.dtypes, support.unsupported_features,
-                         note=support.note + "; whole step under tf.function(jit_compile=True)")
+    ops = {op: support.noted("; whole step under tf.function(jit_compile=True)")
            for op, support in TensorflowAdapter.ops.items()}
 
 

@@ -19,8 +19,9 @@ class TorchAdapter(Adapter):
     ops = {
         "softmax_with_cross_entropy": OpSupport(
             "native",
-            note="F.cross_entropy(reduction='none', ignore_index=...) on logits moved to [M, C] "
-            "(class-index targets for hard labels, probability targets for soft labels); "
+            note="F.cross_entropy(reduction='none', ignore_index=...) on logits with the class axis moved to dim 1 "
+            "([N, C, d1, ...], torch's own form; class-index targets with the size-1 class axis squeezed for "
+            "hard labels, probability targets for soft labels); "
             "F.softmax for return_softmax; numeric_stable_mode has no counterpart (always stable)",
         ),
         "sampled_softmax_with_cross_entropy": OpSupport(
@@ -57,7 +58,7 @@ class TorchAdapter(Adapter):
         dtype = getattr(torch, case.dtype)
         # The op's differentiable inputs are autograd leaves; the gradient of input ``x`` is returned
         # as ``grad/x`` (shard ``weights/i`` gives ``grad/weights/i``, the flat name the spec asks for).
-        leaves = OPS[case.op].differentiable
+        leaves = OPS[case.op].differentiable_in(case.params)  # a soft label too: torch differentiates it
         tensors = {}
         for name, array in case.inputs.items():
             is_float = np.issubdtype(array.dtype, np.floating)
@@ -108,19 +109,20 @@ class TorchAdapter(Adapter):
 
     def _softmax_with_cross_entropy(self, params, t):
         F = self.torch.nn.functional
-        logits = t["logits"]
-        axis = params["axis"] % logits.dim()
-        # cross_entropy takes [M, C]: move the class axis last and flatten the rest.  The label (and the
-        # loss) has size 1 on ``axis``, so its flat order already matches the rows of that matrix.
-        rows = logits.movedim(axis, -1).reshape(-1, logits.shape[axis])
+        logits, label, axis = t["logits"], t["label"], params["axis"]
+        # cross_entropy's own form: classes on dim 1 ([N, C, d1, ...]), hard targets [N, d1, ...] and soft
+        # targets of the input's shape.  Only the class axis is moved (torch itself rejects an axis out
+        # of range) and only a size-1 class axis is squeezed from a hard label: a label of the wrong
+        # rank, batch or dtype reaches torch as it is.
+        rows = logits.movedim(axis, 1) if logits.dim() > 1 else logits
         if params["soft_label"]:
             # Probability targets; ignore_index applies to class indices only (in Paddle too).
-            loss = F.cross_entropy(rows, t["label"].movedim(axis, -1).reshape(rows.shape), reduction="none")
+            target = label.movedim(axis, 1) if label.dim() > 1 else label
+            loss = F.cross_entropy(rows, target, reduction="none")
         else:
-            loss = F.cross_entropy(
-                rows, t["label"].reshape(-1), reduction="none", ignore_index=params["ignore_index"]
-            )
-        loss = loss.reshape(logits.shape[:axis] + (1,) + logits.shape[axis + 1:])
+            target = label.squeeze(axis) if label.dim() == logits.dim() else label
+            loss = F.cross_entropy(rows, target, reduction="none", ignore_index=params["ignore_index"])
+        loss = loss.unsqueeze(axis if axis >= 0 else axis + logits.dim())
         outputs = {}
         if params["return_softmax"]:
             outputs["softmax"] = F.softmax(logits.detach(), dim=axis)
@@ -139,6 +141,8 @@ class TorchAdapter(Adapter):
 
     def _sampled_softmax_loss(self, params, t):
         torch = self.torch
+        if "biases" not in t:  # biases as a list of shards (feature sharded_biases)
+            raise Unsupported("torch has no lookup over a list of bias shards")
         labels, sampled, inputs = t["labels"], t["sampled_candidates"], t["inputs"]
         batch, num_true = labels.shape
         ids = torch.cat([labels.reshape(-1), sampled])
@@ -205,8 +209,7 @@ class TorchCompileAdapter(TorchAdapter):
     name = "torch-compile"
     # Measured here: 10 to 30 s of compilation per case on 2 loaded cores (55 cases in 15 minutes).
     opt_in = "compiles each case (10-30 s a case on 2 cores): run it by name, --impl torch-compile"
-    ops = {op: OpSupport(support.mode, support.dtypes, support.unsupported_features,
-                         note=support.note + "; the loss under torch.compile(dynamic=True), inductor")
+    ops = {op: support.noted("; the loss under torch.compile(dynamic=True), inductor")
            for op, support in TorchAdapter.ops.items()}
 
     def load(self, device):

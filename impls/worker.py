@@ -5,9 +5,10 @@
 Protocol, one JSON object per line: the worker first writes ``{"event": "ready", ...}`` (or
 ``{"event": "unavailable", "message": ...}`` when the framework cannot be loaded, then exits), then
 answers each request read from stdin,
-``{"case_file": ..., "out_file": ..., "repeat": 2}``, with ``{"status": "ok"|"error"|"unsupported",
-...}`` after writing the outputs to ``out_file`` (a ``.npz``).  ``repeat`` runs the case that many
-times and reports whether the outputs were bitwise identical (``deterministic``).  A benchmark
+``{"case_file": ..., "out_file": ..., "repeat": 2}`` (``"force": true`` runs a case the adapter
+declares unsupported: the runner's check of declared limits), with
+``{"status": "ok"|"error"|"unsupported"|"inapplicable", ...}`` after writing the outputs to
+``out_file`` (a ``.npz``).  ``repeat`` runs the case that many times and reports whether the outputs were bitwise identical (``deterministic``).  A benchmark
 request, ``{"bench": {"op": ..., "mode": ..., "dtype": ..., "batch": ..., ...}, "timing": {...}}``
 (``timing`` optional), is answered with ``{"status": ..., "median_s": ..., "samples": [...], ...}``
 (see ``impls/bench.py``); a sampler request,
@@ -66,13 +67,13 @@ def _describe(error):
 
 def run_case(adapter, device, request):
     """Run one request; return the reply dict (never raises for a framework's error)."""
-    from impls.base import Unsupported
+    from impls.base import NotNative, Unsupported
     from impls.caseio import Case, write_npz
     from impls.support import why_unsupported
 
     case = Case.read(request["case_file"])
     # The runner asks the same question before sending a case; this answers a direct request.
-    reason = why_unsupported(adapter, device, case.meta)
+    reason = None if request.get("force") else why_unsupported(adapter, device, case.meta)
     if reason:
         return {"status": "unsupported", "message": reason}
     outputs, seconds, deterministic = None, [], True
@@ -85,6 +86,8 @@ def run_case(adapter, device, request):
             outputs = result
     except Unsupported as error:
         return {"status": "unsupported", "message": str(error)}
+    except NotNative as error:
+        return {"status": "inapplicable", "message": "not tested natively: %s" % error}
     except Exception as error:  # the framework raised: that is the result
         return {"status": "error", "message": _describe(error),
                 "traceback": "".join(traceback.format_exc(limit=-4))[-MESSAGE_LIMIT:]}

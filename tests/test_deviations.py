@@ -1,5 +1,7 @@
 """Every known deviation is real: its reproducer runs and shows the deviation under the impl's interpreter."""
+import ast
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,49 @@ def test_registry_entries_are_complete_and_unique():
     for entry in ENTRIES:
         assert entry.reproducer.startswith("python repro/")
         assert (REPO / entry.reproducer.split()[1]).is_file(), entry.key
+
+
+# A reproducer is a framework finding anyone can check with that framework alone: it imports the impl's
+# framework (optax is JAX's loss library, the jax adapter's native op), NumPy, the standard library and
+# helpers of its own in repro/, nothing else (no other framework, nothing of this suite).
+REPRODUCER_MAY_IMPORT = {"torch": {"torch"}, "tensorflow": {"tensorflow"}, "tensorflow-xla": {"tensorflow"},
+                         "paddle": {"paddle"}, "paddle-legacy": {"paddle"}, "jax": {"jax", "optax"}}
+
+
+def _stdlib() -> set:
+    names = getattr(sys, "stdlib_module_names", None)  # Python >= 3.10
+    if names:
+        return set(names)
+    import pkgutil
+    import sysconfig
+
+    return set(sys.builtin_module_names) | {m.name for m in pkgutil.iter_modules([sysconfig.get_paths()["stdlib"]])}
+
+
+def _imported(script: Path) -> set:
+    """Top-level modules a script imports, following imports of sibling helper modules in repro/."""
+    found = set()
+    for node in ast.walk(ast.parse(script.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names = [node.module]
+        else:
+            continue
+        for name in names:
+            top = name.split(".")[0]
+            helper = script.parent / (top + ".py")
+            found |= _imported(helper) if helper.is_file() else {top}
+    return found
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=[d.key for d in ENTRIES])
+def test_reproducer_imports_its_framework_only(entry):
+    script = REPO / entry.reproducer.split()[1]
+    modules = _imported(script)
+    allowed = REPRODUCER_MAY_IMPORT[entry.impl] | {"numpy"} | _stdlib()
+    assert modules <= allowed, "%s imports %s" % (script.name, sorted(modules - allowed))
+    assert modules & REPRODUCER_MAY_IMPORT[entry.impl], "%s does not import %s" % (script.name, entry.impl)
 
 
 # "paddle" and "paddle-legacy" both import as `paddle`; which one an interpreter has decides which entries apply.

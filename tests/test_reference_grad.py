@@ -59,6 +59,11 @@ def check_swce_grad(logits, label, upstream, **kwargs):
     np.testing.assert_array_equal(out["loss"], swce_loss(logits, label, **kwargs))
     assert out["logits"].shape == logits.shape
     assert_grad(out["logits"], numeric_grad(f, logits), "d sum(upstream*loss) / d logits")
+    if kwargs.get("soft_label"):  # a soft label is differentiable too
+        assert out["label"].shape == label.shape
+        assert_grad(out["label"], numeric_grad(f, label), "d sum(upstream*loss) / d label")
+    else:
+        assert "label" not in out
     return out
 
 

@@ -558,7 +558,7 @@ def test_renders_in_headless_chromium(built, tmp_path):
     dom = subprocess.run([*browser, "--user-data-dir=%s" % (tmp_path / "profile2"), "--dump-dom", page.as_uri()],
                          capture_output=True, text=True, timeout=180).stdout
     assert dom.count("<table") >= 8
-    for table in ("T_overview", "T_differences", "T_agreement", "T_summary", "T_cases", "T_modes", "T_environment",
+    for table in ("T_overview", "T_differences_framework", "T_agreement", "T_summary", "T_cases", "T_modes", "T_environment",
                   "T_speed", "T_target", "T_memory", "T_sampler", "T_not_repeatable"):
         assert 'id="%s"' % table in dom, table
     assert len(re.findall(r'<img[^>]+src="data:image/png;base64,', dom)) >= 3  # statuses, ratios, speed

@@ -18,7 +18,9 @@ class ChunkedAdapter(Adapter):
         "softmax_with_cross_entropy": OpSupport(
             "native", ("float32", "float64"),
             unsupported_features=("axis_not_last", "rank1", "ignore_index", "return_softmax"),
-            note="chunked_ce.kernel: online log-sum-exp over chunks of 256 classes, last axis only"),
+            no_gradient=("label",),  # the kernel differentiates the logits only
+            note="chunked_ce.kernel: online log-sum-exp over chunks of 256 classes, last axis only; "
+                 "no soft-label gradient"),
     }
 
     def load(self, device):
