@@ -264,9 +264,10 @@ def cmd_report(args):
         print(table.to_string())
     print("\nreport of %s: %s (tables as CSV beside it)"
           % (", ".join(runs.relative(f) for f in folders), runs.relative(out / "index.html")))
-    if getattr(args, "screenshot", False):
-        problem = report.screenshot(out / "index.html", out / "screenshot.png")
-        print("screenshot: %s" % (problem or runs.relative(out / "screenshot.png")))
+    if getattr(args, "screenshot", False):  # what a reader sees first at 1400 px, and the page below it
+        for name, size in (("screenshot-first-screen.png", (1400, 900)), ("screenshot.png", (1400, 3000))):
+            problem = report.screenshot(out / "index.html", out / name, size=size)
+            print("screenshot: %s" % (problem or runs.relative(out / name)))
     return 0
 
 
@@ -410,7 +411,8 @@ def build_parser():
                         "error); default: runs/latest")
     p.add_argument("--cases", type=Path, default=corpus.DEFAULT_CASES_DIR, help="corpus folder (default: cases/)")
     p.add_argument("--out", type=Path, default=None, help="report folder (default: RUN_DIR/report)")
-    p.add_argument("--screenshot", action="store_true", help="also render screenshot.png with headless Chromium")
+    p.add_argument("--screenshot", action="store_true", help="also render screenshot-first-screen.png (1400x900) and screenshot.png (1400x3000) with "
+                        "headless Chromium")
     p.set_defaults(func=cmd_report)
 
     p = commands.add_parser("setup", help="make the cached Python 3.8 environment of paddle-legacy (.venv-legacy)")
