@@ -155,11 +155,11 @@ class ReportData:
     @cached_property
     def differences(self) -> pd.DataFrame:
         """The stored corpus's groups, then those of ``conformance search`` (``found-*.csv``), marked
-        in the column ``source``."""
+        in the column ``origin`` (``source`` says framework finding or adapter limitation)."""
         table = H.differences(self.frame, self.manifest, self.cases_dir, self.registry, impl_order=self.impl_order)
         found_rows, _ = _read_extra(self.raw_dir, "found")
         if found_rows is None:
-            return table.assign(source="")
+            return table.assign(origin="")
         from conformance import corpus
 
         # the search's found corpus: in the run folder when the search was told so (CI), else cases/found
@@ -173,7 +173,7 @@ class ReportData:
                               impl_order=self.impl_order)
         found["reproducer"] = found["reproducer"].str.replace(
             "conformance run", "conformance run --cases %s" % found_dir.as_posix(), n=1, regex=False)
-        return pd.concat([table.assign(source=""), found.assign(source=FOUND_BY_SEARCH)], ignore_index=True)
+        return pd.concat([table.assign(origin=""), found.assign(origin=FOUND_BY_SEARCH)], ignore_index=True)
 
     @cached_property
     def kind_counts(self) -> dict:

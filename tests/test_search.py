@@ -148,7 +148,7 @@ def test_found_groups_in_the_report(tmp_path, test_adapters):
     import pandas as pd
 
     table = pd.read_csv(tmp_path / "out" / "differences.csv", keep_default_na=False)
-    found = table[table["source"] == report.FOUND_BY_SEARCH]
+    found = table[table["origin"] == report.FOUND_BY_SEARCH]
     assert list(found["impl"]) == ["test-wrong-soft"] and list(found["worst output"]) == ["loss"]
     assert "--cases" in found["reproducer"].iloc[0]
     assert report.FOUND_BY_SEARCH in (tmp_path / "out" / "index.html").read_text()
