@@ -22,7 +22,8 @@ from pathlib import Path
 RUNS_DIR = Path("runs")
 LATEST = "latest"
 RUN_FILE = "run.json"
-RAW_PATTERNS = ("results-*.csv", "bench-*.csv", "sampler-*.csv", "environment-*.json")
+RAW_PATTERNS = ("results-*.csv", "bench-*.csv", "sampler-*.csv", "environment-*.json", "capabilities-*.csv",
+                "found-*.csv", "reproduction-*.csv")
 
 
 class RunError(Exception):
