@@ -189,9 +189,12 @@ def target_summary(target: pd.DataFrame) -> list:
     return lines
 
 
+MEMORY_MODEL_OP = "sampled_softmax_loss"  # the op whose memory the report models (its formula below)
+
+
 def memory_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Peak memory of the weights-based sampled loss against B*(T+S)+(T+S)*D and B*K elements."""
-    data = frame[(frame["op"] == "sampled_softmax_loss") & frame["status"].eq("ok")
+    data = frame[(frame["op"] == MEMORY_MODEL_OP) & frame["status"].eq("ok")
                  & frame["peak_mem_bytes"].notna()].copy()
     if data.empty:
         return pd.DataFrame()
@@ -217,12 +220,14 @@ def classes_plot(frame: pd.DataFrame, labels: list, sweep: tuple):
     from matplotlib.figure import Figure
 
     batch, samples, dim = sweep
+    from impls.ops import OPS
+
+    # The sweep's shape of each op: only the sizes its benchmark shape has (impls/ops.py) are fixed.
+    shape = frame["op"].map(lambda op: OPS[op].bench_shape if op in OPS else ())
+    on_sweep = ((frame["samples"] == shape.map(lambda keys: samples if "samples" in keys else 0))
+                & (shape.map(lambda keys: "dim" not in keys) | (frame["dim"] == dim)))
     data = frame[(frame["mode"] == "forward_backward") & (frame["dtype"] == "float32") & frame["status"].eq("ok")
-                 & (frame["batch"] == batch)
-                 & (((frame["op"] == "softmax_with_cross_entropy") & (frame["samples"] == 0))
-                    | ((frame["op"] == "sampled_softmax_with_cross_entropy") & (frame["samples"] == samples))
-                    | ((frame["op"] == "sampled_softmax_loss") & (frame["samples"] == samples)
-                       & (frame["dim"] == dim)))]
+                 & (frame["batch"] == batch) & on_sweep]
     labels = [label for label in labels if (data["label"] == label).any()]
     if not labels:
         return None
