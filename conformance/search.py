@@ -580,7 +580,7 @@ REPRODUCER = '''"""Found by `conformance search`: {signature}
 
 {description}
 Runs {impl} alone (its adapter imports that one framework) on the stored inputs of
-{case_path} and asserts the divergence; exit status 0 means it still shows.
+{case_path} and asserts the divergence (conformance/reproduce.py); exit status 0 means it still shows.
 """
 import os
 import sys
@@ -590,31 +590,10 @@ HERE = Path(__file__).resolve().parent
 ROOT = {root}
 sys.path.insert(0, str(ROOT))
 {environment}
-from conformance.compare import compare  # noqa: E402  (no framework)
-from impls import get_adapter  # noqa: E402  (no framework until load)
-from impls.caseio import Case  # noqa: E402
+from conformance.reproduce import reproduce  # noqa: E402  (no framework until the adapter loads)
 
-case = Case.read({case_expr})
-adapter = get_adapter({impl!r})
-adapter.load("cpu")
-{check}
+reproduce({case_expr}, {impl!r}, {status!r}, {output!r})
 '''
-
-CHECKS = {
-    "fail": '''outputs = adapter.run(case)
-status, errors, tolerance, message = compare(case, outputs)
-print(message)
-worst = max(errors, key=lambda e: (bool(e.problem), e.ratio))
-assert status == "fail" and worst.name == {output!r}, "no longer diverges: %s" % message
-''',
-    "error": '''try:
-    adapter.run(case)
-except Exception as error:  # the divergence: the oracle answers this valid input
-    print("raises: %s: %s" % (type(error).__name__, error))
-else:
-    raise AssertionError("no longer raises")
-''',
-}
 
 
 def reproducer_name(impl, case_id) -> str:
@@ -631,15 +610,14 @@ def write_reproducer(path: Path, case_path: Path, row, key) -> None:
     except ValueError:
         root = "Path(%r)" % str(REPO_ROOT)
     try:
-        case_expr = "ROOT / %r" % Path(case_path).resolve().relative_to(REPO_ROOT).as_posix()
+        shown = Path(case_path).resolve().relative_to(REPO_ROOT).as_posix()
+        case_expr = "ROOT / %r" % shown
     except ValueError:
-        case_expr = repr(str(Path(case_path).resolve()))
-    check = CHECKS.get(status, '''adapter.run(case)  # {status}: this call kills or hangs the process
-raise AssertionError("returned: no longer {what}")
-'''.format(status=status, what={"crash": "crashes"}.get(status, "hangs"))).format(output=output)
+        shown = str(Path(case_path).resolve())
+        case_expr = repr(shown)
     environment = 'os.environ["CONFORMANCE_TEST_ADAPTERS"] = "1"  # a test-only adapter\n' if impl.startswith(
         "test-") else ""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(REPRODUCER.format(signature=key, description=row.get("message", "")[:300], impl=impl,
-                                      case_path=case_path, root=root, environment=environment,
-                                      case_expr=case_expr, check=check), encoding="utf-8")
+                                      case_path=shown, root=root, environment=environment,
+                                      case_expr=case_expr, status=status, output=output), encoding="utf-8")
