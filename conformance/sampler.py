@@ -62,6 +62,29 @@ Checks, one CSV row each per setting (``sampler-<impl>-cpu.csv`` in the raw fold
     same seed and no reset repeats (a pure function of the seed) or continues (a stateful stream).
 worker checks (e.g. ``layer_matches_op`` for Paddle 1.8) are passed through.
 
+**Through the loss** (``via = loss``; TensorFlow's ``tf.nn.sampled_softmax_loss`` and Paddle 1.8's
+``sampled_softmax_with_cross_entropy`` drawing their own candidates with a fixed seed, see
+``impls/samplers.py``): the candidates and expected counts each loss call drew get every check above
+(unique settings only: both losses sample unique), and per setting:
+
+``loss_shape`` (exact)
+    each call's loss has the API's documented shape (TF ``[batch]``, Paddle ``[N, 1]``).
+``true_labels_in_front`` (exact, where the framework exposes its sampled layout: Paddle's ``Samples``)
+    column 0 of every row is its label, and the candidates after it are the same on every row.
+``accidental_hits_removed`` (exact, where exposed: Paddle's ``SampledLogits``)
+    exactly the sampled columns whose class is the row's label were pushed below ``-1e19`` (Paddle
+    subtracts 1e20 there).
+``drawn_candidates_identity`` (exact, TensorFlow)
+    the loss TF computes from the candidates ``tf.random.log_uniform_candidate_sampler`` returns with
+    the same seeds has the same bits as the loss that drew its own: they are what the loss drew.
+``loss_vs_oracle``
+    the oracle's loss (``impls/reference.py``, float64) recomputed from the candidates and expected
+    counts the framework drew, against the framework's loss under the suite's tolerance
+    (``conformance/compare.py``: the float32 rtol of the op's accumulation length and its logit
+    scale); statistic: the worst ratio to the allowed error over all draws.  The message says on how
+    many draws an oracle *without* accidental-hit removal would have disagreed (the check's power
+    on hit removal where the framework does not expose it).
+
 **Threshold and multiple tests.** Every row with a p-value (the chi-squares, ``num_tries`` and
 ``expected_count_vs_empirical``) belongs to one family per impl run, tested at family-wise error
 rate ``FAMILY_ALPHA = 1e-3`` with Holm's step-down procedure: ``p_holm`` is the Holm-adjusted p
@@ -97,7 +120,7 @@ FINGERPRINT_DRAWS = 64
 SEED = 1234
 DEFAULT_TIMEOUT = 600.0  # seconds for one setting (draws, fingerprints, writing the .npz)
 
-COLUMNS = ["impl", "impl_version", "device", "python", "range_max", "num_sampled", "unique", "num_true",
+COLUMNS = ["impl", "impl_version", "device", "python", "via", "range_max", "num_sampled", "unique", "num_true",
            "draws", "candidates", "seed", "check", "statistic", "dof", "p_value", "p_holm", "threshold",
            "alpha", "tests_in_family", "status", "message", "seconds"]
 P_CHECKS = ("histogram_chi2", "first_candidate_chi2", "sequential_pit_chi2", "num_tries",
@@ -115,11 +138,18 @@ def probe_classes(range_max: int) -> list:
     return sorted({k for k in picks if 0 <= k < range_max})
 
 
-def make_setting(range_max, num_sampled, unique, min_candidates=MIN_CANDIDATES, seed=SEED) -> dict:
+def make_setting(range_max, num_sampled, unique, min_candidates=MIN_CANDIDATES, seed=SEED, via="sampler") -> dict:
+    """One setting; ``via="loss"``: drawn by the framework's sampled loss (the probes are its labels)."""
     true_classes = probe_classes(range_max)
     return {"range_max": int(range_max), "num_sampled": int(num_sampled), "unique": bool(unique),
             "true_classes": true_classes, "num_true": len(true_classes),
-            "draws": int(math.ceil(min_candidates / float(num_sampled))), "seed": int(seed)}
+            "draws": int(math.ceil(min_candidates / float(num_sampled))), "seed": int(seed), "via": via}
+
+
+# Settings drawn through the loss (unique: both losses sample unique), (range_max, num_sampled), and
+# their candidates per setting: each draw is a whole loss call, so fewer than the sampler's.
+LOSS_SETTINGS = {"default": ((50, 8), (1000, 64), (10000, 64)), "small": ((50, 8), (1000, 8))}
+LOSS_MIN_CANDIDATES = 30_000
 
 
 def grid(name="default") -> list:
@@ -137,6 +167,9 @@ def grid(name="default") -> list:
                 if unique and num_sampled > range_max:
                     continue
                 settings.append(make_setting(range_max, num_sampled, unique, minimum, SEED + len(settings)))
+    for range_max, num_sampled in LOSS_SETTINGS[name]:
+        settings.append(make_setting(range_max, num_sampled, True, min(minimum, LOSS_MIN_CANDIDATES),
+                                     SEED + len(settings), via="loss"))
     return settings
 
 
@@ -474,8 +507,109 @@ def analyse(setting, arrays, reply, fresh=None, pit_seed=PIT_SEED):
         rows += guarded(_check_num_tries, setting, candidates, tries, p)
     rows += guarded(_check_vs_empirical, setting, candidates, true_expected, p, tries)
     rows += _seed_rows(reply, fresh)
+    if setting.get("via") == "loss":
+        rows += guarded(_loss_rows, setting, arrays, reply.get("loss_op"))
     for extra in reply.get("checks") or []:
         rows.append(_row(extra.get("check", "worker_check"), extra.get("status", "error"), extra.get("message", "")))
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# Through the loss: what the loss did with the candidates it drew
+# --------------------------------------------------------------------------------------------
+PADDLE_HIT_SHIFT = -1e19  # Paddle 1.8's sample_logits subtracts 1e20 from a hit's sampled logit
+
+
+def _oracle_case(loss_op, arrays, d, remove_accidental_hits=True):
+    """``(oracle loss in float64, params, inputs by the op's input names)`` of draw ``d``."""
+    from impls import reference  # noqa: PLC0415 - NumPy only
+
+    S = arrays["candidates"].shape[1]
+    f64 = {k[len("input_"):]: np.asarray(v, dtype=np.float64 if np.asarray(v).dtype.kind == "f" else np.int64)
+           for k, v in arrays.items() if k.startswith("input_")}
+    if loss_op == "sampled_softmax_loss":
+        params = {"num_true": 1, "num_sampled": S, "num_classes": len(f64["biases"])}
+        inputs = dict(f64, sampled_candidates=arrays["candidates"][d],
+                      true_expected_count=arrays["true_expected"][d].astype(np.float64)[:, None],
+                      sampled_expected_count=arrays["sampled_expected"][d].astype(np.float64))
+        loss = reference.sampled_softmax_loss(
+            inputs["weights"], inputs["biases"], inputs["labels"], inputs["inputs"], S, params["num_classes"], 1,
+            sampled_values=(inputs["sampled_candidates"], inputs["true_expected_count"],
+                            inputs["sampled_expected_count"]), remove_accidental_hits=remove_accidental_hits)
+    else:
+        params = {"num_true": 1, "num_samples": S}
+        inputs = dict(f64, customized_samples=arrays["samples"][d],
+                      customized_probabilities=arrays["probabilities"][d].astype(np.float64))
+        loss = reference.sampled_softmax_with_cross_entropy(
+            inputs["logits"], inputs["label"], S, 1, remove_accidental_hits, use_customized_samples=True,
+            customized_samples=inputs["customized_samples"],
+            customized_probabilities=inputs["customized_probabilities"])
+    return loss, params, inputs
+
+
+def _vs_oracle(loss_op, arrays, d, actual, remove_accidental_hits=True):
+    """Draw ``d``'s loss against the oracle's under the suite's tolerance: ``(OutputError, reason)``."""
+    from conformance import compare  # noqa: PLC0415
+    from impls.ops import OPS  # noqa: PLC0415
+
+    golden, params, inputs = _oracle_case(loss_op, arrays, d, remove_accidental_hits)
+    scale = OPS[loss_op].logit_scale(params, inputs)
+    tolerance = compare.tolerance({"op": loss_op, "dtype": "float32", "params": params, "logit_scale": scale},
+                                  {k: np.shape(v) for k, v in inputs.items()})
+    return compare.compare_output("loss", actual, golden, tolerance.rtol, scale), tolerance.reason
+
+
+def _loss_rows(setting, arrays, loss_op):
+    candidates, loss = np.asarray(arrays["candidates"]), np.asarray(arrays["loss"])
+    D, N = len(candidates), setting["num_true"]
+    documented = (D, N) if loss_op == "sampled_softmax_loss" else (D, N, 1)
+    rows = [_row("loss_shape", "pass" if loss.shape == documented else "fail",
+                 "%s: losses of %d calls %s, documented %s" % (loss_op, D, loss.shape, documented))]
+    if loss.shape != documented:
+        return rows
+    labels = np.asarray(arrays.get("input_labels", arrays.get("input_label"))).reshape(N)
+    hits = candidates[:, None, :] == labels[None, :, None]  # [D, N, S]
+    hit_draws = np.flatnonzero(hits.any(axis=(1, 2)))
+    if "samples" in arrays:
+        samples = np.asarray(arrays["samples"])
+        wrong_front = int(np.count_nonzero(samples[:, :, 0] != labels[None, :]))
+        unshared = int(np.count_nonzero((samples[:, :, 1:] != samples[:, :1, 1:]).any(axis=2)))
+        rows.append(_row("true_labels_in_front", "pass" if wrong_front == unshared == 0 else "fail",
+                         "Samples [N, 1+S] of %d draws: %d rows without their label in column 0, %d rows whose "
+                         "candidates differ from row 0's" % (D, wrong_front, unshared), statistic=wrong_front + unshared))
+        removed = np.asarray(arrays["sampled_logits"])[:, :, 1:] <= PADDLE_HIT_SHIFT
+        wrong = int(np.count_nonzero(removed != hits))
+        rows.append(_row("accidental_hits_removed", "pass" if wrong == 0 else "fail",
+                         "%d accidental hits in %d of %d draws; %d sampled logits removed (below %g) where the drawn "
+                         "samples say otherwise" % (int(hits.sum()), len(hit_draws), D, wrong, PADDLE_HIT_SHIFT),
+                         statistic=wrong))
+    else:
+        hidden = "%s returns the loss only: checked through loss_vs_oracle" % loss_op
+        rows.append(_row("true_labels_in_front", "unsupported", hidden))
+        rows.append(_row("accidental_hits_removed", "unsupported", "%s (%d accidental hits in %d of %d draws)"
+                         % (hidden, int(hits.sum()), len(hit_draws), D)))
+    if "loss_given_candidates" in arrays:
+        given = np.asarray(arrays["loss_given_candidates"])
+        differ = int(np.count_nonzero((given != loss).any(axis=1)))
+        rows.append(_row("drawn_candidates_identity", "pass" if differ == 0 else "fail",
+                         "%d of %d draws: the loss from the candidates tf.random.log_uniform_candidate_sampler "
+                         "returns with the same seeds differs in its bits from the loss that drew its own"
+                         % (differ, D), statistic=differ))
+
+    worst, worst_draw, tolerance_reason = 0.0, 0, ""
+    for d in range(D):
+        error, reason = _vs_oracle(loss_op, arrays, d, loss[d])
+        ratio = float("inf") if error.problem else error.ratio
+        if ratio > worst or d == 0:
+            worst, worst_draw, tolerance_reason = ratio, d, reason
+    # Would an oracle that keeps the hits have agreed anyway?  (The check's power on hit removal.)
+    powerless = sum(not _vs_oracle(loss_op, arrays, d, loss[d], remove_accidental_hits=False)[0].failed
+                    for d in hit_draws)
+    message = ("oracle loss from the drawn candidates vs %s's over %d calls: worst %.3g of the allowed error "
+               "(draw %d; %s); without accidental-hit removal the oracle would disagree on %d of the %d draws "
+               "with hits" % (loss_op, D, worst, worst_draw, tolerance_reason, len(hit_draws) - powerless,
+                              len(hit_draws)))
+    rows.append(_row("loss_vs_oracle", "pass" if worst <= 1.0 else "fail", message, statistic=worst, threshold=1.0))
     return rows
 
 
@@ -522,7 +656,8 @@ def sampler_path(out_dir, impl: str, device: str = "cpu") -> Path:
 
 
 def _setting_columns(setting):
-    return {key: setting[key] for key in ("range_max", "num_sampled", "unique", "num_true", "draws", "seed")}
+    return dict({key: setting[key] for key in ("range_max", "num_sampled", "unique", "num_true", "draws", "seed")},
+                via=setting.get("via", "sampler"))
 
 
 def _failed_row(reply: runner.Reply):

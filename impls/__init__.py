@@ -30,6 +30,7 @@ ADAPTER_MODULES = {
     "paddle": "impls.paddle_adapter",
     "paddle-legacy": "impls.paddle_legacy_adapter",
     "tensorflow-xla": "impls.tensorflow_adapter",
+    "tensorflow-v1": "impls.tensorflow_adapter",
     "jax": "impls.jax_adapter",
 }
 # The oracle's impls (impls/reference.py): correct, not fast; the benchmark runs them only when asked.

@@ -55,6 +55,25 @@ Per impl (only the CPU; the native samplers are host code):
     samples and probabilities.  The layer hard-codes ``uniq=True`` and the CPU kernel
     (``math::SampleWithProb``) always samples unique, so ``unique=False`` is unsupported.
 
+**Through the loss** (``"via": "loss"`` in the spec): the framework's sampled loss draws its own
+candidates with its built-in sampler (no samples passed in), on a fixed problem of
+:func:`loss_problem` (batch = the probe classes as labels, ``num_true = 1``, float32 inputs from
+``seed``); each draw is one loss call.  The reply's arrays are those of a plain draw (the candidates
+and expected counts the loss drew, ``true_expected [D, probes]``) plus ``loss`` as the framework
+returns it, what the framework exposes about the draw, and the problem's inputs (``input_<name>``),
+from which the core recomputes the loss with the oracle (``conformance/sampler.py``):
+
+``tensorflow``
+    ``tf.nn.sampled_softmax_loss(..., sampled_values=None, seed=seed)`` after ``tf.random.set_seed``,
+    in a ``tf.function`` loop.  The loss returns the loss only; in the same loop step
+    ``tf.random.log_uniform_candidate_sampler`` with the same seeds (a second op of the same seeds
+    follows the same Philox stream) gives the candidates, and ``loss_given_candidates`` is the loss
+    recomputed by TensorFlow from them: equal bits show that they are what the loss drew.
+``paddle-legacy``
+    ``fluid.layers.sampled_softmax_with_cross_entropy(use_customized_samples=False, seed=...)``; its
+    ``sample_logits`` op's ``Samples``, ``Probabilities`` and ``SampledLogits`` (the logits after
+    accidental-hit removal) are fetched with the loss; draw ``d`` uses ``draw_seed(seed, d)``.
+
 Frameworks without a native log-uniform sampler (torch, Paddle 2.x/3.x, the CuPy reference) answer
 ``unsupported`` with the reason.
 
@@ -69,6 +88,7 @@ import numpy as np
 
 MESSAGE_LIMIT = 2000
 CHUNK = 1000  # Paddle 1.8: sample_logits ops per program run
+LOSS_CHUNK = 250  # Paddle 1.8: sampled-loss layers per program run (each is 3 ops)
 FINGERPRINT_DRAWS = 64
 
 UNSUPPORTED = {
@@ -91,13 +111,34 @@ def draw_seed(seed: int, index: int) -> int:
     return 1 + ((int(seed) * 1000003 + int(index)) * 48271) % prime
 
 
-def fingerprint(candidates, sampled_expected, true_expected) -> str:
+def fingerprint(*arrays) -> str:
+    """SHA-256 of the arrays' dtypes and bytes (a draw's candidates, expected counts and, through the
+    loss, the loss)."""
     digest = hashlib.sha256()
-    for array in (candidates, sampled_expected, true_expected):
+    for array in arrays:
         array = np.ascontiguousarray(array)
         digest.update(str(array.dtype.str).encode("ascii"))
         digest.update(array.tobytes())
     return digest.hexdigest()
+
+
+VIA = ("sampler", "loss")  # the sampler called directly, or driving the framework's sampled loss
+LOSS_DIM = 8  # the fixed problem's input dimension (sampled_softmax_loss)
+
+
+def loss_problem(op: str, spec: dict) -> dict:
+    """The fixed problem a loss drawing its own candidates runs on: batch = the probe classes as
+    labels (``num_true = 1``), float32 normal inputs from ``spec["seed"]`` (the legacy RandomState,
+    whose stream every NumPy version keeps)."""
+    rng = np.random.RandomState(spec["seed"])
+    classes, labels = spec["range_max"], np.asarray(spec["true_classes"], dtype=np.int64).reshape(-1, 1)
+    if op == "sampled_softmax_loss":
+        return {"weights": rng.normal(size=(classes, LOSS_DIM)).astype(np.float32),
+                "biases": rng.normal(size=classes).astype(np.float32), "labels": labels,
+                "inputs": rng.normal(size=(len(labels), LOSS_DIM)).astype(np.float32)}
+    if op == "sampled_softmax_with_cross_entropy":
+        return {"logits": (2.0 * rng.normal(size=(len(labels), classes))).astype(np.float32), "label": labels}
+    raise ValueError("op: expected a sampled loss, got %r" % (op,))
 
 
 def normalize_spec(spec: dict) -> dict:
@@ -120,6 +161,9 @@ def normalize_spec(spec: dict) -> dict:
         raise ValueError("num_true: expected len(true_classes)=%d, got %r" % (len(true_classes), out["num_true"]))
     out["num_true"] = len(true_classes)
     out["fingerprint_draws"] = max(1, min(int(out.get("fingerprint_draws", FINGERPRINT_DRAWS)), out["draws"]))
+    out["via"] = out.get("via", "sampler")
+    if out["via"] not in VIA:
+        raise ValueError("via: expected one of %s, got %r" % (", ".join(VIA), out["via"]))
     out.setdefault("out_file", None)
     return out
 
@@ -150,6 +194,10 @@ class _NumpySampler:
     def checks(self, spec, seed):
         return []
 
+    def draw_through_loss(self, spec, seed, n, reset=True):
+        raise _Unsupported("numpy: the oracle is what a loss's draws are recomputed with; its own sampled "
+                           "path (sampled_values=None) is tested by tests/test_reference_sampler.py")
+
 
 class _TensorflowSampler:
     reset = "tf.random.set_seed(seed) and a new tf.function (TF's documented way to restart a seeded op)"
@@ -159,6 +207,8 @@ class _TensorflowSampler:
 
         self.tf = tf
         self._last = None  # the tf.function of the previous draw (for the no-reset call)
+        self._last_loss = None  # the same for draws through the loss
+        self.api = adapter.sampled_api
 
     def _function(self, spec, seed):
         tf = self.tf
@@ -190,6 +240,39 @@ class _TensorflowSampler:
     def checks(self, spec, seed):
         return []
 
+    def _loss_function(self, spec, seed, problem):
+        tf = self.tf
+        weights, biases, labels, inputs = (tf.constant(problem[k]) for k in ("weights", "biases", "labels", "inputs"))
+        # The impl's public API with its own defaults (num_true=1, remove_accidental_hits=True).
+        loss_op = tf.compat.v1.nn.sampled_softmax_loss if self.api == "tf.compat.v1" else tf.nn.sampled_softmax_loss
+        args = (weights, biases, labels, inputs, spec["num_sampled"], spec["range_max"])
+
+        @tf.function
+        def loop(n):
+            arrays = [tf.TensorArray(dtype, size=n) for dtype in (tf.float32, tf.float32, tf.int64, tf.float32,
+                                                                   tf.float32)]
+            for i in tf.range(n):
+                loss = loss_op(*args, seed=seed)  # sampled_values=None: TF's own sampler
+                drawn = tf.random.log_uniform_candidate_sampler(labels, 1, spec["num_sampled"], True,
+                                                                spec["range_max"], seed=seed)
+                given = loss_op(*args, sampled_values=drawn)
+                values = (loss, given, drawn[0], drawn[2], drawn[1][:, 0])
+                arrays = [a.write(i, v) for a, v in zip(arrays, values)]
+            return [a.stack() for a in arrays]
+
+        return loop
+
+    def draw_through_loss(self, spec, seed, n, reset=True):
+        tf = self.tf
+        problem = loss_problem("sampled_softmax_loss", spec)
+        if reset or self._last_loss is None:
+            tf.random.set_seed(seed)
+            self._last_loss = self._loss_function(spec, seed, problem)
+        loss, given, candidates, sampled, true_expected = (a.numpy() for a in self._last_loss(tf.constant(n)))
+        extra = {"loss": loss, "loss_given_candidates": given}
+        extra.update(("input_" + k, v) for k, v in problem.items())
+        return candidates.astype(np.int64), sampled, true_expected, extra
+
 
 class _PaddleLegacySampler:
     reset = "none needed: every run of sample_logits re-seeds its sampler with the op's seed attribute"
@@ -200,18 +283,24 @@ class _PaddleLegacySampler:
         self.executor = adapter.executor
         self._programs = {}
 
-    def _build(self, spec, ops, layer=False):
+    def _build(self, spec, ops, layer=False, problem=None):
+        """A program of ``ops`` draws: bare ``sample_logits`` ops, or (``layer``) the layer itself, fed
+        ``problem`` (zero logits when None); fetches Samples and Probabilities, and with ``problem``
+        the losses and SampledLogits too."""
         fluid = self.fluid
         from paddle.fluid.layer_helper import LayerHelper  # noqa: PLC0415
 
         rows, width = spec["num_true"], spec["range_max"]
         program, startup = fluid.Program(), fluid.Program()
+        losses = []
         with fluid.program_guard(program, startup):
             logits = fluid.layers.data(name="logits", shape=[rows, width], dtype="float32", append_batch_size=False)
             label = fluid.layers.data(name="label", shape=[rows, 1], dtype="int64", append_batch_size=False)
             for _ in range(ops):
                 if layer:
-                    fluid.layers.sampled_softmax_with_cross_entropy(logits, label, spec["num_sampled"], seed=1)
+                    # The layer's defaults: num_true=1, remove_accidental_hits=True, use_customized_samples=False.
+                    losses.append(fluid.layers.sampled_softmax_with_cross_entropy(
+                        logits, label, spec["num_sampled"], seed=1))
                     continue
                 # Exactly what the layer appends first (fluid/layers/loss.py), without its loss ops.
                 helper = LayerHelper("sample_logits")
@@ -224,23 +313,42 @@ class _PaddleLegacySampler:
                                         "seed": 1})
             block = program.global_block()
             sample_ops = [op for op in block.ops if op.type == "sample_logits"]
-            samples = fluid.layers.concat([block.var(op.output("Samples")[0]) for op in sample_ops], axis=0)
-            probabilities = fluid.layers.concat([block.var(op.output("Probabilities")[0]) for op in sample_ops], axis=0)
+            outputs = [[block.var(op.output(name)[0]) for op in sample_ops] for name in ("Samples", "Probabilities")]
+            if problem is not None:
+                outputs += [losses, [block.var(op.output("SampledLogits")[0]) for op in sample_ops]]
+            fetch = [fluid.layers.concat(variables, axis=0).name for variables in outputs]
         feed = {"logits": np.zeros((rows, width), dtype=np.float32),
                 "label": np.asarray(spec["true_classes"], dtype=np.int64).reshape(rows, 1)}
-        return program, sample_ops, [samples.name, probabilities.name], feed, fluid.Scope()
+        feed.update(problem or {})
+        return program, sample_ops, fetch, feed, fluid.Scope()
 
-    def _run(self, built, seeds):
+    def _fetch(self, built, seeds):
+        """The fetched arrays, each ``[ops, rows, ...]``, after a run with these seeds."""
         program, sample_ops, fetch, feed, scope = built
         for op, value in zip(sample_ops, seeds):
             op._set_attr("seed", int(value))  # noqa: SLF001 - the op's own attribute, read at the next run
-        samples, probabilities = self.executor.run(program, feed=feed, fetch_list=fetch, scope=scope,
-                                                   use_program_cache=False)
+        values = self.executor.run(program, feed=feed, fetch_list=fetch, scope=scope, use_program_cache=False)
         rows = len(feed["label"])
-        samples = np.asarray(samples).reshape(len(sample_ops), rows, -1)
-        probabilities = np.asarray(probabilities).reshape(len(sample_ops), rows, -1)
+        return [np.asarray(v).reshape((len(sample_ops), rows) + np.asarray(v).shape[1:]) for v in values]
+
+    def _run(self, built, seeds):
+        samples, probabilities = self._fetch(built, seeds)[:2]
         # Column 0: row i's label (probe i); columns 1..S: the candidates, the same on every row.
         return samples[:, 0, 1:].astype(np.int64), probabilities[:, 0, 1:], probabilities[:, :, 0]
+
+    def draw_through_loss(self, spec, seed, n, reset=True):
+        problem = {"logits": loss_problem("sampled_softmax_with_cross_entropy", spec)["logits"]}
+        ops = min(n, LOSS_CHUNK)
+        key = ("loss", spec["range_max"], spec["num_sampled"], tuple(spec["true_classes"]), spec["seed"], ops)
+        if key not in self._programs:
+            self._programs = {key: self._build(spec, ops, layer=True, problem=problem)}  # one program at a time
+        parts = [self._fetch(self._programs[key], [draw_seed(seed, d) for d in range(start, start + ops)])
+                 for start in range(0, n, ops)]
+        samples, probabilities, loss, sampled_logits = (np.concatenate([p[i] for p in parts])[:n] for i in range(4))
+        extra = {"loss": loss, "samples": samples.astype(np.int64), "probabilities": probabilities,
+                 "sampled_logits": sampled_logits, "input_logits": problem["logits"],
+                 "input_label": self._programs[key][3]["label"]}
+        return samples[:, 0, 1:].astype(np.int64), probabilities[:, 0, 1:], probabilities[:, :, 0], extra
 
     def draw(self, spec, seed, n, reset=True):
         if not spec["unique"]:
@@ -275,6 +383,8 @@ class _Unsupported(Exception):
 
 
 _SAMPLERS = {"numpy": _NumpySampler, "tensorflow": _TensorflowSampler, "paddle-legacy": _PaddleLegacySampler}
+# The op whose public API each framework's sampled loss with its own sampler is (impls/ops.py's names).
+LOSS_OPS = {"tensorflow": "sampled_softmax_loss", "paddle-legacy": "sampled_softmax_with_cross_entropy"}
 _INSTANCES = {}
 
 
@@ -305,20 +415,36 @@ def run_request(adapter, device, spec) -> dict:
         spec = normalize_spec(spec)
         sampler = _sampler_for(adapter, device)
         seed, count = spec["seed"], spec["fingerprint_draws"]
+        if spec["via"] == "loss" and not spec["unique"]:
+            raise _Unsupported("the sampled losses always draw unique candidates: no unique=False setting")
+
+        def draw(draw_seed_, n, reset=True):  # (candidates, sampled, true_expected, extra arrays)
+            if spec["via"] == "loss":
+                return sampler.draw_through_loss(spec, draw_seed_, n, reset)
+            return sampler.draw(spec, draw_seed_, n, reset) + ({},)
+
+        def fingerprinted(drawn, n=None):  # the draws (and, through the loss, the losses)
+            candidates_, sampled_, true_, extra_ = drawn
+            arrays = [candidates_, sampled_, true_] + ([extra_["loss"]] if "loss" in extra_ else [])
+            return fingerprint(*(a[:n] for a in arrays))
+
         start = time.perf_counter()
-        candidates, sampled, true_expected = sampler.draw(spec, seed, spec["draws"])
+        drawn = draw(seed, spec["draws"])
         seconds = time.perf_counter() - start
-        first = fingerprint(candidates[:count], sampled[:count], true_expected[:count])
-        repeat = fingerprint(*sampler.draw(spec, seed, count, reset=True))
-        again = fingerprint(*sampler.draw(spec, seed, count, reset=False))
-        other = fingerprint(*sampler.draw(spec, seed + 1, count, reset=True))
-        checks = sampler.checks(spec, seed)
+        candidates, sampled, true_expected, extra = drawn
+        first = fingerprinted(drawn, count)
+        repeat = fingerprinted(draw(seed, count, reset=True))
+        again = fingerprinted(draw(seed, count, reset=False))
+        other = fingerprinted(draw(seed + 1, count, reset=True))
+        checks = sampler.checks(spec, seed) if spec["via"] == "sampler" else []
         if spec["out_file"]:
-            np.savez(spec["out_file"], candidates=candidates, sampled_expected=sampled, true_expected=true_expected)
+            np.savez(spec["out_file"], candidates=candidates, sampled_expected=sampled, true_expected=true_expected,
+                     **extra)
     except _Unsupported as error:
         return {"status": "unsupported", "message": str(error)}
     except Exception as error:  # the framework raised: that is the result
         return {"status": "error", "message": _describe(error)}
     return {"status": "ok", "draws": int(candidates.shape[0]), "seconds": seconds, "dtype": str(sampled.dtype),
             "fingerprint_draws": count, "fingerprint": first, "fingerprint_repeat": repeat,
-            "fingerprint_again": again, "fingerprint_other_seed": other, "reset": sampler.reset, "checks": checks}
+            "fingerprint_again": again, "fingerprint_other_seed": other, "reset": sampler.reset, "checks": checks,
+            "loss_op": LOSS_OPS.get(adapter.name) if spec["via"] == "loss" else None}

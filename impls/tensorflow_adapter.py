@@ -1,8 +1,10 @@
 """TensorFlow adapter (TF 2.x, eager front end, compute compiled with ``tf.function``).
 
-* ``sampled_softmax_loss`` is TensorFlow's own op: ``tf.nn.sampled_softmax_loss`` (TF2 API, which
-  always shards "div") unless the weights are a "mod" shard list, which only
-  ``tf.compat.v1.nn.sampled_softmax_loss(partition_strategy="mod")`` can express.
+* ``sampled_softmax_loss`` is TensorFlow's own op through one public API per impl, with that API's
+  own defaults: ``tensorflow`` calls ``tf.nn.sampled_softmax_loss`` (TF2 API, always shards "div":
+  a "mod" shard list is unsupported), ``tensorflow-v1`` calls ``tf.compat.v1.nn.sampled_softmax_loss``
+  (``partition_strategy`` left at its default "mod" unless the case asks for another value).  The
+  two are compared with each other in the report's agreement matrix.
 * ``softmax_with_cross_entropy`` (Paddle's op) maps onto ``tf.nn.softmax_cross_entropy_with_logits``
   (soft labels) and ``tf.nn.sparse_softmax_cross_entropy_with_logits`` (hard labels); only Paddle's
   ``ignore_index`` is composed around them.
@@ -19,12 +21,15 @@ import os
 import numpy as np
 
 from impls import dtypes
-from impls.base import Adapter, OpSupport, Unsupported
+from impls.base import Adapter, NotNative, OpSupport, Unsupported
 
 # Filled by ``load``: the module stays importable without TensorFlow.
 tf = None
 
 _DTYPES = dtypes.NAMES  # every kernel used has CPU kernels for all four
+_SSL_COMMON = ("the case's samples are passed as sampled_values; sharded biases as a list (TF looks them up "
+               "with embedding_lookup like the weights); the weight and bias gradients are the tape's "
+               "tf.IndexedSlices (the looked-up rows), converted to dense arrays outside timing")
 
 
 class TensorflowAdapter(Adapter):
@@ -34,11 +39,10 @@ class TensorflowAdapter(Adapter):
         "sampled_softmax_loss": OpSupport(
             "native",
             _DTYPES,
-            note="tf.nn.sampled_softmax_loss (TF2 API, 'div' sharding) for unsharded or 'div' weights; "
-            "tf.compat.v1.nn.sampled_softmax_loss(partition_strategy='mod') for 'mod' shard lists; "
-            "the case's samples are passed as sampled_values; sharded biases as a list (TF looks them up "
-            "with embedding_lookup like the weights); the weight and bias gradients are the tape's "
-            "tf.IndexedSlices (the looked-up rows), converted to dense arrays outside timing",
+            unsupported_features=("partition_mod",),
+            note="tf.nn.sampled_softmax_loss (TF2 API): one weight matrix or a 'div' shard list (a list of one "
+            "shard is the same layout under 'mod' and 'div'); partition_mod: TF2's op has no partition_strategy "
+            "(impl tensorflow-v1 runs those); " + _SSL_COMMON,
         ),
         "softmax_with_cross_entropy": OpSupport(
             "native",
@@ -59,6 +63,7 @@ class TensorflowAdapter(Adapter):
     }
 
     jit_compile = None  # TensorFlow's default: the graph runs op by op (see TensorflowXlaAdapter)
+    sampled_api = "tf.nn"  # the public API sampled_softmax_loss is called through (TensorflowV1Adapter)
 
     def __init__(self):
         super().__init__()
@@ -97,6 +102,8 @@ class TensorflowAdapter(Adapter):
     def prepare(self, case):
         if self._device_name is None:
             raise RuntimeError("tensorflow adapter: run() before load()")
+        if case.op not in self.ops:  # tensorflow-v1 has the sampled loss only
+            raise Unsupported("%s has no op %r" % (self.name, case.op))
         dtype = tf.as_dtype(case.dtype)  # "bfloat16" -> tf.bfloat16; inputs are stored as float32
         params = case.params
         inputs = case.inputs
@@ -171,8 +178,18 @@ class TensorflowAdapter(Adapter):
         params = case.params
         num_shards = int(params.get("num_shards", 0))
         names = ["weights"] if num_shards == 0 else ["weights/%d" % i for i in range(num_shards)]
-        # The r1.4 default, as in the reference.  Any other value is passed to TensorFlow as it is.
+        # The r1.4 default, as in the reference (and tf.compat.v1's).
         strategy = params.get("partition_strategy", "mod")
+        if self.sampled_api == "tf.compat.v1":
+            # Left at the v1 default when the case asks for it; any other value is passed as it is,
+            # for TensorFlow to judge.
+            strategy = None if strategy == "mod" else strategy
+        elif strategy not in ("mod", "div"):
+            raise NotNative("tf.nn.sampled_softmax_loss has no partition_strategy argument (it always shards "
+                            "'div'): the case's %r cannot be passed to it (impl tensorflow-v1 passes it)" % (strategy,))
+        elif strategy == "mod" and num_shards > 1:  # declared (partition_mod): reached only when forced
+            raise Unsupported("tf.nn.sampled_softmax_loss always shards 'div': a 'mod' shard list is "
+                              "inexpressible (impl tensorflow-v1 runs it)")
         biases = case.bias_shards
         biases = [tensor("biases/%d" % i) for i in range(len(biases))] if isinstance(biases, list) \
             else tensor("biases")
@@ -183,9 +200,8 @@ class TensorflowAdapter(Adapter):
             num_sampled=int(params["num_sampled"]), num_classes=int(params["num_classes"]),
             num_true=int(params["num_true"]),
             remove_accidental_hits=bool(params["remove_accidental_hits"]),
-            # Unsharded weights go to TF2's op, which has no partition_strategy, unless the case asks for
-            # one TF2 does not know: only the v1 op takes the argument, so it gets to judge it.
-            strategy=strategy if num_shards > 0 or strategy not in ("mod", "div") else None,
+            sharded=num_shards > 0, api=self.sampled_api,
+            partition_strategy=strategy if self.sampled_api == "tf.compat.v1" else None,
         )
 
 
@@ -288,24 +304,21 @@ def _sampled_softmax_with_cross_entropy(logits, label, samples, probabilities, u
 
 def _sampled_softmax_loss(weights, biases, labels, inputs, sampled_candidates, true_expected_count,
                           sampled_expected_count, upstream, *, num_sampled, num_classes, num_true,
-                          remove_accidental_hits, strategy, backward=True):
+                          remove_accidental_hits, sharded, api, partition_strategy, backward=True):
     with tf.GradientTape() as tape:
         tape.watch([weights, biases, inputs])
         kwargs = dict(
-            biases=biases, labels=labels, inputs=inputs, num_sampled=num_sampled,
-            num_classes=num_classes, num_true=num_true,
+            weights=weights if sharded else weights[0], biases=biases, labels=labels, inputs=inputs,
+            num_sampled=num_sampled, num_classes=num_classes, num_true=num_true,
             sampled_values=(sampled_candidates, true_expected_count, sampled_expected_count),
             remove_accidental_hits=remove_accidental_hits,
         )
-        if strategy not in (None, "div"):
-            # Only the v1 API still takes partition_strategy ("mod", or a bad value for TF to judge);
-            # TF2's op always shards "div".
-            loss = tf.compat.v1.nn.sampled_softmax_loss(weights=weights, partition_strategy=strategy,
-                                                        **kwargs)
+        if api == "tf.compat.v1":
+            if partition_strategy is not None:  # None: the v1 default ("mod")
+                kwargs["partition_strategy"] = partition_strategy
+            loss = tf.compat.v1.nn.sampled_softmax_loss(**kwargs)
         else:
-            # One array (strategy None) or a "div" shard list.
-            loss = tf.nn.sampled_softmax_loss(
-                weights=weights if strategy == "div" else weights[0], **kwargs)
+            loss = tf.nn.sampled_softmax_loss(**kwargs)
         if not backward:
             return {"loss": loss}
         target = tf.reduce_sum(loss * upstream)
@@ -336,5 +349,22 @@ class TensorflowXlaAdapter(TensorflowAdapter):
            for op, support in TensorflowAdapter.ops.items()}
 
 
+class TensorflowV1Adapter(TensorflowAdapter):
+    """``sampled_softmax_loss`` through the v1 API, ``tf.compat.v1.nn.sampled_softmax_loss``, with its
+    own defaults (``partition_strategy="mod"``): every case, shard lists of either strategy included.
+
+    The TF2 op is a wrapper of this one with ``partition_strategy="div"``; running both as impls
+    shows whether the two public APIs agree wherever both can express a case.
+    """
+
+    name = "tensorflow-v1"
+    sampled_api = "tf.compat.v1"
+    ops = {"sampled_softmax_loss": OpSupport(
+        "native", _DTYPES,
+        note="tf.compat.v1.nn.sampled_softmax_loss with the v1 defaults: partition_strategy left at 'mod' "
+        "unless the case asks for another value, which is passed as it is; " + _SSL_COMMON)}
+
+
 ADAPTER = TensorflowAdapter
-ADAPTERS = {"tensorflow": TensorflowAdapter, "tensorflow-xla": TensorflowXlaAdapter}
+ADAPTERS = {"tensorflow": TensorflowAdapter, "tensorflow-xla": TensorflowXlaAdapter,
+            "tensorflow-v1": TensorflowV1Adapter}
