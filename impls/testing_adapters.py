@@ -22,6 +22,11 @@ worker says it is ready.  On a chosen case:
 * ``test-unavailable``: ``load`` raises ``ImportError`` like a framework that is not installed;
 * ``test-wrong-soft``: the reference, except that its soft-label loss is 1% too large (every case
   with ``soft_label``, no trigger): a deterministic wrong answer for ``conformance search`` to find;
+* ``test-loss-sampler``, ``test-loss-uniform``, ``test-loss-labels-behind``, ``test-loss-hits-kept``: a
+  sampled loss drawing its own candidates (``conformance sampler``'s ``via=loss`` settings), laid out
+  as Paddle 1.8's (``Samples``, ``Probabilities``, ``SampledLogits``, loss ``[N, 1]``) and computed by
+  the oracle: right, then drawing uniformly instead of log-uniformly, with the label after the
+  candidates instead of in front, and with accidental hits left in the softmax;
 * ``test-spinner``: the reference, plus one busy thread per core that spins whenever the adapter is
   not computing, as an idle OpenMP pool spin-waits (``KMP_BLOCKTIME``, ``GOMP_SPINCOUNT``), here
   without end (a worst case): the benchmark's fair-share test times another impl beside it.
@@ -291,6 +296,77 @@ class WrongSoftLabel(NumpyReference):
         return outputs
 
 
+class _OracleLossSampler:
+    """Draws through a sampled loss, Paddle 1.8's layout, computed by the oracle; ``flaw`` breaks one thing."""
+
+    reset = "none needed: a pure function of its seed"
+    loss_op = "sampled_softmax_with_cross_entropy"
+    HIT_SHIFT = 1e20  # what Paddle 1.8 subtracts from a hit's sampled logit
+
+    def __init__(self, adapter):
+        self.flaw = adapter.flaw
+
+    def draw(self, spec, seed, n, reset=True):
+        raise NotImplementedError("test-loss-*: draws through the loss only")
+
+    def checks(self, spec, seed):
+        return []
+
+    def draw_through_loss(self, spec, seed, n, reset=True):
+        from impls import reference, samplers  # noqa: PLC0415
+
+        logits = samplers.loss_problem(self.loss_op, spec)["logits"]
+        label = np.asarray(spec["true_classes"], dtype=np.int64).reshape(-1, 1)
+        rows, classes, count = len(label), spec["range_max"], spec["num_sampled"]
+        out = {key: [] for key in ("samples", "probabilities", "sampled_logits", "loss")}
+        for d in range(n):
+            seed_d = samplers.draw_seed(seed, d)
+            candidates, true_expected, sampled_expected = reference.log_uniform_candidate_sampler(
+                label, 1, count, True, classes, seed=seed_d)
+            if self.flaw == "uniform":
+                candidates = np.random.RandomState(seed_d).choice(classes, count, replace=False).astype(np.int64)
+            samples = np.concatenate([label, np.broadcast_to(candidates, (rows, count))], axis=1)
+            probabilities = np.concatenate([true_expected, np.broadcast_to(sampled_expected, (rows, count))], axis=1)
+            loss = reference.sampled_softmax_with_cross_entropy(
+                logits.astype(np.float64), label, count, 1, self.flaw != "hits_kept", use_customized_samples=True,
+                customized_samples=samples, customized_probabilities=probabilities).astype(np.float32)
+            z = np.take_along_axis(logits, samples, axis=1) - np.log(probabilities)
+            if self.flaw != "hits_kept":
+                z[:, 1:][samples[:, 1:] == label] -= self.HIT_SHIFT
+            if self.flaw == "labels_behind":
+                samples, probabilities, z = (np.roll(a, -1, axis=1) for a in (samples, probabilities, z))
+            for key, value in zip(("samples", "probabilities", "sampled_logits", "loss"), (samples, probabilities, z, loss)):
+                out[key].append(value)
+        extra = {key: np.stack(values) for key, values in out.items()}
+        extra.update(input_logits=logits, input_label=label)
+        plain = extra["samples"] if self.flaw != "labels_behind" else np.roll(extra["samples"], 1, axis=2)
+        probabilities = extra["probabilities"] if self.flaw != "labels_behind" else np.roll(extra["probabilities"], 1, axis=2)
+        return (plain[:, 0, 1:], probabilities[:, 0, 1:].astype(np.float32), probabilities[:, :, 0].astype(np.float32),
+                extra)
+
+
+class LossSampler(NumpyReference):
+    name = "test-loss-sampler"
+    flaw = ""
+    native_sampler = _OracleLossSampler
+
+
+class LossSamplerUniform(LossSampler):
+    name = "test-loss-uniform"
+    flaw = "uniform"
+
+
+class LossSamplerLabelsBehind(LossSampler):
+    name = "test-loss-labels-behind"
+    flaw = "labels_behind"
+
+
+class LossSamplerHitsKept(LossSampler):
+    name = "test-loss-hits-kept"
+    flaw = "hits_kept"
+
+
 ADAPTERS = {cls.name: cls for cls in (Segfault, Abort, Exit, Hang, OutOfMemory, MemoryErrorRaised, Noisy,
-                                      NotInstalled, Spinner, WrongSoftLabel)}
+                                      NotInstalled, Spinner, WrongSoftLabel, LossSampler, LossSamplerUniform,
+                                      LossSamplerLabelsBehind, LossSamplerHitsKept)}
 ADAPTER = Segfault

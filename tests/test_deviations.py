@@ -11,7 +11,7 @@ from conformance.pytest_plugin import selected_impls
 
 REPO = Path(__file__).resolve().parent.parent
 FRAMEWORK_MODULE = {"torch": "torch", "tensorflow": "tensorflow", "paddle": "paddle", "paddle-legacy": "paddle.fluid",
-                    "jax": "optax", "tensorflow-xla": "tensorflow"}
+                    "jax": "optax", "tensorflow-xla": "tensorflow", "tensorflow-v1": "tensorflow"}
 ENTRIES = deviations.load().entries
 
 
@@ -27,6 +27,7 @@ def test_registry_entries_are_complete_and_unique():
 # framework (optax is JAX's loss library, the jax adapter's native op), NumPy, the standard library and
 # helpers of its own in repro/, nothing else (no other framework, nothing of this suite).
 REPRODUCER_MAY_IMPORT = {"torch": {"torch"}, "tensorflow": {"tensorflow"}, "tensorflow-xla": {"tensorflow"},
+                         "tensorflow-v1": {"tensorflow"},
                          "paddle": {"paddle"}, "paddle-legacy": {"paddle"}, "jax": {"jax", "optax"}}
 
 
