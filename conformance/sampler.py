@@ -148,7 +148,7 @@ def make_setting(range_max, num_sampled, unique, min_candidates=MIN_CANDIDATES, 
 
 # Settings drawn through the loss (unique: both losses sample unique), (range_max, num_sampled), and
 # their candidates per setting: each draw is a whole loss call, so fewer than the sampler's.
-LOSS_SETTINGS = {"default": ((50, 8), (1000, 64), (10000, 64)), "small": ((50, 8), (1000, 8))}
+LOSS_SETTINGS = {"default": ((50, 8), (1000, 64), (10000, 64)), "small": ((1000, 8),)}
 LOSS_MIN_CANDIDATES = 30_000
 
 
