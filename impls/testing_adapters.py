@@ -318,6 +318,7 @@ class _OracleLossSampler:
         logits = samplers.loss_problem(self.loss_op, spec)["logits"]
         label = np.asarray(spec["true_classes"], dtype=np.int64).reshape(-1, 1)
         rows, classes, count = len(label), spec["range_max"], spec["num_sampled"]
+        drawn = {key: [] for key in ("candidates", "sampled_expected", "true_expected")}
         out = {key: [] for key in ("samples", "probabilities", "sampled_logits", "loss")}
         for d in range(n):
             seed_d = samplers.draw_seed(seed, d)
@@ -326,23 +327,23 @@ class _OracleLossSampler:
             if self.flaw == "uniform":
                 candidates = np.random.RandomState(seed_d).choice(classes, count, replace=False).astype(np.int64)
             samples = np.concatenate([label, np.broadcast_to(candidates, (rows, count))], axis=1)
-            probabilities = np.concatenate([true_expected, np.broadcast_to(sampled_expected, (rows, count))], axis=1)
+            probabilities = np.concatenate([true_expected, np.broadcast_to(sampled_expected, (rows, count))],
+                                           axis=1).astype(np.float32)
             loss = reference.sampled_softmax_with_cross_entropy(
                 logits.astype(np.float64), label, count, 1, self.flaw != "hits_kept", use_customized_samples=True,
-                customized_samples=samples, customized_probabilities=probabilities).astype(np.float32)
+                customized_samples=samples, customized_probabilities=probabilities.astype(np.float64))
             z = np.take_along_axis(logits, samples, axis=1) - np.log(probabilities)
             if self.flaw != "hits_kept":
                 z[:, 1:][samples[:, 1:] == label] -= self.HIT_SHIFT
-            if self.flaw == "labels_behind":
+            for key, value in zip(drawn, (candidates, probabilities[0, 1:], probabilities[:, 0])):
+                drawn[key].append(value)
+            if self.flaw == "labels_behind":  # what it exposes: the label after the candidates
                 samples, probabilities, z = (np.roll(a, -1, axis=1) for a in (samples, probabilities, z))
-            for key, value in zip(("samples", "probabilities", "sampled_logits", "loss"), (samples, probabilities, z, loss)):
+            for key, value in zip(out, (samples, probabilities, z, loss.astype(np.float32))):
                 out[key].append(value)
         extra = {key: np.stack(values) for key, values in out.items()}
         extra.update(input_logits=logits, input_label=label)
-        plain = extra["samples"] if self.flaw != "labels_behind" else np.roll(extra["samples"], 1, axis=2)
-        probabilities = extra["probabilities"] if self.flaw != "labels_behind" else np.roll(extra["probabilities"], 1, axis=2)
-        return (plain[:, 0, 1:], probabilities[:, 0, 1:].astype(np.float32), probabilities[:, :, 0].astype(np.float32),
-                extra)
+        return tuple(np.stack(values) for values in drawn.values()) + (extra,)
 
 
 class LossSampler(NumpyReference):
