@@ -377,7 +377,8 @@ def build_parser():
                         "(each ratio per run, agreement within 10%% and 25%%, unreliable rows)")
     p.set_defaults(func=cmd_bench)
 
-    p = commands.add_parser("sampler", help="test each native log-uniform sampler (histogram, expected counts, seed)")
+    p = commands.add_parser("sampler", help="test each native log-uniform sampler (histogram, expected counts, seed), "
+                                    "called directly and driving its framework's sampled loss")
     impl_options(p, devices=False)
     p.add_argument("--grid", default="default", choices=("default", "small"),
                    help="default: >= 10^5 candidates per setting; small: the tests' grid")
