@@ -607,12 +607,16 @@ def xent_cases():
 # crashes, hangs).  The family comes last in the manifest, so a framework that corrupts its own
 # memory on bad input can only affect other bad-input cases of the same worker.
 # --------------------------------------------------------------------------------------------
-def _broken(spec, name, argument, reason, inputs=None, params=None, drop=()):
+def _broken(spec, name, argument, reason, inputs=None, params=None, drop=(), valid_in=None):
+    """A bad-input case.  ``valid_in``: {convention: why} for the conventions whose documentation accepts
+    the input (an impl following one of those is not judged on the case)."""
     new_inputs = {k: v for k, v in spec.inputs.items() if k not in drop}
     new_inputs.update(inputs or {})
+    invalid = {"argument": argument, "reason": reason}
+    if valid_in:
+        invalid["valid_in"] = dict(valid_in)
     return Spec("invalid-" + name, spec.op, spec.dtype, dict(spec.params, **(params or {})), new_inputs,
-                "invalid input: %s (%s)" % (reason, argument), ["invalid"], ["invalid_input"],
-                {"argument": argument, "reason": reason})
+                "invalid input: %s (%s)" % (reason, argument), ["invalid"], ["invalid_input"], invalid)
 
 
 # Each bad input is tried in float32 and float64: an op that fails in one dtype for an unrelated reason
@@ -705,7 +709,10 @@ def _invalid_cases(dtype):
     yield _broken(loss, "xent-label-too-large", "label", "a label equal to the number of classes",
                   {"label": np.where(np.arange(6) == 2, 5, loss.inputs["label"])})
     yield _broken(loss, "xent-label-rank", "label", "class indices with a size-1 class axis ([N, 1])",
-                  {"label": loss.inputs["label"][:, None]})
+                  {"label": loss.inputs["label"][:, None]},
+                  valid_in={"paddle": "paddle documents class indices of shape [N_1, ..., N_k, 1] as valid",
+                            "keras": "keras squeezes a size-1 class axis of class indices (a single value "
+                                     "per feature)"})
     yield _broken(loss, "xent-weight-length", "weight", "class weights for one class too few",
                   {"weight": loss.inputs["weight"][:-1]})
     yield _broken(loss, "xent-reduction", "reduction", "reduction='avg'", params={"reduction": "avg"})
@@ -741,6 +748,9 @@ def build_case(spec: Spec) -> Case:
     op = OPS[spec.op]
     if spec.invalid:
         meta.update(invalid=spec.invalid, outputs=[])
+        if spec.invalid.get("valid_in"):  # read by impls.support.why_unsupported, as for undefined goldens
+            meta["undefined_conventions"] = {convention: "%s, %s convention: %s" % (spec.op, convention, why)
+                                             for convention, why in spec.invalid["valid_in"].items()}
         try:
             op.reference_grad()(upstream=case64.upstream, **case64.reference_kwargs())
         except (ValueError, TypeError) as error:

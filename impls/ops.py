@@ -531,30 +531,45 @@ CROSS_ENTROPY_CONVENTIONS = OrderedDict([
         ("torch", Convention("class indices: sum_n l_n / sum_n w_{y_n} 1{y_n != ignore_index} (the weights of the "
                              "non-ignored targets); probabilities: sum_n l_n / N", _TORCH_DOC,
                              "torch 2.13 F.cross_entropy, tests/test_reference_conventions.py")),
-        ("paddle", Convention("weight None: sum_j loss_j / N (N the number of samples); weight given: hard labels "
-                              "sum_j loss_j / sum_j weight[label_j], soft labels sum_j loss_j / sum_j sum_i "
-                              "weight_i label_ji", _PADDLE_DOC)),
-        ("keras", Convention("reduction 'sum_over_batch_size': sum(loss * sample_weight) / the number of elements; "
-                             "ignore_class masks positions and the mean is over the unmasked ones "
-                             "(losses.loss.apply_mask); class weights are a sample_weight = weight[label]",
-                             _KERAS_DOC)),
+        ("paddle", Convention("weight None: sum_j loss_j / N, N the number of samples; an ignored target 'is ignored and "
+                              "does not contribute to the loss' (ignore_index), so N counts the positions whose label "
+                              "is not ignore_index; weight given: hard labels sum_j loss_j / sum_j weight[label_j] over "
+                              "those positions, soft labels sum_j loss_j / sum_j sum_i weight_i label_ji", _PADDLE_DOC,
+                              "paddle 3.3.1: agrees with weights, with ignore_index >= 0, and for soft labels; with a "
+                              "negative ignore_index (the default -100) and no weight it divides by every position "
+                              "(known deviation paddle-cross-entropy-mean-counts-ignored-positions; Paddle issue "
+                              "#48663, open fix PR #76033)")),
+        ("keras", Convention("reduction 'sum_over_batch_size' (the default; fit's class_weight becomes sample_weight = "
+                             "weight[label]): sum(loss * sample_weight) / the number of elements; ignore_class masks "
+                             "positions and the sum is divided by the unmasked ones (losses.loss.apply_mask), whatever "
+                             "the sample weights ('mean_with_sample_weight' would divide by their sum)", _KERAS_DOC,
+                             "keras 3.15.1 on TensorFlow 2.21, eager and XLA, corpus family xent")),
         ("optax", Convention("no reduction in the loss: a user takes jnp.mean(loss, where=label != ignore_index), "
                              "the mean over the non-ignored positions, after multiplying by weight[label]",
                              _OPTAX_DOC, "optax 0.2.8, impls/jax_adapter.py")),
     ])),
     ("all_ignored_mean", OrderedDict([
         ("torch", Convention("0 / 0: NaN", _TORCH_DOC, "torch 2.13 returns nan")),
-        ("paddle", Convention("weight None: 0 / N = 0; weight given: 0 / 0 (NaN by the formula)", _PADDLE_DOC)),
-        ("keras", Convention("divide_no_nan: 0", _KERAS_DOC)),
+        ("paddle", Convention("0: the documentation is silent (its formula gives 0 / 0); the code divides by "
+                              "count + (count == 0), with or without weights, and with no weight and a negative "
+                              "ignore_index by N", "python/paddle/nn/functional/loss.py (cross_entropy, reduction "
+                              "'mean') in paddle 3.3.1", "paddle 3.3.1: 0 with and without weights")),
+        ("keras", Convention("divide_no_nan: 0", _KERAS_DOC, "keras 3.15.1: 0")),
         ("optax", Convention("the mean of nothing: NaN", _OPTAX_DOC)),
     ])),
     ("class_weight", OrderedDict([
         ("torch", Convention("l_n = -sum_c w_c y_nc log softmax(x_n)_c (class indices: -w_{y_n} log p_{y_n}); "
                              "each class's term is weighted", _TORCH_DOC)),
         ("paddle", Convention("hard: loss_j * weight[label_j]; soft: loss_j * sum_i weight_i label_i (the docs print "
-                              "weight[label_i] * logits_i; the code multiplies label @ weight)", _PADDLE_DOC)),
-        ("keras", Convention("no class weights in the loss: sample_weight = weight[label] per position; none for "
-                             "probability targets (undefined)", _KERAS_DOC)),
+                              "weight[label_i] * logits_i; the code multiplies label @ weight)", _PADDLE_DOC,
+                              "paddle 3.3.1: agrees (label @ weight); for probability targets with axis != -1 the "
+                              "product runs over the last axis (known deviation paddle-cross-entropy-axis-ignored); "
+                              "the label gradient is only the weight factor's part (known deviation "
+                              "paddle-cross-entropy-soft-weight-label-gradient)")),
+        ("keras", Convention("no class weights in the loss: sample_weight = weight[label] per position (what "
+                             "Model.fit(class_weight=...) builds); none for probability targets (undefined: fit's "
+                             "class_weight would weigh a row by its argmax class)", _KERAS_DOC,
+                             "keras 3.15.1: agrees")),
         ("optax", Convention("no class weights: a user multiplies the loss by weight[label]; none for probability "
                              "targets (undefined)", _OPTAX_DOC)),
     ])),
@@ -564,10 +579,16 @@ CROSS_ENTROPY_CONVENTIONS = OrderedDict([
                              _TORCH_DOC)),
         ("paddle", Convention("labels become one-hot rows, label_smooth'ed to (1 - eps) y + eps / C, then the soft-label "
                               "rules (weight factor sum_i weight_i label_i); ignore_index has no documented effect "
-                              "(undefined with ignored positions)", _PADDLE_DOC)),
+                              "(undefined with ignored positions: a label -100 makes one_hot raise)", _PADDLE_DOC,
+                              "paddle 3.3.1: agrees with float32 accuracy in float64 (known deviation "
+                              "paddle-cross-entropy-smoothing-float32-accurate); one-hot rows and label_smooth use the "
+                              "last axis whatever axis is (known deviation paddle-cross-entropy-axis-ignored); with "
+                              "reduction 'none' the loss of class indices keeps a size-1 class axis")),
         ("keras", Convention("CategoricalCrossentropy: y_true * (1 - eps) + eps / C; SparseCategoricalCrossentropy has "
                              "no smoothing (one-hot rows, no ignore_class: undefined with ignored positions)",
-                             _KERAS_DOC)),
+                             _KERAS_DOC, "keras 3.15.1: agrees for axis -1; C is read from the last axis whatever "
+                             "axis is (known deviation keras-cross-entropy-axis, keras-team/keras#23451); the "
+                             "adapter leaves smoothing of class indices unsupported")),
         ("optax", Convention("optax.smooth_labels(one_hot, eps) = (1 - eps) y + eps / C, then softmax_cross_entropy "
                              "with where for ignored positions", _OPTAX_DOC)),
     ])),
@@ -575,10 +596,12 @@ CROSS_ENTROPY_CONVENTIONS = OrderedDict([
         ("torch", Convention("no option: F.nll_loss(log(p)) (the documented NLLLoss of log-probabilities); no "
                              "clipping, no renormalisation", "https://pytorch.org/docs/stable/generated/"
                                                              "torch.nn.NLLLoss.html")),
-        ("paddle", Convention("use_softmax=False: loss_j = -log(P_label_j), soft -sum label * log(P)", _PADDLE_DOC)),
+        ("paddle", Convention("use_softmax=False: loss_j = -log(P_label_j), soft -sum label * log(P)", _PADDLE_DOC,
+                              "paddle 3.3.1: agrees; no clipping and no renormalisation (P = 0 gives 1e20)")),
         ("keras", Convention("from_logits=False: probabilities clipped to [epsilon, 1 - epsilon] (1e-7, in the "
                              "dtype); categorical renormalises p / sum(p) then clips, sparse clips then takes "
-                             "log_softmax of log(p)", _KERAS_DOC)),
+                             "log_softmax of log(p)", _KERAS_DOC, "keras 3.15.1 (keras/src/backend/tensorflow/nn.py): "
+                             "agrees, tiny probabilities included")),
         ("optax", Convention("takes logits only (undefined)", _OPTAX_DOC)),
     ])),
 ])

@@ -44,7 +44,7 @@ class PaddleAdapter(Adapter):
                  "unsqueeze/reshape of a [K] bias fails on SelectedRows in 3.3.1, so biases use paddle.gather; "
                  "matmul, logsumexp"),
         "cross_entropy": OpSupport(
-            "native", _DTYPES, no_gradient=("label",),
+            "native", _DTYPES, no_gradient=("label",), convention="paddle",
             note="paddle.nn.functional.cross_entropy with every option as it is (weight, ignore_index, reduction, "
                  "soft_label, axis, use_softmax, label_smoothing); its documented loss shape for probability "
                  "targets with reduction='none' keeps the class axis with size 1, which is squeezed; no_gradient "

@@ -656,10 +656,11 @@ def _ce(logits, label, weight, axis, soft_label, reduction, ignore_index, label_
         d = w_label if not soft_label else valid
     elif convention == "paddle":
         # The loss of a position times weight[label] (hard) or sum_i weight_i * label_i (soft and
-        # smoothed labels); mean over those factors with weights, else over all N positions.
+        # smoothed labels); mean over those factors with weights, else over the positions whose target
+        # is not ignored (ignored targets "do not contribute to the loss").
         a = smoothed
         g = valid if weight is None else (w * smoothed).sum(axis=-1, keepdims=True) * valid
-        d = xp.ones_like(valid) if weight is None else g
+        d = valid if weight is None else g
     else:
         # keras (sample_weight = weight[label]; mean over the non-ignored positions) and optax (a user
         # multiplies by weight[label] and takes the mean over `where`).
@@ -670,7 +671,7 @@ def _ce(logits, label, weight, axis, soft_label, reduction, ignore_index, label_
     count = d.sum()
     scale = None
     if u is not None:  # d total / d loss_n
-        # An empty mean: keras's loss is the constant 0; elsewhere 0/0 is NaN, and the gradient is 0
+        # An empty mean: keras's and paddle's loss is the constant 0; elsewhere 0/0 is NaN; the gradient is 0
         # anyway (every position is ignored).
         scale = (0 * u if reduction == "mean" and count == 0 else u / count if reduction == "mean" else u) \
             * xp.ones(loss_shape, dtype=f64)
@@ -690,8 +691,10 @@ def _ce(logits, label, weight, axis, soft_label, reduction, ignore_index, label_
             loss = per_position[..., 0]
         elif reduction == "sum":
             loss = per_position.sum()
-        else:  # keras divides with divide_no_nan: an empty mean is 0 there, 0/0 = NaN elsewhere
-            loss = per_position.sum() / count if (count != 0 or convention != "keras") else xp.zeros((), f64)
+        else:  # keras divides with divide_no_nan, paddle by max(count, 1) where count is 0: an empty mean
+            # is 0 there, 0/0 = NaN elsewhere
+            loss = per_position.sum() / count if (count != 0 or convention not in ("keras", "paddle")) \
+                else xp.zeros((), f64)
         result = {"loss": loss}
         if scale is not None:
             result["logits"] = xp.where(ignored, 0, grad_z)

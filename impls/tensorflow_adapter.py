@@ -22,7 +22,7 @@ import os
 import numpy as np
 
 from impls import dtypes
-from impls.base import Adapter, OpSupport, Unsupported
+from impls.base import Adapter, NotNative, OpSupport, Unsupported
 
 # Filled by ``load``: the module stays importable without TensorFlow.
 tf = None
@@ -63,6 +63,7 @@ class TensorflowAdapter(Adapter):
         "cross_entropy": OpSupport(
             "native",
             _DTYPES,
+            convention="keras",
             note="keras.losses.SparseCategoricalCrossentropy(from_logits=use_softmax, ignore_class=ignore_index, "
             "axis) for class indices, keras.losses.CategoricalCrossentropy(from_logits=use_softmax, "
             "label_smoothing, axis) for probabilities, both with dtype=the case dtype (Keras computes in "
@@ -203,6 +204,12 @@ class TensorflowAdapter(Adapter):
             if soft:
                 raise Unsupported("Keras takes no class weights for probability targets (fit's class_weight "
                                   "weighs a position by its argmax class, a data-pipeline rule, not the loss's)")
+            classes = case.inputs["logits"].shape[int(params["axis"])]
+            if case.inputs["weight"].shape != (classes,):
+                # The weights never reach Keras: the adapter's weight[label] gather would judge them (and
+                # under XLA, gather clamps out-of-range indices instead of raising).
+                raise NotNative("weight of shape %s for %d classes: Keras takes no class weights, so no Keras "
+                                "contract decides" % (case.inputs["weight"].shape, classes))
             weight = tensor("weight")
         return (tensor("logits"), tensor("label"), weight, tensor("upstream")), dict(
             soft_label=soft, from_logits=bool(params["use_softmax"]), axis=int(params["axis"]),
