@@ -820,8 +820,6 @@ def generate(out_dir: Path = DEFAULT_CASES_DIR, progress=None) -> dict:
                         "tags": case.meta["tags"], "features": case.meta["features"]})
         if spec.invalid:
             entries[-1]["invalid"] = spec.invalid
-        if "undefined_conventions" in case.meta:  # read by impls.support without opening the case
-            entries[-1]["undefined_conventions"] = case.meta["undefined_conventions"]
     manifest = {"format": FORMAT_VERSION, "generator": "conformance corpus", "cases": entries,
                 "corpus_sha256": hashlib.sha256("".join(e["sha256"] for e in entries).encode()).hexdigest()}
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
