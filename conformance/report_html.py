@@ -760,7 +760,7 @@ def convention_table() -> pd.DataFrame:
 def convention_differences(manifest: dict, cases_dir) -> pd.DataFrame:
     """Per case and output where documented conventions give different numbers (from the goldens,
     not from running frameworks): the base convention's largest |value| and, per convention, the
-    largest |difference| from it ("" where the convention documents no formula for the case), and
+    largest |difference| from it ("no formula" where the convention documents none for the case), and
     whether that is beyond the case's comparison tolerance (a real convention difference) or
     rounding only (the same formula evaluated in another order)."""
     from conformance import compare  # noqa: PLC0415
@@ -789,7 +789,7 @@ def convention_differences(manifest: dict, cases_dir) -> pd.DataFrame:
                 if convention == base:
                     continue
                 if convention not in conventions:
-                    row[convention] = ""
+                    row[convention] = "no formula"
                     continue
                 other = case.golden_for(convention)[name]
                 with np.errstate(invalid="ignore"):

@@ -543,10 +543,10 @@ CROSS_ENTROPY_CONVENTIONS = OrderedDict([
                              _OPTAX_DOC, "optax 0.2.8, impls/jax_adapter.py")),
     ])),
     ("all_ignored_mean", OrderedDict([
-        ("torch", Convention("0 / 0: NaN", _TORCH_DOC, "torch 2.13 returns nan")),
-        ("paddle", Convention("weight None: 0 / N = 0; weight given: 0 / 0 (NaN by the formula)", _PADDLE_DOC)),
+        ("torch", Convention("0 / 0: not a number", _TORCH_DOC, "torch 2.13 F.cross_entropy returns not-a-number")),
+        ("paddle", Convention("weight None: 0 / N = 0; weight given: 0 / 0, not a number by the formula", _PADDLE_DOC)),
         ("keras", Convention("divide_no_nan: 0", _KERAS_DOC)),
-        ("optax", Convention("the mean of nothing: NaN", _OPTAX_DOC)),
+        ("optax", Convention("jnp.mean over no element: not a number", _OPTAX_DOC)),
     ])),
     ("class_weight", OrderedDict([
         ("torch", Convention("l_n = -sum_c w_c y_nc log softmax(x_n)_c (class indices: -w_{y_n} log p_{y_n}); "
@@ -682,7 +682,7 @@ CROSS_ENTROPY = OpInfo(
                  ("ignore", (None, "single", "all")), ("ignore_index", (-100, 0)), ("smoothing", (0.0, 0.1)),
                  ("rank", (2, 3)), ("axis_last", (True, False)), ("use_softmax", (True, False)),
                  ("kind", ("normal", "equal", "offset", "pm1e4"))],
-        special_input="logits", batch_inputs=("logits", "label"), label_ends=True),
+        special_input="logits", batch_inputs=("logits", "label", "upstream"), label_ends=True),
 )
 
 
