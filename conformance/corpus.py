@@ -56,6 +56,7 @@ class Spec:
     tags: list = field(default_factory=list)
     features: list = field(default_factory=list)
     invalid: dict = None  # {"argument", "reason"} for the bad-input family: no golden, the reference raises
+    valid_in: dict = None  # bad input only: {convention: why} for the conventions whose documentation accepts it
 
     @property
     def id(self) -> str:
@@ -612,11 +613,9 @@ def _broken(spec, name, argument, reason, inputs=None, params=None, drop=(), val
     the input (an impl following one of those is not judged on the case)."""
     new_inputs = {k: v for k, v in spec.inputs.items() if k not in drop}
     new_inputs.update(inputs or {})
-    invalid = {"argument": argument, "reason": reason}
-    if valid_in:
-        invalid["valid_in"] = dict(valid_in)
     return Spec("invalid-" + name, spec.op, spec.dtype, dict(spec.params, **(params or {})), new_inputs,
-                "invalid input: %s (%s)" % (reason, argument), ["invalid"], ["invalid_input"], invalid)
+                "invalid input: %s (%s)" % (reason, argument), ["invalid"], ["invalid_input"],
+                {"argument": argument, "reason": reason}, valid_in)
 
 
 # Each bad input is tried in float32 and float64: an op that fails in one dtype for an unrelated reason
@@ -748,9 +747,9 @@ def build_case(spec: Spec) -> Case:
     op = OPS[spec.op]
     if spec.invalid:
         meta.update(invalid=spec.invalid, outputs=[])
-        if spec.invalid.get("valid_in"):  # read by impls.support.why_unsupported, as for undefined goldens
+        if spec.valid_in:  # read by impls.support.why_unsupported, as for undefined goldens
             meta["undefined_conventions"] = {convention: "%s, %s convention: %s" % (spec.op, convention, why)
-                                             for convention, why in spec.invalid["valid_in"].items()}
+                                             for convention, why in spec.valid_in.items()}
         try:
             op.reference_grad()(upstream=case64.upstream, **case64.reference_kwargs())
         except (ValueError, TypeError) as error:
@@ -830,8 +829,6 @@ def generate(out_dir: Path = DEFAULT_CASES_DIR, progress=None) -> dict:
                         "tags": case.meta["tags"], "features": case.meta["features"]})
         if spec.invalid:
             entries[-1]["invalid"] = spec.invalid
-        if "undefined_conventions" in case.meta:  # read by impls.support without opening the case
-            entries[-1]["undefined_conventions"] = case.meta["undefined_conventions"]
     manifest = {"format": FORMAT_VERSION, "generator": "conformance corpus", "cases": entries,
                 "corpus_sha256": hashlib.sha256("".join(e["sha256"] for e in entries).encode()).hexdigest()}
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")

@@ -549,13 +549,13 @@ CROSS_ENTROPY_CONVENTIONS = OrderedDict([
                              _OPTAX_DOC, "optax 0.2.8, impls/jax_adapter.py")),
     ])),
     ("all_ignored_mean", OrderedDict([
-        ("torch", Convention("0 / 0: NaN", _TORCH_DOC, "torch 2.13 returns nan")),
+        ("torch", Convention("0 / 0: not a number", _TORCH_DOC, "torch 2.13 F.cross_entropy returns not-a-number")),
         ("paddle", Convention("0: the documentation is silent (its formula gives 0 / 0); the code divides by "
                               "count + (count == 0), with or without weights, and with no weight and a negative "
                               "ignore_index by N", "python/paddle/nn/functional/loss.py (cross_entropy, reduction "
                               "'mean') in paddle 3.3.1", "paddle 3.3.1: 0 with and without weights")),
         ("keras", Convention("divide_no_nan: 0", _KERAS_DOC, "keras 3.15.1: 0")),
-        ("optax", Convention("the mean of nothing: NaN", _OPTAX_DOC)),
+        ("optax", Convention("jnp.mean over no element: not a number", _OPTAX_DOC)),
     ])),
     ("class_weight", OrderedDict([
         ("torch", Convention("l_n = -sum_c w_c y_nc log softmax(x_n)_c (class indices: -w_{y_n} log p_{y_n}); "
@@ -705,7 +705,7 @@ CROSS_ENTROPY = OpInfo(
                  ("ignore", (None, "single", "all")), ("ignore_index", (-100, 0)), ("smoothing", (0.0, 0.1)),
                  ("rank", (2, 3)), ("axis_last", (True, False)), ("use_softmax", (True, False)),
                  ("kind", ("normal", "equal", "offset", "pm1e4"))],
-        special_input="logits", batch_inputs=("logits", "label"), label_ends=True),
+        special_input="logits", batch_inputs=("logits", "label", "upstream"), label_ends=True),
 )
 
 
