@@ -109,6 +109,23 @@ def _logits(rng, shape, axis, kind):
     return logits
 
 
+def _ignored(shape, where):
+    """The label positions to set to ignore_index: "single" (the middle one), "row" (index 0 of axis 0),
+    "half" (every other one) or "all"."""
+    mask = np.zeros(shape, dtype=bool)
+    if where == "single":
+        mask.flat[len(mask.flat) // 2] = True
+    elif where == "row":
+        mask[0] = True
+    elif where == "half":
+        mask.flat[::2] = True
+    elif where == "all":
+        mask[...] = True
+    else:
+        raise ValueError("ignore: expected 'single', 'row', 'half' or 'all', got %r" % (where,))
+    return mask
+
+
 def _soft_labels(rng, shape, axis):
     """Distributions that sum to exactly 1 in every dtype: multinomial counts out of 64."""
     moved = np.moveaxis(np.zeros(shape), axis, -1)
@@ -151,14 +168,7 @@ def swce(name, shape, axis=-1, dtype="float64", soft=False, ignore=None, ignore_
             choices = np.flatnonzero(finite[tuple(row)])
             label[index] = rng.choice(choices)
         if ignore:
-            mask = np.zeros(loss_shape, dtype=bool)
-            if ignore == "single":
-                mask.flat[len(mask.flat) // 2] = True
-            elif ignore == "row":
-                mask[0] = True
-            elif ignore == "all":
-                mask[...] = True
-            label = np.where(mask, ignore_index, label)
+            label = np.where(_ignored(loss_shape, ignore), ignore_index, label)
             features.append("ignore_index")
             description.append("ignore_index=%d on %s" % (ignore_index, "every position" if ignore == "all"
                                                          else "one position" if ignore == "single" else "a whole row"))
@@ -496,16 +506,7 @@ def xent(name, shape, axis=-1, dtype="float64", soft=False, reduction="mean", we
     else:
         label = rng.integers(0, classes, size=loss_shape).astype(np.int64)
         if ignore:
-            mask = np.zeros(loss_shape, dtype=bool)
-            if ignore == "single":
-                mask.flat[len(mask.flat) // 2] = True
-            elif ignore == "row":
-                mask[0] = True
-            elif ignore == "half":
-                mask.flat[::2] = True
-            else:
-                mask[...] = True
-            label = np.where(mask, ignore_index, label)
+            label = np.where(_ignored(loss_shape, ignore), ignore_index, label)
             features += ["ignore_index"] + (["all_ignored"] if ignore == "all" else [])
             words.append("ignore_index=%d on %s" % (ignore_index, "every position" if ignore == "all" else
                                                     "one position" if ignore == "single" else

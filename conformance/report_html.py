@@ -771,9 +771,10 @@ def convention_differences(manifest: dict, cases_dir) -> pd.DataFrame:
     rows = []
     for entry in (manifest or {}).get("cases", []):
         op = OPS.get(entry["op"])
-        if op is None or not op.conventions or entry.get("invalid"):
-            continue
-        case = Case.read(Path(cases_dir) / entry["file"])
+        path = Path(cases_dir) / entry["file"]
+        if op is None or not op.conventions or entry.get("invalid") or not path.is_file():
+            continue  # (a manifest without its case files: nothing to read the goldens from)
+        case = Case.read(path)
         conventions = case.meta.get("conventions", {})
         names = sorted({name for differ in conventions.values() for name in differ})
         if not names:

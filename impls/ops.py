@@ -519,6 +519,9 @@ _TORCH_DOC = "https://pytorch.org/docs/stable/generated/torch.nn.CrossEntropyLos
 _PADDLE_DOC = "https://www.paddlepaddle.org.cn/documentation/docs/en/api/paddle/nn/functional/cross_entropy_en.html"
 _KERAS_DOC = "https://keras.io/api/losses/probabilistic_losses/ and https://keras.io/api/losses/ (sample_weight, reduction)"
 _OPTAX_DOC = "https://optax.readthedocs.io/en/latest/api/losses.html (softmax_cross_entropy*, smooth_labels)"
+# Checked by running the corpus: the impl passes every case its convention defines.
+_TORCH_RUN = "torch 2.13 F.cross_entropy / F.nll_loss: every corpus case passes (impls/torch_adapter.py)"
+_OPTAX_RUN = "optax 0.2.8: every corpus case optax defines passes (impls/jax_adapter.py)"
 
 # Where the frameworks' documentation gives different formulas.  The oracle
 # (impls.reference.cross_entropy, argument ``convention``) computes each one; the corpus stores a
@@ -529,8 +532,7 @@ _OPTAX_DOC = "https://optax.readthedocs.io/en/latest/api/losses.html (softmax_cr
 CROSS_ENTROPY_CONVENTIONS = OrderedDict([
     ("mean_denominator", OrderedDict([
         ("torch", Convention("class indices: sum_n l_n / sum_n w_{y_n} 1{y_n != ignore_index} (the weights of the "
-                             "non-ignored targets); probabilities: sum_n l_n / N", _TORCH_DOC,
-                             "torch 2.13 F.cross_entropy, tests/test_reference_conventions.py")),
+                             "non-ignored targets); probabilities: sum_n l_n / N", _TORCH_DOC, _TORCH_RUN)),
         ("paddle", Convention("weight None: sum_j loss_j / N, N the number of samples; an ignored target 'is ignored and "
                               "does not contribute to the loss' (ignore_index), so N counts the positions whose label "
                               "is not ignore_index; weight given: hard labels sum_j loss_j / sum_j weight[label_j] over "
@@ -546,20 +548,20 @@ CROSS_ENTROPY_CONVENTIONS = OrderedDict([
                              "keras 3.15.1 on TensorFlow 2.21, eager and XLA, corpus family xent")),
         ("optax", Convention("no reduction in the loss: a user takes jnp.mean(loss, where=label != ignore_index), "
                              "the mean over the non-ignored positions, after multiplying by weight[label]",
-                             _OPTAX_DOC, "optax 0.2.8, impls/jax_adapter.py")),
+                             _OPTAX_DOC, _OPTAX_RUN)),
     ])),
     ("all_ignored_mean", OrderedDict([
-        ("torch", Convention("0 / 0: not a number", _TORCH_DOC, "torch 2.13 F.cross_entropy returns not-a-number")),
+        ("torch", Convention("0 / 0: not a number", _TORCH_DOC, _TORCH_RUN)),
         ("paddle", Convention("0: the documentation is silent (its formula gives 0 / 0); the code divides by "
                               "count + (count == 0), with or without weights, and with no weight and a negative "
                               "ignore_index by N", "python/paddle/nn/functional/loss.py (cross_entropy, reduction "
                               "'mean') in paddle 3.3.1", "paddle 3.3.1: 0 with and without weights")),
         ("keras", Convention("divide_no_nan: 0", _KERAS_DOC, "keras 3.15.1: 0")),
-        ("optax", Convention("jnp.mean over no element: not a number", _OPTAX_DOC)),
+        ("optax", Convention("jnp.mean over no element: not a number", _OPTAX_DOC, _OPTAX_RUN)),
     ])),
     ("class_weight", OrderedDict([
         ("torch", Convention("l_n = -sum_c w_c y_nc log softmax(x_n)_c (class indices: -w_{y_n} log p_{y_n}); "
-                             "each class's term is weighted", _TORCH_DOC)),
+                             "each class's term is weighted", _TORCH_DOC, _TORCH_RUN)),
         ("paddle", Convention("hard: loss_j * weight[label_j]; soft: loss_j * sum_i weight_i label_i (the docs print "
                               "weight[label_i] * logits_i; the code multiplies label @ weight)", _PADDLE_DOC,
                               "paddle 3.3.1: agrees (label @ weight); for probability targets with axis != -1 the "
@@ -571,12 +573,12 @@ CROSS_ENTROPY_CONVENTIONS = OrderedDict([
                              "class_weight would weigh a row by its argmax class)", _KERAS_DOC,
                              "keras 3.15.1: agrees")),
         ("optax", Convention("no class weights: a user multiplies the loss by weight[label]; none for probability "
-                             "targets (undefined)", _OPTAX_DOC)),
+                             "targets (undefined)", _OPTAX_DOC, _OPTAX_RUN)),
     ])),
     ("label_smoothing", OrderedDict([
         ("torch", Convention("targets become (1 - eps) y + eps / C; with class weights each class's term keeps its "
                              "weight: (1 - eps) w_y (-log p_y) + eps / C sum_c w_c (-log p_c); ignored positions 0",
-                             _TORCH_DOC)),
+                             _TORCH_DOC, _TORCH_RUN)),
         ("paddle", Convention("labels become one-hot rows, label_smooth'ed to (1 - eps) y + eps / C, then the soft-label "
                               "rules (weight factor sum_i weight_i label_i); ignore_index has no documented effect "
                               "(undefined with ignored positions: a label -100 makes one_hot raise)", _PADDLE_DOC,
@@ -587,15 +589,15 @@ CROSS_ENTROPY_CONVENTIONS = OrderedDict([
         ("keras", Convention("CategoricalCrossentropy: y_true * (1 - eps) + eps / C; SparseCategoricalCrossentropy has "
                              "no smoothing (one-hot rows, no ignore_class: undefined with ignored positions)",
                              _KERAS_DOC, "keras 3.15.1: agrees for axis -1; C is read from the last axis whatever "
-                             "axis is (known deviation keras-cross-entropy-axis, keras-team/keras#23451); the "
+                             "axis is (keras-team/keras#23451, repro/keras_ce_axis.py; no corpus case); the "
                              "adapter leaves smoothing of class indices unsupported")),
         ("optax", Convention("optax.smooth_labels(one_hot, eps) = (1 - eps) y + eps / C, then softmax_cross_entropy "
-                             "with where for ignored positions", _OPTAX_DOC)),
+                             "with where for ignored positions", _OPTAX_DOC, _OPTAX_RUN)),
     ])),
     ("probabilities_input", OrderedDict([
         ("torch", Convention("no option: F.nll_loss(log(p)) (the documented NLLLoss of log-probabilities); no "
                              "clipping, no renormalisation", "https://pytorch.org/docs/stable/generated/"
-                                                             "torch.nn.NLLLoss.html")),
+                                                             "torch.nn.NLLLoss.html", _TORCH_RUN)),
         ("paddle", Convention("use_softmax=False: loss_j = -log(P_label_j), soft -sum label * log(P)", _PADDLE_DOC,
                               "paddle 3.3.1: agrees; no clipping and no renormalisation (P = 0 gives 1e20)")),
         ("keras", Convention("from_logits=False: probabilities clipped to [epsilon, 1 - epsilon] (1e-7, in the "

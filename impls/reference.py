@@ -131,6 +131,20 @@ def _check_count(name, value, low, high=None):
         raise ValueError("%s: expected an int >= %d%s, got %d" % (name, low, upper, value))
 
 
+def _check_logits_axis(logits, axis):
+    """``(axis, num_classes)`` of float logits of rank >= 1 with at least one class on ``axis``."""
+    _check_float("logits", logits)
+    if logits.ndim < 1:
+        raise ValueError("logits: expected an array of rank >= 1, got a scalar")
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or not -logits.ndim <= axis < logits.ndim:
+        raise ValueError("axis: expected an int in [%d, %d], got %r" % (-logits.ndim, logits.ndim - 1, axis))
+    axis = int(axis) % logits.ndim
+    if logits.shape[axis] < 1:
+        raise ValueError("logits: expected at least one class along axis %d, got shape %s"
+                         % (axis, tuple(logits.shape)))
+    return axis, logits.shape[axis]
+
+
 def _upstream(xp, upstream, shape):
     """The cotangent of the loss in float64 (ones when not given)."""
     if upstream is None:
@@ -183,16 +197,7 @@ def _cross_entropy(xp, z, label, u):
 # --------------------------------------------------------------------------------------------
 def _swce(logits, label, soft_label, ignore_index, axis, upstream, want_grad):
     xp = _array_module(logits, label)
-    _check_float("logits", logits)
-    if logits.ndim < 1:
-        raise ValueError("logits: expected an array of rank >= 1, got a scalar")
-    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or not -logits.ndim <= axis < logits.ndim:
-        raise ValueError("axis: expected an int in [%d, %d], got %r" % (-logits.ndim, logits.ndim - 1, axis))
-    axis = int(axis) % logits.ndim
-    num_classes = logits.shape[axis]
-    if num_classes < 1:
-        raise ValueError("logits: expected at least one class along axis %d, got shape %s"
-                         % (axis, tuple(logits.shape)))
+    axis, num_classes = _check_logits_axis(logits, axis)
     loss_shape = logits.shape[:axis] + (1,) + logits.shape[axis + 1:]
     if soft_label:
         _check_float("label", label, logits.shape)
@@ -544,15 +549,7 @@ class ConventionUndefined(Exception):
 
 def _ce_check(logits, label, weight, axis, soft_label, reduction, ignore_index, label_smoothing, use_softmax,
               convention):
-    _check_float("logits", logits)
-    if logits.ndim < 1:
-        raise ValueError("logits: expected an array of rank >= 1, got a scalar")
-    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or not -logits.ndim <= axis < logits.ndim:
-        raise ValueError("axis: expected an int in [%d, %d], got %r" % (-logits.ndim, logits.ndim - 1, axis))
-    axis = int(axis) % logits.ndim
-    if logits.shape[axis] < 1:
-        raise ValueError("logits: expected at least one class along axis %d, got shape %s"
-                         % (axis, tuple(logits.shape)))
+    axis, num_classes = _check_logits_axis(logits, axis)
     for name, value in (("soft_label", soft_label), ("use_softmax", use_softmax)):
         if not isinstance(value, (bool, np.bool_)):
             raise TypeError("%s: expected a bool, got %r" % (name, value))
@@ -565,7 +562,6 @@ def _ce_check(logits, label, weight, axis, soft_label, reduction, ignore_index, 
         raise ValueError("label_smoothing: expected a float in [0, 1], got %r" % (label_smoothing,))
     if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
         raise TypeError("ignore_index: expected an int, got %r" % (ignore_index,))
-    num_classes = logits.shape[axis]
     if soft_label:
         _check_float("label", label, logits.shape)
     else:
