@@ -262,6 +262,19 @@ def _embedding_gradient(gradient, like):
     return gradient
 
 
+def _with_gradients(tape, target, loss, logits, label, soft_label) -> dict:
+    """``{"loss"}`` and, when ``target`` (sum(loss * upstream)) is given, its gradients: ``grad/logits``,
+    and ``grad/label`` for a soft label where TF gives one (None: TF does not differentiate it; not
+    invented here)."""
+    out = {"loss": loss}
+    if target is not None:
+        grads = tape.gradient(target, [logits, label] if soft_label else [logits])
+        out["grad/logits"] = grads[0]
+        if soft_label and grads[1] is not None:
+            out["grad/label"] = grads[1]
+    return out
+
+
 def _to_numpy(value) -> np.ndarray:
     if isinstance(value, tf.IndexedSlices):
         value = tf.convert_to_tensor(value)  # sums the rows of repeated ids (unsorted_segment_sum)
@@ -297,15 +310,8 @@ def _softmax_with_cross_entropy(logits, label, upstream, *, rank, axis, soft_lab
             if ignore_index is not None:
                 loss = tf.where(keep, loss, tf.zeros_like(loss))
         loss = tf.expand_dims(loss, axis)
-        if backward:
-            target = tf.reduce_sum(loss * upstream)
-    out = {"loss": loss}
-    if backward:
-        sources = [logits, label] if soft_label else [logits]
-        grads = tape.gradient(target, sources)
-        out["grad/logits"] = grads[0]
-        if soft_label and grads[1] is not None:  # None: TF does not differentiate it (not invented here)
-            out["grad/label"] = grads[1]
+        target = tf.reduce_sum(loss * upstream) if backward else None
+    out = _with_gradients(tape, target, loss, logits, label, soft_label)
     if return_softmax:
         out["softmax"] = tf.nn.softmax(logits, axis=axis)
     return out
@@ -395,16 +401,8 @@ def _cross_entropy(logits, label, weight, upstream, *, soft_label, from_logits, 
                 # position's is masked by Keras (ignore_class) whatever it is, so it reads class 0's.
                 sample_weight = tf.gather(weight, tf.where(tf.equal(label, ignore_class), tf.zeros_like(label), label))
             loss = loss_fn(label, logits, sample_weight=sample_weight)
-        if backward:
-            target = tf.reduce_sum(loss * upstream)
-    out = {"loss": loss}
-    if backward:
-        sources = [logits, label] if soft_label else [logits]
-        grads = tape.gradient(target, sources)
-        out["grad/logits"] = grads[0]
-        if soft_label and grads[1] is not None:  # None: not differentiated (not invented here)
-            out["grad/label"] = grads[1]
-    return out
+        target = tf.reduce_sum(loss * upstream) if backward else None
+    return _with_gradients(tape, target, loss, logits, label, soft_label)
 
 
 class TensorflowXlaAdapter(TensorflowAdapter):
