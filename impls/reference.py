@@ -1,4 +1,5 @@
-"""The oracle: softmax cross-entropy, both sampled softmax losses and their sampler, as a textbook.
+"""The oracle: softmax cross-entropy, both sampled softmax losses, their sampler and the
+``cross_entropy`` loss users call (under each framework's documented convention), as a textbook.
 
 Every golden output of the corpus is computed here, by code written to be checked, not to be fast
 (the contender is ``impls/numpy_fast.py``): plain array math, generic over the array module (NumPy
@@ -9,7 +10,7 @@ losses, TensorFlow r1.4 for ``sampled_softmax_loss``).  Each loss ``f`` has an a
 taking the same arguments plus ``upstream`` and returning ``{"loss": ..., <argument>: gradient}``
 for the gradient of ``sum(upstream * loss)``.
 
-All three losses are one computation (``_cross_entropy``): rows of logits ``z`` and label weights
+All the losses are one computation (``_cross_entropy``): rows of logits ``z`` and label weights
 ``l`` (a one-hot row for a hard label, ``1/T`` on the ``T`` true columns of a sampled row), with
 ``m = max(z)``, ``e = exp(z - m)``, ``s = sum(e) = 1 + rest`` (``rest``: the sum without the
 maximum's own ``e = 1``) and ``S = sum(l)``:
@@ -40,6 +41,13 @@ Documented behaviour for unusual but valid input (no error is raised, the answer
 * ``sampled_softmax_loss`` takes ``biases`` as one ``[num_classes]`` array or as a list of shards
   laid out like the weights (as ``tf.nn.embedding_lookup`` reads them); its gradient comes back in
   the same form.  ``true_expected_count`` may be ``[B, 1]``, broadcast over the ``num_true`` columns.
+
+``cross_entropy`` writes each documented convention (``CONVENTIONS``; the rules and their sources are
+``impls.ops.CROSS_ENTROPY_CONVENTIONS``) as class coefficients ``a`` (the smoothed target, times the
+class weights for torch), a per-position factor ``g`` (weight[label], or paddle's sum_i weight_i
+label_i) and a share ``d`` of the mean's denominator: ``loss_n = g_n * sum_c a_nc * (-log q_nc)``,
+``mean = sum_n loss_n / sum_n d_n``; ``q`` is the softmax (through ``_cross_entropy``) or, with
+``use_softmax=False``, the probabilities as the convention takes their log (keras clips at 1e-7).
 
 Invalid input raises ``ValueError`` or ``TypeError`` naming the argument and what was expected.
 

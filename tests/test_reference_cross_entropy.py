@@ -3,12 +3,12 @@ facts that make the conventions differ.
 
 * Exactness: every output against each convention's documented formula evaluated with mpmath
   (tests/helpers_exact.py: the loss by the definition at 3000 bits, gradients by numerical
-  differentiation of that definition at 256 bits), on small inputs exact in float64.  Bound: 8 ulp
-  of the exact loss, 8 ulp of a gradient's largest entry (its entries cancel where the softmax meets
-  a smoothed or soft target, as for softmax_with_cross_entropy's soft labels): the
-  oracle rounds each per-class term (a logsumexp, a product with a weight and a smoothed target),
+  differentiation of that definition at 256 bits), on small inputs exact in float64.  Bound: 4 ulp
+  of the exact loss, 4 ulp of a gradient's largest entry (its entries cancel where the softmax meets
+  a smoothed or soft target, as for softmax_with_cross_entropy's soft labels); measured worst: loss
+  1, grad/logits 2, grad/label 1.  The oracle rounds each per-class term (a logsumexp, a product with a weight and a smoothed target),
   their sum and a division once each in float64, and NumPy's ``exp``/``log`` are within 1 ulp but
-  not correctly rounded; 8 ulp bounds the four to six roundings on the way, while a wrong formula
+  not correctly rounded; 4 ulp bounds those roundings with room, while a wrong formula
   (another convention's denominator, a missing weight) is off by far more (percent-level here).
 * Errors: a wrong type or dtype is a TypeError, a wrong value or shape a ValueError, and the message
   names the argument (as tests/test_reference_errors.py checks the other ops).
@@ -27,7 +27,7 @@ import pytest
 from helpers_reference import ref
 import helpers_exact as exact  # skips this module when mpmath is missing
 
-ULPS = 8.0  # see the module docstring
+ULPS = 4.0  # see the module docstring
 
 LOGITS = np.array([[1.5, -0.25, 3.0, 0.5], [-2.0, 0.75, 0.125, 1.0], [0.0, 0.0, 0.5, -1.5]])
 HARD = np.array([2, -100, 1])
