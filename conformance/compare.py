@@ -80,7 +80,7 @@ def output_scales(case) -> dict:
     """The rounding magnitude of every output (see the module docstring)."""
     z = float(case.meta.get("logit_scale", 1.0))
     u = float(np.max(np.abs(case.upstream.astype(np.float64)))) if case.upstream.size else 1.0
-    return OPS[case.op].output_scales(case.inputs, z, u)
+    return OPS[case.op].output_scales(case.inputs, z, u, case.params)
 
 
 def json_number(value):

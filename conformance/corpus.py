@@ -56,6 +56,7 @@ class Spec:
     tags: list = field(default_factory=list)
     features: list = field(default_factory=list)
     invalid: dict = None  # {"argument", "reason"} for the bad-input family: no golden, the reference raises
+    valid_in: dict = None  # bad input only: {convention: why} for the conventions whose documentation accepts it
 
     @property
     def id(self) -> str:
@@ -108,6 +109,23 @@ def _logits(rng, shape, axis, kind):
     return logits
 
 
+def _ignored(shape, where):
+    """The label positions to set to ignore_index: "single" (the middle one), "row" (index 0 of axis 0),
+    "half" (every other one) or "all"."""
+    mask = np.zeros(shape, dtype=bool)
+    if where == "single":
+        mask.flat[len(mask.flat) // 2] = True
+    elif where == "row":
+        mask[0] = True
+    elif where == "half":
+        mask.flat[::2] = True
+    elif where == "all":
+        mask[...] = True
+    else:
+        raise ValueError("ignore: expected 'single', 'row', 'half' or 'all', got %r" % (where,))
+    return mask
+
+
 def _soft_labels(rng, shape, axis):
     """Distributions that sum to exactly 1 in every dtype: multinomial counts out of 64."""
     moved = np.moveaxis(np.zeros(shape), axis, -1)
@@ -150,14 +168,7 @@ def swce(name, shape, axis=-1, dtype="float64", soft=False, ignore=None, ignore_
             choices = np.flatnonzero(finite[tuple(row)])
             label[index] = rng.choice(choices)
         if ignore:
-            mask = np.zeros(loss_shape, dtype=bool)
-            if ignore == "single":
-                mask.flat[len(mask.flat) // 2] = True
-            elif ignore == "row":
-                mask[0] = True
-            elif ignore == "all":
-                mask[...] = True
-            label = np.where(mask, ignore_index, label)
+            label = np.where(_ignored(loss_shape, ignore), ignore_index, label)
             features.append("ignore_index")
             description.append("ignore_index=%d on %s" % (ignore_index, "every position" if ignore == "all"
                                                          else "one position" if ignore == "single" else "a whole row"))
@@ -463,18 +474,149 @@ def ssl_cases():
 
 
 # --------------------------------------------------------------------------------------------
+# cross_entropy: the loss users call, with goldens per documented convention (see build_case)
+# --------------------------------------------------------------------------------------------
+def _probabilities(logits, axis):
+    """A softmax of the grid logits: probabilities a softmax layer would give (rounded to the case
+    dtype when stored, so rows sum to 1 only approximately, as a framework's softmax output does)."""
+    e = np.exp(logits - logits.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _weights(rng, classes):
+    # Multiples of 1/8 in [0.25, 2]: exact in every dtype, unequal so each convention's weighting shows.
+    return rng.integers(2, 17, size=classes) / 8.0
+
+
+def xent(name, shape, axis=-1, dtype="float64", soft=False, reduction="mean", weighted=False, ignore=None,
+         ignore_index=-100, smoothing=0.0, use_softmax=True, kind="normal", tiny=False, tags=()):
+    """A cross_entropy case.  ``ignore``: None, "single" (one position), "row" (the first index of
+    axis 0), "half" or "all" positions labelled ``ignore_index`` (class-index labels only);
+    ``tiny``: probabilities (use_softmax=False) of 1e-9 on a few labelled classes."""
+    rng = _rng("xent-" + name + dtype)
+    ax = axis % len(shape)
+    classes = shape[ax]
+    loss_shape = tuple(n for i, n in enumerate(shape) if i != ax)
+    logits = _logits(rng, shape, ax, kind)
+    features, words = [], ["logits %s (%s), axis %d, reduction %s" % (list(shape), kind, axis, reduction)]
+    if soft:
+        label = _soft_labels(rng, shape, ax)
+        features.append("soft_label")
+        words.append("probability targets")
+    else:
+        label = rng.integers(0, classes, size=loss_shape).astype(np.int64)
+        if ignore:
+            label = np.where(_ignored(loss_shape, ignore), ignore_index, label)
+            features += ["ignore_index"] + (["all_ignored"] if ignore == "all" else [])
+            words.append("ignore_index=%d on %s" % (ignore_index, "every position" if ignore == "all" else
+                                                    "one position" if ignore == "single" else
+                                                    "every other position" if ignore == "half" else "a whole row"))
+        words.append("class indices")
+    if not use_softmax:
+        logits = _probabilities(logits, ax)
+        features.append("probabilities")
+        words.append("probabilities in (use_softmax=False)")
+        if tiny:
+            hard_label = np.moveaxis(label, ax, -1).argmax(-1) if soft else np.clip(label, 0, None)
+            moved = np.moveaxis(logits, ax, -1).copy()
+            rows = np.arange(0, moved.reshape(-1, classes).shape[0], 2)
+            flat = moved.reshape(-1, classes)
+            flat[rows, hard_label.reshape(-1)[rows]] = 1e-9  # below Keras's clip at 1e-7
+            logits = np.moveaxis(flat.reshape(moved.shape), -1, ax)
+            features.append("tiny_probabilities")
+            words.append("1e-9 on the target class of every other row")
+    inputs = {"logits": logits, "label": label}
+    if weighted:
+        inputs["weight"] = _weights(rng, classes)
+        features.append("class_weight")
+        words.append("class weights")
+    if smoothing:
+        features.append("label_smoothing")
+        words.append("label_smoothing=%g" % smoothing)
+    if reduction != "mean":
+        features.append("reduction_" + reduction)
+    if ax != len(shape) - 1:
+        features.append("axis_not_last")
+    if len(shape) >= 3:
+        features.append("rank3plus")
+    inputs["upstream"] = _upstream(rng, loss_shape if reduction == "none" else ())
+    params = {"axis": axis, "soft_label": soft, "reduction": reduction, "ignore_index": ignore_index,
+              "label_smoothing": smoothing, "use_softmax": use_softmax}
+    return Spec(name, "cross_entropy", dtype, params, inputs, "; ".join(words),
+                ["rank%d" % len(shape), "K%d" % classes, reduction] + list(tags), features)
+
+
+def xent_cases():
+    """About 40 cases: each option alone in float64, then the combinations where the documented
+    conventions part ways, the low-precision dtypes, other axes and probability inputs."""
+    shape = (6, 5)
+    for soft in (False, True):
+        label = "soft" if soft else "hard"
+        for reduction in ("mean", "sum", "none"):
+            yield xent("%s-%s" % (label, reduction), shape, soft=soft, reduction=reduction, tags=["base"])
+        for reduction in ("mean", "none"):
+            yield xent("%s-weight-%s" % (label, reduction), shape, soft=soft, reduction=reduction, weighted=True,
+                       tags=["weight"])
+        yield xent("%s-smooth-mean" % label, shape, soft=soft, smoothing=0.1, tags=["label_smoothing"])
+        yield xent("%s-smooth-weight-sum" % label, shape, soft=soft, reduction="sum", weighted=True, smoothing=0.2,
+                   tags=["label_smoothing", "weight"])
+    for dtype in ("float16", "bfloat16", "float32"):
+        yield xent("hard-mean", shape, dtype=dtype, tags=["dtype"])
+        yield xent("hard-weight-ignore-smooth-mean", shape, dtype=dtype, weighted=True, ignore="half",
+                   smoothing=0.1, tags=["dtype", "combined"])
+    yield xent("soft-weight-mean", shape, dtype="float32", soft=True, weighted=True, tags=["dtype", "weight"])
+    # ignore_index: the mean's denominator is where the conventions differ most
+    for reduction in ("mean", "none"):
+        yield xent("ignore-half-%s" % reduction, shape, ignore="half", reduction=reduction, tags=["ignore_index"])
+    yield xent("ignore-half-weight-mean", shape, ignore="half", weighted=True, tags=["ignore_index", "weight"])
+    yield xent("ignore3-row-mean", shape, ignore="row", ignore_index=3, tags=["ignore_index"])
+    for reduction in ("mean", "sum"):
+        yield xent("ignore-all-%s" % reduction, shape, ignore="all", reduction=reduction, tags=["ignore_index"])
+    yield xent("ignore-all-weight-mean", shape, ignore="all", weighted=True, tags=["ignore_index", "weight"])
+    for reduction in ("mean", "none"):
+        yield xent("ignore-smooth-%s" % reduction, shape, ignore="single", smoothing=0.1, reduction=reduction,
+                   tags=["ignore_index", "label_smoothing"])
+    yield xent("ignore-smooth-weight-mean", shape, ignore="half", smoothing=0.2, weighted=True,
+               tags=["ignore_index", "label_smoothing", "weight"])
+    # other class axes
+    yield xent("r3ax1-hard-weight-ignore-mean", (3, 4, 5), axis=1, weighted=True, ignore="single", tags=["axis"])
+    yield xent("r3ax0-hard-smooth-sum", (4, 3, 5), axis=0, smoothing=0.1, reduction="sum", tags=["axis"])
+    yield xent("r4ax1-soft-none", (2, 3, 4, 2), axis=1, soft=True, reduction="none", tags=["axis"])
+    yield xent("r3ax1-soft-weight-mean", (3, 4, 5), axis=1, soft=True, weighted=True, dtype="float32",
+               tags=["axis", "weight"])
+    # probabilities in (Paddle's use_softmax=False, Keras's from_logits=False)
+    for soft in (False, True):
+        label = "soft" if soft else "hard"
+        yield xent("prob-%s-mean" % label, shape, soft=soft, use_softmax=False, tags=["probabilities"])
+        yield xent("prob-%s-weight-none" % label, shape, soft=soft, use_softmax=False, weighted=True,
+                   reduction="none", tags=["probabilities", "weight"])
+        for dtype in ("float32", "float64"):
+            yield xent("prob-tiny-%s-none" % label, shape, soft=soft, use_softmax=False, tiny=True, dtype=dtype,
+                       reduction="none", tags=["probabilities"])
+    yield xent("prob-hard-smooth-mean", shape, use_softmax=False, smoothing=0.1, tags=["probabilities"])
+    yield xent("prob-hard-mean", shape, dtype="float32", use_softmax=False, tags=["probabilities", "dtype"])
+    # extremes and many classes
+    yield xent("pm1e4-hard-smooth-mean", shape, kind="pm1e4", smoothing=0.1, tags=["extreme"])
+    yield xent("offset-soft-sum", shape, kind="offset", soft=True, reduction="sum", dtype="float32", tags=["extreme"])
+    yield xent("K1000-hard-weight-ignore-mean", (8, 1000), weighted=True, ignore="single", dtype="float32",
+               tags=["classes"])
+
+
+# --------------------------------------------------------------------------------------------
 # Invalid input: each case is a valid one with one thing broken.  The reference must raise a
 # ValueError/TypeError naming ``argument`` (checked when the corpus is generated and again at run
 # time); frameworks' behaviour is recorded (raises, returns NaN/inf, returns finite numbers,
 # crashes, hangs).  The family comes last in the manifest, so a framework that corrupts its own
 # memory on bad input can only affect other bad-input cases of the same worker.
 # --------------------------------------------------------------------------------------------
-def _broken(spec, name, argument, reason, inputs=None, params=None, drop=()):
+def _broken(spec, name, argument, reason, inputs=None, params=None, drop=(), valid_in=None):
+    """A bad-input case.  ``valid_in``: {convention: why} for the conventions whose documentation accepts
+    the input (an impl following one of those is not judged on the case)."""
     new_inputs = {k: v for k, v in spec.inputs.items() if k not in drop}
     new_inputs.update(inputs or {})
     return Spec("invalid-" + name, spec.op, spec.dtype, dict(spec.params, **(params or {})), new_inputs,
                 "invalid input: %s (%s)" % (reason, argument), ["invalid"], ["invalid_input"],
-                {"argument": argument, "reason": reason})
+                {"argument": argument, "reason": reason}, valid_in)
 
 
 # Each bad input is tried in float32 and float64: an op that fails in one dtype for an unrelated reason
@@ -562,8 +704,25 @@ def _invalid_cases(dtype):
     yield _broken(weights, "ssl-num-sampled", "sampled_candidates", "num_sampled=8 with 7 candidates",
                   params={"num_sampled": 8})
 
+    loss = xent("hard-weight-mean", (6, 5), weighted=True, dtype=dtype)
+    soft_loss = xent("soft-mean", (6, 5), soft=True, dtype=dtype)
+    yield _broken(loss, "xent-label-too-large", "label", "a label equal to the number of classes",
+                  {"label": np.where(np.arange(6) == 2, 5, loss.inputs["label"])})
+    yield _broken(loss, "xent-label-rank", "label", "class indices with a size-1 class axis ([N, 1])",
+                  {"label": loss.inputs["label"][:, None]},
+                  valid_in={"paddle": "paddle documents class indices of shape [N_1, ..., N_k, 1] as valid",
+                            "keras": "keras squeezes a size-1 class axis of class indices (a single value "
+                                     "per feature)"})
+    yield _broken(loss, "xent-weight-length", "weight", "class weights for one class too few",
+                  {"weight": loss.inputs["weight"][:-1]})
+    yield _broken(loss, "xent-reduction", "reduction", "reduction='avg'", params={"reduction": "avg"})
+    yield _broken(loss, "xent-label-smoothing", "label_smoothing", "label_smoothing=1.5",
+                  params={"label_smoothing": 1.5})
+    yield _broken(soft_loss, "xent-soft-label-shape", "label", "probability targets with one class too few",
+                  {"label": soft_loss.inputs["label"][:, :-1]})
 
-FAMILIES = (swce_cases, sswce_cases, ssl_cases, invalid_cases)
+
+FAMILIES = (swce_cases, sswce_cases, ssl_cases, xent_cases, invalid_cases)
 
 
 def all_specs():
@@ -589,6 +748,9 @@ def build_case(spec: Spec) -> Case:
     op = OPS[spec.op]
     if spec.invalid:
         meta.update(invalid=spec.invalid, outputs=[])
+        if spec.valid_in:  # read by impls.support.why_unsupported, as for undefined goldens
+            meta["undefined_conventions"] = {convention: "%s, %s convention: %s" % (spec.op, convention, why)
+                                             for convention, why in spec.valid_in.items()}
         try:
             op.reference_grad()(upstream=case64.upstream, **case64.reference_kwargs())
         except (ValueError, TypeError) as error:
@@ -597,11 +759,40 @@ def build_case(spec: Spec) -> Case:
                                    % (spec.id, spec.invalid["argument"], error)) from None
             return case
         raise RuntimeError("%s: the reference accepted invalid input (%s)" % (spec.id, spec.invalid["reason"]))
-    result = op.reference_grad()(upstream=case64.upstream, **case64.reference_kwargs())
-    case.golden = {k: np.asarray(v, dtype=np.float64) for k, v in flatten_gradients(result).items()}
+    if op.conventions:
+        _convention_goldens(case, op, case64)
+    else:
+        result = op.reference_grad()(upstream=case64.upstream, **case64.reference_kwargs())
+        case.golden = {k: np.asarray(v, dtype=np.float64) for k, v in flatten_gradients(result).items()}
     meta["outputs"] = sorted(case.golden)
     meta["logit_scale"] = op.logit_scale(spec.params, as64)
     return case
+
+
+def _convention_goldens(case, op, case64):
+    """The goldens of an op with documented conventions (``cross_entropy``): ``case.golden`` is the
+    first convention's (``ref.CONVENTIONS[0]``, torch's, defined for every case); each other
+    convention stores only the outputs whose float64 values differ from those, bit for bit
+    (``Case.convention_golden``), and ``meta["conventions"]`` lists, per convention that documents
+    the case, those output names; ``meta["undefined_conventions"]`` says why the others do not."""
+    per_convention, undefined = {}, {}
+    for convention in ref.CONVENTIONS:
+        try:
+            result = op.reference_grad()(upstream=case64.upstream, convention=convention,
+                                         **case64.reference_kwargs())
+        except ref.ConventionUndefined as error:
+            undefined[convention] = str(error)
+            continue
+        per_convention[convention] = {k: np.asarray(v, dtype=np.float64) for k, v in flatten_gradients(result).items()}
+    base_name = ref.CONVENTIONS[0]
+    case.golden = base = per_convention.pop(base_name)
+    case.meta["conventions"] = {base_name: []}
+    for convention, golden in per_convention.items():
+        differ = sorted(k for k in golden if not np.array_equal(golden[k], base[k], equal_nan=True))
+        case.meta["conventions"][convention] = differ
+        case.convention_golden[convention] = {k: golden[k] for k in differ}
+    if undefined:
+        case.meta["undefined_conventions"] = undefined
 
 
 def sha256_of(path: Path) -> str:

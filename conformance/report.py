@@ -304,6 +304,27 @@ def bad_input_section(d: ReportData) -> Section:
     }, csv={"bad_input.csv": table if not table.empty else None})
 
 
+def conventions_section(d: ReportData) -> Section:
+    """Documented convention differences (cross_entropy), apart from findings: each framework is
+    judged against its own documentation's golden, so what is listed here is no framework's fault."""
+    rules = H.convention_table()
+    table = H.convention_differences(d.manifest, d.cases_dir)
+    real = table[table["beyond tolerance"] != "rounding only"].reset_index(drop=True) if not table.empty else table
+    followed = {}
+    for label, impl in d.frame.drop_duplicates("label")[["label", "impl"]].itertuples(index=False):
+        for op in H.ops_with_conventions():
+            convention = H.convention_of(impl, op)
+            if convention:
+                followed.setdefault((op, convention), []).append(label)
+    return Section("conventions", "Conventions", "sections/conventions.html.j2", {
+        "rules": _markup(H.table_html(rules, "convention_rules", sortable=False)) if not rules.empty else "",
+        "differences": _markup(H.table_html(real, "convention_differences")) if not real.empty else "",
+        "n_rounding": int(len(table) - len(real)) if not table.empty else 0,
+        "followed": sorted((op, convention, ", ".join(labels)) for (op, convention), labels in followed.items()),
+    }, csv={"convention_differences.csv": table if not table.empty else None,
+            "conventions.csv": rules if not rules.empty else None})
+
+
 def capability_section(d: ReportData) -> Section:
     matrix, tips, long = H.modes_table(d.environments, d.frame, d.labels, d.ops)
     limits = H.capability_limits(d.frame, d.labels)
@@ -383,7 +404,7 @@ def environment_section(d: ReportData) -> Section:
 
 
 SECTIONS = [first_screen, differences_section, speed_section, agreement_section, bad_input_section,
-            capability_section, sampler_section, memory_section, counts_section, distribution_section,
+            conventions_section, capability_section, sampler_section, memory_section, counts_section, distribution_section,
             summary_section, cases_section, environment_section]
 
 

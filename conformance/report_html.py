@@ -728,6 +728,90 @@ SOURCES = {"framework": "the framework's own op (declared native): a finding abo
 KIND_RANK = {"numeric": 0, "broken": 1, "known": 2, "bad input": 3}
 
 
+def ops_with_conventions() -> list:
+    from impls.ops import OPS  # noqa: PLC0415
+
+    return [name for name, op in OPS.items() if op.conventions]
+
+
+def convention_of(impl: str, op: str) -> str:
+    """The convention an impl's adapter declares for ``op`` ("" for an impl this checkout does not know)."""
+    from impls import support  # noqa: PLC0415
+
+    try:
+        return support.convention_of(impl, op)
+    except (ValueError, KeyError, ImportError):
+        return ""
+
+
+def convention_table() -> pd.DataFrame:
+    """The registry's documented conventions (``OpInfo.conventions``): one row per op, axis and
+    framework convention, with its text and source."""
+    from impls.ops import OPS  # noqa: PLC0415
+
+    rows = [{"op": name, "where they differ": axis.replace("_", " "), "convention": convention,
+             "documented rule": rule.text, "source": rule.source, "verified": rule.verified or "not yet"}
+            for name, op in OPS.items() if op.conventions
+            for axis, rules in op.conventions.items() for convention, rule in rules.items()]
+    return pd.DataFrame(rows, columns=["op", "where they differ", "convention", "documented rule", "source",
+                                       "verified"])
+
+
+def convention_differences(manifest: dict, cases_dir) -> pd.DataFrame:
+    """Per case and output where documented conventions give different numbers (from the goldens,
+    not from running frameworks): the base convention's largest |value| and, per convention, the
+    largest |difference| from it ("no formula" where the convention documents none for the case), and
+    whether that is beyond the case's comparison tolerance (a real convention difference) or
+    rounding only (the same formula evaluated in another order)."""
+    from conformance import compare  # noqa: PLC0415
+    from impls.caseio import Case  # noqa: PLC0415
+    from impls.ops import OPS  # noqa: PLC0415
+    from impls.reference import CONVENTIONS  # noqa: PLC0415
+
+    rows = []
+    for entry in (manifest or {}).get("cases", []):
+        op = OPS.get(entry["op"])
+        path = Path(cases_dir) / entry["file"]
+        if op is None or not op.conventions or entry.get("invalid") or not path.is_file():
+            continue  # (a manifest without its case files: nothing to read the goldens from)
+        case = Case.read(path)
+        conventions = case.meta.get("conventions", {})
+        names = sorted({name for differ in conventions.values() for name in differ})
+        if not names:
+            continue
+        tol = compare.tolerance(case.meta, {k: v.shape for k, v in case.inputs.items()})
+        scales = compare.output_scales(case)
+        base = CONVENTIONS[0]  # case.golden is the first convention's (meta.json's keys are sorted)
+        for name in names:
+            golden = case.golden[name]
+            row = {"case": case.id, "output": name, "%s |value|" % base: _nan_max(np.abs(golden))}
+            beyond = []
+            for convention in CONVENTIONS:
+                if convention == base:
+                    continue
+                if convention not in conventions:
+                    row[convention] = "no formula"
+                    continue
+                other = case.golden_for(convention)[name]
+                with np.errstate(invalid="ignore"):
+                    delta = np.abs(other - golden)
+                nan_mismatch = bool((np.isnan(other) != np.isnan(golden)).any())
+                row[convention] = np.inf if nan_mismatch else _nan_max(delta)
+                allowed = tol.rtol * (np.abs(np.where(np.isfinite(golden), golden, 0)) + scales.get(name, 1.0))
+                if nan_mismatch or bool((np.nan_to_num(delta, nan=0.0) > allowed).any()):
+                    beyond.append(convention)
+            row["beyond tolerance"] = ", ".join(beyond) if beyond else "rounding only"
+            rows.append(row)
+    columns = ["case", "output", "%s |value|" % CONVENTIONS[0]] + list(CONVENTIONS[1:]) + ["beyond tolerance"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _nan_max(values) -> float:
+    finite = np.asarray(values, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    return float(finite.max()) if finite.size else float("nan")
+
+
 def top_findings(table: pd.DataFrame, n: int) -> pd.DataFrame:
     """The first ``n`` groups of the differences table for the first screen: every numeric
     disagreement and broken run first, then known deviations and bad input taking turns."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 from conformance.compare import compare
 from impls import get_adapter
 from impls.caseio import Case
+from impls.support import convention_of
 
 
 def reproduce(case_file, impl: str, status: str, output: str = "", device: str = "cpu") -> None:
@@ -17,6 +18,7 @@ def reproduce(case_file, impl: str, status: str, output: str = "", device: str =
     adapter = get_adapter(impl)
     adapter.load(device)
     if status == "fail":
+        case.golden = case.golden_for(convention_of(adapter, case.op))
         verdict, errors, _, message = compare(case, adapter.run(case))
         print(message)
         worst = max(errors, key=lambda e: (bool(e.problem), e.ratio))

@@ -132,6 +132,16 @@ def _arguments(recipe, space):
                     return_softmax=r["return_softmax"], stable=r["stable"], kind=r["kind"],
                     unnormalized=soft and r["unnormalized"],
                     label_rank_minus_1=not soft and r["label_rank_minus_1"]), batch_axis
+    if space.builder == "xent":
+        rank = r["rank"]
+        axis = rank - 1 if r["axis_last"] else 1
+        others = [batch] + [2] * (rank - 2)
+        classes = max(1, min(r["classes"], space.max_elements // int(np.prod(others))))
+        shape = tuple(others[:axis] + [classes] + others[axis:])
+        return dict(common, shape=shape, axis=-1 if axis == rank - 1 else axis, soft=r["soft"],
+                    reduction=r["reduction"], weighted=r["weighted"], ignore=None if r["soft"] else r["ignore"],
+                    ignore_index=r["ignore_index"], smoothing=r["smoothing"], use_softmax=r["use_softmax"],
+                    kind=r["kind"]), 0
     if space.builder == "sswce":
         classes = max(2, min(r["num_classes"], space.max_elements // batch))
         num_true = min(r["num_true"], classes - 1)
@@ -206,7 +216,7 @@ def _mutate(spec, recipe, space, batch_axis):
         if batch_axis is None:
             raise Rejected("rank-1 logits have no batch to empty")
         for name in space.batch_inputs:
-            if name in inputs:
+            if name in inputs and inputs[name].ndim:  # a 0-d upstream (a reduced loss) has no batch
                 axis = batch_axis if inputs[name].ndim > batch_axis else 0
                 inputs[name] = np.take(inputs[name], [], axis=axis)
         spec.tags.append("empty_batch")
@@ -226,6 +236,10 @@ def case_name(spec, recipe) -> str:
         else:
             words = [kind, label]
         words += [] if r["stable"] else ["unstable"]
+    elif spec.op == "cross_entropy":
+        words = [SPECIAL_WORDS.get(r["specials"]) or r["kind"], "soft" if r["soft"] else "hard", r["reduction"]]
+        words += (["weight"] if r["weighted"] else []) + (["ignore"] if r["ignore"] and not r["soft"] else [])
+        words += (["smooth"] if r["smoothing"] else []) + ([] if r["use_softmax"] else ["prob"])
     elif spec.op == "sampled_softmax_with_cross_entropy":
         words = [SPECIAL_WORDS.get(r["specials"]) or r["kind"], "T%d" % spec.params["num_true"]]
     else:

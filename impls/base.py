@@ -8,7 +8,8 @@ An adapter module defines a subclass of :class:`Adapter` named ``ADAPTER`` with:
   framework computes the op natively or the adapter composes it, which dtypes (of
   :data:`impls.dtypes.NAMES`), and which case features (of the op's ``features`` in
   ``impls/ops.py``) it cannot express, and which differentiable inputs the framework gives no
-  gradient for (``no_gradient``).  :func:`impls.support.why_unsupported` reads these
+  gradient for (``no_gradient``), and, for an op whose frameworks document different formulas
+  (``cross_entropy``), the ``convention`` it follows (judged against that convention's golden).  :func:`impls.support.why_unsupported` reads these
   declarations; it is the one place that decides whether a case runs;
 * ``load(device)``: import the framework (only here, never at module import, so the core can read
   the declarations without importing a framework) and return its version string;
@@ -57,7 +58,8 @@ class NotNative(Exception):
 class OpSupport:
     """How an impl handles one op."""
 
-    def __init__(self, mode: str, dtypes=_dtypes.NAMES, unsupported_features=(), note: str = "", no_gradient=()):
+    def __init__(self, mode: str, dtypes=_dtypes.NAMES, unsupported_features=(), note: str = "", no_gradient=(),
+                 convention: str = ""):
         if mode not in ("native", "composed"):
             raise ValueError("mode: expected 'native' or 'composed', got %r" % (mode,))
         for name in dtypes:
@@ -69,10 +71,14 @@ class OpSupport:
         # a declared limit, so a missing ``grad/<input>`` is not compared (and is tried once per run).
         self.no_gradient: FrozenSet[str] = frozenset(no_gradient)
         self.note = note
+        # For an op with documented conventions (impls.ops.OpInfo.conventions, e.g. cross_entropy): the
+        # one this framework documents, whose golden outputs it is judged against ("" for other ops).
+        self.convention = convention
 
     def noted(self, more: str) -> "OpSupport":
         """The same support with ``more`` added to the note (a compiled mode of the same adapter)."""
-        return OpSupport(self.mode, self.dtypes, self.unsupported_features, self.note + more, self.no_gradient)
+        return OpSupport(self.mode, self.dtypes, self.unsupported_features, self.note + more, self.no_gradient,
+                         self.convention)
 
     def as_dict(self) -> dict:
         return {
@@ -81,6 +87,7 @@ class OpSupport:
             "unsupported_features": sorted(self.unsupported_features),
             "no_gradient": sorted(self.no_gradient),
             "note": self.note,
+            "convention": self.convention,
         }
 
 

@@ -125,7 +125,7 @@ def synthesize(spec: dict, seed: int = SEED) -> Case:
     meta = {"id": "bench-%s-%s" % (key.replace("/", "-"), dtype), "op": op, "dtype": dtype,
             "params": params, "features": features, "tags": ["bench"]}
     # C order, as a model's tensors are (np.concatenate of a column and a broadcast row gives F order).
-    inputs = {name: np.ascontiguousarray(value) for name, value in inputs.items()}
+    inputs = {name: np.require(value, requirements="C") for name, value in inputs.items()}
     return Case(meta, inputs, golden={})
 
 

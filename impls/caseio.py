@@ -27,7 +27,8 @@ _FIXED_ZIP_TIME = (2020, 1, 1, 0, 0, 0)
 
 def _npy_bytes(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
-    np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    # np.require, not np.ascontiguousarray: that one makes a 0-d array (a reduced loss) 1-d.
+    np.lib.format.write_array(buffer, np.require(array, requirements="C"), allow_pickle=False)
     return buffer.getvalue()
 
 
@@ -61,10 +62,14 @@ def read_npz(path) -> tuple:
 class Case:
     """One stored conformance case: metadata, inputs in their storage dtype, golden float64 outputs."""
 
-    def __init__(self, meta: dict, inputs: dict, golden: dict):
+    def __init__(self, meta: dict, inputs: dict, golden: dict, convention_golden: dict = None):
         self.meta = meta
         self.inputs = inputs
         self.golden = golden
+        # An op with documented conventions (``cross_entropy``): convention -> {output: golden} for the
+        # outputs where that convention's documented formula gives other numbers than ``golden``'s
+        # (the first convention's).  Stored as ``convention/<name>/<output>``.
+        self.convention_golden = convention_golden if convention_golden is not None else {}
 
     id = property(lambda self: self.meta["id"])
     op = property(lambda self: self.meta["op"])
@@ -88,6 +93,19 @@ class Case:
         (inputs ``biases/<i>``, the feature ``sharded_biases``)."""
         return ops.bias_shards(self.inputs)
 
+    def golden_for(self, convention: str = "") -> dict:
+        """The golden outputs under a documented convention (``""``: the base golden).  Raises
+        ValueError when the case has conventions and this one documents no formula for it."""
+        conventions = self.meta.get("conventions")
+        if not convention or conventions is None:
+            return dict(self.golden)
+        if convention not in conventions:
+            why = self.meta.get("undefined_conventions", {}).get(convention, "not a convention of this op")
+            raise ValueError("%s: no golden for the %s convention (%s)" % (self.id, convention, why))
+        golden = dict(self.golden)
+        golden.update(self.convention_golden.get(convention, {}))
+        return golden
+
     def reference_kwargs(self, cast=None) -> dict:
         """Keyword arguments for the reference function of ``self.op`` (``cast`` maps each array)."""
         cast = cast or (lambda a: a)
@@ -96,6 +114,8 @@ class Case:
     def write(self, path) -> None:
         arrays = {"input/" + k: v for k, v in self.inputs.items()}
         arrays.update({"golden/" + k: v for k, v in self.golden.items()})
+        arrays.update({"convention/%s/%s" % (c, k): v for c, golden in self.convention_golden.items()
+                       for k, v in golden.items()})
         meta = json.dumps(self.meta, indent=1, sort_keys=True).encode("utf-8")
         write_npz(path, arrays, {"meta.json": meta})
 
@@ -107,7 +127,12 @@ class Case:
         meta = json.loads(extra["meta.json"].decode("utf-8"))
         inputs = {k[len("input/"):]: v for k, v in arrays.items() if k.startswith("input/")}
         golden = {k[len("golden/"):]: v for k, v in arrays.items() if k.startswith("golden/")}
-        return cls(meta, inputs, golden)
+        conventions = {}
+        for key, value in arrays.items():
+            if key.startswith("convention/"):
+                _, convention, name = key.split("/", 2)
+                conventions.setdefault(convention, {})[name] = value
+        return cls(meta, inputs, golden, conventions)
 
 
 def flatten_gradients(result: dict) -> dict:

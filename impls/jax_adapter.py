@@ -1,5 +1,9 @@
 """JAX adapter (jax + optax, jitted), written as a JAX user would write the losses.
 
+* ``cross_entropy`` follows optax's convention: optax's two cross-entropies (``where`` for ignored
+  positions) and ``smooth_labels`` are native; class weights and the reductions are composed as an
+  optax user writes them (optax's losses have neither).
+
 * ``softmax_with_cross_entropy`` is native: ``optax.softmax_cross_entropy_with_integer_labels``
   for hard labels, with its ``axis`` argument for the class axis and its ``where`` argument for
   Paddle's ``ignore_index`` (the positions whose label equals it are left out); ``optax.softmax_cross_entropy``
@@ -19,7 +23,7 @@ import os
 
 import numpy as np
 
-from impls.base import Adapter, OpSupport
+from impls.base import Adapter, NotNative, OpSupport
 from impls.ops import OPS
 
 
@@ -46,6 +50,16 @@ class JaxAdapter(Adapter):
                  "with label 1/T on the true columns and where=~hit; the weight and bias gradients are dense "
                  "[num_classes, D] and [num_classes] arrays inside timing: JAX has no sparse gradient for "
                  "jnp.take (its transpose is a scatter-add into zeros)",
+        ),
+        "cross_entropy": OpSupport(
+            "native",
+            convention="optax",
+            note="native: optax.softmax_cross_entropy_with_integer_labels(axis=, where=label != ignore_index) for "
+                 "class indices, optax.softmax_cross_entropy(axis=) for probability targets, optax.smooth_labels "
+                 "(on jax.nn.one_hot rows for class indices, where= for ignored positions); composed as an optax "
+                 "user writes them (optax has no such options): class weights as loss * weight[label], the "
+                 "reductions as loss.sum() and jnp.mean(loss, where=label != ignore_index); jax.vjp, jax.jit. "
+                 "Probability inputs and weighted probability targets: optax documents no formula",
         ),
     }
 
@@ -100,7 +114,8 @@ class JaxAdapter(Adapter):
     def _program(self, op, params, backward, names):
         loss_of = {"softmax_with_cross_entropy": self._softmax_with_cross_entropy,
                    "sampled_softmax_with_cross_entropy": self._sampled_softmax_with_cross_entropy,
-                   "sampled_softmax_loss": self._sampled_softmax_loss}[op]
+                   "sampled_softmax_loss": self._sampled_softmax_loss,
+                   "cross_entropy": self._cross_entropy}[op]
         leaves = [n for n in names if n.split("/")[0] in OPS[op].differentiable_in(params)]
 
         def program(arrays):
@@ -130,6 +145,37 @@ class JaxAdapter(Adapter):
             loss = optax.softmax_cross_entropy_with_integer_labels(
                 logits, label, axis=axis, where=label != params["ignore_index"])
         return jnp.expand_dims(loss, axis)
+
+    def _cross_entropy(self, params, a):
+        jnp, optax = self.jnp, self.optax
+        logits, label, axis, smoothing = a["logits"], a["label"], params["axis"], params["label_smoothing"]
+        if params["soft_label"]:
+            target = optax.smooth_labels(label, smoothing, axis=axis) if smoothing else label
+            loss = optax.softmax_cross_entropy(logits, target, axis=axis)  # weighted: undefined, never asked
+            return self._reduce(loss, None, params["reduction"])
+        valid = label != params["ignore_index"]
+        if smoothing:
+            one_hot = self.jax.nn.one_hot(label, logits.shape[axis], dtype=logits.dtype, axis=axis)
+            target = optax.smooth_labels(one_hot, smoothing, axis=axis)
+            loss = optax.softmax_cross_entropy(logits, target, axis=axis, where=jnp.expand_dims(valid, axis))
+        else:
+            loss = optax.softmax_cross_entropy_with_integer_labels(logits, label, axis=axis, where=valid)
+        if "weight" in a:  # a sample weight per position, weight[label] (0 where ignored)
+            if a["weight"].shape != (logits.shape[axis],):  # jnp indexing would clamp: the adapter would decide
+                raise NotNative("class weights are composed by the adapter (weight[label]); optax has no "
+                                "weight argument to check shape %s" % (a["weight"].shape,))
+            loss = loss * jnp.where(valid, a["weight"][jnp.where(valid, label, 0)], 0)
+        return self._reduce(loss, valid, params["reduction"])
+
+    def _reduce(self, loss, where, reduction):
+        if reduction not in ("none", "sum", "mean"):
+            raise NotNative("the reduction is composed by the adapter; optax has no reduction argument to "
+                            "check %r" % (reduction,))
+        if reduction == "none":
+            return loss
+        if reduction == "sum":
+            return loss.sum()
+        return self.jnp.mean(loss, where=where)
 
     def _true_class_loss(self, z, num_true, hit):
         """Cross-entropy of ``z`` [N, T+S] with label 1/T on the T true columns; hits left out."""

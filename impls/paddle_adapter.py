@@ -43,6 +43,13 @@ class PaddleAdapter(Adapter):
                  "gradient is dense [num_classes]: embedding needs a 2-D table, and the backward of "
                  "unsqueeze/reshape of a [K] bias fails on SelectedRows in 3.3.1, so biases use paddle.gather; "
                  "matmul, logsumexp"),
+        "cross_entropy": OpSupport(
+            "native", _DTYPES, no_gradient=("label",), convention="paddle",
+            note="paddle.nn.functional.cross_entropy with every option as it is (weight, ignore_index, reduction, "
+                 "soft_label, axis, use_softmax, label_smoothing); its documented loss shape for probability "
+                 "targets with reduction='none' keeps the class axis with size 1, which is squeezed; no_gradient "
+                 "label: paddle.grad gives no gradient for a probability target (only the class-weight factor's "
+                 "part when weight is given)"),
     }
 
     def load(self, device: str) -> str:
@@ -99,6 +106,15 @@ class PaddleAdapter(Adapter):
         # An input the loss never reads (an empty weight shard) has a zero gradient.
         return [self.paddle.zeros_like(t) if g is None else g for g, t in zip(grads, inputs)]
 
+    def _logits_and_label_grads(self, loss, upstream, t, soft_label) -> dict:
+        """grad/logits, and grad/label for a soft label where Paddle gives one: its answer for the label
+        as it is (None, no gradient, is left out, not made zero)."""
+        if not soft_label:
+            (grad,) = self._grads(loss, upstream, [t["logits"]])
+            return {"grad/logits": grad}
+        grads = self.paddle.grad([(loss * upstream).sum()], [t["logits"], t["label"]], allow_unused=True)
+        return {"grad/logits": grads[0]} if grads[1] is None else {"grad/logits": grads[0], "grad/label": grads[1]}
+
     # -- ops -----------------------------------------------------------------------------------
 
     # Each op is split in ``_prepare_<op>(case)`` (inputs as tensors: untimed) and
@@ -139,16 +155,37 @@ class PaddleAdapter(Adapter):
             axis=p["axis"])
         loss, softmax = out if p["return_softmax"] else (out, None)
         result = {"loss": loss}
-        if backward and p["soft_label"]:
-            # Paddle's answer for the label as it is: None (no gradient) is left out, not made zero.
-            grads = self.paddle.grad([(loss * t["upstream"]).sum()], [logits, label], allow_unused=True)
-            result["grad/logits"] = grads[0]
-            if grads[1] is not None:
-                result["grad/label"] = grads[1]
-        elif backward:
-            (result["grad/logits"],) = self._grads(loss, t["upstream"], [logits])
+        if backward:
+            result.update(self._logits_and_label_grads(loss, t["upstream"], t, p["soft_label"]))
         if softmax is not None:
             result["softmax"] = softmax
+        return result
+
+    def _prepare_cross_entropy(self, case) -> dict:
+        x, soft = case.inputs, case.params["soft_label"]
+        tensors = {"logits": self._float(x["logits"], case.dtype, grad=True),
+                   "label": self._label(x["label"], case.dtype, grad=soft),
+                   "upstream": self._float(case.upstream, case.dtype)}
+        if "weight" in x:  # class weights: an input of the case only when it has them
+            tensors["weight"] = self._float(x["weight"], case.dtype)
+        return tensors
+
+    def _cross_entropy(self, p, t, backward) -> dict:
+        logits, label = t["logits"], t["label"]
+        loss = self.paddle.nn.functional.cross_entropy(
+            logits, label, weight=t.get("weight"), ignore_index=p["ignore_index"], reduction=p["reduction"],
+            soft_label=p["soft_label"], axis=p["axis"], use_softmax=p["use_softmax"],
+            label_smoothing=p["label_smoothing"])
+        if p["soft_label"] and p["reduction"] == "none" and loss.ndim == logits.ndim:
+            # Documented: "if soft_label = True, the dimension of return value is [N_1, ..., N_k, 1]".
+            loss = loss.squeeze(p["axis"])
+        result = {"loss": loss}
+        if backward:
+            # The cotangent in the shape Paddle gave the loss (the same elements): a loss of another shape
+            # than documented (class indices with label_smoothing keep a size-1 class axis) is compared
+            # as it is, and must not broadcast the gradient's cotangent into a wrong one.
+            upstream = t["upstream"].reshape(loss.shape)
+            result.update(self._logits_and_label_grads(loss, upstream, t, p["soft_label"]))
         return result
 
     def _prepare_sampled_softmax_with_cross_entropy(self, case) -> dict:

@@ -7,6 +7,9 @@ Runs on Python 3.8 with numpy 1.23 (paddlepaddle 1.8.5 needs protobuf < 3.21).
 * ``softmax_with_cross_entropy`` is ``fluid.layers.softmax_with_cross_entropy`` (1.8 already has
   ``soft_label``, ``ignore_index``, ``numeric_stable_mode``, ``return_softmax`` and ``axis``).
 * ``sampled_softmax_loss`` (TensorFlow's API) is left out, so it is reported unsupported.
+* ``cross_entropy`` is left out too: 1.8's ``fluid.layers.cross_entropy`` takes probabilities only
+  (no logits, class weights, reductions or smoothing); the logits form is ``softmax_with_cross_entropy``,
+  tested above.
 
 Static graph: one ``Program`` per case signature (op, dtype, input shapes, params) is built once,
 with ``append_backward`` of ``reduce_sum(loss * upstream)`` (the upstream is fed like any input),

@@ -28,8 +28,17 @@ _FAST_UNSUPPORTED = {
 }
 
 
-def _ops(note, dtypes=_dtypes.NAMES, unsupported=None):
-    return {op: OpSupport("native", dtypes, (unsupported or {}).get(op, ()), note=note) for op in OPS}
+# The oracle computes every documented convention; as an impl it answers the first one's (torch's),
+# the base golden.
+_ORACLE_CONVENTION = "torch"
+# The contender has no cross_entropy: its speed work is the three softmax ops; the oracle's
+# cross_entropy is the only NumPy one (the impl reports "numpy-fast has no cross_entropy").
+_FAST_OPS = tuple(op for op in OPS if op != "cross_entropy")
+
+
+def _ops(note, dtypes=_dtypes.NAMES, unsupported=None, ops=tuple(OPS)):
+    return {op: OpSupport("native", dtypes, (unsupported or {}).get(op, ()), note=note,
+                          convention=_ORACLE_CONVENTION if OPS[op].conventions else "") for op in ops}
 
 
 class NumpyReference(Adapter):
@@ -102,13 +111,13 @@ class CupyReference(NumpyReference):
 class NumpyFast(NumpyReference):
     name = "numpy-fast"
     module_name = "impls.numpy_fast"
-    ops = _ops("impls/numpy_fast.py", unsupported=_FAST_UNSUPPORTED)
+    ops = _ops("impls/numpy_fast.py", unsupported=_FAST_UNSUPPORTED, ops=_FAST_OPS)
 
 
 class CupyFast(CupyReference):
     name = "cupy-fast"
     module_name = "impls.numpy_fast"
-    ops = _ops("impls/numpy_fast.py on CuPy", _CUPY_DTYPES, _FAST_UNSUPPORTED)
+    ops = _ops("impls/numpy_fast.py on CuPy", _CUPY_DTYPES, _FAST_UNSUPPORTED, _FAST_OPS)
 
 
 ADAPTERS = {adapter.name: adapter for adapter in (NumpyReference, CupyReference, NumpyFast, CupyFast)}

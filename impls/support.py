@@ -31,7 +31,21 @@ def why_unsupported(adapter, device: str, meta: dict) -> Optional[str]:
     missing = sorted(support.unsupported_features.intersection(meta.get("features", ())))
     if missing:
         return "%s %s cannot express %s" % (adapter.name, meta["op"], ", ".join(missing))
+    undefined = meta.get("undefined_conventions", {}).get(support.convention)
+    if undefined:  # no golden: the framework's own documentation gives no formula for the case
+        return "%s follows the %s convention, which documents no formula here: %s" % (
+            adapter.name, support.convention, undefined.split(": ", 1)[-1])
     return None
+
+
+def convention_of(adapter, op: str) -> str:
+    """The documented convention an impl follows for ``op`` (``""``: the base golden)."""
+    if isinstance(adapter, str):
+        from impls import get_adapter  # noqa: PLC0415
+
+        adapter = get_adapter(adapter)
+    support = adapter.ops.get(op)
+    return support.convention if support is not None else ""
 
 
 def why_not_applicable(adapter, meta: dict) -> Optional[str]:

@@ -10,6 +10,9 @@
   ``ignore_index`` is composed around them.
 * ``sampled_softmax_with_cross_entropy`` (Paddle's per-row-sample op) has no TF counterpart (TF shares
   one sample set across the batch), so it is composed from TF primitives.
+* ``cross_entropy`` (the loss users call) is Keras's: ``keras.losses.SparseCategoricalCrossentropy``
+  for class indices, ``keras.losses.CategoricalCrossentropy`` for probabilities, following the Keras
+  convention of the oracle (``reduction="mean"`` is Keras's ``"sum_over_batch_size"``).
 
 Gradients are taken with ``tf.GradientTape`` of ``reduce_sum(loss * upstream)``.  TensorFlow is
 imported only in :meth:`TensorflowAdapter.load`.
@@ -25,6 +28,7 @@ from impls.base import Adapter, NotNative, OpSupport, Unsupported
 
 # Filled by ``load``: the module stays importable without TensorFlow.
 tf = None
+keras = None
 
 _DTYPES = dtypes.NAMES  # every kernel used has CPU kernels for all four
 _SSL_COMMON = ("the case's samples are passed as sampled_values; sharded biases as a list (TF looks them up "
@@ -60,6 +64,19 @@ class TensorflowAdapter(Adapter):
             "accidental hits set to the dtype's lowest finite value (tf.where); "
             "tf.nn.softmax_cross_entropy_with_logits with label 1/T on the T true columns",
         ),
+        "cross_entropy": OpSupport(
+            "native",
+            _DTYPES,
+            convention="keras",
+            note="keras.losses.SparseCategoricalCrossentropy(from_logits=use_softmax, ignore_class=ignore_index, "
+            "axis) for class indices, keras.losses.CategoricalCrossentropy(from_logits=use_softmax, "
+            "label_smoothing, axis) for probabilities, both with dtype=the case dtype (Keras computes in "
+            "floatx, float32, otherwise) and reduction 'sum_over_batch_size' / 'sum' / None for mean / sum / "
+            "none; class weights as a Keras user gives them (fit's class_weight becomes this): "
+            "sample_weight = weight[label]; label_smoothing with class indices is unsupported (Keras 3.15's "
+            "SparseCategoricalCrossentropy has no label_smoothing; one-hot encoding them for "
+            "CategoricalCrossentropy would be the adapter's conversion, not Keras's)",
+        ),
     }
 
     jit_compile = None  # TensorFlow's default: the graph runs op by op (see TensorflowXlaAdapter)
@@ -71,7 +88,7 @@ class TensorflowAdapter(Adapter):
         self._functions = {}  # op -> tf.function, made by load
 
     def load(self, device: str) -> str:
-        global tf
+        global tf, keras
         if device not in self.devices:
             raise ValueError("device: expected one of %s, got %r" % (", ".join(self.devices), device))
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
@@ -80,7 +97,9 @@ class TensorflowAdapter(Adapter):
             os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
         import tensorflow  # noqa: PLC0415 - frameworks are imported only here
 
-        tf = tensorflow
+        import keras as keras_module  # noqa: PLC0415 - Keras 3 on the TensorFlow backend (tf.keras in TF 2.16+)
+
+        tf, keras = tensorflow, keras_module
         if device == "gpu":
             if not tf.config.list_physical_devices("GPU"):
                 raise RuntimeError("tensorflow %s sees no GPU (is this a CPU-only build such as "
@@ -96,6 +115,9 @@ class TensorflowAdapter(Adapter):
             "softmax_with_cross_entropy": _function(_softmax_with_cross_entropy, self.jit_compile),
             "sampled_softmax_with_cross_entropy": _function(_sampled_softmax_with_cross_entropy, self.jit_compile),
             "sampled_softmax_loss": _function(_sampled_softmax_loss, self.jit_compile),
+            # Keras's losses read static ranks, which reduce_retracing's relaxed shapes lose: one trace per
+            # shape, as a Keras training step with a fixed batch shape has.
+            "cross_entropy": _function(_cross_entropy, self.jit_compile, relax_shapes=False),
         }
         return tf.__version__
 
@@ -125,6 +147,8 @@ class TensorflowAdapter(Adapter):
                               remove_accidental_hits=bool(params["remove_accidental_hits"]))
             elif case.op == "sampled_softmax_loss":
                 args, kwargs = self._run_sampled_softmax_loss(case, tensor)
+            elif case.op == "cross_entropy":
+                args, kwargs = self._run_cross_entropy(case, tensor)
             else:
                 raise Unsupported("tensorflow adapter has no op %r" % (case.op,))
         return case.op, args, kwargs, int(params.get("num_shards", 0))
@@ -174,6 +198,31 @@ class TensorflowAdapter(Adapter):
             ignore_index=ignore_index, label_has_axis=case.inputs["label"].ndim == rank,
         )
 
+    def _run_cross_entropy(self, case, tensor):
+        params = case.params
+        soft = bool(params["soft_label"])
+        smoothing = float(params["label_smoothing"])
+        if smoothing and not soft:
+            # Declared per case, not as a feature: label smoothing of probability targets Keras does have.
+            raise Unsupported("Keras's SparseCategoricalCrossentropy has no label_smoothing (Keras %s); smoothing "
+                              "class indices would take the adapter's one-hot conversion" % keras.__version__)
+        weight = None
+        if "weight" in case.inputs:
+            if soft:
+                raise Unsupported("Keras takes no class weights for probability targets (fit's class_weight "
+                                  "weighs a position by its argmax class, a data-pipeline rule, not the loss's)")
+            classes = case.inputs["logits"].shape[int(params["axis"])]
+            if case.inputs["weight"].shape != (classes,):
+                # The weights never reach Keras: the adapter's weight[label] gather would judge them (and
+                # under XLA, gather clamps out-of-range indices instead of raising).
+                raise NotNative("weight of shape %s for %d classes: Keras takes no class weights, so no Keras "
+                                "contract decides" % (case.inputs["weight"].shape, classes))
+            weight = tensor("weight")
+        return (tensor("logits"), tensor("label"), weight, tensor("upstream")), dict(
+            soft_label=soft, from_logits=bool(params["use_softmax"]), axis=int(params["axis"]),
+            reduction=_KERAS_REDUCTION[params["reduction"]], ignore_class=int(params["ignore_index"]),
+            label_smoothing=smoothing, dtype=case.dtype)
+
     def _run_sampled_softmax_loss(self, case, tensor):
         params = case.params
         num_shards = int(params.get("num_shards", 0))
@@ -205,13 +254,13 @@ class TensorflowAdapter(Adapter):
         )
 
 
-def _function(python_function, jit_compile=None):
+def _function(python_function, jit_compile=None, relax_shapes=True):
     # No autograph: every Python `if` in the compute functions tests a static parameter.
     # jit_compile=None leaves TF's default (no XLA on the CPU); True compiles the whole step with XLA.
     try:
-        return tf.function(python_function, autograph=False, reduce_retracing=True, jit_compile=jit_compile)
+        return tf.function(python_function, autograph=False, reduce_retracing=relax_shapes, jit_compile=jit_compile)
     except TypeError:  # TF < 2.9 (legacy environments) spells it experimental_relax_shapes
-        return tf.function(python_function, autograph=False, experimental_relax_shapes=True)
+        return tf.function(python_function, autograph=False, experimental_relax_shapes=relax_shapes)
 
 
 def _dense(gradient, like):
@@ -227,6 +276,19 @@ def _embedding_gradient(gradient, like):
     if gradient is None:
         return tf.zeros_like(like)
     return gradient
+
+
+def _with_gradients(tape, target, loss, logits, label, soft_label) -> dict:
+    """``{"loss"}`` and, when ``target`` (sum(loss * upstream)) is given, its gradients: ``grad/logits``,
+    and ``grad/label`` for a soft label where TF gives one (None: TF does not differentiate it; not
+    invented here)."""
+    out = {"loss": loss}
+    if target is not None:
+        grads = tape.gradient(target, [logits, label] if soft_label else [logits])
+        out["grad/logits"] = grads[0]
+        if soft_label and grads[1] is not None:
+            out["grad/label"] = grads[1]
+    return out
 
 
 def _to_numpy(value) -> np.ndarray:
@@ -264,15 +326,8 @@ def _softmax_with_cross_entropy(logits, label, upstream, *, rank, axis, soft_lab
             if ignore_index is not None:
                 loss = tf.where(keep, loss, tf.zeros_like(loss))
         loss = tf.expand_dims(loss, axis)
-        if backward:
-            target = tf.reduce_sum(loss * upstream)
-    out = {"loss": loss}
-    if backward:
-        sources = [logits, label] if soft_label else [logits]
-        grads = tape.gradient(target, sources)
-        out["grad/logits"] = grads[0]
-        if soft_label and grads[1] is not None:  # None: TF does not differentiate it (not invented here)
-            out["grad/label"] = grads[1]
+        target = tf.reduce_sum(loss * upstream) if backward else None
+    out = _with_gradients(tape, target, loss, logits, label, soft_label)
     if return_softmax:
         out["softmax"] = tf.nn.softmax(logits, axis=axis)
     return out
@@ -333,6 +388,34 @@ def _sampled_softmax_loss(weights, biases, labels, inputs, sampled_candidates, t
     else:
         out["grad/biases"] = _embedding_gradient(grad_biases, biases)
     return out
+
+
+# The reduction of the registry -> Keras's: the mean is Keras's default "sum_over_batch_size" (the sum
+# over the batch size: over the positions not masked by ignore_class, whatever the sample weights).
+_KERAS_REDUCTION = {"mean": "sum_over_batch_size", "sum": "sum", "none": None}
+
+
+def _cross_entropy(logits, label, weight, upstream, *, soft_label, from_logits, axis, reduction, ignore_class,
+                   label_smoothing, dtype, backward=True):
+    with tf.GradientTape() as tape:
+        tape.watch(logits)
+        if soft_label:
+            tape.watch(label)  # a probability target is differentiable in Keras too
+            loss_fn = keras.losses.CategoricalCrossentropy(
+                from_logits=from_logits, label_smoothing=label_smoothing, axis=axis, reduction=reduction,
+                dtype=dtype)
+            loss = loss_fn(label, logits)
+        else:
+            loss_fn = keras.losses.SparseCategoricalCrossentropy(
+                from_logits=from_logits, ignore_class=ignore_class, axis=axis, reduction=reduction, dtype=dtype)
+            sample_weight = None
+            if weight is not None:
+                # As fit(class_weight=...) does: each position's weight is its class's; an ignored
+                # position's is masked by Keras (ignore_class) whatever it is, so it reads class 0's.
+                sample_weight = tf.gather(weight, tf.where(tf.equal(label, ignore_class), tf.zeros_like(label), label))
+            loss = loss_fn(label, logits, sample_weight=sample_weight)
+        target = tf.reduce_sum(loss * upstream) if backward else None
+    return _with_gradients(tape, target, loss, logits, label, soft_label)
 
 
 class TensorflowXlaAdapter(TensorflowAdapter):

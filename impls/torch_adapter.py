@@ -1,5 +1,8 @@
 """PyTorch adapter.
 
+``cross_entropy`` is native (``F.cross_entropy``: class weights, ignore_index, reductions, label
+smoothing, probability targets), judged against torch's documented convention; probabilities in
+(``use_softmax=False``) are composed on ``log(p)`` (``F.nll_loss`` where it applies).
 ``softmax_with_cross_entropy`` is native (``F.cross_entropy`` with ``reduction="none"``); PyTorch has
 no sampled softmax, so both sampled ops are composed the way a PyTorch user would write them: gather
 only the sampled rows/columns, mask accidental hits with ``-inf`` and take ``log_softmax`` over the
@@ -40,6 +43,15 @@ class TorchAdapter(Adapter):
             "densified outside timing), einsum/matmul logits + biases "
             "- log(expected_count), masked_fill(-inf) on accidental hits, -log_softmax averaged "
             "over the T true columns",
+        ),
+        "cross_entropy": OpSupport(
+            "native",
+            convention="torch",
+            note="F.cross_entropy(weight=, ignore_index=, reduction=, label_smoothing=) with the class axis moved to "
+            "dim 1, class-index or probability targets (all native); use_softmax=False is composed: "
+            "F.nll_loss(log(p), weight=, ignore_index=, reduction=) (torch's documented NLLLoss of "
+            "log-probabilities) for class indices, and torch's label-smoothing / probability-target formula "
+            "written on log(p) otherwise (-sum w_c t_c log p_c, the mean over the weights of the targets)",
         ),
     }
 
@@ -89,6 +101,7 @@ class TorchAdapter(Adapter):
             "softmax_with_cross_entropy": self._softmax_with_cross_entropy,
             "sampled_softmax_with_cross_entropy": self._sampled_softmax_with_cross_entropy,
             "sampled_softmax_loss": self._sampled_softmax_loss,
+            "cross_entropy": self._cross_entropy,
         }[op]
 
     def to_numpy(self, outputs) -> dict:
@@ -127,6 +140,47 @@ class TorchAdapter(Adapter):
         if params["return_softmax"]:
             outputs["softmax"] = F.softmax(logits.detach(), dim=axis)
         return loss, outputs
+
+    def _cross_entropy(self, params, t):
+        F = self.torch.nn.functional
+        axis = params["axis"]
+        # torch's own form: classes on dim 1 ([N, C, d1, ...]); the class-index target is the logits'
+        # shape without the class axis (already so), a probability target is moved like the logits.
+        rows = t["logits"].movedim(axis, 1) if t["logits"].dim() > 1 else t["logits"]
+        label = t["label"]
+        target = label.movedim(axis, 1) if params["soft_label"] and label.dim() > 1 else label
+        options = dict(weight=t.get("weight"), reduction=params["reduction"])
+        if not params["soft_label"]:
+            options["ignore_index"] = params["ignore_index"]
+        if params["use_softmax"]:
+            return F.cross_entropy(rows, target, label_smoothing=params["label_smoothing"], **options), {}
+        return self._cross_entropy_of_log(self.torch.log(rows), target, params, options), {}
+
+    def _cross_entropy_of_log(self, log_p, target, params, options):
+        """torch's cross-entropy formulas on log-probabilities (use_softmax=False): F.nll_loss for class
+        indices, else torch's documented label-smoothing and probability-target formulas, composed."""
+        torch, F = self.torch, self.torch.nn.functional
+        smoothing, weight, reduction = params["label_smoothing"], options["weight"], options["reduction"]
+        if not params["soft_label"] and not smoothing:
+            return F.nll_loss(log_p, target, **options)
+        classes = log_p.shape[1]
+        w = (weight if weight is not None else torch.ones(classes, dtype=log_p.dtype)).view(
+            [1, classes] + [1] * (log_p.dim() - 2))
+        if params["soft_label"]:
+            per_position = -(log_p * ((1 - smoothing) * target + smoothing / classes) * w).sum(1)
+            return {"none": per_position, "sum": per_position.sum(), "mean": per_position.mean()}[reduction]
+        # Class indices with smoothing, as torch's cross_entropy composes it: (1 - eps) * nll + eps / C *
+        # smooth, ignored positions 0, the mean over the weights of the non-ignored targets.
+        ignored = target == params["ignore_index"]
+        nll = F.nll_loss(log_p, target, **options)
+        smooth = (-(log_p * w).sum(1)).masked_fill(ignored, 0.0)
+        if reduction == "mean":
+            safe = target.masked_fill(ignored, 0)
+            denominator = (w.flatten()[safe] * (~ignored)).sum()
+            smooth = smooth.sum() / denominator
+        elif reduction == "sum":
+            smooth = smooth.sum()
+        return (1 - smoothing) * nll + smooth * (smoothing / classes)
 
     def _sampled_softmax_with_cross_entropy(self, params, t):
         if not params.get("use_customized_samples", True):

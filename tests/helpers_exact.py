@@ -122,3 +122,85 @@ def ulps(actual, exact):
         spacing = mpmath.mpf(float(np.spacing(abs(float(x))))) if x != 0 else mpmath.mpf(2) ** -1074
         out[index] = float(abs(mpmath.mpf(float(a)) - x) / spacing)
     return out
+
+
+# ----------------------------------------------------------------------------------------------
+# cross_entropy: each convention's documented formula (impls/ops.CROSS_ENTROPY_CONVENTIONS), by
+# the definition; gradients by mpmath's numerical differentiation of that definition.
+# ----------------------------------------------------------------------------------------------
+def _ce_total(z, y, weight, soft, reduction, ignore_index, eps, use_softmax, convention, u, dtype_eps):
+    """The documented loss (a list per position, or a number) for rows ``z`` [N][C] of mpf."""
+    n, c = len(z), len(z[0])
+    w = [mpmath.mpf(1)] * c if weight is None else [mpmath.mpf(float(v)) for v in weight]
+    losses, denominators = [], []
+    for i in range(n):
+        valid = soft or y[i] != ignore_index
+        t = list(y[i]) if soft else [1 if j == y[i] else 0 for j in range(c)]
+        t = [(1 - mpmath.mpf(eps)) * v + mpmath.mpf(eps) / c for v in t]
+        if use_softmax:
+            s = mpmath.fsum(mpmath.exp(v) for v in z[i])
+            neg_log_q = [mpmath.log(s) - v for v in z[i]]
+        elif convention == "keras":
+            lo, hi = dtype_eps
+            if not soft and not eps:  # sparse: clip, then a softmax of the logs
+                clipped = [min(max(v, lo), hi) for v in z[i]]
+                neg_log_q = [mpmath.log(mpmath.fsum(clipped)) - mpmath.log(v) for v in clipped]
+            else:  # categorical: renormalise, then clip
+                total = mpmath.fsum(z[i])
+                neg_log_q = [-mpmath.log(min(max(v / total, lo), hi)) for v in z[i]]
+        else:
+            neg_log_q = [-mpmath.log(v) for v in z[i]]
+        w_label = mpmath.fsum(wj * tj for wj, tj in zip(w, t)) if convention == "paddle" and weight is not None \
+            else (w[y[i]] if not soft and valid else 1)
+        if convention == "torch":
+            loss = mpmath.fsum(wj * tj * q for wj, tj, q in zip(w, t, neg_log_q))
+            share = (w[y[i]] if not soft and valid else 1)
+        else:
+            loss = w_label * mpmath.fsum(tj * q for tj, q in zip(t, neg_log_q))
+            share = w_label if convention == "paddle" and weight is not None else 1
+        losses.append(loss if valid else mpmath.mpf(0))
+        denominators.append(share if (valid or (convention == "paddle" and weight is None)) else 0)
+    if reduction == "none":
+        return losses
+    total = mpmath.fsum(losses)
+    if reduction == "sum":
+        return total
+    denominator = mpmath.fsum(denominators)
+    if denominator == 0:
+        return mpmath.mpf(0) if convention == "keras" else mpmath.nan
+    return total / denominator
+
+
+def cross_entropy(logits, label, weight=None, soft_label=False, reduction="mean", ignore_index=-100,
+                  label_smoothing=0.0, use_softmax=True, convention="torch", upstream=None, keras_clip=(1e-7, 1 - 1e-7)):
+    """``{"loss", "logits", "label" (soft)}`` as arrays of mpf for [N, C] logits (classes last):
+    the loss by each convention's documented formula and the gradients of ``sum(upstream * loss)``
+    by numerical differentiation of it (256 bits)."""
+    n, c = logits.shape
+    z = [[mpmath.mpf(float(v)) for v in row] for row in logits]
+    y = [[mpmath.mpf(float(v)) for v in row] for row in label] if soft_label else [int(v) for v in label]
+    lo, hi = (mpmath.mpf(float(v)) for v in keras_clip)
+    u = upstream if upstream is not None else (np.ones(n) if reduction == "none" else np.ones(()))
+
+    def total(zz, yy):
+        value = _ce_total(zz, yy, weight, soft_label, reduction, ignore_index, label_smoothing, use_softmax,
+                          convention, u, (lo, hi))
+        if reduction == "none":
+            return mpmath.fsum(mpmath.mpf(float(ui)) * v for ui, v in zip(u, value))
+        return mpmath.mpf(float(u)) * value
+
+    loss = _ce_total(z, y, weight, soft_label, reduction, ignore_index, label_smoothing, use_softmax, convention,
+                     u, (lo, hi))
+    out = {"loss": np.array(loss, dtype=object) if reduction == "none" else np.array(loss, dtype=object)}
+    with mpmath.workprec(256):
+        def partial(which, i, j):
+            def moved(h):
+                zz = [row[:] for row in z]
+                yy = [row[:] for row in y] if soft_label else y
+                (zz if which == "logits" else yy)[i][j] += h
+                return total(zz, yy)
+            return +mpmath.diff(moved, 0)
+        out["logits"] = np.array([[partial("logits", i, j) for j in range(c)] for i in range(n)], dtype=object)
+        if soft_label:
+            out["label"] = np.array([[partial("label", i, j) for j in range(c)] for i in range(n)], dtype=object)
+    return out

@@ -208,3 +208,24 @@ def test_compare_numeric_record_names_the_worst_element():
 def tol_abs(case, golden):
     tol = compare.tolerance(case.meta, {k: v.shape for k, v in case.inputs.items()})
     return tol.rtol * (abs(golden) + compare.output_scales(case)["loss"])
+
+
+@pytest.mark.parametrize("impl", list(ADAPTER_MODULES))
+def test_adapters_name_the_convention_of_an_op_that_has_conventions(impl):
+    """An op documented differently by each framework (cross_entropy) is judged against the golden of
+    the convention the adapter declares: without one it would be judged against another framework's."""
+    from impls.reference import CONVENTIONS
+
+    for op, support in get_adapter(impl).ops.items():
+        if ops.OPS[op].conventions:
+            assert support.convention in CONVENTIONS, (impl, op, support.convention)
+        else:
+            assert support.convention == "", (impl, op)
+
+
+def test_convention_table_names_every_convention_on_every_axis():
+    from impls.reference import CONVENTIONS
+
+    for axis, rules in ops.CROSS_ENTROPY_CONVENTIONS.items():
+        assert list(rules) == list(CONVENTIONS), axis
+        assert all(rule.text and rule.source for rule in rules.values()), axis

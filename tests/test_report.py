@@ -393,7 +393,8 @@ def test_sections_are_units_in_package_files(built):
     templates = Path(H.__file__).parent / "templates"
     ids = re.findall(r'<section id="([^"]+)"', page)
     assert len(ids) == len(report.SECTIONS)  # one part of the page per section unit, in the list's order
-    assert ids == ["overview", "differences", "speed", "agreement", "badinput", "modes", "sampler", "memory",
+    assert ids == ["overview", "differences", "speed", "agreement", "badinput", "conventions", "modes", "sampler",
+                   "memory",
                    "counts", "distribution", "summary", "cases", "environment"]
     nav = page.split("<nav>")[1].split("</nav>")[0]
     assert re.findall(r'href="#([^"]+)"', nav) == ids
