@@ -40,6 +40,7 @@ import csv
 import hashlib
 import json
 import math
+import os
 import shutil
 import tempfile
 import time
@@ -47,7 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
-from conformance import corpus, deviations, runner
+from conformance import corpus, deviations, runner, standalone
 from impls import dtypes, get_adapter
 from impls.caseio import Case
 from impls.ops import OPS, SearchSpace, get
@@ -493,7 +494,7 @@ class Search:
         entry = dict(entry_of(case, file), sha256=corpus.sha256_of(path), signatures=[key],
                      found_by={"seed": self.seed, "index": index})
         merge_manifest(self.found_dir, [entry])
-        write_reproducer(self.repro_dir / reproducer_name(row["impl"], case.id), path, row, key)
+        write_reproducer(self.repro_dir / reproducer_name(row["impl"], case.id), path, row, key, case)
         self._row(row, key)
 
     def _row(self, row, key):
@@ -601,9 +602,21 @@ def reproducer_name(impl, case_id) -> str:
     return ("%s_%s.py" % (impl, case_id)).replace("-", "_")
 
 
-def write_reproducer(path: Path, case_path: Path, row, key) -> None:
-    """A Python file that runs one impl on a stored found case and asserts its divergence."""
+def write_reproducer(path: Path, case_path: Path, row, key, case=None) -> None:
+    """A Python file that runs one impl on a stored found case and asserts its divergence: standalone
+    (NumPy and the impl's framework only, :mod:`conformance.standalone`) where the adapter allows,
+    else through the suite's adapter (``conformance/reproduce.py``)."""
     impl, op, status, output, problem = key.split("|")[:5]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        relative = os.path.relpath(Path(case_path).resolve(), Path(path).resolve().parent)
+        text = standalone.render(impl, case or Case.read(case_path), relative, key,
+                                 found=row.get("message", "")[:300])
+    except standalone.NotStandalone:
+        text = None
+    if text is not None:
+        path.write_text(text, encoding="utf-8")
+        return
     try:  # inside the repository: paths relative to the reproducer, so the file can be committed
         depth = len(Path(path).resolve().parent.relative_to(REPO_ROOT).parts)
         root = "HERE" + ".parent" * depth
@@ -617,7 +630,6 @@ def write_reproducer(path: Path, case_path: Path, row, key) -> None:
         case_expr = repr(shown)
     environment = 'os.environ["CONFORMANCE_TEST_ADAPTERS"] = "1"  # a test-only adapter\n' if impl.startswith(
         "test-") else ""
-    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(REPRODUCER.format(signature=key, description=row.get("message", "")[:300], impl=impl,
                                       case_path=shown, root=root, environment=environment,
                                       case_expr=case_expr, status=status, output=output), encoding="utf-8")

@@ -7,6 +7,7 @@ deviation covers it, and find the same groups again with the same seed.
 """
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -163,3 +164,27 @@ def test_a_crash_costs_a_restart_not_the_search(tmp_path, test_adapters, monkeyp
     crashes = [key for key in state["groups"] if key.startswith("test-segfault|softmax_with_cross_entropy|crash|")]
     assert crashes and all("soft_label" in key for key in crashes), list(state["groups"])
     assert "SIGSEGV" in (tmp_path / "run" / "found-0of1.csv").read_text()
+
+
+FOUND_REPRODUCERS = sorted((REPO / "repro" / "found").glob("*.py"))
+
+
+def _impl_of(script):
+    return script.read_text(encoding="utf-8").split("Found by `conformance search`: ", 1)[1].split("|", 1)[0]
+
+
+@pytest.mark.parametrize("script", FOUND_REPRODUCERS, ids=[p.stem for p in FOUND_REPRODUCERS])
+def test_found_reproducer_imports_its_framework_only_and_shows_the_divergence(script, request):
+    """A stored find's reproducer is standalone (NumPy, its framework, the standard library: the
+    adapter's code is copied into it) and exits 0 while the divergence holds."""
+    from test_deviations import REPRODUCER_MAY_IMPORT, _imported, _stdlib, framework_python
+
+    impl = _impl_of(script)
+    modules = _imported(script)
+    allowed = REPRODUCER_MAY_IMPORT[impl] | {"numpy"} | _stdlib()
+    assert modules <= allowed, "%s imports %s" % (script.name, sorted(modules - allowed))
+    assert modules & REPRODUCER_MAY_IMPORT[impl], "%s does not import %s" % (script.name, impl)
+    python = framework_python(impl, request.config)
+    done = subprocess.run([python, script.name], cwd=script.parent, capture_output=True, text=True, timeout=300,
+                          env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    assert done.returncode == 0, "%s no longer shows its divergence:\n%s" % (script.name, done.stderr[-2000:])
