@@ -98,7 +98,9 @@ def adapter_source(impl: str):
                 value.fget if isinstance(value, property) else value
             if inspect.isfunction(function):
                 body.append(_source(function))
-            elif not name.startswith("__") and name != "ops" and _plain(value):
+            elif name == "ops":  # OpSupport declarations: the script needs only which ops there are
+                body.insert(0, "ops = %r  # the ops the adapter declares\n" % (tuple(value),))
+            elif not name.startswith("__") and _plain(value):
                 body.insert(0, "%s = %r\n" % (name, value))
         text = "\n".join(body) or "pass\n"
         renderer.reach(text, module)

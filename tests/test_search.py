@@ -188,3 +188,19 @@ def test_found_reproducer_imports_its_framework_only_and_shows_the_divergence(sc
     done = subprocess.run([python, script.name], cwd=script.parent, capture_output=True, text=True, timeout=300,
                           env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     assert done.returncode == 0, "%s no longer shows its divergence:\n%s" % (script.name, done.stderr[-2000:])
+
+
+def test_a_standalone_reproducer_fails_once_the_divergence_is_gone(tmp_path, request):
+    """The script's check can fail: rendered for a stored case that torch passes, as if torch had
+    diverged on it, it exits non-zero saying the divergence no longer shows."""
+    from test_deviations import framework_python
+
+    from conformance import standalone
+
+    python = framework_python("torch", request.config)
+    path = REPO / "cases" / "softmax_with_cross_entropy" / "softmax_with_cross_entropy-base-soft-f32.npz"
+    case = Case.read(path)
+    script = tmp_path / "repro.py"
+    script.write_text(standalone.render("torch", case, str(path), "torch|%s|fail|loss|numeric|soft_label" % case.op))
+    done = subprocess.run([python, str(script)], capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and "no longer diverges" in done.stderr, done.stderr[-2000:]
