@@ -231,9 +231,15 @@ def cmd_search(args):
     except (ValueError, runner.WorkerUnavailable) as error:
         raise UsageError(str(error)) from None
     rates = ", ".join("%s %.2f/s" % item for item in search.throughput(state).items())
-    print("%d cases (%d rejected by the oracle), %d known deviations, %d group(s) (%d new) in %.0f s; "
-          "cases per second: %s" % (state["cases"], state["rejected"], state["known"], len(state["groups"]),
-                                    sum(not g.get("earlier") for g in state["groups"].values()), state["seconds"], rates))
+    print("%d draws tried: %d cases (%d rejected by the oracle), %d known deviations, %d group(s) (%d new) in "
+          "%.0f s; cases per second: %s" % (state["next"], state["cases"], state["rejected"], state["known"],
+                                            len(state["groups"]),
+                                            sum(not g.get("earlier") for g in state["groups"].values()),
+                                            state["seconds"], rates))
+    # A budget stops wherever the time runs out; the number of draws is what makes two runs comparable.
+    print("the same draws again: conformance search --impl %s%s --seed %d --shard %d/%d --cases %d"
+          % (",".join(impls), " --op " + ",".join(args.op) if args.op else "", args.seed, shard[0], shard[1],
+             state["next"]))
     for key, group in state["groups"].items():
         print("  %s  (%d hit(s); %s%s)" % (key, group["hits"], group["case"],
                                           ", an earlier find" if group.get("earlier") else ""))

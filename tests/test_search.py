@@ -204,3 +204,19 @@ def test_a_standalone_reproducer_fails_once_the_divergence_is_gone(tmp_path, req
     script.write_text(standalone.render("torch", case, str(path), "torch|%s|fail|loss|numeric|soft_label" % case.op))
     done = subprocess.run([python, str(script)], capture_output=True, text=True, timeout=300)
     assert done.returncode != 0 and "no longer diverges" in done.stderr, done.stderr[-2000:]
+
+
+def test_same_seed_and_cases_same_groups(tmp_path, test_adapters, capsys):
+    """Two runs of one seed and --cases N, each in its own empty found corpus, find the same group
+    signatures, and the summary says how many draws it tried (a --budget run is compared by that)."""
+    groups, summaries = [], []
+    for run in ("one", "two"):
+        assert cli.main(["search", "--impl", "test-wrong-soft", "--op", "softmax_with_cross_entropy", "--seed", str(SEED),
+                         "--cases", "24",
+                         "--out", str(tmp_path / run), "--found-dir", str(tmp_path / run / "found"),
+                         "--repro-dir", str(tmp_path / run / "repro")]) == 0
+        state = json.loads((tmp_path / run / "search-0of1.json").read_text())
+        groups.append(sorted(state["groups"]))
+        summaries.append(capsys.readouterr().out)
+    assert groups[0] == groups[1] and groups[0]
+    assert all("24 draws tried" in text and "--op softmax_with_cross_entropy --seed %d --shard 0/1 --cases 24" % SEED in text for text in summaries)
