@@ -577,6 +577,28 @@ def merge_manifest(found_dir: Path, entries) -> dict:
     return manifest
 
 
+def merge_found(sources, into: Path) -> dict:
+    """Merge found corpora (the folders of parallel shards, CI matrix jobs, earlier runs) into ``into``:
+    a case's id is a hash of its content, so the same case found twice is one file and one entry
+    listing every signature.  Each source is verified first; a case file that exists in ``into``
+    under the same name with other content is an error, never silently replaced."""
+    into = Path(into)
+    for source in map(Path, sources):
+        problems = corpus.verify(source)
+        if problems:
+            raise ValueError("found corpus %s does not verify: %s" % (source, "; ".join(problems[:3])))
+        entries = corpus.load_manifest(source)["cases"]
+        for entry in entries:
+            target = into / entry["file"]
+            if target.exists() and corpus.sha256_of(target) != entry["sha256"]:
+                raise ValueError("%s: already in %s with other content" % (entry["file"], into))
+            if not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source / entry["file"], target)
+        merge_manifest(into, entries)
+    return corpus.load_manifest(into)
+
+
 REPRODUCER = '''"""Found by `conformance search`: {signature}
 
 {description}

@@ -220,3 +220,29 @@ def test_same_seed_and_cases_same_groups(tmp_path, test_adapters, capsys):
         summaries.append(capsys.readouterr().out)
     assert groups[0] == groups[1] and groups[0]
     assert all("24 draws tried" in text and "--op softmax_with_cross_entropy --seed %d --shard 0/1 --cases 24" % SEED in text for text in summaries)
+
+
+def test_shards_merge_by_content_hash(tmp_path, test_adapters):
+    """Two shards search apart (as CI matrix jobs do); their found corpora, and one of them twice (a
+    re-run job), merge into one corpus with each case once, every signature kept, verified."""
+    for shard in (0, 1):
+        finder = search.Search(["test-wrong-soft"], tmp_path / "run", ops=["softmax_with_cross_entropy"], seed=SEED,
+                               shard=(shard, 2), found_dir=tmp_path / ("found%d" % shard),
+                               repro_dir=tmp_path / "repro")
+        finder.run(max_cases=CASES // 2)
+    shards = [corpus.load_manifest(tmp_path / ("found%d" % shard))["cases"] for shard in (0, 1)]
+    assert shards[0] and shards[1]
+    shutil.copytree(tmp_path / "found0", tmp_path / "found0-again")
+    assert cli.main(["merge-found", str(tmp_path / "found0"), str(tmp_path / "found1"), str(tmp_path / "found0-again"),
+                     "--into", str(tmp_path / "merged")]) == 0
+    merged = corpus.load_manifest(tmp_path / "merged")["cases"]
+    ids = [e["id"] for e in merged]
+    assert len(ids) == len(set(ids)) == len({e["id"] for e in shards[0] + shards[1]})
+    assert {k for e in merged for k in e["signatures"]} == {k for e in shards[0] + shards[1] for k in e["signatures"]}
+    assert sorted(p.name for p in (tmp_path / "merged").rglob("*.npz")) == sorted(e["id"] + ".npz" for e in merged)
+    assert corpus.verify(tmp_path / "merged") == []
+    # a case file of the same name with other content is refused, not replaced
+    with open(tmp_path / "merged" / shards[1][0]["file"], "ab") as handle:
+        handle.write(b"x")
+    with pytest.raises(ValueError, match="other content"):
+        search.merge_found([tmp_path / "found1"], tmp_path / "merged")
