@@ -214,25 +214,16 @@ def _mutate(spec, recipe, space, batch_axis):
 
 
 def case_name(spec, recipe) -> str:
-    """A corpus-style name (its words are the corpus's, so the registry's case-id selectors such as
-    ``softmax_with_cross_entropy-neg_inf-soft-*`` see what they would see in a stored case)."""
-    r = recipe
-    if spec.op == "softmax_with_cross_entropy":
-        kind = SPECIAL_WORDS.get(r["specials"]) or r["kind"]
-        label = "soft" if r["soft"] else "hard"
-        if r["soft"] and r["unnormalized"] and not r["specials"]:
-            words = ["soft-unnormalized"]
-        elif not r["soft"] and r["ignore"]:
-            words = ["ignore", kind, label]
-        else:
-            words = [kind, label]
-        words += [] if r["stable"] else ["unstable"]
-    elif spec.op == "sampled_softmax_with_cross_entropy":
-        words = [SPECIAL_WORDS.get(r["specials"]) or r["kind"], "T%d" % spec.params["num_true"]]
-    else:
-        words = (["dup-%s" % ("removed" if r["remove"] else "kept")] if r["duplicates"] else []) + [
-            SPECIAL_WORDS.get(r["specials"]) or "scale%g" % r["scale"]]
-    return "-".join(words)
+    """A corpus-style name from the op's ``SearchSpace.name`` forms (their words are the corpus's, so
+    the registry's case-id selectors such as ``softmax_with_cross_entropy-neg_inf-soft-*`` see what they
+    would see in a stored case)."""
+    space = OPS[spec.op].search
+    special = SPECIAL_WORDS.get(recipe["specials"], "")
+    values = {key: space.name_values.get(key, {}).get(value, value) for key, value in recipe.items()}
+    values.update(special=special, kind=special or recipe.get("kind", ""), params=spec.params)
+    template = next(text for when, text in space.name
+                    if all(recipe.get(key) in allowed for key, allowed in when.items()))
+    return template.format(**values)
 
 
 def build(recipe):
