@@ -20,17 +20,30 @@ lower ends, options and patterns toward the simplest, mutations dropped), re-run
 impl, keeping each step that keeps the core signature; its *signature* is the core plus the features (and the search's :data:`MARKS`) of
 the shrunk case.  Draws are a pure function of ``(seed, index)`` (``numpy.random.default_rng``) and
 ``--shard i/n`` takes the indices ``i, i+n, ...``, so shards never repeat each other's draws and a second
-run with the same seed (and number of cases) finds the same groups.
+run with the same seed and the same number of draws (``--cases N``; a ``--budget`` run prints how
+many it tried) finds the same groups.
 
-Why a recipe shrinker and not Hypothesis's: a recipe step is a meaningful simplification (a smaller
-class count, one special value instead of a whole row), every step re-runs a framework worker (seconds
-for TensorFlow), so the steps must be few and bounded (:data:`SHRINK_STEPS`), and the shrunk case stays
-describable by the corpus's own vocabulary.
+Why not Hypothesis.  Drawing: the search needs draw ``index`` of ``seed`` alone (shards, resume); the
+public API draws only inside a test run (``@given``/``find``), whose engine tries the simplest example
+first (``hypothesis/internal/conjecture/engine.py``: ``ChoiceTemplate("simplest")``), so "the n-th
+draw" is not something it offers; drawing through a seeded ``ConjectureData`` is internal API.
+Shrinking: Hypothesis shrinks only a failure its own generation found (an explicit ``@example`` is
+not shrunk), calls the predicate as often as its shrinker wants, where every call re-runs a framework
+worker (seconds for TensorFlow), and yields a byte-level minimum rather than a case in the corpus's
+vocabulary.  So the recipe shrinker: each step is a meaningful simplification (a smaller class count,
+one special value instead of a whole row), the steps are few and bounded (:data:`SHRINK_STEPS`).
+
+Disagreement between two impls is not a rule of its own: every impl is compared with the oracle, a
+non-finite golden value must be matched exactly, and two impls that each pass are within twice the
+allowed error of each other (the triangle inequality), which is all two correct roundings promise; two
+impls that differ otherwise differ from the oracle, and each such divergence is its impl's group.
 
 A new group is stored as a corpus case under ``cases/found/<op>/<id>.npz``, listed in
 ``cases/found/MANIFEST.json`` (the corpus's manifest format, checked by ``conformance verify``); the
-file name carries a hash of the inputs and params, so shards and runs merge by content.  A generated
-reproducer ``repro/found/<id>.py`` runs the one impl on the stored inputs and asserts the divergence.
+file name carries a hash of the inputs and params, so shards and runs merge by content
+(:func:`merge_found`, ``conformance merge-found``).  A generated reproducer
+``repro/found/<impl>_<id>.py`` runs the one impl on the stored inputs and asserts the divergence; it
+imports NumPy and that framework only (:mod:`conformance.standalone` copies the adapter's code into it).
 The run folder gets ``found-<shard>.csv`` (the results columns plus ``signature``) and the resumable
 state ``search-<shard>.json``.
 """
