@@ -636,11 +636,12 @@ def write_reproducer(path: Path, case_path: Path, row, key, case=None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         relative = os.path.relpath(Path(case_path).resolve(), Path(path).resolve().parent)
-        text = standalone.render(impl, case or Case.read(case_path), relative, key,
-                                 found=row.get("message", "")[:300])
+        text, helper, helper_source = standalone.render(impl, case or Case.read(case_path), relative, key,
+                                                        found=row.get("message", "")[:300])
     except standalone.NotStandalone:
         text = None
-    if text is not None:
+    if text is not None:  # the adapter's copy beside it: one per impl, rewritten from the current adapter
+        (path.parent / (helper + ".py")).write_text(helper_source, encoding="utf-8")
         path.write_text(text, encoding="utf-8")
         return
     try:  # inside the repository: paths relative to the reproducer, so the file can be committed

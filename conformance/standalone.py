@@ -117,15 +117,8 @@ def _number(value) -> str:
     return "float(%r)" % str(value) if not math.isfinite(value) else repr(value)
 
 
-SCRIPT = '''"""{title}
-
-{what}
-
-Found by `conformance search`: {signature}
-{found}
-The code below is the suite's {impl} adapter ({module}), copied verbatim; it needs NumPy and
-{frameworks} only.  It reads the inputs and the golden float64 outputs (the oracle's) from
-{case_path}, runs the case and asserts the divergence: exit status 0 means it still shows.
+MODULE = '''"""The suite's {impl} adapter ({module}), copied verbatim by `conformance search` for the
+standalone reproducers beside it (regenerated with each one): it needs NumPy and {frameworks} only.
 """
 from __future__ import annotations
 
@@ -133,12 +126,17 @@ from __future__ import annotations
 
 
 # -- stand-ins for the suite's registry and case object -------------------------------------------
-class _OpInfo:
+class OpInfo:
+    """What the adapter asks the registry: which inputs of the op are differentiable."""
+
+    def __init__(self, differentiable):
+        self.differentiable = tuple(differentiable)
+
     def differentiable_in(self, params):
-        return {differentiable!r}
+        return self.differentiable
 
 
-OPS = {{{op!r}: _OpInfo()}}
+OPS = {{}}  # op -> OpInfo, filled by the reproducer for its op
 
 
 def _shards(inputs, prefix):
@@ -148,23 +146,43 @@ def _shards(inputs, prefix):
 
 
 class Case:
-    op, dtype, params = {op!r}, {dtype!r}, {params}
-    upstream = property(lambda self: self.inputs["upstream"])
-    weight_shards = property(lambda self: [self.inputs["weights"]] if "weights" in self.inputs else _shards(self.inputs, "weights"))
-    bias_shards = property(lambda self: _shards(self.inputs, "biases"))
+    """A stored case: its inputs as NumPy arrays (bfloat16 ones stored as float32), op, dtype, params."""
 
-    def __init__(self, inputs):
-        self.inputs = inputs
+    def __init__(self, op, dtype, params, inputs):
+        self.op, self.dtype, self.params, self.inputs = op, dtype, params, inputs
+
+    upstream = property(lambda self: self.inputs["upstream"])
+    weight_shards = property(lambda self: [self.inputs["weights"]] if "weights" in self.inputs
+                             else _shards(self.inputs, "weights"))
+    bias_shards = property(lambda self: _shards(self.inputs, "biases"))
+'''
+
+SCRIPT = '''"""{title}
+
+{what}
+
+Found by `conformance search`: {signature}
+{found}
+Runs the case with the suite's {impl} adapter, copied verbatim into {helper}.py beside this file
+(NumPy and {frameworks} only), on the inputs stored in
+{case_path}
+and asserts the divergence from the golden float64 outputs (the oracle's): exit status 0 means it
+still shows.
+"""
+import os
+
+import numpy
+
+import {helper} as adapter_module
 
 
 def main():
-    import os
-    import numpy
-
     here = os.path.dirname(os.path.abspath(__file__))
     stored = numpy.load(os.path.join(here, {case_relative!r}))
-    case = Case({{name[len("input/"):]: stored[name] for name in stored.files if name.startswith("input/")}})
-    adapter = {cls}()
+    adapter_module.OPS[{op!r}] = adapter_module.OpInfo({differentiable!r})
+    inputs = {{name[len("input/"):]: stored[name] for name in stored.files if name.startswith("input/")}}
+    case = adapter_module.Case({op!r}, {dtype!r}, {params}, inputs)
+    adapter = adapter_module.{cls}()
     print({impl!r}, adapter.load("cpu"))
 {check}
 
@@ -210,8 +228,14 @@ CHECKS = {
 }
 
 
-def render(impl: str, case, case_relative: str, signature: str, found: str = "") -> str:
-    """The standalone script of a found divergence (raises :class:`NotStandalone`)."""
+def helper_name(impl: str) -> str:
+    """The module beside the reproducers that holds the impl's copied adapter."""
+    return "_%s_adapter" % impl.replace("-", "_")
+
+
+def render(impl: str, case, case_relative: str, signature: str, found: str = "") -> tuple:
+    """``(script, helper module name, helper module source)`` of a found divergence (raises
+    :class:`NotStandalone`)."""
     adapter, cls, frameworks = adapter_source(impl)
     status, output = signature.split("|")[2:4]
     support = get_adapter(impl).ops.get(case.op)
@@ -221,12 +245,15 @@ def render(impl: str, case, case_relative: str, signature: str, found: str = "")
             % (case.op, impl, impl, support.note) if composed else
             "%s is %s's own op, called as the adapter calls it: %s." % (case.op, impl, support.note if support else "?"))
     tol = tolerance(case.meta, {k: v.shape for k, v in case.inputs.items()})
-    check = CHECKS[status].format(output=output, rtol=repr(tol.rtol), reason=tol.reason,
+    check = CHECKS[status].rstrip("\n").format(output=output, rtol=repr(tol.rtol), reason=tol.reason,
                                   scale=_number(output_scales(case).get(output, 1.0)))
-    return SCRIPT.format(
+    helper = helper_name(impl)
+    module = inspect.getmodule(type(get_adapter(impl))).__name__.replace(".", "/") + ".py"
+    script = SCRIPT.format(
         title="%s: %s, %s %s" % (impl, case.op, status, output or ""), what=textwrap.fill(what, 100),
         signature=signature, found=(found or case.id).replace("\\", "/").replace('"' * 3, "'" * 3), impl=impl,
-        module=inspect.getmodule(type(get_adapter(impl))).__name__.replace(".", "/") + ".py",
-        frameworks=", ".join(frameworks), case_path=case_relative, adapter=adapter, cls=cls,
+        helper=helper, frameworks=", ".join(frameworks), case_path=case_relative, cls=cls,
         differentiable=tuple(OPS[case.op].differentiable_in(case.params)), op=case.op, dtype=case.dtype,
-        params=repr(case.params), case_relative=case_relative, check=check).replace("\n\n\n\n", "\n\n\n")
+        params=repr(case.params), case_relative=case_relative, check=check)
+    source = MODULE.format(impl=impl, module=module, frameworks=", ".join(frameworks), adapter=adapter)
+    return script, helper, source.replace("\n\n\n\n", "\n\n\n")

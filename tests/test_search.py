@@ -166,7 +166,7 @@ def test_a_crash_costs_a_restart_not_the_search(tmp_path, test_adapters, monkeyp
     assert "SIGSEGV" in (tmp_path / "run" / "found-0of1.csv").read_text()
 
 
-FOUND_REPRODUCERS = sorted((REPO / "repro" / "found").glob("*.py"))
+FOUND_REPRODUCERS = sorted(p for p in (REPO / "repro" / "found").glob("*.py") if not p.name.startswith("_"))
 
 
 def _impl_of(script):
@@ -201,7 +201,10 @@ def test_a_standalone_reproducer_fails_once_the_divergence_is_gone(tmp_path, req
     path = REPO / "cases" / "softmax_with_cross_entropy" / "softmax_with_cross_entropy-base-soft-f32.npz"
     case = Case.read(path)
     script = tmp_path / "repro.py"
-    script.write_text(standalone.render("torch", case, str(path), "torch|%s|fail|loss|numeric|soft_label" % case.op))
+    text, helper, helper_source = standalone.render("torch", case, str(path), "torch|%s|fail|loss|numeric|soft_label"
+                                                    % case.op)
+    script.write_text(text)
+    (tmp_path / (helper + ".py")).write_text(helper_source)
     done = subprocess.run([python, str(script)], capture_output=True, text=True, timeout=300)
     assert done.returncode != 0 and "no longer diverges" in done.stderr, done.stderr[-2000:]
 
