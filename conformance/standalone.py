@@ -155,6 +155,42 @@ class Case:
     weight_shards = property(lambda self: [self.inputs["weights"]] if "weights" in self.inputs
                              else _shards(self.inputs, "weights"))
     bias_shards = property(lambda self: _shards(self.inputs, "biases"))
+
+
+def assert_diverges(adapter, case, stored, status, output, rtol, scale):
+    """Run the case and assert the divergence ``conformance search`` found: ``fail`` (``output`` differs
+    from the stored golden one: a non-finite golden value not matched exactly, or a finite one off by
+    more than ``rtol * (|golden| + scale)``, the suite's tolerance rule), ``error`` (the call raises
+    where the oracle answers), ``crash`` or ``timeout`` (the call kills or hangs the process)."""
+    import numpy
+
+    if status == "error":
+        try:
+            adapter.run(case)
+        except Exception as error:  # the divergence: the oracle answers this valid input
+            print("raises: %s: %s" % (type(error).__name__, error))
+            return
+        raise AssertionError("no longer raises")
+    outputs = adapter.run(case)  # a crash or a timeout: this call kills or hangs the process
+    if status != "fail":
+        raise AssertionError("returned: no longer %s" % ("crashes" if status == "crash" else "hangs"))
+    assert output in outputs, "no longer diverges: the output is missing"
+    golden = stored["golden/" + output]
+    actual = numpy.asarray(outputs[output], dtype=numpy.float64)
+    if actual.shape != golden.shape:
+        print("%s: shape %s, expected %s" % (output, actual.shape, golden.shape))
+        return
+    finite = numpy.isfinite(golden)
+    nonfinite = (~finite & ~((numpy.isnan(actual) & numpy.isnan(golden)) | (actual == golden))) | (
+        finite & ~numpy.isfinite(actual))
+    allowed = rtol * (numpy.abs(numpy.where(finite, golden, 0.0)) + scale)
+    excess = numpy.where(finite & numpy.isfinite(actual), numpy.abs(actual - golden) / allowed, 0.0)
+    wrong = numpy.argwhere(nonfinite | (excess > 1.0))
+    if wrong.size:
+        at = tuple(int(i) for i in wrong[0])
+        print("%s at %s: %r, golden %r (%d elements differ)" % (output, at, float(actual[at]), float(golden[at]),
+                                                              len(wrong)))
+    assert nonfinite.any() or excess.max(initial=0.0) > 1.0, "no longer diverges: within the tolerance"
 '''
 
 SCRIPT = '''"""{title}
@@ -184,48 +220,14 @@ def main():
     case = adapter_module.Case({op!r}, {dtype!r}, {params}, inputs)
     adapter = adapter_module.{cls}()
     print({impl!r}, adapter.load("cpu"))
-{check}
+    # The suite's tolerance rule for this case: {reason}
+    adapter_module.assert_diverges(adapter, case, stored, {status!r}, {output!r}, rtol={rtol}, scale={scale})
 
 
 if __name__ == "__main__":
     main()
 '''
 
-CHECKS = {
-    "fail": '''    golden = stored["golden/" + {output!r}]
-    outputs = adapter.run(case)
-    assert {output!r} in outputs, "no longer diverges: the output is missing"
-    actual = numpy.asarray(outputs[{output!r}], dtype=numpy.float64)
-    if actual.shape != golden.shape:
-        print("shape", actual.shape, "expected", golden.shape)
-        return
-    finite = numpy.isfinite(golden)
-    # A non-finite golden value is matched exactly; a finite one within the suite's tolerance rule:
-    # {reason}
-    nonfinite = (~finite & ~((numpy.isnan(actual) & numpy.isnan(golden)) | (actual == golden))) | (
-        finite & ~numpy.isfinite(actual))
-    allowed = {rtol} * (numpy.abs(numpy.where(finite, golden, 0.0)) + {scale})
-    excess = numpy.where(finite & numpy.isfinite(actual), numpy.abs(actual - golden) / allowed, 0.0)
-    wrong = numpy.argwhere(nonfinite | (excess > 1.0))
-    if wrong.size:
-        at = tuple(int(i) for i in wrong[0])
-        print("at %s: %r, golden %r (%d elements differ)" % (at, float(actual[at]), float(golden[at]), len(wrong)))
-    assert nonfinite.any() or excess.max(initial=0.0) > 1.0, "no longer diverges: within the tolerance"
-''',
-    "error": '''    try:
-        adapter.run(case)
-    except Exception as error:  # the divergence: the oracle answers this valid input
-        print("raises: %s: %s" % (type(error).__name__, error))
-        return
-    raise AssertionError("no longer raises")
-''',
-    "crash": '''    adapter.run(case)  # the divergence: this call kills the process
-    raise AssertionError("returned: no longer crashes")
-''',
-    "timeout": '''    adapter.run(case)  # the divergence: this call hangs
-    raise AssertionError("returned: no longer hangs")
-''',
-}
 
 
 def helper_name(impl: str) -> str:
@@ -245,15 +247,14 @@ def render(impl: str, case, case_relative: str, signature: str, found: str = "")
             % (case.op, impl, impl, support.note) if composed else
             "%s is %s's own op, called as the adapter calls it: %s." % (case.op, impl, support.note if support else "?"))
     tol = tolerance(case.meta, {k: v.shape for k, v in case.inputs.items()})
-    check = CHECKS[status].rstrip("\n").format(output=output, rtol=repr(tol.rtol), reason=tol.reason,
-                                  scale=_number(output_scales(case).get(output, 1.0)))
     helper = helper_name(impl)
     module = inspect.getmodule(type(get_adapter(impl))).__name__.replace(".", "/") + ".py"
     script = SCRIPT.format(
-        title="%s: %s, %s %s" % (impl, case.op, status, output or ""), what=textwrap.fill(what, 100),
+        title=("%s: %s, %s %s" % (impl, case.op, status, output)).rstrip(), what=textwrap.fill(what, 100),
         signature=signature, found=(found or case.id).replace("\\", "/").replace('"' * 3, "'" * 3), impl=impl,
         helper=helper, frameworks=", ".join(frameworks), case_path=case_relative, cls=cls,
         differentiable=tuple(OPS[case.op].differentiable_in(case.params)), op=case.op, dtype=case.dtype,
-        params=repr(case.params), case_relative=case_relative, check=check)
+        params=repr(case.params), case_relative=case_relative, reason=tol.reason, status=status, output=output,
+        rtol=repr(tol.rtol), scale=_number(output_scales(case).get(output, 1.0)))
     source = MODULE.format(impl=impl, module=module, frameworks=", ".join(frameworks), adapter=adapter)
     return script, helper, source.replace("\n\n\n\n", "\n\n\n")

@@ -237,3 +237,39 @@ class Case:
     weight_shards = property(lambda self: [self.inputs["weights"]] if "weights" in self.inputs
                              else _shards(self.inputs, "weights"))
     bias_shards = property(lambda self: _shards(self.inputs, "biases"))
+
+
+def assert_diverges(adapter, case, stored, status, output, rtol, scale):
+    """Run the case and assert the divergence ``conformance search`` found: ``fail`` (``output`` differs
+    from the stored golden one: a non-finite golden value not matched exactly, or a finite one off by
+    more than ``rtol * (|golden| + scale)``, the suite's tolerance rule), ``error`` (the call raises
+    where the oracle answers), ``crash`` or ``timeout`` (the call kills or hangs the process)."""
+    import numpy
+
+    if status == "error":
+        try:
+            adapter.run(case)
+        except Exception as error:  # the divergence: the oracle answers this valid input
+            print("raises: %s: %s" % (type(error).__name__, error))
+            return
+        raise AssertionError("no longer raises")
+    outputs = adapter.run(case)  # a crash or a timeout: this call kills or hangs the process
+    if status != "fail":
+        raise AssertionError("returned: no longer %s" % ("crashes" if status == "crash" else "hangs"))
+    assert output in outputs, "no longer diverges: the output is missing"
+    golden = stored["golden/" + output]
+    actual = numpy.asarray(outputs[output], dtype=numpy.float64)
+    if actual.shape != golden.shape:
+        print("%s: shape %s, expected %s" % (output, actual.shape, golden.shape))
+        return
+    finite = numpy.isfinite(golden)
+    nonfinite = (~finite & ~((numpy.isnan(actual) & numpy.isnan(golden)) | (actual == golden))) | (
+        finite & ~numpy.isfinite(actual))
+    allowed = rtol * (numpy.abs(numpy.where(finite, golden, 0.0)) + scale)
+    excess = numpy.where(finite & numpy.isfinite(actual), numpy.abs(actual - golden) / allowed, 0.0)
+    wrong = numpy.argwhere(nonfinite | (excess > 1.0))
+    if wrong.size:
+        at = tuple(int(i) for i in wrong[0])
+        print("%s at %s: %r, golden %r (%d elements differ)" % (output, at, float(actual[at]), float(golden[at]),
+                                                              len(wrong)))
+    assert nonfinite.any() or excess.max(initial=0.0) > 1.0, "no longer diverges: within the tolerance"
