@@ -203,6 +203,19 @@ def cmd_sampler(args):
     return 0 if ran else 1
 
 
+def cmd_merge_found(args):
+    """Found corpora of several search shards as one, merged by content hash (conformance/search.py)."""
+    from conformance import search
+
+    try:
+        manifest = search.merge_found(args.sources, args.into)
+    except (ValueError, corpus.CorpusError) as error:
+        raise UsageError(str(error)) from None
+    signatures = {key for entry in manifest["cases"] for key in entry.get("signatures", ())}
+    print("%s: %d found case(s), %d signature(s)" % (args.into, len(manifest["cases"]), len(signatures)))
+    return 0
+
+
 def cmd_search(args):
     """A seeded differential search; new divergences are shrunk, stored in the found corpus and listed
     in the run folder's found-*.csv (see conformance/search.py)."""
@@ -231,9 +244,15 @@ def cmd_search(args):
     except (ValueError, runner.WorkerUnavailable) as error:
         raise UsageError(str(error)) from None
     rates = ", ".join("%s %.2f/s" % item for item in search.throughput(state).items())
-    print("%d cases (%d rejected by the oracle), %d known deviations, %d group(s) (%d new) in %.0f s; "
-          "cases per second: %s" % (state["cases"], state["rejected"], state["known"], len(state["groups"]),
-                                    sum(not g.get("earlier") for g in state["groups"].values()), state["seconds"], rates))
+    print("%d draws tried: %d cases (%d rejected by the oracle), %d known deviations, %d group(s) (%d new) in "
+          "%.0f s; cases per second: %s" % (state["next"], state["cases"], state["rejected"], state["known"],
+                                            len(state["groups"]),
+                                            sum(not g.get("earlier") for g in state["groups"].values()),
+                                            state["seconds"], rates))
+    # A budget stops wherever the time runs out; the number of draws is what makes two runs comparable.
+    print("the same draws again: conformance search --impl %s%s --seed %d --shard %d/%d --cases %d"
+          % (",".join(impls), " --op " + ",".join(args.op) if args.op else "", args.seed, shard[0], shard[1],
+             state["next"]))
     for key, group in state["groups"].items():
         print("  %s  (%d hit(s); %s%s)" % (key, group["hits"], group["case"],
                                           ", an earlier find" if group.get("earlier") else ""))
@@ -405,6 +424,11 @@ def build_parser():
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per case and impl (default %(default)g)")
     python_option(p)
     p.set_defaults(func=cmd_search)
+
+    p = commands.add_parser("merge-found", help="merge found corpora (parallel search shards) by content hash")
+    p.add_argument("sources", nargs="+", type=Path, help="found-corpus folders, each with its MANIFEST.json")
+    p.add_argument("--into", type=Path, required=True, help="the found corpus to merge them into")
+    p.set_defaults(func=cmd_merge_found)
 
     p = commands.add_parser("report", help="write the HTML report of a run (default: the latest)")
     p.add_argument("--run", "--raw", dest="run", type=Path, action="append", metavar="RUN_DIR",

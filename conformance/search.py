@@ -20,17 +20,30 @@ lower ends, options and patterns toward the simplest, mutations dropped), re-run
 impl, keeping each step that keeps the core signature; its *signature* is the core plus the features (and the search's :data:`MARKS`) of
 the shrunk case.  Draws are a pure function of ``(seed, index)`` (``numpy.random.default_rng``) and
 ``--shard i/n`` takes the indices ``i, i+n, ...``, so shards never repeat each other's draws and a second
-run with the same seed (and number of cases) finds the same groups.
+run with the same seed and the same number of draws (``--cases N``; a ``--budget`` run prints how
+many it tried) finds the same groups.
 
-Why a recipe shrinker and not Hypothesis's: a recipe step is a meaningful simplification (a smaller
-class count, one special value instead of a whole row), every step re-runs a framework worker (seconds
-for TensorFlow), so the steps must be few and bounded (:data:`SHRINK_STEPS`), and the shrunk case stays
-describable by the corpus's own vocabulary.
+Why not Hypothesis.  Drawing: the search needs draw ``index`` of ``seed`` alone (shards, resume); the
+public API draws only inside a test run (``@given``/``find``), whose engine tries the simplest example
+first (``hypothesis/internal/conjecture/engine.py``: ``ChoiceTemplate("simplest")``), so "the n-th
+draw" is not something it offers; drawing through a seeded ``ConjectureData`` is internal API.
+Shrinking: Hypothesis shrinks only a failure its own generation found (an explicit ``@example`` is
+not shrunk), calls the predicate as often as its shrinker wants, where every call re-runs a framework
+worker (seconds for TensorFlow), and yields a byte-level minimum rather than a case in the corpus's
+vocabulary.  So the recipe shrinker: each step is a meaningful simplification (a smaller class count,
+one special value instead of a whole row), the steps are few and bounded (:data:`SHRINK_STEPS`).
+
+Disagreement between two impls is not a rule of its own: every impl is compared with the oracle, a
+non-finite golden value must be matched exactly, and two impls that each pass are within twice the
+allowed error of each other (the triangle inequality), which is all two correct roundings promise; two
+impls that differ otherwise differ from the oracle, and each such divergence is its impl's group.
 
 A new group is stored as a corpus case under ``cases/found/<op>/<id>.npz``, listed in
 ``cases/found/MANIFEST.json`` (the corpus's manifest format, checked by ``conformance verify``); the
-file name carries a hash of the inputs and params, so shards and runs merge by content.  A generated
-reproducer ``repro/found/<id>.py`` runs the one impl on the stored inputs and asserts the divergence.
+file name carries a hash of the inputs and params, so shards and runs merge by content
+(:func:`merge_found`, ``conformance merge-found``).  A generated reproducer
+``repro/found/<impl>_<id>.py`` runs the one impl on the stored inputs and asserts the divergence; it
+imports NumPy and that framework only (:mod:`conformance.standalone` copies the adapter's code into it).
 The run folder gets ``found-<shard>.csv`` (the results columns plus ``signature``) and the resumable
 state ``search-<shard>.json``.
 """
@@ -40,6 +53,7 @@ import csv
 import hashlib
 import json
 import math
+import os
 import shutil
 import tempfile
 import time
@@ -47,7 +61,7 @@ from pathlib import Path
 
 import numpy as np
 
-from conformance import corpus, deviations, runner
+from conformance import corpus, deviations, runner, standalone
 from impls import dtypes, get_adapter
 from impls.caseio import Case
 from impls.ops import OPS, SearchSpace, get
@@ -223,29 +237,16 @@ def _mutate(spec, recipe, space, batch_axis):
 
 
 def case_name(spec, recipe) -> str:
-    """A corpus-style name (its words are the corpus's, so the registry's case-id selectors such as
-    ``softmax_with_cross_entropy-neg_inf-soft-*`` see what they would see in a stored case)."""
-    r = recipe
-    if spec.op == "softmax_with_cross_entropy":
-        kind = SPECIAL_WORDS.get(r["specials"]) or r["kind"]
-        label = "soft" if r["soft"] else "hard"
-        if r["soft"] and r["unnormalized"] and not r["specials"]:
-            words = ["soft-unnormalized"]
-        elif not r["soft"] and r["ignore"]:
-            words = ["ignore", kind, label]
-        else:
-            words = [kind, label]
-        words += [] if r["stable"] else ["unstable"]
-    elif spec.op == "cross_entropy":
-        words = [SPECIAL_WORDS.get(r["specials"]) or r["kind"], "soft" if r["soft"] else "hard", r["reduction"]]
-        words += (["weight"] if r["weighted"] else []) + (["ignore"] if r["ignore"] and not r["soft"] else [])
-        words += (["smooth"] if r["smoothing"] else []) + ([] if r["use_softmax"] else ["prob"])
-    elif spec.op == "sampled_softmax_with_cross_entropy":
-        words = [SPECIAL_WORDS.get(r["specials"]) or r["kind"], "T%d" % spec.params["num_true"]]
-    else:
-        words = (["dup-%s" % ("removed" if r["remove"] else "kept")] if r["duplicates"] else []) + [
-            SPECIAL_WORDS.get(r["specials"]) or "scale%g" % r["scale"]]
-    return "-".join(words)
+    """A corpus-style name from the op's ``SearchSpace.name`` forms (their words are the corpus's, so
+    the registry's case-id selectors such as ``softmax_with_cross_entropy-neg_inf-soft-*`` see what they
+    would see in a stored case)."""
+    space = OPS[spec.op].search
+    special = SPECIAL_WORDS.get(recipe["specials"], "")
+    values = {key: space.name_values.get(key, {}).get(value, value) for key, value in recipe.items()}
+    values.update(special=special, kind=special or recipe.get("kind", ""), params=spec.params)
+    template = next(text for when, text in space.name
+                    if all(recipe.get(key) in allowed for key, allowed in when.items()))
+    return template.format(**values)
 
 
 def build(recipe):
@@ -507,7 +508,7 @@ class Search:
         entry = dict(entry_of(case, file), sha256=corpus.sha256_of(path), signatures=[key],
                      found_by={"seed": self.seed, "index": index})
         merge_manifest(self.found_dir, [entry])
-        write_reproducer(self.repro_dir / reproducer_name(row["impl"], case.id), path, row, key)
+        write_reproducer(self.repro_dir / reproducer_name(row["impl"], case.id), path, row, key, case)
         self._row(row, key)
 
     def _row(self, row, key):
@@ -590,6 +591,28 @@ def merge_manifest(found_dir: Path, entries) -> dict:
     return manifest
 
 
+def merge_found(sources, into: Path) -> dict:
+    """Merge found corpora (the folders of parallel shards, CI matrix jobs, earlier runs) into ``into``:
+    a case's id is a hash of its content, so the same case found twice is one file and one entry
+    listing every signature.  Each source is verified first; a case file that exists in ``into``
+    under the same name with other content is an error, never silently replaced."""
+    into = Path(into)
+    for source in map(Path, sources):
+        problems = corpus.verify(source)
+        if problems:
+            raise ValueError("found corpus %s does not verify: %s" % (source, "; ".join(problems[:3])))
+        entries = corpus.load_manifest(source)["cases"]
+        for entry in entries:
+            target = into / entry["file"]
+            if target.exists() and corpus.sha256_of(target) != entry["sha256"]:
+                raise ValueError("%s: already in %s with other content" % (entry["file"], into))
+            if not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source / entry["file"], target)
+        merge_manifest(into, entries)
+    return corpus.load_manifest(into)
+
+
 REPRODUCER = '''"""Found by `conformance search`: {signature}
 
 {description}
@@ -615,9 +638,22 @@ def reproducer_name(impl, case_id) -> str:
     return ("%s_%s.py" % (impl, case_id)).replace("-", "_")
 
 
-def write_reproducer(path: Path, case_path: Path, row, key) -> None:
-    """A Python file that runs one impl on a stored found case and asserts its divergence."""
+def write_reproducer(path: Path, case_path: Path, row, key, case=None) -> None:
+    """A Python file that runs one impl on a stored found case and asserts its divergence: standalone
+    (NumPy and the impl's framework only, :mod:`conformance.standalone`) where the adapter allows,
+    else through the suite's adapter (``conformance/reproduce.py``)."""
     impl, op, status, output, problem = key.split("|")[:5]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        relative = os.path.relpath(Path(case_path).resolve(), Path(path).resolve().parent)
+        text, helper, helper_source = standalone.render(impl, case or Case.read(case_path), relative, key,
+                                                        found=row.get("message", "")[:300])
+    except standalone.NotStandalone:
+        text = None
+    if text is not None:  # the adapter's copy beside it: one per impl, rewritten from the current adapter
+        (path.parent / (helper + ".py")).write_text(helper_source, encoding="utf-8")
+        path.write_text(text, encoding="utf-8")
+        return
     try:  # inside the repository: paths relative to the reproducer, so the file can be committed
         depth = len(Path(path).resolve().parent.relative_to(REPO_ROOT).parts)
         root = "HERE" + ".parent" * depth
@@ -631,7 +667,6 @@ def write_reproducer(path: Path, case_path: Path, row, key) -> None:
         case_expr = repr(shown)
     environment = 'os.environ["CONFORMANCE_TEST_ADAPTERS"] = "1"  # a test-only adapter\n' if impl.startswith(
         "test-") else ""
-    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(REPRODUCER.format(signature=key, description=row.get("message", "")[:300], impl=impl,
                                       case_path=shown, root=root, environment=environment,
                                       case_expr=case_expr, status=status, output=output), encoding="utf-8")

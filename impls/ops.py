@@ -188,7 +188,14 @@ class SearchSpace:
       whole rows and the whole array) and dtype ``limits``;
     * ``probabilities``: the inputs that get expected counts near 0 and 1 (sampled ops);
     * ``batch_inputs``: the inputs whose axis 0 is the batch (sliced to nothing for an empty batch);
-    * ``max_elements``: the memory bound of the largest input (classes are cut to fit).
+    * ``max_elements``: the memory bound of the largest input (classes are cut to fit);
+    * ``name``: how a found case is named, in the corpus's words (so the case-id selectors of
+      ``known_deviations.toml`` see what they see in a stored case): ``(when, template)`` forms, the
+      first whose ``when`` (recipe dimension -> the values it must have) holds; the template is
+      ``str.format``-ed with the recipe's values (a value in ``name_values`` is replaced by its word),
+      ``special`` (the special value's word, ``""`` without one), ``kind`` (that word, or the recipe's
+      ``kind``) and ``params`` (the case's params);
+    * ``name_values``: dimension -> {value: word} for the templates.
     """
 
     SPECIALS = (None, "-inf", "inf", "nan")
@@ -196,11 +203,15 @@ class SearchSpace:
     LIMITS = (None, "max", "tiny")
     PROBABILITIES = (None, "near0", "near1")
 
+    WITH_SPECIAL = {"specials": SPECIALS[1:]}  # a ``when`` that holds when a special value was drawn
+    NAME = (({"specials": SPECIALS[1:]}, "{special}"), ({}, "search"))  # for a space that names none
+
     def __init__(self, builder, sizes, choices, special_input, batch_inputs, probabilities=(), label_ends=False,
-                 max_elements=200000):
+                 max_elements=200000, name=NAME, name_values=()):
         self.builder, self.sizes, self.choices = builder, OrderedDict(sizes), OrderedDict(choices)
         self.special_input, self.batch_inputs = special_input, tuple(batch_inputs)
         self.probabilities, self.label_ends, self.max_elements = tuple(probabilities), label_ends, max_elements
+        self.name, self.name_values = tuple(name), dict(name_values)
 
 
 # --------------------------------------------------------------------------------------------
@@ -341,7 +352,11 @@ SOFTMAX_WITH_CROSS_ENTROPY = OpInfo(
                  ("ignore_index", (-100, -1, 0)), ("return_softmax", (False, True)), ("stable", (True, False)),
                  ("label_rank_minus_1", (False, True)),
                  ("kind", ("normal", "equal", "offset", "pm1e4", "spread"))],
-        special_input="logits", batch_inputs=("logits", "label", "upstream"), label_ends=True),
+        special_input="logits", batch_inputs=("logits", "label", "upstream"), label_ends=True,
+        name=[({"soft": (True,), "unnormalized": (True,), "specials": (None,)}, "soft-unnormalized{stable}"),
+              ({"soft": (False,), "ignore": ("single", "row", "all")}, "ignore-{kind}-{soft}{stable}"),
+              ({}, "{kind}-{soft}{stable}")],
+        name_values={"soft": {True: "soft", False: "hard"}, "stable": {True: "", False: "-unstable"}}),
 )
 
 
@@ -396,7 +411,8 @@ SAMPLED_SOFTMAX_WITH_CROSS_ENTROPY = OpInfo(
                  ("remove", (True, False)), ("duplicates", (False, True)),
                  ("kind", ("normal", "equal", "offset", "pm1e4"))],
         special_input="logits", probabilities=("customized_probabilities",),
-        batch_inputs=("logits", "label", "customized_samples", "customized_probabilities", "upstream")),
+        batch_inputs=("logits", "label", "customized_samples", "customized_probabilities", "upstream"),
+        name=[({}, "{kind}-T{params[num_true]}")]),
 )
 
 
@@ -495,7 +511,11 @@ SAMPLED_SOFTMAX_LOSS = OpInfo(
                  ("duplicates", (False, True)), ("scale", (0.5, 4.0, 40.0)), ("sharded_biases", (False, True)),
                  ("broadcast_true_count", (False, True))],
         special_input="inputs", probabilities=("true_expected_count", "sampled_expected_count"),
-        batch_inputs=("labels", "inputs", "true_expected_count", "upstream")),
+        batch_inputs=("labels", "inputs", "true_expected_count", "upstream"),
+        name=[(dict(SearchSpace.WITH_SPECIAL, duplicates=(True,)), "dup-{remove}-{special}"),
+              ({"duplicates": (True,)}, "dup-{remove}-scale{scale:g}"),
+              (SearchSpace.WITH_SPECIAL, "{special}"), ({}, "scale{scale:g}")],
+        name_values={"remove": {True: "removed", False: "kept"}}),
 )
 
 
@@ -707,7 +727,12 @@ CROSS_ENTROPY = OpInfo(
                  ("ignore", (None, "single", "all")), ("ignore_index", (-100, 0)), ("smoothing", (0.0, 0.1)),
                  ("rank", (2, 3)), ("axis_last", (True, False)), ("use_softmax", (True, False)),
                  ("kind", ("normal", "equal", "offset", "pm1e4"))],
-        special_input="logits", batch_inputs=("logits", "label", "upstream"), label_ends=True),
+        special_input="logits", batch_inputs=("logits", "label", "upstream"), label_ends=True,
+        name=[({"soft": (True,)}, "{kind}-soft-{reduction}{weighted}{smoothing}{use_softmax}"),
+              ({"ignore": ("single", "all")}, "{kind}-hard-{reduction}{weighted}-ignore{smoothing}{use_softmax}"),
+              ({}, "{kind}-hard-{reduction}{weighted}{smoothing}{use_softmax}")],
+        name_values={"weighted": {True: "-weight", False: ""}, "smoothing": {0.0: "", 0.1: "-smooth"},
+                     "use_softmax": {True: "", False: "-prob"}}),
 )
 
 

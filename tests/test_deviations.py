@@ -79,23 +79,29 @@ def _cpu_model():
         return "unknown"
 
 
-@pytest.mark.parametrize("entry", ENTRIES, ids=[d.key for d in ENTRIES])
-def test_reproducer_shows_the_deviation(entry, request):
-    selected = selected_impls(request.config)
-    if entry.impl not in selected:
-        pytest.skip("%s is not among --impl %s" % (entry.impl, ",".join(selected)))
-    python = runner.python_for(entry.impl)
+def framework_python(impl, config):
+    """The interpreter that has ``impl``'s framework, or a skip saying why there is none."""
+    selected = selected_impls(config)
+    if impl not in selected:
+        pytest.skip("%s is not among --impl %s" % (impl, ",".join(selected)))
+    python = runner.python_for(impl)
     if python is None:
-        pytest.skip("%s has no interpreter set up here (conformance setup)" % entry.impl)
-    module = FRAMEWORK_MODULE[entry.impl]
+        pytest.skip("%s has no interpreter set up here (conformance setup)" % impl)
+    module = FRAMEWORK_MODULE[impl]
     probe = subprocess.run([python, "-c", "import %s" % module], capture_output=True, text=True)
     if probe.returncode != 0:
         pytest.skip("%s is not installed for %s" % (module, python))
-    if entry.impl in PADDLE_MAJOR:
+    if impl in PADDLE_MAJOR:
         version = subprocess.run([python, "-c", "import paddle; print(paddle.__version__)"], capture_output=True,
                                  text=True).stdout.strip()
-        if not PADDLE_MAJOR[entry.impl](version):
-            pytest.skip("paddle %s under %s is not the %s build" % (version, python, entry.impl))
+        if not PADDLE_MAJOR[impl](version):
+            pytest.skip("paddle %s under %s is not the %s build" % (version, python, impl))
+    return python
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=[d.key for d in ENTRIES])
+def test_reproducer_shows_the_deviation(entry, request):
+    python = framework_python(entry.impl, request.config)
     script = REPO / entry.reproducer.split()[1]
     result = subprocess.run([python, script.name], cwd=script.parent, capture_output=True, text=True, timeout=300)
     if result.returncode != 0 and entry.varies_by_cpu:

@@ -7,6 +7,7 @@ deviation covers it, and find the same groups again with the same seed.
 """
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -163,3 +164,88 @@ def test_a_crash_costs_a_restart_not_the_search(tmp_path, test_adapters, monkeyp
     crashes = [key for key in state["groups"] if key.startswith("test-segfault|softmax_with_cross_entropy|crash|")]
     assert crashes and all("soft_label" in key for key in crashes), list(state["groups"])
     assert "SIGSEGV" in (tmp_path / "run" / "found-0of1.csv").read_text()
+
+
+FOUND_REPRODUCERS = sorted(p for p in (REPO / "repro" / "found").glob("*.py") if not p.name.startswith("_"))
+
+
+def _impl_of(script):
+    return script.read_text(encoding="utf-8").split("Found by `conformance search`: ", 1)[1].split("|", 1)[0]
+
+
+@pytest.mark.parametrize("script", FOUND_REPRODUCERS, ids=[p.stem for p in FOUND_REPRODUCERS])
+def test_found_reproducer_imports_its_framework_only_and_shows_the_divergence(script, request):
+    """A stored find's reproducer is standalone (NumPy, its framework, the standard library: the
+    adapter's code is copied into it) and exits 0 while the divergence holds."""
+    from test_deviations import REPRODUCER_MAY_IMPORT, _imported, _stdlib, framework_python
+
+    impl = _impl_of(script)
+    modules = _imported(script)
+    allowed = REPRODUCER_MAY_IMPORT[impl] | {"numpy"} | _stdlib()
+    assert modules <= allowed, "%s imports %s" % (script.name, sorted(modules - allowed))
+    assert modules & REPRODUCER_MAY_IMPORT[impl], "%s does not import %s" % (script.name, impl)
+    python = framework_python(impl, request.config)
+    done = subprocess.run([python, script.name], cwd=script.parent, capture_output=True, text=True, timeout=300,
+                          env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    assert done.returncode == 0, "%s no longer shows its divergence:\n%s" % (script.name, done.stderr[-2000:])
+
+
+def test_a_standalone_reproducer_fails_once_the_divergence_is_gone(tmp_path, request):
+    """The script's check can fail: rendered for a stored case that torch passes, as if torch had
+    diverged on it, it exits non-zero saying the divergence no longer shows."""
+    from test_deviations import framework_python
+
+    from conformance import standalone
+
+    python = framework_python("torch", request.config)
+    path = REPO / "cases" / "softmax_with_cross_entropy" / "softmax_with_cross_entropy-base-soft-f32.npz"
+    case = Case.read(path)
+    script = tmp_path / "repro.py"
+    text, helper, helper_source = standalone.render("torch", case, str(path), "torch|%s|fail|loss|numeric|soft_label"
+                                                    % case.op)
+    script.write_text(text)
+    (tmp_path / (helper + ".py")).write_text(helper_source)
+    done = subprocess.run([python, str(script)], capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and "no longer diverges" in done.stderr, done.stderr[-2000:]
+
+
+def test_same_seed_and_cases_same_groups(tmp_path, test_adapters, capsys):
+    """Two runs of one seed and --cases N, each in its own empty found corpus, find the same group
+    signatures, and the summary says how many draws it tried (a --budget run is compared by that)."""
+    groups, summaries = [], []
+    for run in ("one", "two"):
+        assert cli.main(["search", "--impl", "test-wrong-soft", "--op", "softmax_with_cross_entropy", "--seed", str(SEED),
+                         "--cases", "24",
+                         "--out", str(tmp_path / run), "--found-dir", str(tmp_path / run / "found"),
+                         "--repro-dir", str(tmp_path / run / "repro")]) == 0
+        state = json.loads((tmp_path / run / "search-0of1.json").read_text())
+        groups.append(sorted(state["groups"]))
+        summaries.append(capsys.readouterr().out)
+    assert groups[0] == groups[1] and groups[0]
+    assert all("24 draws tried" in text and "--op softmax_with_cross_entropy --seed %d --shard 0/1 --cases 24" % SEED in text for text in summaries)
+
+
+def test_shards_merge_by_content_hash(tmp_path, test_adapters):
+    """Two shards search apart (as CI matrix jobs do); their found corpora, and one of them twice (a
+    re-run job), merge into one corpus with each case once, every signature kept, verified."""
+    for shard in (0, 1):
+        finder = search.Search(["test-wrong-soft"], tmp_path / "run", ops=["softmax_with_cross_entropy"], seed=SEED,
+                               shard=(shard, 2), found_dir=tmp_path / ("found%d" % shard),
+                               repro_dir=tmp_path / "repro")
+        finder.run(max_cases=CASES // 2)
+    shards = [corpus.load_manifest(tmp_path / ("found%d" % shard))["cases"] for shard in (0, 1)]
+    assert shards[0] and shards[1]
+    shutil.copytree(tmp_path / "found0", tmp_path / "found0-again")
+    assert cli.main(["merge-found", str(tmp_path / "found0"), str(tmp_path / "found1"), str(tmp_path / "found0-again"),
+                     "--into", str(tmp_path / "merged")]) == 0
+    merged = corpus.load_manifest(tmp_path / "merged")["cases"]
+    ids = [e["id"] for e in merged]
+    assert len(ids) == len(set(ids)) == len({e["id"] for e in shards[0] + shards[1]})
+    assert {k for e in merged for k in e["signatures"]} == {k for e in shards[0] + shards[1] for k in e["signatures"]}
+    assert sorted(p.name for p in (tmp_path / "merged").rglob("*.npz")) == sorted(e["id"] + ".npz" for e in merged)
+    assert corpus.verify(tmp_path / "merged") == []
+    # a case file of the same name with other content is refused, not replaced
+    with open(tmp_path / "merged" / shards[1][0]["file"], "ab") as handle:
+        handle.write(b"x")
+    with pytest.raises(ValueError, match="other content"):
+        search.merge_found([tmp_path / "found1"], tmp_path / "merged")

@@ -1,0 +1,389 @@
+"""The suite's tensorflow adapter (impls/tensorflow_adapter.py), copied verbatim by `conformance search` for the
+standalone reproducers beside it (regenerated with each one): it needs NumPy and tensorflow only.
+"""
+from __future__ import annotations
+
+import numpy as np
+import os
+
+
+class Unsupported(Exception):
+    """Raised by ``run`` when a case turns out to be inexpressible in the framework."""
+
+
+tf = None
+
+
+def _function(python_function, jit_compile=None):
+    # No autograph: every Python `if` in the compute functions tests a static parameter.
+    # jit_compile=None leaves TF's default (no XLA on the CPU); True compiles the whole step with XLA.
+    try:
+        return tf.function(python_function, autograph=False, reduce_retracing=True, jit_compile=jit_compile)
+    except TypeError:  # TF < 2.9 (legacy environments) spells it experimental_relax_shapes
+        return tf.function(python_function, autograph=False, experimental_relax_shapes=True)
+
+
+def _dense(gradient, like):
+    """Gradients as dense tensors: gathers give IndexedSlices (a representation), unused ones None."""
+    if gradient is None:
+        return tf.zeros_like(like)
+    return tf.convert_to_tensor(gradient)
+
+
+def _embedding_gradient(gradient, like):
+    """An embedding lookup's gradient as the tape gives it: ``tf.IndexedSlices`` of the rows looked
+    up (densified by ``to_numpy``, outside timing), zeros for a shard no id falls in."""
+    if gradient is None:
+        return tf.zeros_like(like)
+    return gradient
+
+
+def _sampled_softmax_loss(weights, biases, labels, inputs, sampled_candidates, true_expected_count,
+                          sampled_expected_count, upstream, *, num_sampled, num_classes, num_true,
+                          remove_accidental_hits, strategy, backward=True):
+    with tf.GradientTape() as tape:
+        tape.watch([weights, biases, inputs])
+        kwargs = dict(
+            biases=biases, labels=labels, inputs=inputs, num_sampled=num_sampled,
+            num_classes=num_classes, num_true=num_true,
+            sampled_values=(sampled_candidates, true_expected_count, sampled_expected_count),
+            remove_accidental_hits=remove_accidental_hits,
+        )
+        if strategy not in (None, "div"):
+            # Only the v1 API still takes partition_strategy ("mod", or a bad value for TF to judge);
+            # TF2's op always shards "div".
+            loss = tf.compat.v1.nn.sampled_softmax_loss(weights=weights, partition_strategy=strategy,
+                                                        **kwargs)
+        else:
+            # One array (strategy None) or a "div" shard list.
+            loss = tf.nn.sampled_softmax_loss(
+                weights=weights if strategy == "div" else weights[0], **kwargs)
+        if not backward:
+            return {"loss": loss}
+        target = tf.reduce_sum(loss * upstream)
+    grad_inputs, grad_weights, grad_biases = tape.gradient(target, [inputs, weights, biases])
+    out = {
+        "loss": loss,
+        "grad/inputs": _dense(grad_inputs, inputs),
+        "grad/weights": [_embedding_gradient(g, w) for g, w in zip(grad_weights, weights)],
+    }
+    if isinstance(biases, list):
+        out["grad/biases"] = [_embedding_gradient(g, b) for g, b in zip(grad_biases, biases)]
+    else:
+        out["grad/biases"] = _embedding_gradient(grad_biases, biases)
+    return out
+
+
+def _sampled_softmax_with_cross_entropy(logits, label, samples, probabilities, upstream, *,
+                                        num_true, remove_accidental_hits, backward=True):
+    with tf.GradientTape() as tape:
+        tape.watch(logits)
+        # Per-row samples: gather row i's sampled columns; the gradient scatters back (duplicates add).
+        z = tf.gather(logits, samples, batch_dims=1) - tf.math.log(probabilities)
+        if remove_accidental_hits:
+            # A negative column is a hit when its sample equals one of the row's labels.  It gets the
+            # dtype's lowest finite value, as TF's own sampled losses add -FLT_MAX: its softmax weight
+            # is exactly 0.  (Not -inf: the fused kernel would compute label 0 * inf = nan there.
+            # Not -FLT_MAX itself: in float16/bfloat16 that casts to -inf.)
+            hit = tf.reduce_any(tf.equal(samples[:, num_true:, None], label[:, None, :]), axis=2)
+            hit = tf.concat([tf.zeros_like(label, dtype=tf.bool), hit], axis=1)
+            z = tf.where(hit, tf.constant(z.dtype.min, z.dtype), z)
+        # Soft label 1/T on the T true columns, 0 on the sampled ones.
+        soft = tf.concat([tf.fill(tf.shape(z[:, :num_true]), tf.constant(1.0 / num_true, z.dtype)),
+                          tf.zeros_like(z[:, num_true:])], axis=1)
+        loss = tf.expand_dims(tf.nn.softmax_cross_entropy_with_logits(labels=soft, logits=z), 1)
+        if not backward:
+            return {"loss": loss}
+        target = tf.reduce_sum(loss * upstream)
+    return {"loss": loss, "grad/logits": _dense(tape.gradient(target, logits), logits)}
+
+
+def _softmax_with_cross_entropy(logits, label, upstream, *, rank, axis, soft_label, return_softmax,
+                                ignore_index, label_has_axis=True, backward=True):
+    # `rank` is passed, not read from logits.shape: reduce_retracing may trace with unknown rank.
+    with tf.GradientTape() as tape:
+        tape.watch(logits)
+        if soft_label:
+            tape.watch(label)  # TF differentiates a soft label too
+            loss = tf.nn.softmax_cross_entropy_with_logits(labels=label, logits=logits, axis=axis)
+        else:
+            if label_has_axis:  # else a rank R-1 label, already the sparse kernel's form
+                label = tf.squeeze(label, axis)
+            x = logits
+            if ignore_index is not None:
+                keep = tf.not_equal(label, ignore_index)
+                label = tf.where(keep, label, tf.zeros_like(label))
+                # Ignored positions give the kernel logits 0 (not theirs), so their loss and gradient
+                # are 0 whatever their logits (an all -inf row would otherwise leak 0 * nan = nan).
+                x = tf.where(tf.expand_dims(keep, axis), x, tf.zeros_like(x))
+            if axis != rank - 1:
+                # The sparse kernel reduces the last axis; moving `axis` last keeps the other axes'
+                # order, so the loss is the label's shape without `axis`.
+                x = tf.transpose(x, [d for d in range(rank) if d != axis] + [axis])
+            loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=label, logits=x)
+            if ignore_index is not None:
+                loss = tf.where(keep, loss, tf.zeros_like(loss))
+        loss = tf.expand_dims(loss, axis)
+        if backward:
+            target = tf.reduce_sum(loss * upstream)
+    out = {"loss": loss}
+    if backward:
+        sources = [logits, label] if soft_label else [logits]
+        grads = tape.gradient(target, sources)
+        out["grad/logits"] = grads[0]
+        if soft_label and grads[1] is not None:  # None: TF does not differentiate it (not invented here)
+            out["grad/label"] = grads[1]
+    if return_softmax:
+        out["softmax"] = tf.nn.softmax(logits, axis=axis)
+    return out
+
+
+def _to_numpy(value) -> np.ndarray:
+    if isinstance(value, tf.IndexedSlices):
+        value = tf.convert_to_tensor(value)  # sums the rows of repeated ids (unsorted_segment_sum)
+    # bfloat16 -> float32 is exact and spares the caller a dependency on ml_dtypes.
+    if value.dtype == tf.bfloat16:
+        value = tf.cast(value, tf.float32)
+    return value.numpy()
+
+
+class Adapter:
+    ops = ()  # the ops the adapter declares
+
+    devices = ('cpu',)
+
+    opt_in = ''
+
+    name = ''
+
+    def __init__(self):
+        self.device = None
+
+    def load(self, device: str) -> str:
+        raise NotImplementedError
+
+    def prepare(self, case):
+        """Untimed: the case's inputs as framework tensors on the device, and whatever else
+        ``compute`` needs (op, parameters); the returned state can be computed many times."""
+        raise NotImplementedError
+
+    def compute(self, state, backward: bool = True):
+        """Timed: the loss (``backward=False``) or the loss and its gradients (``backward=True``)
+        as framework objects, keyed like the flat outputs or ready for ``to_numpy``."""
+        raise NotImplementedError
+
+    def to_numpy(self, outputs) -> dict:
+        """Framework outputs of ``compute`` -> flat output names -> NumPy arrays."""
+        raise NotImplementedError
+
+    def synchronize(self) -> None:
+        """Block until the device has finished its queued work; nothing to wait for on the CPU."""
+
+    def run(self, case) -> dict:
+        return self.to_numpy(self.compute(self.prepare(case), backward=True))
+
+
+class TensorflowAdapter(Adapter):
+    jit_compile = None
+
+    ops = ('sampled_softmax_loss', 'softmax_with_cross_entropy', 'sampled_softmax_with_cross_entropy')  # the ops the adapter declares
+
+    devices = ('cpu', 'gpu')
+
+    name = 'tensorflow'
+
+    def __init__(self):
+        super().__init__()
+        self._device_name = None
+        self._functions = {}  # op -> tf.function, made by load
+
+    def load(self, device: str) -> str:
+        global tf
+        if device not in self.devices:
+            raise ValueError("device: expected one of %s, got %r" % (", ".join(self.devices), device))
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+        if device == "cpu":
+            # Hidden before import so TF never initialises CUDA for a CPU run.
+            os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
+        import tensorflow  # noqa: PLC0415 - frameworks are imported only here
+
+        tf = tensorflow
+        if device == "gpu":
+            if not tf.config.list_physical_devices("GPU"):
+                raise RuntimeError("tensorflow %s sees no GPU (is this a CPU-only build such as "
+                                   "tensorflow-cpu, or CUDA_VISIBLE_DEVICES empty?)" % tf.__version__)
+            self._device_name = "/GPU:0"
+        else:
+            self._device_name = "/CPU:0"
+        self.device = device
+        # One tf.function per op: the graph is traced once per (shapes, static params) and replayed,
+        # as a TF user would run a training step; reduce_retracing keeps varying shapes from each
+        # costing a trace.
+        self._functions = {
+            "softmax_with_cross_entropy": _function(_softmax_with_cross_entropy, self.jit_compile),
+            "sampled_softmax_with_cross_entropy": _function(_sampled_softmax_with_cross_entropy, self.jit_compile),
+            "sampled_softmax_loss": _function(_sampled_softmax_loss, self.jit_compile),
+        }
+        return tf.__version__
+
+    def prepare(self, case):
+        if self._device_name is None:
+            raise RuntimeError("tensorflow adapter: run() before load()")
+        dtype = tf.as_dtype(case.dtype)  # "bfloat16" -> tf.bfloat16; inputs are stored as float32
+        params = case.params
+        inputs = case.inputs
+
+        def tensor(name):
+            # Converted once per run, on the run's device; floats to the case dtype, integers to int64.
+            array = inputs[name]
+            cast_to = tf.int64 if np.issubdtype(array.dtype, np.integer) else dtype
+            return tf.cast(tf.constant(array), cast_to)
+
+        # The state: (op, positional tensors, static keyword arguments, shard count).
+        with tf.device(self._device_name):
+            if case.op == "softmax_with_cross_entropy":
+                args, kwargs = self._run_softmax_with_cross_entropy(case, tensor)
+            elif case.op == "sampled_softmax_with_cross_entropy":
+                args = (tensor("logits"), tensor("label"), tensor("customized_samples"),
+                        tensor("customized_probabilities"), tensor("upstream"))
+                kwargs = dict(num_true=int(params["num_true"]),
+                              remove_accidental_hits=bool(params["remove_accidental_hits"]))
+            elif case.op == "sampled_softmax_loss":
+                args, kwargs = self._run_sampled_softmax_loss(case, tensor)
+            else:
+                raise Unsupported("tensorflow adapter has no op %r" % (case.op,))
+        return case.op, args, kwargs, int(params.get("num_shards", 0))
+
+    def compute(self, state, backward=True):
+        op, args, kwargs, num_shards = state
+        with tf.device(self._device_name):
+            out = self._functions[op](*args, backward=bool(backward), **kwargs)
+        if op == "sampled_softmax_loss" and backward:
+            bias_grads = out.pop("grad/biases")
+            if isinstance(bias_grads, (list, tuple)):  # sharded biases
+                out.update(("grad/biases/%d" % i, g) for i, g in enumerate(bias_grads))
+            else:
+                out["grad/biases"] = bias_grads
+            weight_grads = out.pop("grad/weights")
+            if num_shards == 0:
+                out["grad/weights"] = weight_grads[0]
+            else:
+                out.update(("grad/weights/%d" % i, g) for i, g in enumerate(weight_grads))
+        return out
+
+    def to_numpy(self, outputs) -> dict:
+        return {name: _to_numpy(value) for name, value in outputs.items()}
+
+    def synchronize(self):
+        if self.device == "gpu":
+            # Waits for every queued op on every device (TF >= 2.14; on older TF, eager results
+            # are synchronised when read).
+            sync = getattr(getattr(tf.test, "experimental", None), "sync_devices", None)
+            if sync is not None:
+                sync()
+
+    def _run_softmax_with_cross_entropy(self, case, tensor):
+        params = case.params
+        logits = case.inputs["logits"]
+        rank = logits.ndim
+        axis = int(params["axis"])
+        # An axis out of range is passed as it is: TensorFlow's ops reject it (the adapter does not).
+        axis = axis % rank if -rank <= axis < rank else axis
+        soft = bool(params["soft_label"])
+        ignore_index = None
+        if not soft and np.any(case.inputs["label"] == params["ignore_index"]):
+            # TF has no ignore_index: the mask is composed only when some label actually equals it.
+            ignore_index = int(params["ignore_index"])
+        return (tensor("logits"), tensor("label"), tensor("upstream")), dict(
+            rank=rank, axis=axis, soft_label=soft, return_softmax=bool(params["return_softmax"]),
+            ignore_index=ignore_index, label_has_axis=case.inputs["label"].ndim == rank,
+        )
+
+    def _run_sampled_softmax_loss(self, case, tensor):
+        params = case.params
+        num_shards = int(params.get("num_shards", 0))
+        names = ["weights"] if num_shards == 0 else ["weights/%d" % i for i in range(num_shards)]
+        # The r1.4 default, as in the reference.  Any other value is passed to TensorFlow as it is.
+        strategy = params.get("partition_strategy", "mod")
+        biases = case.bias_shards
+        biases = [tensor("biases/%d" % i) for i in range(len(biases))] if isinstance(biases, list) \
+            else tensor("biases")
+        args = ([tensor(n) for n in names], biases, tensor("labels"), tensor("inputs"),
+                tensor("sampled_candidates"), tensor("true_expected_count"),
+                tensor("sampled_expected_count"), tensor("upstream"))
+        return args, dict(
+            num_sampled=int(params["num_sampled"]), num_classes=int(params["num_classes"]),
+            num_true=int(params["num_true"]),
+            remove_accidental_hits=bool(params["remove_accidental_hits"]),
+            # Unsharded weights go to TF2's op, which has no partition_strategy, unless the case asks for
+            # one TF2 does not know: only the v1 op takes the argument, so it gets to judge it.
+            strategy=strategy if num_shards > 0 or strategy not in ("mod", "div") else None,
+        )
+
+
+# -- stand-ins for the suite's registry and case object -------------------------------------------
+class OpInfo:
+    """What the adapter asks the registry: which inputs of the op are differentiable."""
+
+    def __init__(self, differentiable):
+        self.differentiable = tuple(differentiable)
+
+    def differentiable_in(self, params):
+        return self.differentiable
+
+
+OPS = {}  # op -> OpInfo, filled by the reproducer for its op
+
+
+def _shards(inputs, prefix):
+    if prefix in inputs:
+        return inputs[prefix]
+    return [inputs["%s/%d" % (prefix, i)] for i in range(sum(1 for k in inputs if k.startswith(prefix + "/")))]
+
+
+class Case:
+    """A stored case: its inputs as NumPy arrays (bfloat16 ones stored as float32), op, dtype, params."""
+
+    def __init__(self, op, dtype, params, inputs):
+        self.op, self.dtype, self.params, self.inputs = op, dtype, params, inputs
+
+    upstream = property(lambda self: self.inputs["upstream"])
+    weight_shards = property(lambda self: [self.inputs["weights"]] if "weights" in self.inputs
+                             else _shards(self.inputs, "weights"))
+    bias_shards = property(lambda self: _shards(self.inputs, "biases"))
+
+
+def assert_diverges(adapter, case, stored, status, output, rtol, scale):
+    """Run the case and assert the divergence ``conformance search`` found: ``fail`` (``output`` differs
+    from the stored golden one: a non-finite golden value not matched exactly, or a finite one off by
+    more than ``rtol * (|golden| + scale)``, the suite's tolerance rule), ``error`` (the call raises
+    where the oracle answers), ``crash`` or ``timeout`` (the call kills or hangs the process)."""
+    import numpy
+
+    if status == "error":
+        try:
+            adapter.run(case)
+        except Exception as error:  # the divergence: the oracle answers this valid input
+            print("raises: %s: %s" % (type(error).__name__, error))
+            return
+        raise AssertionError("no longer raises")
+    outputs = adapter.run(case)  # a crash or a timeout: this call kills or hangs the process
+    if status != "fail":
+        raise AssertionError("returned: no longer %s" % ("crashes" if status == "crash" else "hangs"))
+    assert output in outputs, "no longer diverges: the output is missing"
+    golden = stored["golden/" + output]
+    actual = numpy.asarray(outputs[output], dtype=numpy.float64)
+    if actual.shape != golden.shape:
+        print("%s: shape %s, expected %s" % (output, actual.shape, golden.shape))
+        return
+    finite = numpy.isfinite(golden)
+    nonfinite = (~finite & ~((numpy.isnan(actual) & numpy.isnan(golden)) | (actual == golden))) | (
+        finite & ~numpy.isfinite(actual))
+    allowed = rtol * (numpy.abs(numpy.where(finite, golden, 0.0)) + scale)
+    excess = numpy.where(finite & numpy.isfinite(actual), numpy.abs(actual - golden) / allowed, 0.0)
+    wrong = numpy.argwhere(nonfinite | (excess > 1.0))
+    if wrong.size:
+        at = tuple(int(i) for i in wrong[0])
+        print("%s at %s: %r, golden %r (%d elements differ)" % (output, at, float(actual[at]), float(golden[at]),
+                                                              len(wrong)))
+    assert nonfinite.any() or excess.max(initial=0.0) > 1.0, "no longer diverges: within the tolerance"
