@@ -77,6 +77,41 @@ def test_pytest_runs_the_conformance_cases_of_an_out_of_tree_impl(tmp_path):
     assert "4 passed" in result.stdout  # base-hard/base-soft in float32 and float64; the rest unsupported
 
 
+def _rows(path):
+    """A results file's rows by case, without the timing column (two runs never time alike)."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        return {row["case"]: {k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(handle)}
+
+
+def test_pytest_with_conformance_out_writes_what_conformance_run_writes(tmp_path):
+    """One pass over the corpus in CI: the tests' rows, plus at the session's end the rows no test made
+    (bad input, the cases -k left out), the declared-limit check and the environment file."""
+    (tmp_path / "test_mine.py").write_text(
+        "def test_conforms(conformance_result):\n"
+        "    assert conformance_result['status'] in ('pass', 'xfail'), conformance_result['message']\n")
+    tested = subprocess.run([sys.executable, "-m", "pytest", "-p", "conformance.pytest_plugin", "-q", "--impl", SPEC,
+                             "-k", "base", "test_mine.py", "-p", "no:cacheprovider",
+                             "--conformance-out", str(tmp_path / "pytest")],
+                            cwd=tmp_path, env=_env(), capture_output=True, text=True)
+    assert tested.returncode == 0, tested.stdout[-3000:] + tested.stderr[-2000:]
+    run = subprocess.run([sys.executable, "-m", "conformance", "run", "--impl", SPEC, "--out", str(tmp_path / "run")],
+                         cwd=tmp_path, env=_env(), capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    name = "results-chunked-ce-cpu.csv"
+    from_pytest, from_run = _rows(tmp_path / "pytest" / name), _rows(tmp_path / "run" / name)
+    assert len(from_pytest) > 200 and from_pytest == from_run
+    assert any(row["deterministic"] == "True" for row in from_pytest.values())  # run twice, as `conformance run` does
+    for raw in ("capabilities-chunked-ce-cpu.csv", "environment-chunked-ce-cpu.json"):
+        assert (tmp_path / "pytest" / raw).is_file(), raw
+    # An impl that cannot start writes no results file (as `conformance run` skips it).
+    missing = subprocess.run([sys.executable, "-m", "pytest", "-p", "conformance.pytest_plugin", "-q", "--impl",
+                              "test-unavailable", "test_mine.py", "-p", "no:cacheprovider",
+                              "--conformance-out", str(tmp_path / "missing")],
+                             cwd=tmp_path, env=_env(CONFORMANCE_TEST_ADAPTERS="1"), capture_output=True, text=True)
+    assert missing.returncode in (0, 5), missing.stdout[-3000:]  # every test skipped
+    assert not list((tmp_path / "missing").glob("results-*.csv"))
+
+
 def test_a_bad_spec_is_a_clear_error():
     with pytest.raises(ValueError, match="cannot import nonesuch_pkg"):
         impls.resolve("nonesuch_pkg.mod:Adapter")
