@@ -8,10 +8,12 @@ An impl whose framework is not installed (or a GPU impl without a GPU) is skippe
 
 ``--conformance-out DIR`` also writes each tested impl's raw results into the run folder ``DIR``
 exactly as ``conformance run --impl X --out DIR`` does: each case's row as its test runs (run twice,
-as ``conformance run`` does, for the ``deterministic`` and ``seconds`` columns), and at the end of
-the session, with the same worker, the rows no test produced (a framework's bad-input cases, which
-have no pass/fail contract, and any case deselected with ``-k``), the check of the declared limits
-and the environment file.  So a CI job runs the corpus once, not once for pytest and once for the report.
+as ``conformance run`` does, for the ``deterministic`` and ``seconds`` columns) and the environment
+file.  When every case of an impl is tested (no ``-k``/``-m`` narrowing), the end of the session
+also runs, with the same worker, what ``conformance run`` adds to a whole run: the rows of the
+framework's bad-input cases (recorded, not tests: there is no pass/fail contract) and the check of
+the declared limits.  A narrowed session writes only its own rows, as ``conformance run --select``
+does.  So a CI job runs the corpus once, not once for pytest and once for the report.
 """
 from __future__ import annotations
 
@@ -65,6 +67,26 @@ def selected_impls(config) -> list:
         raise pytest.UsageError("--impl: %s" % error) from None
 
 
+def is_tested(impl, entry) -> bool:
+    """Whether a case is a test for the impl: bad input has a contract only for the reference (raise,
+    naming the argument); what a framework does with it is recorded by `conformance run` and shown in
+    the report."""
+    return not entry.get("invalid") or impl in runner.REFERENCE_IMPLS
+
+
+TESTED_CASES = pytest.StashKey()  # (impl, device) -> case ids of the session's test items, after -k/-m
+
+
+def pytest_collection_finish(session):
+    tested = {}
+    for item in session.items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "conformance_case" in callspec.params:
+            impl, device, entry = callspec.params["conformance_case"]
+            tested.setdefault((impl, device), set()).add(entry["id"])
+    session.config.stash[TESTED_CASES] = tested
+
+
 def pytest_generate_tests(metafunc):
     if "conformance_case" not in metafunc.fixturenames:
         return
@@ -80,9 +102,7 @@ def pytest_generate_tests(metafunc):
                 continue
             marks = [pytest.mark.gpu] if device == "gpu" else []
             for entry in manifest["cases"]:
-                # Bad input has a contract only for the reference (raise, naming the argument); what a
-                # framework does with it is recorded by `conformance run` and shown in the report.
-                if entry.get("invalid") and impl not in runner.REFERENCE_IMPLS:
+                if not is_tested(impl, entry):
                     continue
                 params.append(pytest.param((impl, device, entry), id="%s-%s-%s" % (impl, device, entry["id"]),
                                            marks=marks + [pytest.mark.conformance, getattr(pytest.mark, entry["op"]),
@@ -138,21 +158,25 @@ class _WorkerPool:
         return self.results[key]
 
     def close(self, finish=False):
-        """Stop the workers; with ``finish``, first complete each written results file with the rows no
-        test produced, the declared-limit check and the environment file (``conformance run``'s own code)."""
+        """Stop the workers; with ``finish``, first complete each written run folder (module docstring),
+        with ``conformance run``'s own code."""
+        cases = corpus.load_manifest(self.cases_dir)["cases"]
+        tested = self.config.stash.get(TESTED_CASES, {})
         for key, results in self.results.items():
             results.close()
             if not finish:
                 continue
             impl, device = key
-            try:
-                path, info = runner.run_impl(impl, device, self.cases_dir, self.out, resume=True, repeat=self.repeat,
-                                             timeout=self.config.getoption("--case-timeout"), worker=self.workers[key])
-            except runner.WorkerUnavailable as error:  # it ran some cases, then could not restart
-                print("\n%s/%s: results in %s are incomplete: %s" % (impl, device, self.out, error))
-                continue
-            if info:
-                runner.write_environment(self.out, impl, device, info, self.cases_dir)
+            worker = self.workers[key]
+            if tested.get(key, set()) >= {e["id"] for e in cases if is_tested(impl, e)}:
+                try:  # the whole corpus was tested: the untested rows and the declared limits, as a whole run
+                    runner.run_impl(impl, device, self.cases_dir, self.out, resume=True, repeat=self.repeat,
+                                    timeout=self.config.getoption("--case-timeout"), worker=worker)
+                except runner.WorkerUnavailable as error:  # it ran some cases, then could not restart
+                    print("\n%s/%s: results in %s are incomplete: %s" % (impl, device, self.out, error))
+                    continue
+            if worker.info:
+                runner.write_environment(self.out, impl, device, worker.info, self.cases_dir)
         for worker in self.workers.values():
             worker.stop()
 

@@ -228,6 +228,7 @@ class TorchCompileAdapter(TorchAdapter):
     """
 
     name = "torch-compile"
+    compiled_from = "torch"
     # Measured here: 10 to 30 s of compilation per case on 2 loaded cores (55 cases in 15 minutes).
     opt_in = "compiles each case (10-30 s a case on 2 cores): run it by name, --impl torch-compile"
     ops = {op: support.noted("; the loss after the sparse lookups under torch.compile(dynamic=True), inductor: "
