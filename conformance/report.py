@@ -300,14 +300,17 @@ def compiled_section(d: ReportData) -> Section:
     modes = compiled_modes()
     counts, differing = H.compiled_agreement(d.frame, modes, raw_dir=d.raw_dir, manifest=d.manifest,
                                              cases_dir=d.cases_dir)
+    times = H.compile_times(d.frame, modes)
     return Section("compiled", "Compiled", "sections/compiled.html.j2", {
         "modes": sorted(modes.items()),
+        "times": _markup(H.table_html(times, "compile_times", extra_class="compact")) if not times.empty else "",
         "counts": _markup(H.table_html(counts, "compiled_counts", extra_class="compact")) if not counts.empty else "",
         "differing": _markup(H.table_html(differing, "compiled_differing",
                                           classes=H.prose_classes(differing, ["eager message", "compiled message"])))
         if not differing.empty else "",
         "n_differing": len(differing),
     }, csv={"compiled_agreement.csv": counts if not counts.empty else None,
+            "compile_times.csv": times if not times.empty else None,
             "compiled_differing.csv": differing if not differing.empty else None})
 
 

@@ -1010,6 +1010,37 @@ def compiled_agreement(frame: pd.DataFrame, compiled_modes: dict, raw_dir=None, 
     return pd.DataFrame(counts, columns=count_columns), pd.DataFrame(differing, columns=differ_columns)
 
 
+def compile_times(frame: pd.DataFrame, compiled_modes: dict) -> pd.DataFrame:
+    """Per compiled mode, device and op, the median first and later run of a case, eager and compiled,
+    over the cases both ran to a result (``first_seconds``: the worker's first run of the case, a
+    compiled mode's tracing and compilation included; ``seconds``: the fastest run, which with the
+    default two runs is the second, compiled already).  Results without ``first_seconds`` (written
+    before it was recorded) give no row."""
+    if "first_seconds" not in frame:
+        return pd.DataFrame()
+    ran = frame[frame["status"].isin(("pass", "fail", "xfail", "xpass")) & ~frame["invalid"]].copy()
+    for column in ("seconds", "first_seconds"):
+        ran[column] = pd.to_numeric(ran[column], errors="coerce")
+    ran = ran.dropna(subset=["seconds", "first_seconds"])
+    rows = []
+    for compiled, eager in compiled_modes.items():
+        for device in sorted(set(ran.loc[ran["impl"] == compiled, "device"])):
+            a = ran[(ran["impl"] == eager) & (ran["device"] == device)].set_index("case")
+            b = ran[(ran["impl"] == compiled) & (ran["device"] == device)].set_index("case")
+            both = a.index.intersection(b.index)
+            for op in sorted(set(b.loc[both, "op"])):
+                cases = [c for c in both if b.loc[c, "op"] == op]
+                eager_rows, compiled_rows = a.loc[cases], b.loc[cases]
+                rows.append({"eager": "%s/%s" % (eager, device), "compiled": "%s/%s" % (compiled, device), "op": op,
+                             "cases": len(cases),
+                             "eager first run s": eager_rows["first_seconds"].median(),
+                             "eager later run s": eager_rows["seconds"].median(),
+                             "compiled first run s": compiled_rows["first_seconds"].median(),
+                             "compiled later run s": compiled_rows["seconds"].median(),
+                             "compilation s": (compiled_rows["first_seconds"] - compiled_rows["seconds"]).median()})
+    return pd.DataFrame(rows)
+
+
 def agreement_matrices(pairs: pd.DataFrame, labels: list):
     share = pd.DataFrame(np.nan, index=labels, columns=labels)
     text = pd.DataFrame("", index=labels, columns=labels)

@@ -45,7 +45,7 @@ STATUSES = ("pass", "fail", "error", "unsupported", "inapplicable", "crash", "ti
 
 COLUMNS = ["case", "op", "dtype", "impl", "impl_version", "device", "mode", "status", "message",
            "max_abs_err", "max_rel_err", "tol_ratio", "worst_output", "rtol", "tolerance", "errors",
-           "seconds", "deterministic", "behaviour", "python", "tags", "features", "deviation"]
+           "seconds", "deterministic", "behaviour", "python", "tags", "features", "deviation", "first_seconds"]
 
 
 def python_for(impl: str, overrides: dict = None):
@@ -296,6 +296,7 @@ def evaluate(case: Case, reply: Reply, out_file: Path, impl: str = "") -> dict:
     if reply.status != "ok":
         return fields
     fields["seconds"] = reply.data.get("seconds")
+    fields["first_seconds"] = reply.data.get("first_seconds")
     fields["deterministic"] = reply.data.get("deterministic")
     outputs, _ = read_npz(out_file)
     undeclared = declared_missing(impl, case, outputs)
