@@ -123,6 +123,7 @@ class _WorkerPool:
         self.scratch = Path(tempfile.mkdtemp(prefix="conformance-pytest-"))
         self.registry = deviations.load()
         self.cases_dir = Path(config.getoption("--cases"))
+        self.cases = corpus.load_manifest(self.cases_dir)["cases"]
         out = config.getoption("--conformance-out")
         self.out = Path(out) if out else None
         self.repeat = runner.DEFAULT_REPEAT if self.out else 1  # the same rows as `conformance run`
@@ -149,26 +150,34 @@ class _WorkerPool:
             pytest.skip(row["message"])
         return row
 
+    def _tested(self, key) -> set:
+        return self.config.stash.get(TESTED_CASES, {}).get(key, set())
+
+    def _whole(self, key) -> bool:
+        """Whether the session tests every case of the corpus that is a test for this impl."""
+        return self._tested(key) >= {e["id"] for e in self.cases if is_tested(key[0], e)}
+
     def _results_file(self, key):
         if key not in self.results:
             path = runner.results_path(self.out, *key)
-            if path.exists():
-                path.unlink()  # a whole run replaces the whole file, as in `conformance run`
+            if path.exists():  # as in `conformance run`: a whole run replaces the file, a narrowed one its own rows
+                if self._whole(key):
+                    path.unlink()
+                else:
+                    runner.replace_rows(path, self._tested(key))
             self.results[key] = runner.ResultsFile(self.out, *key)
         return self.results[key]
 
     def close(self, finish=False):
         """Stop the workers; with ``finish``, first complete each written run folder (module docstring),
         with ``conformance run``'s own code."""
-        cases = corpus.load_manifest(self.cases_dir)["cases"]
-        tested = self.config.stash.get(TESTED_CASES, {})
         for key, results in self.results.items():
             results.close()
             if not finish:
                 continue
             impl, device = key
             worker = self.workers[key]
-            if tested.get(key, set()) >= {e["id"] for e in cases if is_tested(impl, e)}:
+            if self._whole(key):
                 try:  # the whole corpus was tested: the untested rows and the declared limits, as a whole run
                     runner.run_impl(impl, device, self.cases_dir, self.out, resume=True, repeat=self.repeat,
                                     timeout=self.config.getoption("--case-timeout"), worker=worker)

@@ -226,7 +226,7 @@ def _drop_torn_row(path: Path) -> None:
             handle.truncate(data.rfind(b"\r\n") + 2 if b"\r\n" in data else 0)
 
 
-def _replace_rows(path: Path, case_ids: set) -> int:
+def replace_rows(path: Path, case_ids: set) -> int:
     """Drop the rows of ``case_ids`` from a results CSV (they are about to be re-run); return how
     many other rows were kept.  A ``--select`` re-run never loses the results of other cases."""
     _drop_torn_row(path)
@@ -502,7 +502,7 @@ def run_impl(impl, device, cases_dir, out_dir, *, python=None, resume=False, rep
         if select is None:
             path.unlink()  # a whole re-run replaces the whole file
         else:
-            kept = _replace_rows(path, {e["id"] for e in entries})
+            kept = replace_rows(path, {e["id"] for e in entries})
             if notify:
                 notify("%s/%s: %d selected case(s) replace their rows in %s; %d other row(s) kept"
                        % (impl, device, len(entries), path, kept))
