@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -141,10 +140,7 @@ def cmd_run(args):
             continue
         ran += 1
         if info:
-            environment = dict(info, corpus_sha256=corpus.load_manifest(args.cases)["corpus_sha256"],
-                               finished=runner.wall_clock())
-            (args.out / ("environment-%s-%s.json" % (impl, args.device))).write_text(
-                json.dumps(environment, indent=1, sort_keys=True), encoding="utf-8")
+            runner.write_environment(args.out, impl, args.device, info, args.cases)
             print("%s/%s: results in %s" % (impl, args.device, runs.relative(path)))
     if ran == 0:
         print("no impl could run on %s" % args.device, file=sys.stderr)
@@ -365,7 +361,7 @@ def build_parser():
                        help="run only the cases missing from the run folder's results (default folder: the latest run)")
         p.add_argument("--timeout", type=float, default=runner.DEFAULT_CASE_TIMEOUT,
                        help="seconds per case (default %(default)g)")
-        p.add_argument("--repeat", type=int, default=2,
+        p.add_argument("--repeat", type=int, default=runner.DEFAULT_REPEAT,
                        help="runs per case; 2 also checks bitwise repeatability (default %(default)d)")
         p.add_argument("--select", action="append", metavar="PATTERN",
                        help="fnmatch pattern over case ids (repeatable); in an existing run folder the selected "

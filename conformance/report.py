@@ -294,6 +294,26 @@ def agreement_section(d: ReportData) -> Section:
     return Section("agreement", "Agreement", "sections/agreement.html.j2", context, csv={"agreement.csv": pairs})
 
 
+def compiled_section(d: ReportData) -> Section:
+    from impls import compiled_modes
+
+    modes = compiled_modes()
+    counts, differing = H.compiled_agreement(d.frame, modes, raw_dir=d.raw_dir, manifest=d.manifest,
+                                             cases_dir=d.cases_dir)
+    times = H.compile_times(d.frame, modes)
+    return Section("compiled", "Compiled", "sections/compiled.html.j2", {
+        "modes": sorted(modes.items()),
+        "times": _markup(H.table_html(times, "compile_times", extra_class="compact")) if not times.empty else "",
+        "counts": _markup(H.table_html(counts, "compiled_counts", extra_class="compact")) if not counts.empty else "",
+        "differing": _markup(H.table_html(differing, "compiled_differing",
+                                          classes=H.prose_classes(differing, ["eager message", "compiled message"])))
+        if not differing.empty else "",
+        "n_differing": len(differing),
+    }, csv={"compiled_agreement.csv": counts if not counts.empty else None,
+            "compile_times.csv": times if not times.empty else None,
+            "compiled_differing.csv": differing if not differing.empty else None})
+
+
 def bad_input_section(d: ReportData) -> Section:
     table, classes = H.bad_input_table(d.frame, d.labels, d.entries)
     tally = H.bad_input_tally(d.frame, d.labels)
@@ -403,7 +423,7 @@ def environment_section(d: ReportData) -> Section:
     }, csv={"environment.csv": d.environment})
 
 
-SECTIONS = [first_screen, differences_section, speed_section, agreement_section, bad_input_section,
+SECTIONS = [first_screen, differences_section, speed_section, agreement_section, compiled_section, bad_input_section,
             conventions_section, capability_section, sampler_section, memory_section, counts_section, distribution_section,
             summary_section, cases_section, environment_section]
 

@@ -950,57 +950,81 @@ def exact_difference(case, outputs_a: dict, outputs_b: dict) -> float:
     return worst
 
 
+class PairJudge:
+    """Whether two runs' outputs of one case are within one tolerance of each other.
+
+    The rule: max over outputs and elements of |A - B| <= the case's own tolerance
+    ``rtol * (|golden| + scale)``, equal NaN/inf agreeing.  Measured exactly from outputs kept with
+    ``--keep-outputs`` (``exact_difference``); otherwise bounded from the stored per-output error
+    ratios (``pair_bounds``): *agree* when r_A + r_B <= 1, *disagree* when |r_A - r_B| > 1,
+    *undetermined* in between."""
+
+    def __init__(self, frame: pd.DataFrame, raw_dir=None, manifest=None, cases_dir=None):
+        from impls.caseio import Case, read_npz
+
+        self.read_case, self.read_npz = Case.read, read_npz
+        self.entries = {e["id"]: e for e in (manifest or {}).get("cases", [])}
+        self.outputs_root = Path(raw_dir) / "outputs" if raw_dir else None
+        self.cases_dir = cases_dir
+        self.output_cache, self.case_cache = {}, {}
+        compared = frame[frame["errors"] != ""]
+        # label -> case -> {output: error ratio}, for the rows that were compared with the golden outputs
+        self.ratios = {label: dict(zip(group["case"], group["parsed"].map(lambda e: {n: i["ratio"] for n, i in e.items()})))
+                       for label, group in compared.groupby("label")}
+
+    def _outputs(self, label, case_id):
+        key = (label, case_id)
+        if key not in self.output_cache:
+            impl, _, device = label.rpartition("/")
+            root = self.outputs_root
+            path = root / ("%s-%s" % (impl, device)) / (case_id + ".npz") if root else None
+            self.output_cache[key] = self.read_npz(path)[0] if path and path.is_file() else None
+        return self.output_cache[key]
+
+    def _case(self, case_id):
+        if case_id not in self.case_cache:
+            entry = self.entries.get(case_id)
+            path = Path(self.cases_dir) / entry["file"] if entry and self.cases_dir else None
+            self.case_cache[case_id] = self.read_case(path) if path and path.is_file() else None
+        return self.case_cache[case_id]
+
+    def compared(self, label) -> dict:
+        return self.ratios.get(label, {})
+
+    def verdict(self, a, b, case_id):
+        """``(verdict, exact difference or None)``: verdict ``agree``, ``disagree``, ``undetermined``,
+        or None when the two runs have no output in common to compare."""
+        oa, ob = self._outputs(a, case_id), self._outputs(b, case_id)
+        if oa is not None and ob is not None and self._case(case_id) is not None:
+            try:
+                d = exact_difference(self._case(case_id), oa, ob)
+            except Exception:  # a malformed output file: fall back to the bounds
+                d = None
+            if d is not None:
+                return ("agree" if d <= 1.0 else "disagree"), d
+        bounds = pair_bounds(self.compared(a).get(case_id, {}), self.compared(b).get(case_id, {}))
+        if bounds is None:
+            return None, None
+        low, high = bounds
+        return ("agree" if high <= 1.0 else "disagree" if low > 1.0 else "undetermined"), None
+
+
 def agreement(frame: pd.DataFrame, labels: list, raw_dir=None, manifest=None, cases_dir=None) -> pd.DataFrame:
     """One row per ordered pair of impl/device labels (both directions, diagonal excluded)."""
-    from impls.caseio import Case, read_npz
-
-    entries = {e["id"]: e for e in (manifest or {}).get("cases", [])}
-    outputs_root = Path(raw_dir) / "outputs" if raw_dir else None
-    output_cache, case_cache = {}, {}
-
-    def outputs(label, case_id):
-        key = (label, case_id)
-        if key not in output_cache:
-            impl, _, device = label.rpartition("/")
-            path = outputs_root / ("%s-%s" % (impl, device)) / (case_id + ".npz") if outputs_root else None
-            output_cache[key] = read_npz(path)[0] if path and path.is_file() else None
-        return output_cache[key]
-
-    def case(case_id):
-        if case_id not in case_cache:
-            entry = entries.get(case_id)
-            path = Path(cases_dir) / entry["file"] if entry and cases_dir else None
-            case_cache[case_id] = Case.read(path) if path and path.is_file() else None
-        return case_cache[case_id]
-
-    compared = frame[frame["errors"] != ""]
-    by_label = {label: dict(zip(group["case"], group["parsed"].map(lambda e: {n: i["ratio"] for n, i in e.items()})))
-                for label, group in compared.groupby("label")}
+    judge = PairJudge(frame, raw_dir, manifest, cases_dir)
     rows = []
     for i, a in enumerate(labels):
         for b in labels[i + 1:]:
-            ra, rb = by_label.get(a, {}), by_label.get(b, {})
             counts = {"agree": 0, "disagree": 0, "undetermined": 0, "exact": 0}
             worst_exact = 0.0
             disagreeing = []
-            for case_id in sorted(set(ra) & set(rb)):
-                verdict = None
-                oa, ob = outputs(a, case_id), outputs(b, case_id)
-                if oa is not None and ob is not None and case(case_id) is not None:
-                    try:
-                        d = exact_difference(case(case_id), oa, ob)
-                    except Exception:  # a malformed output file: fall back to the bounds
-                        d = None
-                    if d is not None:
-                        verdict = "agree" if d <= 1.0 else "disagree"
-                        counts["exact"] += 1
-                        worst_exact = max(worst_exact, d)
+            for case_id in sorted(set(judge.compared(a)) & set(judge.compared(b))):
+                verdict, exact = judge.verdict(a, b, case_id)
                 if verdict is None:
-                    bounds = pair_bounds(ra[case_id], rb[case_id])
-                    if bounds is None:
-                        continue
-                    low, high = bounds
-                    verdict = "agree" if high <= 1.0 else "disagree" if low > 1.0 else "undetermined"
+                    continue
+                if exact is not None:
+                    counts["exact"] += 1
+                    worst_exact = max(worst_exact, exact)
                 counts[verdict] += 1
                 if verdict == "disagree":
                     disagreeing.append(case_id)
@@ -1013,6 +1037,92 @@ def agreement(frame: pd.DataFrame, labels: list, raw_dir=None, manifest=None, ca
             rows.append(dict(row, a=b, b=a))
     return pd.DataFrame(rows, columns=["a", "b", "compared", "agree", "disagree", "undetermined", "exact",
                                        "agree share", "worst exact difference", "disagreeing cases"])
+
+
+# Statuses at which an impl did not run a case (a declared or adapter limit): a compiled mode
+# inherits its eager impl's declarations, so a case neither ran says nothing about the compiler.
+NOT_RUN = ("unsupported", "inapplicable")
+
+
+def compiled_agreement(frame: pd.DataFrame, compiled_modes: dict, raw_dir=None, manifest=None, cases_dir=None):
+    """Each compiled mode against its own eager impl, case by case (``compiled_modes``: compiled impl
+    -> eager impl, from the adapters' ``compiled_from``).
+
+    A case *agrees* when both runs reached the same verdict (status; for bad input also the same
+    behaviour) and, where both outputs were compared with the golden ones, the outputs are within one
+    tolerance of each other (:class:`PairJudge`).  Returns ``(per op counts, differing cases)``.
+    """
+    judge = PairJudge(frame, raw_dir, manifest, cases_dir)
+    rows = frame.set_index(["label", "case"])
+    counts, differing = [], []
+    for compiled, eager in compiled_modes.items():
+        for device in sorted(set(frame.loc[frame["impl"] == compiled, "device"])):
+            a, b = "%s/%s" % (eager, device), "%s/%s" % (compiled, device)
+            both = sorted(set(frame.loc[frame["label"] == a, "case"]) & set(frame.loc[frame["label"] == b, "case"]))
+            tally = {}
+            for case_id in both:
+                ra, rb = rows.loc[(a, case_id)], rows.loc[(b, case_id)]
+                if ra["status"] in NOT_RUN and rb["status"] in NOT_RUN:
+                    continue
+                key = (ra["op"],)
+                t = tally.setdefault(key, {"cases": 0, "agree": 0, "verdict differs": 0, "outputs differ": 0,
+                                           "undetermined": 0})
+                t["cases"] += 1
+                same_verdict = ra["status"] == rb["status"] and ra["behaviour"] == rb["behaviour"]
+                verdict, exact = judge.verdict(a, b, case_id)
+                if not same_verdict:
+                    outcome = "verdict differs"
+                elif verdict in ("disagree", "undetermined"):
+                    outcome = "outputs differ" if verdict == "disagree" else "undetermined"
+                else:
+                    outcome = "agree"
+                t[outcome] += 1
+                if outcome != "agree":
+                    differing.append({
+                        "eager": a, "compiled": b, "op": ra["op"], "case": case_id, "outcome": outcome,
+                        "eager status": ra["status"], "compiled status": rb["status"],
+                        "eager ratio": ra["tol_ratio"], "compiled ratio": rb["tol_ratio"],
+                        "difference / tolerance": exact if exact is not None else math.nan,
+                        "eager message": first_line(ra["message"]), "compiled message": first_line(rb["message"])})
+            for (op,), t in tally.items():
+                counts.append({"eager": a, "compiled": b, "op": op, **t,
+                               "agree share": t["agree"] / t["cases"] if t["cases"] else math.nan})
+    count_columns = ["eager", "compiled", "op", "cases", "agree", "verdict differs", "outputs differ", "undetermined",
+                     "agree share"]
+    differ_columns = ["eager", "compiled", "op", "case", "outcome", "eager status", "compiled status", "eager ratio",
+                      "compiled ratio", "difference / tolerance", "eager message", "compiled message"]
+    return pd.DataFrame(counts, columns=count_columns), pd.DataFrame(differing, columns=differ_columns)
+
+
+def compile_times(frame: pd.DataFrame, compiled_modes: dict) -> pd.DataFrame:
+    """Per compiled mode, device and op, the median first and later run of a case, eager and compiled,
+    over the cases both ran to a result (``first_seconds``: the worker's first run of the case, a
+    compiled mode's tracing and compilation included; ``seconds``: the fastest run, which with the
+    default two runs is the second, compiled already).  Results without ``first_seconds`` (written
+    before it was recorded) give no row."""
+    if "first_seconds" not in frame:
+        return pd.DataFrame()
+    ran = frame[frame["status"].isin(("pass", "fail", "xfail", "xpass")) & ~frame["invalid"]].copy()
+    for column in ("seconds", "first_seconds"):
+        ran[column] = pd.to_numeric(ran[column], errors="coerce")
+    ran = ran.dropna(subset=["seconds", "first_seconds"])
+    rows = []
+    for compiled, eager in compiled_modes.items():
+        for device in sorted(set(ran.loc[ran["impl"] == compiled, "device"])):
+            a = ran[(ran["impl"] == eager) & (ran["device"] == device)].set_index("case")
+            b = ran[(ran["impl"] == compiled) & (ran["device"] == device)].set_index("case")
+            both = a.index.intersection(b.index)
+            for op in sorted(set(b.loc[both, "op"])):
+                cases = [c for c in both if b.loc[c, "op"] == op]
+                eager_rows, compiled_rows = a.loc[cases], b.loc[cases]
+                rows.append({"eager": "%s/%s" % (eager, device), "compiled": "%s/%s" % (compiled, device), "op": op,
+                             "cases": len(cases),
+                             "eager first run s": eager_rows["first_seconds"].median(),
+                             "eager later run s": eager_rows["seconds"].median(),
+                             "compiled first run s": compiled_rows["first_seconds"].median(),
+                             "compiled later run s": compiled_rows["seconds"].median(),
+                             "compilation s": (compiled_rows["first_seconds"] - compiled_rows["seconds"]).median()})
+    return pd.DataFrame(rows)
 
 
 def agreement_matrices(pairs: pd.DataFrame, labels: list):

@@ -33,6 +33,9 @@ from impls.caseio import Case, read_npz
 from impls.support import convention_of, why_not_applicable, why_unsupported
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Runs of each case: the second checks that the outputs are bitwise repeatable (``deterministic``)
+# and the faster of the two is ``seconds`` (a compiled mode's first run includes its compilation).
+DEFAULT_REPEAT = 2
 DEFAULT_CASE_TIMEOUT = 120.0  # seconds; a first TF/Paddle call on a big case can take a few
 STARTUP_TIMEOUT = 300.0  # importing a framework on a cold, 2-core machine
 STDERR_TAIL_LINES = 20
@@ -42,7 +45,7 @@ STATUSES = ("pass", "fail", "error", "unsupported", "inapplicable", "crash", "ti
 
 COLUMNS = ["case", "op", "dtype", "impl", "impl_version", "device", "mode", "status", "message",
            "max_abs_err", "max_rel_err", "tol_ratio", "worst_output", "rtol", "tolerance", "errors",
-           "seconds", "deterministic", "behaviour", "python", "tags", "features", "deviation"]
+           "seconds", "deterministic", "behaviour", "python", "tags", "features", "deviation", "first_seconds"]
 
 
 def python_for(impl: str, overrides: dict = None):
@@ -223,7 +226,7 @@ def _drop_torn_row(path: Path) -> None:
             handle.truncate(data.rfind(b"\r\n") + 2 if b"\r\n" in data else 0)
 
 
-def _replace_rows(path: Path, case_ids: set) -> int:
+def replace_rows(path: Path, case_ids: set) -> int:
     """Drop the rows of ``case_ids`` from a results CSV (they are about to be re-run); return how
     many other rows were kept.  A ``--select`` re-run never loses the results of other cases."""
     _drop_torn_row(path)
@@ -240,6 +243,41 @@ def _replace_rows(path: Path, case_ids: set) -> int:
 
 def results_path(out_dir: Path, impl: str, device: str) -> Path:
     return Path(out_dir) / ("results-%s-%s.csv" % (impl, device))
+
+
+class ResultsFile:
+    """One impl's ``results-<impl>-<device>.csv``, appended a row at a time and flushed after each
+    row (a killed run leaves readable rows); written by ``run_impl`` and by the pytest plugin."""
+
+    def __init__(self, out_dir: Path, impl: str, device: str):
+        self.path = results_path(out_dir, impl, device)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        new_file = not self.path.exists() or self.path.stat().st_size == 0
+        self.handle = open(self.path, "a", newline="", encoding="utf-8")
+        self.writer = csv.DictWriter(self.handle, fieldnames=COLUMNS, extrasaction="ignore")
+        if new_file:
+            self.writer.writeheader()
+
+    def write(self, row: dict) -> None:
+        self.writer.writerow(row)
+        self.handle.flush()
+
+    def close(self) -> None:
+        self.handle.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def write_environment(out_dir: Path, impl: str, device: str, info: dict, cases_dir: Path) -> Path:
+    """``environment-<impl>-<device>.json``: the worker's versions and settings, the corpus run, when."""
+    environment = dict(info, corpus_sha256=corpus.load_manifest(cases_dir)["corpus_sha256"], finished=wall_clock())
+    path = Path(out_dir) / ("environment-%s-%s.json" % (impl, device))
+    path.write_text(json.dumps(environment, indent=1, sort_keys=True), encoding="utf-8")
+    return path
 
 
 def _row(entry, adapter, info, device):
@@ -260,6 +298,7 @@ def evaluate(case: Case, reply: Reply, out_file: Path, impl: str = "") -> dict:
     if impl:  # judged against the golden of the convention the impl documents (cross_entropy)
         case.golden = case.golden_for(convention_of(impl, case.op))
     fields["seconds"] = reply.data.get("seconds")
+    fields["first_seconds"] = reply.data.get("first_seconds")
     fields["deterministic"] = reply.data.get("deterministic")
     outputs, _ = read_npz(out_file)
     undeclared = declared_missing(impl, case, outputs)
@@ -408,7 +447,7 @@ def check_declared_limits(worker, adapter, manifest, cases_dir, scratch, timeout
     return rows
 
 
-def execute_case(worker, adapter, entry, cases_dir, outputs_dir, registry, repeat=2,
+def execute_case(worker, adapter, entry, cases_dir, outputs_dir, registry, repeat=DEFAULT_REPEAT,
                  timeout=DEFAULT_CASE_TIMEOUT, keep_outputs=False) -> dict:
     """Run one manifest entry on a worker and return its complete result row.
 
@@ -447,10 +486,12 @@ def execute_case(worker, adapter, entry, cases_dir, outputs_dir, registry, repea
     return row
 
 
-def run_impl(impl, device, cases_dir, out_dir, *, python=None, resume=False, repeat=2,
-             timeout=DEFAULT_CASE_TIMEOUT, select=None, progress=None, keep_outputs=False, notify=None):
+def run_impl(impl, device, cases_dir, out_dir, *, python=None, resume=False, repeat=DEFAULT_REPEAT,
+             timeout=DEFAULT_CASE_TIMEOUT, select=None, progress=None, keep_outputs=False, notify=None, worker=None):
     """Run every selected case of the corpus on one impl; return ``(results CSV path, worker info)``.
 
+    ``worker``: a started worker of this impl and device to use (and stop at the end), e.g. the
+    pytest plugin's, which finishes its run folder with ``resume=True``.
     Raises ``WorkerUnavailable`` when the impl cannot start (its rows written so far are kept).
     """
     manifest = corpus.load_manifest(cases_dir)
@@ -464,29 +505,23 @@ def run_impl(impl, device, cases_dir, out_dir, *, python=None, resume=False, rep
         if select is None:
             path.unlink()  # a whole re-run replaces the whole file
         else:
-            kept = _replace_rows(path, {e["id"] for e in entries})
+            kept = replace_rows(path, {e["id"] for e in entries})
             if notify:
                 notify("%s/%s: %d selected case(s) replace their rows in %s; %d other row(s) kept"
                        % (impl, device, len(entries), path, kept))
     todo = [e for e in entries if e["id"] not in done]
     registry = deviations.load()
-    worker = Worker(impl, device, python, log_dir=Path(out_dir) / "logs")
+    worker = worker or Worker(impl, device, python, log_dir=Path(out_dir) / "logs")
     scratch = Path(tempfile.mkdtemp(prefix="conformance-%s-" % impl))
     outputs_dir = Path(out_dir) / "outputs" / ("%s-%s" % (impl, device)) if keep_outputs else scratch
     outputs_dir.mkdir(parents=True, exist_ok=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    new_file = not path.exists() or path.stat().st_size == 0
     try:
-        if any(why_unsupported(adapter, device, e) is None for e in todo):
+        if worker.process is None and any(why_unsupported(adapter, device, e) is None for e in todo):
             worker.start()  # fail fast, before any row, when the framework is not installed
-        with open(path, "a", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
-            if new_file:
-                writer.writeheader()
+        with ResultsFile(out_dir, impl, device) as results:
             for entry in (progress(todo, desc="%s/%s" % (impl, device)) if progress else todo):
-                writer.writerow(execute_case(worker, adapter, entry, cases_dir, outputs_dir, registry,
-                                             repeat=repeat, timeout=timeout, keep_outputs=keep_outputs))
-                handle.flush()
+                results.write(execute_case(worker, adapter, entry, cases_dir, outputs_dir, registry,
+                                           repeat=repeat, timeout=timeout, keep_outputs=keep_outputs))
         if select is None:  # a whole run, once: are the declared limits real?
             limits = check_declared_limits(worker, adapter, manifest, cases_dir, scratch, timeout)
             with open(capabilities_path(out_dir, impl, device), "w", newline="", encoding="utf-8") as handle:

@@ -80,6 +80,19 @@ def impl_names() -> list:
     return list(ADAPTER_MODULES) + list(plugin_specs())
 
 
+def compiled_modes() -> dict:
+    """``compiled impl -> its eager impl`` for every known impl that declares ``compiled_from``."""
+    modes = {}
+    for name in impl_names():
+        try:
+            eager = get_adapter(name).compiled_from
+        except ValueError:  # a plugin that cannot be imported here: not a compiled mode we can tell
+            continue
+        if eager:
+            modes[name] = eager
+    return modes
+
+
 def _load_spec(spec: str):
     """The adapter class named by ``package.module:Class``."""
     module_name, sep, class_name = spec.partition(":")

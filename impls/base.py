@@ -96,6 +96,9 @@ class Adapter:
     # An impl too slow for "every impl" runs (a compiler that needs seconds per case) sets this to
     # the reason; it then runs only when named (--impl), never by default.
     opt_in = ""
+    # A compiled mode of another impl's computations (torch-compile of torch, tensorflow-xla of
+    # tensorflow) names that eager impl here: the report sets the two side by side, case by case.
+    compiled_from = ""
     devices: Tuple[str, ...] = ("cpu",)
     ops: Dict[str, OpSupport] = {}
 

@@ -427,6 +427,7 @@ class TensorflowXlaAdapter(TensorflowAdapter):
     """
 
     name = "tensorflow-xla"
+    compiled_from = "tensorflow"
     jit_compile = True
     ops = {op: support.noted("; whole step under tf.function(jit_compile=True)")
            for op, support in TensorflowAdapter.ops.items()}

@@ -77,6 +77,57 @@ def test_pytest_runs_the_conformance_cases_of_an_out_of_tree_impl(tmp_path):
     assert "4 passed" in result.stdout  # base-hard/base-soft in float32 and float64; the rest unsupported
 
 
+def _rows(path):
+    """A results file's rows by case, without the timing columns (two runs never time alike)."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        return {row["case"]: {k: v for k, v in row.items() if k not in ("seconds", "first_seconds")}
+                for row in csv.DictReader(handle)}
+
+
+def test_pytest_with_conformance_out_writes_what_conformance_run_writes(tmp_path):
+    """One pass over the corpus in CI: the tests' rows, plus at the session's end the rows no test made
+    (a framework's bad input), the declared-limit check and the environment file; a session narrowed
+    with -k writes its own rows only, as `conformance run --select` does."""
+    (tmp_path / "test_mine.py").write_text(
+        "def test_conforms(conformance_result):\n"
+        "    assert conformance_result['status'] in ('pass', 'xfail'), conformance_result['message']\n")
+
+    def pytest_run(out, *options):
+        return subprocess.run([sys.executable, "-m", "pytest", "-p", "conformance.pytest_plugin", "-q", "--impl", SPEC,
+                               "test_mine.py", "-p", "no:cacheprovider", "--conformance-out", str(tmp_path / out)]
+                              + list(options), cwd=tmp_path, env=_env(), capture_output=True, text=True)
+
+    for out, options in (("whole", ()), ("base", ("-k", "base"))):
+        tested = pytest_run(out, *options)
+        # A failed test (chunked-ce errors on a label of the wrong rank) is a result like any other.
+        assert tested.returncode in (0, 1) and " passed" in tested.stdout, tested.stdout[-3000:] + tested.stderr[-2000:]
+    for out, options in (("run-whole", ()), ("run-base", ("--select", "*-base-*"))):
+        run = subprocess.run([sys.executable, "-m", "conformance", "run", "--impl", SPEC, "--out", str(tmp_path / out)]
+                             + list(options), cwd=tmp_path, env=_env(), capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+    name = "results-chunked-ce-cpu.csv"
+    whole = _rows(tmp_path / "whole" / name)
+    assert len(whole) > 200 and whole == _rows(tmp_path / "run-whole" / name)
+    assert any("invalid" in case for case in whole)  # not tests for a framework, yet recorded
+    assert any(row["deterministic"] == "True" for row in whole.values())  # run twice, as `conformance run` does
+    base = _rows(tmp_path / "base" / name)
+    assert len(base) == 16 and base == _rows(tmp_path / "run-base" / name)
+    for raw in ("capabilities-chunked-ce-cpu.csv", "environment-chunked-ce-cpu.json"):
+        assert (tmp_path / "whole" / raw).is_file(), raw
+    assert not (tmp_path / "base" / "capabilities-chunked-ce-cpu.csv").exists()
+    # A narrowed session into a whole run folder replaces its own rows and keeps every other one.
+    again = pytest_run("whole", "-k", "base-hard")
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert _rows(tmp_path / "whole" / name) == whole
+    # An impl that cannot start writes no results file (as `conformance run` skips it).
+    missing = subprocess.run([sys.executable, "-m", "pytest", "-p", "conformance.pytest_plugin", "-q", "--impl",
+                              "test-unavailable", "test_mine.py", "-p", "no:cacheprovider",
+                              "--conformance-out", str(tmp_path / "missing")],
+                             cwd=tmp_path, env=_env(CONFORMANCE_TEST_ADAPTERS="1"), capture_output=True, text=True)
+    assert missing.returncode in (0, 5), missing.stdout[-3000:]  # every test skipped
+    assert not list((tmp_path / "missing").glob("results-*.csv"))
+
+
 def test_a_bad_spec_is_a_clear_error():
     with pytest.raises(ValueError, match="cannot import nonesuch_pkg"):
         impls.resolve("nonesuch_pkg.mod:Adapter")

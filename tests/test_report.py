@@ -213,7 +213,7 @@ def test_summary_and_csv_tables(built):
 
 def test_html_has_every_section_and_case(built):
     _, _, page = built
-    for section in ("overview", "differences", "agreement", "distribution", "summary", "cases", "modes",
+    for section in ("overview", "differences", "agreement", "compiled", "distribution", "summary", "cases", "modes",
                     "environment", "speed", "sampler"):
         assert 'id="%s"' % section in page, section
     for case in CASES:
@@ -393,8 +393,8 @@ def test_sections_are_units_in_package_files(built):
     templates = Path(H.__file__).parent / "templates"
     ids = re.findall(r'<section id="([^"]+)"', page)
     assert len(ids) == len(report.SECTIONS)  # one part of the page per section unit, in the list's order
-    assert ids == ["overview", "differences", "speed", "agreement", "badinput", "conventions", "modes", "sampler",
-                   "memory",
+    assert ids == ["overview", "differences", "speed", "agreement", "compiled", "badinput", "conventions", "modes",
+                   "sampler", "memory",
                    "counts", "distribution", "summary", "cases", "environment"]
     nav = page.split("<nav>")[1].split("</nav>")[0]
     assert re.findall(r'href="#([^"]+)"', nav) == ids
@@ -615,3 +615,31 @@ def test_degenerate_inputs(tmp_path):
     page = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
     assert "No case manifest" in page and "Fewer than two" in page and "No compared outputs" in page
     assert "No differences" in page
+
+
+def test_compiled_modes_are_set_against_their_eager_impl_case_by_case():
+    """Same verdict and outputs within one tolerance of each other agree; everything else is listed."""
+    def row(impl, case, status, ratio=None):
+        errors = json.dumps(off_by(ratio / 100, ratio, [0])) if ratio is not None else ""
+        return dict({c: "" for c in COLUMNS}, case=case, op=SWCE, dtype="float32", impl=impl, device="cpu",
+                    status=status, tol_ratio=ratio if ratio is not None else "", errors=errors)
+
+    import pandas as pd
+
+    outcomes = {  # case -> (eager status, ratio), (compiled status, ratio), expected outcome
+        "both-close": (("pass", 0.1), ("pass", 0.2), "agree"),
+        "compiler-raises": (("pass", 0.1), ("error", None), "verdict differs"),
+        "both-fail-apart": (("fail", 5.0), ("fail", 1.5), "outputs differ"),  # |5 - 1.5| > 1: apart
+        "both-near-one": (("pass", 0.6), ("pass", 0.6), "undetermined"),  # 0.6 + 0.6 > 1 but no gap shown
+        "neither-runs": (("unsupported", None), ("unsupported", None), None),
+    }
+    rows = []
+    for case, (eager, compiled, _) in outcomes.items():
+        rows += [row("torch", case, *eager), row("torch-compile", case, *compiled), row("numpy", case, "pass", 0.0)]
+    frame = H.prepare(pd.DataFrame(rows))
+    counts, differing = H.compiled_agreement(frame, {"torch-compile": "torch", "tensorflow-xla": "tensorflow"})
+    assert counts.to_dict("records") == [{
+        "eager": "torch/cpu", "compiled": "torch-compile/cpu", "op": SWCE, "cases": 4, "agree": 1,
+        "verdict differs": 1, "outputs differ": 1, "undetermined": 1, "agree share": 0.25}]
+    assert dict(zip(differing["case"], differing["outcome"])) == {
+        case: expected for case, (_, _, expected) in outcomes.items() if expected not in (None, "agree")}
