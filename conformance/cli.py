@@ -301,6 +301,12 @@ def cmd_all(args):
     if cmd_verify(args):
         return 1
     impls = _impls_for(args, args.device)
+    if not args.impl:  # say why an opt-in impl is left out, as a missing stack is
+        from impls import get_adapter
+
+        for name in impl_names():
+            if args.device in get_adapter(name).devices and get_adapter(name).opt_in:
+                print("skipped %s: opt-in, %s" % (name, get_adapter(name).opt_in), file=sys.stderr)
     if legacy_env.IMPL in impls and runner.python_for(legacy_env.IMPL, _overrides(args)) is None:
         try:  # first use: make the cached legacy environment when a Python 3.8 exists
             legacy_env.setup()

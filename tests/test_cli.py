@@ -77,6 +77,16 @@ def test_all_runs_verify_run_sampler_and_report(tmp_path, monkeypatch):
     assert not list(raw.glob("bench-*.csv"))  # --no-bench
 
 
+def test_all_says_why_an_opt_in_impl_is_left_out(tmp_path, monkeypatch, capsys):
+    """`conformance all` runs every installed impl; one it leaves out by design is named with its reason."""
+    from conformance import runner
+
+    monkeypatch.setattr(runner, "available_impls", lambda device: ["numpy"])
+    monkeypatch.setattr(cli, "cmd_run", lambda args: 1)  # stop after choosing the impls
+    assert cli.main(["all", "--out", str(tmp_path / "raw"), "--no-bench"]) == 1
+    assert "skipped torch-compile: opt-in, compiles each case" in capsys.readouterr().err
+
+
 def test_a_select_rerun_replaces_only_its_own_rows(tmp_path):
     conformance("run", "--impl", "numpy", "--select", "*-base-*", "--out", str(tmp_path))
     before = {r["case"]: r for r in csv.DictReader(open(tmp_path / "results-numpy-cpu.csv"))}
