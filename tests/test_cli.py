@@ -133,9 +133,12 @@ def test_ctrl_c_names_the_resume_command(tmp_path):
     import signal
     import time
 
+    # A shell without job control starts background commands with SIGINT ignored, and Python keeps an
+    # ignored SIGINT ignored: give the child the default disposition so this test means the same
+    # under `nohup tox &` as in a terminal.
     process = subprocess.Popen([sys.executable, "-m", "conformance", "run", "--impl", "numpy", "--out",
                                 str(tmp_path / "run")], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+                               text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     results = tmp_path / "run" / "results-numpy-cpu.csv"
     while time.time() < deadline and (not results.exists() or len(results.read_text().splitlines()) < 3):
