@@ -6,7 +6,9 @@ memory, the sampled losses ``O(batch * (samples + num_true))`` plus, for the wei
 except in JAX).  ``grid_specs("default")`` takes a few shapes per op covering batch 64-4096, classes
 10^3-10^6, samples 64-8192 and dim 64-1024 in float32 (float16/bfloat16 on one shape per op), both
 modes, sized to finish on a 2-core CPU for every impl in a few minutes; ``grid_specs("full")`` is the
-product of those ranges (long; meant for a GPU or a big machine).
+product of those ranges (long; meant for a GPU or a big machine); ``grid_specs("quick")`` is one shape
+per op (the class sweep's 10^4 classes, float32, both modes): the benchmark path of a CI job, whose
+environments run one after the other and so cannot compare impls fairly anyway.
 
 Each impl runs in one :class:`conformance.runner.Worker` process (the worker synthesises the
 inputs, see ``impls/bench.py``); the impls take turns shape by shape, and each impl's rows go to
@@ -98,6 +100,10 @@ _DEFAULT_SHAPES += [(_shape(op, SWEEP_BATCH, k, SWEEP_SAMPLES if "samples" in in
                             SWEEP_DIM if "dim" in info.bench_shape else 0), ("float32",), ("forward_backward",))
                     for k in SWEEP_CLASSES for op, info in OPS.items()]
 
+# The quick grid: one shape per op, the sweep's at 10^4 classes, both modes.
+_QUICK_SHAPES = [(_shape(op, SWEEP_BATCH, 10 ** 4, SWEEP_SAMPLES if "samples" in info.bench_shape else 0,
+                         SWEEP_DIM if "dim" in info.bench_shape else 0), ("float32",)) for op, info in OPS.items()]
+
 # Per-array element caps of the full grid (2^28 float32 = 1 GiB): logits [batch, classes] and
 # weights [classes, dim] beyond them are left out.
 FULL_MAX_ELEMENTS = 2 ** 28
@@ -121,6 +127,8 @@ def grid_specs(name="default") -> list:
         shapes = _DEFAULT_SHAPES
     elif name == "full":
         shapes = _full_shapes()
+    elif name == "quick":
+        shapes = _QUICK_SHAPES
     else:
         raise ValueError("grid: expected one of %s, got %r" % (", ".join(GRIDS), name))
     specs, seen = [], set()
@@ -135,7 +143,7 @@ def grid_specs(name="default") -> list:
     return specs
 
 
-GRIDS = ("default", "full")
+GRIDS = ("default", "full", "quick")
 
 
 def spec_label(spec) -> str:

@@ -380,10 +380,13 @@ def build_parser():
     run_options(p)
     p.set_defaults(func=cmd_run)
 
+    from conformance import bench  # noqa: PLC0415 - the grid names, declared once there
+
     p = commands.add_parser("bench", help="time every impl over a grid of shapes (median, IQR, peak memory)")
     impl_options(p)
-    p.add_argument("--grid", default="default", choices=("default", "full"),
-                   help="default: minutes on 2 CPU cores; full: the product of the ranges (hours; for a GPU)")
+    p.add_argument("--grid", default="default", choices=bench.GRIDS,
+                   help="default: minutes on 2 CPU cores; full: the product of the ranges (hours; for a GPU); "
+                        "quick: one shape per op (CI's check of the benchmark path)")
     out_option(p, "bench-*.csv")
     p.add_argument("--timeout", type=float, default=600.0,
                    help="seconds per shape: synthesis, warm-up, timing (default %(default)g)")

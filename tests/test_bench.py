@@ -121,6 +121,13 @@ def test_default_grid_spans_the_ranges():
     assert len(bench.grid_specs("full")) > len(specs)
 
 
+def test_quick_grid_is_one_default_shape_per_op_in_both_modes():
+    quick = bench.grid_specs("quick")
+    assert sorted((s["op"], s["mode"]) for s in quick) == sorted((op, m) for op in OPS for m in bench.MODES)
+    default = bench.grid_specs("default")
+    assert all(spec in default for spec in quick)  # the same rows as the default grid's, fewer of them
+
+
 # -- through real worker processes -----------------------------------------------------------
 def test_tiny_grid_through_the_workers(tmp_path):
     impls = ["numpy-fast"] + (["torch"] if HAS_TORCH else [])
