@@ -7,7 +7,7 @@ except in JAX).  ``grid_specs("default")`` takes a few shapes per op covering ba
 10^3-10^6, samples 64-8192 and dim 64-1024 in float32 (float16/bfloat16 on one shape per op), both
 modes, sized to finish on a 2-core CPU for every impl in a few minutes; ``grid_specs("full")`` is the
 product of those ranges (long; meant for a GPU or a big machine); ``grid_specs("quick")`` is one shape
-per op (the class sweep's 10^4 classes, float32, both modes): the benchmark path of a CI job, whose
+per op (the class sweep's shape at 10^4 classes, float32, both modes): the benchmark path of a CI job, whose
 environments run one after the other and so cannot compare impls fairly anyway.
 
 Each impl runs in one :class:`conformance.runner.Worker` process (the worker synthesises the
