@@ -455,7 +455,7 @@ def build_parser():
     impl_options(p)
     run_options(p)
     p.add_argument("--report-out", type=Path, default=None, help="report folder (default: RUN_DIR/report)")
-    p.add_argument("--no-bench", action="store_true", help="skip the benchmark grid (about 7 minutes on 2 cores)")
+    p.add_argument("--no-bench", action="store_true", help="skip the benchmark grid (about 15 minutes on 2 cores with 8 impls)")
     p.set_defaults(func=cmd_all)
     return parser
 
