@@ -28,6 +28,7 @@ import contextlib
 import csv
 import fnmatch
 import itertools
+import math
 import os
 import signal
 import tempfile
@@ -52,6 +53,9 @@ COLUMNS = ["impl", "impl_version", "device", "op", "mode", "dtype", "batch", "cl
 COLUMNS += ["threads", "thread_settings", "q1_s", "q3_s", "ratio_low", "ratio_high", "reliable", "reliability_note"]
 # The shape's first call after prepare, untimed by the samples: a compiled mode's compilation is in it.
 COLUMNS += ["first_call_s"]
+# Paired rounds (see run_bench): the median of each round's samples, in round order, and the run
+# they belong to; ratio_to_fastest and its interval come from them (ratio_rounds: how many were paired).
+COLUMNS += ["rounds", "round_medians_s", "bench_run", "ratio_rounds"]
 # The columns that name one measured configuration; ratio_to_fastest compares impls within it.
 KEY_COLUMNS = ("device", "op", "mode", "dtype", "batch", "classes", "samples", "dim", "num_true")
 MODES = ("forward", "forward_backward")
@@ -60,10 +64,27 @@ DEFAULT_BENCH_TIMEOUT = 600.0  # seconds for one configuration (synthesis + warm
 # KMP_BLOCKTIME default); the next impl's warm-up and timing must not share the cores with them
 # (measured: NumPy's [128, 1000] row 0.32 ms right after PyTorch's turn, 0.26 ms with this pause).
 SETTLE_SECONDS = 0.2
-ROUNDS = 2  # turns per shape and impl when several impls are compared (see run_bench)
-# Later rounds only for calls faster than this: slower calls already spread their samples over
-# seconds, and the 10^6-class shapes would otherwise take most of the grid's time.
-REPEAT_ROUNDS_BELOW_SECONDS = 0.05
+# Paired rounds (issue 18: ratios that reproduce).  When several impls are compared, every impl is
+# timed in each round of a shape, in turn, for ROUND_SECONDS (at least ROUND_MIN_SAMPLES calls, or
+# one call where that is longer), and a ratio is computed round by round: the impl's round median
+# over the fastest round median of that round.  A machine whose speed drifts over seconds (this
+# shared 2-core VM: +-5% between 3-second blocks of the same loop) then moves the two times of a
+# round together, where whole-turn medians minutes apart did not (44% of the ratios reproduced
+# within 10%).  ROUNDS rounds at least; while some impl's ratio interval is wider than
+# SETTLED_WITHIN around its ratio, more rounds, up to MAX_ROUNDS (calls slower than
+# MORE_ROUNDS_BELOW_SECONDS get no more: their rounds are seconds long already).
+ROUNDS = 5
+MAX_ROUNDS = 9
+ROUND_SECONDS = 0.06
+ROUND_MIN_SAMPLES = 3
+SETTLED_WITHIN = 0.05
+MORE_ROUNDS_BELOW_SECONDS = 0.25
+# A later round re-warms (one call) only calls faster than this: a slower call's data is far larger
+# than the caches, and re-warming would double its round.
+REWARM_BELOW_SECONDS = 0.05
+# The interval of a paired ratio: order statistics of the round ratios that cover their median with
+# at least this probability (distribution-free; 5 rounds: the smallest and largest, 94%).
+CONFIDENCE = 0.90
 
 SWCE, SSWCE, SSL = "softmax_with_cross_entropy", "sampled_softmax_with_cross_entropy", "sampled_softmax_loss"
 
@@ -207,29 +228,39 @@ class _ImplBench:
         self.handle.flush()
 
     def runs(self, round_index):
-        """Whether this impl takes part in the round: not after an unsupported or failed round, and
-        not again for calls slower than ``REPEAT_ROUNDS_BELOW_SECONDS``."""
+        """Whether this impl takes part in the round: not after an unsupported or failed round."""
         if round_index == 0:
             self.replies = []
             return True
-        return (all(reply.status == "ok" for reply in self.replies)
-                and self.replies[0].data["median_s"] < REPEAT_ROUNDS_BELOW_SECONDS)
+        return self.ok()
+
+    def ok(self) -> bool:
+        return bool(self.replies) and all(reply.status == "ok" for reply in self.replies)
+
+    def round_medians(self) -> list:
+        return [reply.data["median_s"] for reply in self.replies]
 
     def run(self, spec, round_index, rounds):
+        """One round; ``rounds`` is 1 for an impl timed alone (the whole budget in one turn)."""
         reason = _pre_check(self.adapter, self.device, spec) if round_index == 0 else None
         if reason:
             reply = runner.Reply("unsupported", reason, {})
         else:
-            reply = self.worker.send({"bench": spec, "timing": _round_timing(round_index, rounds)}, self.timeout)
+            rewarm = round_index > 0 and self.replies[0].data["median_s"] < REWARM_BELOW_SECONDS
+            reply = self.worker.send({"bench": spec, "timing": _round_timing(round_index, rounds, rewarm)}, self.timeout)
             if reply.status != "ok" and rounds > 1:
-                reply.message = "round %d of %d: %s" % (round_index + 1, rounds, reply.message)
+                reply.message = "round %d: %s" % (round_index + 1, reply.message)
         self.replies.append(reply)
 
-    def finish(self, spec):
-        """Write the spec's row: its rounds' samples pooled, or the first round that failed."""
+    def finish(self, spec, run_id):
+        """Write the spec's row: its rounds' samples pooled and their medians, or the first round that failed."""
         failed = [reply for reply in self.replies if reply.status != "ok"]
         reply = failed[0] if failed else _pooled(self.replies)
-        self.writer.writerow(_row(self.impl, self.device, self.worker.info, spec, reply))
+        row = _row(self.impl, self.device, self.worker.info, spec, reply)
+        if not failed:
+            row.update(rounds=len(self.replies), bench_run=run_id,
+                       round_medians_s=" ".join(repr(float(m)) for m in self.round_medians()))
+        self.writer.writerow(row)
         self.handle.flush()
 
     def close(self):
@@ -237,12 +268,13 @@ class _ImplBench:
         self.handle.close()
 
 
-def _round_timing(round_index, rounds):
-    """A round's share of the worker's timing limits (``impls.bench.measure``'s ``timing``)."""
-    return {"min_seconds": worker_bench.MIN_SECONDS / rounds, "max_seconds": worker_bench.MAX_SECONDS / rounds,
-            "min_samples": -(-worker_bench.MIN_SAMPLES // rounds),
-            "capped_min_samples": -(-worker_bench.CAPPED_MIN_SAMPLES // rounds),
-            "rewarm": round_index > 0, "memory": round_index == 0}
+def _round_timing(round_index, rounds, rewarm=True):
+    """A round's timing limits (``impls.bench.measure``'s ``timing``): the worker's own limits for an
+    impl timed alone (``rounds`` 1), ``ROUND_SECONDS`` of samples in a paired round."""
+    if rounds == 1:
+        return {"rewarm": False, "memory": True}
+    return {"min_seconds": ROUND_SECONDS, "max_seconds": ROUND_SECONDS, "min_samples": ROUND_MIN_SAMPLES,
+            "capped_min_samples": 1, "rewarm": round_index > 0 and rewarm, "memory": round_index == 0}
 
 
 def _pooled(replies) -> runner.Reply:
@@ -258,14 +290,15 @@ def run_bench(impls, device, out_dir, grid="default", progress=None, *, python=N
     """Benchmark the impls side by side (one worker process each) and fill ``ratio_to_fastest``.
 
     Every impl's worker stays up for the whole run and the impls take turns shape by shape, in
-    ``rounds`` rounds (default ``ROUNDS`` with several impls, 1 with one; calls slower than
-    ``REPEAT_ROUNDS_BELOW_SECONDS`` get one), each round timing every impl for its share of the
-    worker's time limits; an impl's row pools the samples of its rounds.
-    So the impls compared in a row were timed over the same few seconds, interleaved: a machine
-    whose speed drifts (a shared VM) moves every impl of a shape together.  While one impl is
-    timed every other worker is stopped (``SIGSTOP``, see :class:`_Turns`), so that no idle
-    thread pool spins on the cores it needs; where processes cannot be stopped the run waits
-    ``SETTLE_SECONDS`` before each turn instead.
+    paired rounds (see ``ROUNDS``): in each round every impl is timed for ``ROUND_SECONDS``, the
+    order rotating from round to round, and after ``ROUNDS`` rounds more are added (up to
+    ``MAX_ROUNDS``) while some ratio's interval is wider than ``SETTLED_WITHIN``.  An impl's row
+    pools the samples of its rounds (median, IQR) and keeps each round's median, from which
+    :func:`add_ratio_to_fastest` takes the ratio round by round.  One impl alone is timed in one
+    turn with the worker's own limits.  While one impl is timed every other worker is stopped
+    (``SIGSTOP``, see :class:`_Turns`), so that no idle thread pool spins on the cores it needs;
+    where processes cannot be stopped the run waits ``SETTLE_SECONDS`` before each turn instead.
+    ``rounds``: a fixed number of rounds instead (no more are added).
 
     ``threads``: the thread count asked of every worker (default: the machine's cores, see
     ``impls/threads.py``); each row states the count its impl used (``threads``, ``thread_settings``).
@@ -317,23 +350,49 @@ def _run_grid(impls, device, out_dir, specs, progress, python, timeout, rounds, 
                 except runner.WorkerUnavailable as error:
                     outcome[impl] = str(error)
             label = "bench %s/%s" % (",".join(sessions), device)
-            if rounds is None:
-                rounds = ROUNDS if len(sessions) > 1 else 1
+            run_id = "%s-%d" % (time.strftime("%Y%m%dT%H%M%S"), os.getpid())  # pairs the rows of this run
             for spec in (progress(specs, desc=label) if progress and sessions else specs):
-                for round_index in range(rounds):
-                    for session in sessions.values():
-                        if not session.runs(round_index):
-                            continue
-                        if len(sessions) > 1 and _pre_check(session.adapter, device, spec) is None:
-                            turns.give(session)
-                        session.run(spec, round_index, rounds)
+                _time_spec(list(sessions.values()), spec, turns, rounds)
                 for session in sessions.values():
-                    session.finish(spec)
+                    session.finish(spec, run_id)
     finally:
         for session in sessions.values():
             session.close()
     outcome.update({impl: session.path for impl, session in sessions.items()})
     return outcome
+
+
+def _time_spec(sessions, spec, turns, rounds=None):
+    """Time one spec on every session: one turn for an impl alone, else paired rounds (run_bench)."""
+    alone = len(sessions) == 1
+    fixed = 1 if alone else rounds
+    round_index = 0
+    while True:
+        order = sessions[round_index % len(sessions):] + sessions[:round_index % len(sessions)]  # rotate
+        for session in order:
+            if not session.runs(round_index):
+                continue
+            if not alone and _pre_check(session.adapter, session.device, spec) is None:
+                turns.give(session)
+            session.run(spec, round_index, 1 if alone else (fixed or ROUNDS))
+        round_index += 1
+        if fixed is not None:
+            if round_index >= fixed:
+                return
+        elif round_index >= ROUNDS and (round_index >= MAX_ROUNDS or _settled(sessions)):
+            return
+
+
+def _settled(sessions) -> bool:
+    """Whether every timed impl's ratio interval lies within ``SETTLED_WITHIN`` of its ratio, or more
+    rounds would be too slow (some call slower than ``MORE_ROUNDS_BELOW_SECONDS``)."""
+    timed = {session.impl: session.round_medians() for session in sessions if session.ok()}
+    if len(timed) < 2 or max(min(m) for m in timed.values()) >= MORE_ROUNDS_BELOW_SECONDS:
+        return True
+    for ratio, low, high in paired_ratios(timed).values():
+        if high > ratio * (1 + SETTLED_WITHIN) or low < ratio / (1 + SETTLED_WITHIN):
+            return False
+    return True
 
 
 # --------------------------------------------------------------------------------------------
@@ -463,38 +522,81 @@ def _quartile(row, column):
     return value if value > 0 else None
 
 
+def median_interval(values, confidence=CONFIDENCE):
+    """``(median, low, high)`` of ``values``: ``low`` .. ``high`` are the order statistics
+    ``x(j)`` .. ``x(n+1-j)`` with the largest ``j`` whose interval covers the population median with
+    at least ``confidence`` (probability ``1 - 2 P(Binomial(n, 1/2) <= j - 1)``, whatever the
+    distribution); the smallest and the largest value where no ``j`` reaches it (fewer than 5 values)."""
+    values = sorted(float(v) for v in values)
+    n = len(values)
+    j = 1
+    while j + 1 <= (n + 1) // 2 and 1 - 2 * sum(math.comb(n, i) for i in range(j + 1)) / 2.0 ** n >= confidence:
+        j += 1
+    return float(np.median(values)), values[j - 1], values[n - j]
+
+
+def paired_ratio(mine, others) -> tuple:
+    """``(ratio, low, high)``: round by round, ``mine``'s median over the fastest of ``others``
+    (lists of round medians, rounds aligned); the median over the rounds, and its interval
+    (:func:`median_interval`).  ``others`` may include ``mine``."""
+    rounds = len(mine)
+    if rounds == 0 or any(len(other) != rounds for other in others):
+        raise ValueError("paired_ratio: every impl needs the same rounds, got %s"
+                         % [len(mine)] + [len(other) for other in others])
+    return median_interval([mine[r] / min(other[r] for other in others) for r in range(rounds)])
+
+
+def paired_ratios(round_medians: dict) -> dict:
+    """impl -> ``(ratio, low, high)`` to the fastest of the impls, from their aligned round medians."""
+    others = list(round_medians.values())
+    return {impl: paired_ratio(medians, others) for impl, medians in round_medians.items()}
+
+
+def round_medians(row) -> list:
+    """A row's round medians (empty for rows written before rounds were kept, or failed ones)."""
+    text = row.get("round_medians_s")
+    if not isinstance(text, str) or not text.strip():
+        return []
+    return [float(value) for value in text.split()]
+
+
 def add_ratio_to_fastest(rows) -> list:
     """Rows (dicts, e.g. ``DataFrame.to_dict("records")``) with ``ratio_to_fastest`` set.
 
-    Within each configuration (:data:`KEY_COLUMNS`: device, op, mode, dtype and shape) the ratio is
-    ``median_s / min(median_s)`` over the impls whose status is ``ok``: 1.0 for the fastest, 2.0
-    for twice as slow; empty for rows that did not run.
+    Within each configuration (:data:`KEY_COLUMNS`: device, op, mode, dtype and shape), over the
+    impls whose status is ``ok``: 1.0 for the fastest, 2.0 for twice as slow; empty for rows that
+    did not run.
 
-    Its spread, ``ratio_low`` .. ``ratio_high``, is the ratio of the interquartile bounds:
-    ``q1_s / q3_s(fastest)`` .. ``q3_s / q1_s(fastest)``, the range of the ratios of the middle
-    halves of both impls' calls.  Not a bootstrap interval of the median ratio: with hundreds of
-    samples that would claim a precision of about 1% while repeated runs of the grid differed by far
-    more (issue 18: 59% of the ratios reproduced within 10%); the quartiles are what each call's
-    time actually varied by, need no stored samples and are deterministic.  Empty where a quartile
-    is missing (rows written before the quartiles were).
+    Where every such row of the configuration comes from the same run (``bench_run``) with the same
+    number of rounds, the ratio is paired (:func:`paired_ratio`, ``ratio_rounds`` = the rounds):
+    the median over the rounds of the impl's round median over that round's fastest, and
+    ``ratio_low`` .. ``ratio_high`` a distribution-free confidence interval of it
+    (:func:`median_interval`, ``CONFIDENCE``).  Otherwise (rows of separate runs, an impl timed
+    alone, older rows) it is ``median_s / min(median_s)`` and its spread the ratio of the
+    interquartile bounds, ``q1_s / q3_s(fastest)`` .. ``q3_s / q1_s(fastest)`` (``ratio_rounds`` 0):
+    impls timed at different times share no drift to cancel, and a bootstrap interval of their
+    medians would claim a precision repeated runs did not show.
     """
     rows = [dict(row) for row in rows]
-    fastest = {}
+    groups = {}
     for row in rows:
-        seconds = _seconds(row)
-        if seconds is not None:
-            key = _key(row)
-            if key not in fastest or seconds < _seconds(fastest[key]):
-                fastest[key] = row
-    for row in rows:
-        seconds = _seconds(row)
-        best = fastest.get(_key(row)) if seconds is not None else None
-        row["ratio_to_fastest"] = seconds / _seconds(best) if best is not None else ""
-        row["ratio_low"] = row["ratio_high"] = ""
-        quartiles = [_quartile(row, "q1_s"), _quartile(row, "q3_s")]
-        if best is not None and None not in quartiles:
+        row["ratio_to_fastest"] = row["ratio_low"] = row["ratio_high"] = row["ratio_rounds"] = ""
+        if _seconds(row) is not None:
+            groups.setdefault(_key(row), []).append(row)
+    for group in groups.values():
+        medians = [round_medians(row) for row in group]
+        if (len({str(row.get("bench_run", "")) for row in group}) == 1 and str(group[0].get("bench_run", ""))
+                and len({len(m) for m in medians}) == 1 and len(medians[0]) > 1):
+            for row, mine in zip(group, medians):
+                ratio, low, high = paired_ratio(mine, medians)
+                row.update(ratio_to_fastest=ratio, ratio_low=low, ratio_high=high, ratio_rounds=len(mine))
+            continue
+        best = min(group, key=_seconds)
+        for row in group:
+            row.update(ratio_to_fastest=_seconds(row) / _seconds(best), ratio_rounds=0)
+            quartiles = [_quartile(row, "q1_s"), _quartile(row, "q3_s")]
             best_q1, best_q3 = _quartile(best, "q1_s"), _quartile(best, "q3_s")
-            if best_q1 is not None and best_q3 is not None:
+            if None not in quartiles and best_q1 is not None and best_q3 is not None:
                 row["ratio_low"], row["ratio_high"] = quartiles[0] / best_q3, quartiles[1] / best_q1
     return rows
 
@@ -615,9 +717,10 @@ def combine_runs(runs: list, findings: list) -> dict:
     """impl -> its top-level rows from several runs of the grid, ``reliable`` from ``findings``.
 
     A configuration measured in every run gets the median of the runs' medians, the lowest first
-    and the highest third quartile (so the ratio's interval spans what every run saw), the summed
-    sample count, the largest peak memory, and ``noisy`` recomputed from that spread; one that
-    failed in some run gets that run's row (status and message), as a failed round does.
+    and the highest third quartile, the summed sample count, the largest peak memory, ``noisy``
+    recomputed from that spread, and the runs' round medians one after the other (so its ratio is
+    paired over the rounds of every run); one that failed in some run gets that run's row (status
+    and message), as a failed round does.
     """
     verdicts = {_row_key(row): row for row in findings}
     by_key = [{_row_key(row): row for row in run} for run in runs]
@@ -635,7 +738,10 @@ def combine_runs(runs: list, findings: list) -> dict:
             peaks = [int(r["peak_mem_bytes"]) for r in rows if r.get("peak_mem_bytes") not in (None, "")]
             row.update(median_s=median, q1_s=q1, q3_s=q3, iqr_s=q3 - q1, iqr_over_median=(q3 - q1) / median,
                        n=sum(int(r["n"]) for r in rows), noisy=(q3 - q1) / median > worker_bench.NOISY_IQR_OVER_MEDIAN,
-                       peak_mem_bytes=max(peaks) if peaks else "")
+                       peak_mem_bytes=max(peaks) if peaks else "",
+                       rounds=sum(len(round_medians(r)) for r in rows),
+                       round_medians_s=" ".join(repr(m) for r in rows for m in round_medians(r)),
+                       bench_run="+".join(str(r.get("bench_run", "")) for r in rows))
         row.update(reliable=verdict["reliable"], reliability_note=verdict["reliability_note"])
         combined.setdefault(key[0], []).append(row)
     return combined

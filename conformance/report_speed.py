@@ -43,9 +43,12 @@ def prepare(bench: pd.DataFrame) -> pd.DataFrame:
     frame = bench.reset_index(drop=True)
     for column in ("batch", "classes", "samples", "dim", "num_true"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").fillna(0).astype(int)
-    for column in ("median_s", "iqr_s", "iqr_over_median", "peak_mem_bytes", "ratio_to_fastest"):
+    for column in ("median_s", "iqr_s", "iqr_over_median", "peak_mem_bytes", "ratio_to_fastest", "ratio_low",
+                   "ratio_high", "ratio_rounds"):
         frame[column] = pd.to_numeric(frame.get(column), errors="coerce")
     frame["noisy"] = frame.get("noisy").astype(str).str.lower().eq("true")
+    # Rows of repeated runs whose ratios disagreed beyond their intervals (conformance bench --repeat).
+    frame["unreliable"] = frame.get("reliable", pd.Series("", index=frame.index)).astype(str).str.lower().eq("false")
     frame["label"] = frame["impl"] + "/" + frame["device"]
     frame["ratio"] = frame["ratio_to_fastest"].where(frame["status"].eq("ok"))
     return frame
@@ -127,14 +130,34 @@ def speed_table(frame: pd.DataFrame, labels: list):
                 tips.loc[i, label] = str(row.get("message", ""))[:300]
                 continue
             ratios.loc[i, label] = row["ratio"]
-            mark = " ~" if row["noisy"] else ""
-            cells.append("%s %s%s" % (H.fmt_seconds(row["median_s"]), H.fmt_times(row["ratio"]), mark))
-            tips.loc[i, label] = ("median %s, IQR %s (%.0f%% of the median%s), %s timed calls; peak memory %s (%s)"
+            mark = (" ~" if row["noisy"] else "") + (" ?" if row["unreliable"] else "")
+            cells.append("%s %s%s%s" % (H.fmt_seconds(row["median_s"]), H.fmt_times(row["ratio"]),
+                                        _interval_text(row), mark))
+            tips.loc[i, label] = ("median %s, IQR %s (%.0f%% of the median%s), %s timed calls; %s; peak memory %s (%s)%s"
                                   % (H.fmt_seconds(row["median_s"]), H.fmt_seconds(row["iqr_s"]),
                                      100 * row["iqr_over_median"], ", noisy" if row["noisy"] else "",
-                                     row.get("n", "?"), H.fmt_bytes(row["peak_mem_bytes"]), row.get("mem_method", "")))
+                                     row.get("n", "?"), _interval_meaning(row), H.fmt_bytes(row["peak_mem_bytes"]),
+                                     row.get("mem_method", ""),
+                                     "; UNRELIABLE: " + str(row.get("reliability_note", "")) if row["unreliable"] else ""))
         display[label] = cells
     return display, tips, ratios
+
+
+def _interval_text(row) -> str:
+    """`` (1.71–1.93)``: the ratio's interval, or nothing where the row has none."""
+    if pd.isna(row.get("ratio_low")) or pd.isna(row.get("ratio_high")):
+        return ""
+    return " (%.2f–%.2f)" % (row["ratio_low"], row["ratio_high"])
+
+
+def _interval_meaning(row) -> str:
+    rounds = row.get("ratio_rounds")
+    if pd.isna(row.get("ratio_low")):
+        return "no interval for the ratio"
+    if not pd.isna(rounds) and rounds > 1:
+        return ("ratio interval: a 90%%+ confidence interval of its median over %d paired rounds"
+                % int(rounds))
+    return "ratio interval: the interquartile times of both impls (timed apart, not paired)"
 
 
 def speed_html(display: pd.DataFrame, tips: pd.DataFrame, ratios: pd.DataFrame) -> str:
@@ -163,13 +186,29 @@ def reference_target(frame: pd.DataFrame) -> pd.DataFrame:
             key = tuple(row[c] for c in CONFIG)
             if key not in mine.index:
                 continue
-            ratio = float(mine.loc[key]) / float(row["median_s"])
+            ratio = _contender_ratio(data, key, reference, frameworks)
             rows.append({"device": device, "op": row["op"], "dtype": row["dtype"], "shape": _shape_text(row),
                          "reference": reference, "reference time": H.fmt_seconds(float(mine.loc[key])),
                          "fastest framework": row["impl"], "framework time": H.fmt_seconds(row["median_s"]),
                          "ratio": ratio, "target": "≤ %.1f×" % limit, "met": "yes" if ratio <= limit else "NO"})
     return pd.DataFrame(rows, columns=["device", "op", "dtype", "shape", "reference", "reference time",
                                        "fastest framework", "framework time", "ratio", "target", "met"])
+
+
+def _contender_ratio(data, key, contender, frameworks) -> float:
+    """The contender's time over the fastest framework's on one configuration: paired round by round
+    where every row has the same run's rounds (``conformance.bench.paired_ratio``), else medians."""
+    from conformance.bench import paired_ratio, round_medians
+
+    rows = data[[tuple(r) == key for r in data[CONFIG].itertuples(index=False)]]
+    mine = rows[rows["impl"] == contender].iloc[0]
+    others = rows[rows["impl"].isin(frameworks["impl"].unique())]
+    medians = [round_medians(r) for _, r in others.iterrows()]
+    own = round_medians(mine)
+    runs = set(rows["bench_run"].astype(str)) if "bench_run" in rows else {""}
+    if own and len(runs) == 1 and "" not in runs and all(len(m) == len(own) for m in medians) and medians:
+        return paired_ratio(own, medians)[0]
+    return float(mine["median_s"]) / float(others["median_s"].min())
 
 
 def target_summary(target: pd.DataFrame) -> list:
@@ -290,8 +329,10 @@ def speed_context(frame: pd.DataFrame, labels: list, summary: pd.DataFrame, swee
         if not target.empty else "",
         "speed_target_lines": target_summary(target) if not target.empty else [],
         "speed_plot": classes_plot(frame, labels, sweep),
-        "speed_noisy": "%d of %d timed rows have an IQR above 10%% of their median (marked ~)."
-                       % (len(noisy), int(frame["status"].eq("ok").sum())),
+        "speed_noisy": "%d of %d timed rows have an IQR above 10%% of their median (marked ~); %d are marked "
+                       "unreliable (?): repeated runs measured ratios that disagree beyond their intervals."
+                       % (len(noisy), int(frame["status"].eq("ok").sum()),
+                          int((frame["unreliable"] & frame["status"].eq("ok")).sum())),
         "no_ratio": bool(frame["status"].eq("ok").any() and frame["ratio"].isna().all()),
         "target": target,
     }

@@ -7,7 +7,7 @@ the shape), into an in-memory :class:`impls.caseio.Case`; sampled ops get the ca
 log-uniform sampler (one candidate set shared by the batch, ``remove_accidental_hits=True``), the
 full softmax gets hard labels.  Then, on the adapter:
 
-1. ``prepare(case)`` once (untimed);
+1. ``prepare(case)`` once (untimed; the prepared state is kept for the shape's later rounds);
 2. one ``compute`` while measuring memory (untimed; see below);
 3. warm-up: at least ``WARMUP_MIN_CALLS`` calls and ``WARMUP_MIN_SECONDS``, and until two
    consecutive calls differ by less than ``WARMUP_TOLERANCE`` (at most ``WARMUP_MAX_CALLS`` calls /
@@ -72,6 +72,9 @@ MIN_SECONDS = 0.3
 MAX_SAMPLES = 5000
 MAX_SECONDS = 3.0
 CAPPED_MIN_SAMPLES = 3
+# A later round's warm-up (``rewarm``): the process was stopped while other impls ran, so its caches
+# hold their data; one call and at least this long refills them (the first warm-up already settled).
+REWARM_SECONDS = 0.02
 NOISY_IQR_OVER_MEDIAN = 0.10
 MESSAGE_LIMIT = 2000
 
@@ -291,14 +294,14 @@ def time_calls(call, min_seconds=MIN_SECONDS, max_seconds=MAX_SECONDS, rewarm=Fa
     """``(warm-up times, timed samples)`` of a zero-argument ``call`` returning seconds.
 
     ``rewarm``: a later round of a shape already warmed up once (see ``measure``): the warm-up only
-    refills caches, for ``WARMUP_MIN_SECONDS`` and at least one call.
+    refills caches, for ``REWARM_SECONDS`` and at least one call.
     """
     warmup = []
     started = time.perf_counter()
     while True:
         warmup.append(call())
         warm_seconds = time.perf_counter() - started
-        if rewarm and warm_seconds >= WARMUP_MIN_SECONDS:
+        if rewarm and warm_seconds >= REWARM_SECONDS:
             break
         if (len(warmup) >= WARMUP_MIN_CALLS and warm_seconds >= WARMUP_MIN_SECONDS
                 and _close(warmup[-2], warmup[-1])):
@@ -339,15 +342,38 @@ def summarize(samples) -> dict:
 # One request
 # --------------------------------------------------------------------------------------------
 _CACHE = {}  # the last synthesised case: forward and forward_backward requests of a shape share it
+# The last prepared state, kept for the later rounds of the same spec (``conformance.bench`` times a
+# spec in several short rounds): preparing again would only repeat untimed work (a compiled mode's
+# compilation, a static program's construction) in every round.
+_PREPARED = {}
 
 
 def _case_for(spec):
     key = tuple(spec[k] for k in ("op", "dtype") + _SHAPE_KEYS)
     if key not in _CACHE:
+        _PREPARED.clear()  # the prepared inputs go before the next case is synthesised
         _CACHE.clear()
         gc.collect()
         _CACHE[key] = synthesize(spec)
     return _CACHE[key]
+
+
+def _prepared_for(adapter, spec, case):
+    """``(state, fresh)``: the adapter's prepared state of the spec, ``fresh`` when just prepared."""
+    key = tuple(sorted(spec.items()))
+    if key not in _PREPARED:
+        _PREPARED.clear()
+        gc.collect()
+        _PREPARED[key] = adapter.prepare(case)
+        return _PREPARED[key], True
+    return _PREPARED[key], False
+
+
+def forget_prepared():
+    """Drop the kept case and state (a run's end, or a failed round: never reuse a broken state)."""
+    _PREPARED.clear()
+    _CACHE.clear()
+    gc.collect()
 
 
 def _describe(error):
@@ -375,7 +401,7 @@ def measure(adapter, device, spec, timing=None) -> dict:
     reason = why_unsupported(adapter, device, case.meta)
     if reason:
         return {"status": "unsupported", "message": reason}
-    state = adapter.prepare(case)
+    state, fresh = _prepared_for(adapter, spec, case)
     peak, method, first = None, "", {}
 
     def first_call():  # the first compute after prepare: a compiled mode compiles here
@@ -387,15 +413,16 @@ def measure(adapter, device, spec, timing=None) -> dict:
         return outputs
 
     try:
-        if timing.get("memory", True):
+        if timing.get("memory", True) or fresh:  # a fresh state's first call is the untimed first call
             peak, method = measure_memory(adapter, device, first_call)
         warmup, samples = time_calls(lambda: _timed_call(adapter, state, backward),
                                      timing.get("min_seconds", MIN_SECONDS), timing.get("max_seconds", MAX_SECONDS),
-                                     bool(timing.get("rewarm", False)), timing.get("min_samples", MIN_SAMPLES),
+                                     bool(timing.get("rewarm", False)) and not fresh,
+                                     timing.get("min_samples", MIN_SAMPLES),
                                      timing.get("capped_min_samples", CAPPED_MIN_SAMPLES))
-    finally:
-        state = None  # the prepared inputs go before the next spec is synthesised
-        gc.collect()
+    except BaseException:
+        forget_prepared()
+        raise
     # first_call_s: only in the round that measures memory (the shape's first compute after prepare),
     # the memory bookkeeping included; a later round's first call is warm.
     reply = {"status": "ok", "message": "", "peak_mem_bytes": peak, "mem_method": method,

@@ -153,11 +153,18 @@ def test_tiny_grid_through_the_workers(tmp_path):
         by_config.setdefault(tuple(row[c] for c in bench.KEY_COLUMNS), []).append(row)
     assert len(by_config) == len(TINY_GRID)
     for rows in by_config.values():
-        fastest = min(rows, key=lambda r: float(r["median_s"]))
-        assert float(fastest["ratio_to_fastest"]) == 1.0
-        for row in rows:
-            expected = float(row["median_s"]) / float(fastest["median_s"])
-            assert float(row["ratio_to_fastest"]) == pytest.approx(expected)
+        if len(rows) == 1:  # numpy-fast alone: one turn, its ratio to itself
+            assert float(rows[0]["ratio_to_fastest"]) == 1.0 and rows[0]["ratio_rounds"] == "0"
+            continue
+        # Paired rounds: each ratio is the median over the rounds of the impl's round median over
+        # that round's fastest, so it lies between the smallest and the largest such round ratio.
+        medians = [[float(m) for m in row["round_medians_s"].split()] for row in rows]
+        assert len({len(m) for m in medians}) == 1 and len(medians[0]) >= bench.ROUNDS
+        for row, mine in zip(rows, medians):
+            per_round = sorted(mine[r] / min(other[r] for other in medians) for r in range(len(mine)))
+            assert per_round[0] <= float(row["ratio_low"]) <= float(row["ratio_to_fastest"]) <= float(row["ratio_high"]) <= per_round[-1]
+            assert float(row["ratio_to_fastest"]) == pytest.approx(float(np.median(per_round)))
+            assert int(row["ratio_rounds"]) == len(mine) == int(row["rounds"])
 
 
 def test_an_impl_that_cannot_run_gives_rows_not_a_crash(tmp_path):
@@ -189,10 +196,10 @@ def test_impls_take_turns_shape_by_shape_in_rounds(tmp_path, monkeypatch):
         turns.append((spec["op"], spec["mode"], session.impl, round_index))
         original_run(session, spec, round_index, rounds)
 
-    def finish(session, spec):
+    def finish(session, spec, run_id):
         if session.impl == "numpy-fast":
             pooled.append(sum(len(reply.data["samples"]) for reply in session.replies))
-        original_finish(session, spec)
+        original_finish(session, spec, run_id)
 
     monkeypatch.setattr(bench._ImplBench, "run", run)
     monkeypatch.setattr(bench._ImplBench, "finish", finish)
@@ -209,11 +216,79 @@ def test_impls_take_turns_shape_by_shape_in_rounds(tmp_path, monkeypatch):
 
 
 def test_one_impl_runs_one_round_with_the_whole_budget():
-    timing = bench._round_timing(0, 1)
-    assert timing["min_seconds"] == worker_bench.MIN_SECONDS and timing["memory"] and not timing["rewarm"]
-    later = bench._round_timing(2, 3)
-    assert later["min_seconds"] == pytest.approx(worker_bench.MIN_SECONDS / 3)
-    assert later["rewarm"] and not later["memory"] and later["capped_min_samples"] >= 1
+    alone = bench._round_timing(0, 1)
+    assert "min_seconds" not in alone and alone["memory"] and not alone["rewarm"]  # the worker's own limits
+    first, later = bench._round_timing(0, bench.ROUNDS), bench._round_timing(2, bench.ROUNDS)
+    assert first["min_seconds"] == later["min_seconds"] == bench.ROUND_SECONDS
+    assert first["memory"] and not first["rewarm"] and later["rewarm"] and not later["memory"]
+    assert not bench._round_timing(2, bench.ROUNDS, rewarm=False)["rewarm"]
+    assert later["capped_min_samples"] == 1  # a call longer than a round is one sample
+
+
+class _FakeSession:
+    """A session whose round medians come from a list: the round logic without workers."""
+
+    def __init__(self, impl, medians):
+        self.impl, self.device, self.adapter, self.medians, self.replies = impl, "cpu", None, list(medians), []
+        self.turns = []
+
+    def runs(self, round_index):
+        if round_index == 0:
+            self.replies = []
+        return True
+
+    def ok(self):
+        return bool(self.replies)
+
+    def round_medians(self):
+        return list(self.replies)
+
+    def run(self, spec, round_index, rounds):
+        self.turns.append(round_index)
+        self.replies.append(self.medians[round_index])
+
+
+class _NoTurns:
+    def give(self, session):
+        pass
+
+
+def _rounds_taken(medians_a, medians_b, monkeypatch):
+    monkeypatch.setattr(bench, "_pre_check", lambda adapter, device, spec: None)
+    order = []
+    sessions = [_FakeSession("a", medians_a), _FakeSession("b", medians_b)]
+    for session in sessions:
+        original = session.run
+        session.run = (lambda spec, r, rounds, s=session, run=original: (order.append((s.impl, r)), run(spec, r, rounds)))
+    bench._time_spec(sessions, {}, _NoTurns())
+    return order
+
+
+def test_rounds_rotate_and_stop_when_every_ratio_has_settled(monkeypatch):
+    order = _rounds_taken([1e-3] * 20, [2e-3] * 20, monkeypatch)  # a steady 2x: nothing to add
+    assert len(order) == 2 * bench.ROUNDS
+    # The order rotates: who went first in one round goes last in the next.
+    assert order[:4] == [("a", 0), ("b", 0), ("b", 1), ("a", 1)]
+
+
+def test_rounds_are_added_while_a_ratio_is_unsettled_up_to_the_maximum(monkeypatch):
+    order = _rounds_taken([1e-3] * 20, [2e-3, 3.2e-3] * 10, monkeypatch)  # b's ratio swings between 2x and 3.2x
+    assert len(order) == 2 * bench.MAX_ROUNDS
+
+
+def test_slow_calls_get_no_more_than_the_minimum_rounds(monkeypatch):
+    slow = bench.MORE_ROUNDS_BELOW_SECONDS * 2
+    order = _rounds_taken([slow] * 20, [slow * (2.0 if i % 2 else 3.0) for i in range(20)], monkeypatch)
+    assert len(order) == 2 * bench.ROUNDS
+
+
+def test_median_interval_covers_the_median_with_the_stated_confidence():
+    # 5 values: the smallest and largest (coverage 1 - 2/32 = 94%); 9 values: the 2nd and 8th (96%).
+    assert bench.median_interval([5, 1, 4, 2, 3]) == (3.0, 1.0, 5.0)
+    assert bench.median_interval(range(1, 10)) == (5.0, 2.0, 8.0)
+    assert bench.median_interval([2.0]) == (2.0, 2.0, 2.0)
+    # paired: round by round over the fastest of that round, then the median.
+    assert bench.paired_ratio([2, 2, 2, 2, 9], [[2, 2, 2, 2, 9], [1, 1, 1, 4, 1]])[0] == 2.0
 
 
 def test_an_impl_whose_worker_cannot_start_leaves_the_others_running(tmp_path):
@@ -242,22 +317,6 @@ def test_a_warm_up_that_never_settles_still_ends():
     warmup, samples = worker_bench.time_calls(lambda: next(times))
     assert worker_bench.WARMUP_MAX_CALLS <= len(warmup) < 10 ** 6
     assert all(not worker_bench._close(a, b) for a, b in zip(warmup, warmup[1:]))
-
-
-def test_slow_calls_are_not_repeated_in_later_rounds(tmp_path, monkeypatch):
-    monkeypatch.setattr(bench, "SETTLE_SECONDS", 0.0)
-    monkeypatch.setattr(bench, "REPEAT_ROUNDS_BELOW_SECONDS", 0.0)  # every call counts as slow
-    turns = []
-    original_run = bench._ImplBench.run
-
-    def run(session, spec, round_index, rounds):
-        turns.append((session.impl, round_index))
-        original_run(session, spec, round_index, rounds)
-
-    monkeypatch.setattr(bench._ImplBench, "run", run)
-    outcome = bench.run_bench(["numpy-fast", "cupy-fast"], "cpu", tmp_path, grid=TINY_GRID[:1])
-    assert turns == [("numpy-fast", 0), ("cupy-fast", 0)]
-    assert [r["status"] for r in _rows(outcome["numpy-fast"])[1]] == ["ok"]
 
 
 @pytest.mark.skipif(not HAS_TENSORFLOW, reason="tensorflow is not installed (its tox env runs this)")
