@@ -56,6 +56,9 @@ COLUMNS += ["first_call_s"]
 # Paired rounds (see run_bench): the median of each round's samples, in round order, and the run
 # they belong to; ratio_to_fastest and its interval come from them (ratio_rounds: how many were paired).
 COLUMNS += ["rounds", "round_medians_s", "bench_run", "ratio_rounds"]
+# Whether the machine was quiet while the impl was timed (see CpuWatch): the share of the CPU that
+# other processes of this machine, and the hypervisor's other guests (steal), took meanwhile.
+COLUMNS += ["other_cpu_share", "steal_share"]
 # The columns that name one measured configuration; ratio_to_fastest compares impls within it.
 KEY_COLUMNS = ("device", "op", "mode", "dtype", "batch", "classes", "samples", "dim", "num_true")
 MODES = ("forward", "forward_backward")
@@ -247,7 +250,9 @@ class _ImplBench:
             reply = runner.Reply("unsupported", reason, {})
         else:
             rewarm = round_index > 0 and self.replies[0].data["median_s"] < REWARM_BELOW_SECONDS
+            watch = CpuWatch(self.worker)
             reply = self.worker.send({"bench": spec, "timing": _round_timing(round_index, rounds, rewarm)}, self.timeout)
+            reply.data["cpu_watch"] = watch.stop()
             if reply.status != "ok" and rounds > 1:
                 reply.message = "round %d: %s" % (round_index + 1, reply.message)
         self.replies.append(reply)
@@ -260,12 +265,67 @@ class _ImplBench:
         if not failed:
             row.update(rounds=len(self.replies), bench_run=run_id,
                        round_medians_s=" ".join(repr(float(m)) for m in self.round_medians()))
+            row.update(CpuWatch.shares([reply.data.get("cpu_watch") for reply in self.replies]))
         self.writer.writerow(row)
         self.handle.flush()
 
     def close(self):
         self.worker.stop()
         self.handle.close()
+
+
+class CpuWatch:
+    """The CPU time this machine spent outside the timed worker while it was timed (Linux /proc).
+
+    ``/proc/stat`` counts every core's busy and stolen time; the worker's own threads
+    (``/proc/<pid>/stat``) and this orchestrating process (``os.times``) are subtracted, so what is
+    left is other processes (a build, another benchmark, a browser) and the kernel's own threads.
+    A benchmark timed while they ran is not what it says (issue 18: another framework's spinning
+    thread pool made a 0.033 ms call read 16 ms); the rows say how much there was, and the report
+    flags rows above ``BUSY_SHARE``.  In clock ticks (10 ms), so one short round says little; a
+    row sums all its rounds.  Empty where /proc is missing.
+    """
+
+    def __init__(self, worker):
+        self.pid = worker.process.pid if worker.process is not None else None
+        self.start = self._snapshot()
+
+    def _snapshot(self):
+        try:
+            with open("/proc/stat") as handle:
+                fields = [int(v) for v in handle.readline().split()[1:]]
+            own = sum(os.times()[:2]) * _CLOCK_TICKS
+            if self.pid is not None:
+                with open("/proc/%d/stat" % self.pid) as handle:
+                    stat = handle.read().rsplit(")", 1)[1].split()
+                own += int(stat[11]) + int(stat[12])  # utime, stime: every thread of the worker
+        except (OSError, ValueError, IndexError):
+            return None
+        user, nice, system, idle, iowait, irq, softirq = fields[:7]
+        steal = fields[7] if len(fields) > 7 else 0
+        return {"busy": user + nice + system + irq + softirq, "steal": steal, "own": own,
+                "all": user + nice + system + idle + iowait + irq + softirq + steal}
+
+    def stop(self):
+        end = self._snapshot()
+        if self.start is None or end is None:
+            return None
+        return {key: end[key] - self.start[key] for key in end}
+
+    @staticmethod
+    def shares(watches) -> dict:
+        """``other_cpu_share`` and ``steal_share`` over several watched turns (empty when unknown)."""
+        if not watches or any(w is None for w in watches):
+            return {"other_cpu_share": "", "steal_share": ""}
+        total = sum(w["all"] for w in watches)
+        if total <= 0:
+            return {"other_cpu_share": "", "steal_share": ""}
+        other = max(0.0, sum(w["busy"] - w["own"] for w in watches))
+        return {"other_cpu_share": other / total, "steal_share": sum(w["steal"] for w in watches) / total}
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+BUSY_SHARE = 0.05  # above this share of the CPU taken by others while timed, a row is flagged
 
 
 def _round_timing(round_index, rounds, rewarm=True):
@@ -745,6 +805,24 @@ def combine_runs(runs: list, findings: list) -> dict:
         row.update(reliable=verdict["reliable"], reliability_note=verdict["reliability_note"])
         combined.setdefault(key[0], []).append(row)
     return combined
+
+
+def busy_rows(rows) -> list:
+    """The ok rows timed while other processes took more than ``BUSY_SHARE`` of the CPU."""
+    return [row for row in rows if row.get("status") == "ok"
+            and (_float(row.get("other_cpu_share")) or 0.0) > BUSY_SHARE]
+
+
+def busy_line(rows) -> str:
+    """A warning when some rows were timed on a busy machine, else an empty string."""
+    busy = busy_rows(rows)
+    if not busy:
+        return ""
+    timed = sum(row.get("status") == "ok" for row in rows)
+    worst = max(_float(row.get("other_cpu_share")) for row in busy)
+    return ("warning: %d of %d timed rows were timed while other processes took more than %d%% of the CPU "
+            "(up to %.0f%%): their times and ratios are not this code's alone; rerun on an idle machine"
+            % (len(busy), timed, round(100 * BUSY_SHARE), 100 * worst))
 
 
 def reproduction_line(out_dir, device) -> str:

@@ -170,6 +170,9 @@ def cmd_bench(args):
             print("skipped %s: %s" % (impl, result), file=sys.stderr)
     if ran and args.repeat > 1:
         print(bench.reproduction_line(args.out, args.device))
+    warning = bench.busy_line(bench.read_run(args.out, args.device))
+    if warning:
+        print(warning, file=sys.stderr)
     return 0 if ran else 1
 
 
@@ -324,6 +327,9 @@ def cmd_all(args):
 
         timed = [impl for impl in impls if impl not in ORACLE_IMPLS] or impls  # the oracle is no contender
         bench.run_bench(timed, args.device, args.out, python=_overrides(args), progress=_progress("shape"))
+        warning = bench.busy_line(bench.read_run(args.out, args.device))
+        if warning:
+            print(warning, file=sys.stderr)
     args.run, args.out = [args.out], args.report_out
     return cmd_report(args)
 

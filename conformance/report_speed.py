@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from conformance import report_html as H
+from conformance.bench import BUSY_SHARE, paired_ratio, round_medians
 from impls import CONTENDER_IMPLS, ORACLE_IMPLS
 
 CONFIG = ["device", "op", "mode", "dtype", "batch", "classes", "samples", "dim", "num_true"]
@@ -49,6 +50,9 @@ def prepare(bench: pd.DataFrame) -> pd.DataFrame:
     frame["noisy"] = frame.get("noisy").astype(str).str.lower().eq("true")
     # Rows of repeated runs whose ratios disagreed beyond their intervals (conformance bench --repeat).
     frame["unreliable"] = frame.get("reliable", pd.Series("", index=frame.index)).astype(str).str.lower().eq("false")
+    # Timed while other processes took a share of the CPU (conformance.bench.CpuWatch).
+    frame["other_cpu_share"] = pd.to_numeric(frame.get("other_cpu_share"), errors="coerce")
+    frame["busy"] = frame["other_cpu_share"].gt(BUSY_SHARE)
     frame["label"] = frame["impl"] + "/" + frame["device"]
     frame["ratio"] = frame["ratio_to_fastest"].where(frame["status"].eq("ok"))
     return frame
@@ -130,7 +134,7 @@ def speed_table(frame: pd.DataFrame, labels: list):
                 tips.loc[i, label] = str(row.get("message", ""))[:300]
                 continue
             ratios.loc[i, label] = row["ratio"]
-            mark = (" ~" if row["noisy"] else "") + (" ?" if row["unreliable"] else "")
+            mark = (" ~" if row["noisy"] else "") + (" ?" if row["unreliable"] else "") + (" !" if row["busy"] else "")
             cells.append("%s %s%s%s" % (H.fmt_seconds(row["median_s"]), H.fmt_times(row["ratio"]),
                                         _interval_text(row), mark))
             tips.loc[i, label] = ("median %s, IQR %s (%.0f%% of the median%s), %s timed calls; %s; peak memory %s (%s)%s"
@@ -138,7 +142,9 @@ def speed_table(frame: pd.DataFrame, labels: list):
                                      100 * row["iqr_over_median"], ", noisy" if row["noisy"] else "",
                                      row.get("n", "?"), _interval_meaning(row), H.fmt_bytes(row["peak_mem_bytes"]),
                                      row.get("mem_method", ""),
-                                     "; UNRELIABLE: " + str(row.get("reliability_note", "")) if row["unreliable"] else ""))
+                                     ("; UNRELIABLE: " + str(row.get("reliability_note", ""))) if row["unreliable"] else "")
+                                  + ("; BUSY MACHINE: other processes took %.0f%% of the CPU while it was timed"
+                                     % (100 * row["other_cpu_share"]) if row["busy"] else ""))
         display[label] = cells
     return display, tips, ratios
 
@@ -198,8 +204,6 @@ def reference_target(frame: pd.DataFrame) -> pd.DataFrame:
 def _contender_ratio(data, key, contender, frameworks) -> float:
     """The contender's time over the fastest framework's on one configuration: paired round by round
     where every row has the same run's rounds (``conformance.bench.paired_ratio``), else medians."""
-    from conformance.bench import paired_ratio, round_medians
-
     rows = data[[tuple(r) == key for r in data[CONFIG].itertuples(index=False)]]
     mine = rows[rows["impl"] == contender].iloc[0]
     others = rows[rows["impl"].isin(frameworks["impl"].unique())]
@@ -332,7 +336,11 @@ def speed_context(frame: pd.DataFrame, labels: list, summary: pd.DataFrame, swee
         "speed_noisy": "%d of %d timed rows have an IQR above 10%% of their median (marked ~); %d are marked "
                        "unreliable (?): repeated runs measured ratios that disagree beyond their intervals."
                        % (len(noisy), int(frame["status"].eq("ok").sum()),
-                          int((frame["unreliable"] & frame["status"].eq("ok")).sum())),
+                          int((frame["unreliable"] & frame["status"].eq("ok")).sum()))
+                       + (" %d rows (!) were timed while other processes took more than %d%% of the CPU: their "
+                          "numbers are not the impl's alone." % (int((frame["busy"] & frame["status"].eq("ok")).sum()),
+                                                                  round(100 * BUSY_SHARE))
+                          if (frame["busy"] & frame["status"].eq("ok")).any() else ""),
         "no_ratio": bool(frame["status"].eq("ok").any() and frame["ratio"].isna().all()),
         "target": target,
     }
