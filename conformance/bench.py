@@ -252,7 +252,8 @@ class _ImplBench:
             rewarm = round_index > 0 and self.replies[0].data["median_s"] < REWARM_BELOW_SECONDS
             watch = CpuWatch(self.worker)
             reply = self.worker.send({"bench": spec, "timing": _round_timing(round_index, rounds, rewarm)}, self.timeout)
-            reply.data["cpu_watch"] = watch.stop()
+            if reply.data is not None:  # a timeout or crash carries no data
+                reply.data["cpu_watch"] = watch.stop()
             if reply.status != "ok" and rounds > 1:
                 reply.message = "round %d: %s" % (round_index + 1, reply.message)
         self.replies.append(reply)
