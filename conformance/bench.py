@@ -243,15 +243,19 @@ class _ImplBench:
     def round_medians(self) -> list:
         return [reply.data["median_s"] for reply in self.replies]
 
-    def run(self, spec, round_index, rounds):
-        """One round; ``rounds`` is 1 for an impl timed alone (the whole budget in one turn)."""
+    def run(self, spec, round_index, rounds, inputs=None):
+        """One round; ``rounds`` is 1 for an impl timed alone (the whole budget in one turn);
+        ``inputs``: the folder where the spec's inputs are stored (``impls.bench.write_inputs``)."""
         reason = _pre_check(self.adapter, self.device, spec) if round_index == 0 else None
         if reason:
             reply = runner.Reply("unsupported", reason, {})
         else:
             rewarm = round_index > 0 and self.replies[0].data["median_s"] < REWARM_BELOW_SECONDS
+            timing = _round_timing(round_index, rounds, rewarm)
+            if inputs:
+                timing["inputs"] = str(inputs)
             watch = CpuWatch(self.worker)
-            reply = self.worker.send({"bench": spec, "timing": _round_timing(round_index, rounds, rewarm)}, self.timeout)
+            reply = self.worker.send({"bench": spec, "timing": timing}, self.timeout)
             if reply.data is not None:  # a timeout or crash carries no data
                 reply.data["cpu_watch"] = watch.stop()
             if reply.status != "ok" and rounds > 1:
@@ -413,7 +417,9 @@ def _run_grid(impls, device, out_dir, specs, progress, python, timeout, rounds, 
             label = "bench %s/%s" % (",".join(sessions), device)
             run_id = "%s-%d" % (time.strftime("%Y%m%dT%H%M%S"), os.getpid())  # pairs the rows of this run
             for spec in (progress(specs, desc=label) if progress and sessions else specs):
-                _time_spec(list(sessions.values()), spec, turns, rounds)
+                with _stored_inputs(spec, [s for s in sessions.values()
+                                           if _pre_check(s.adapter, device, spec) is None]) as inputs:
+                    _time_spec(list(sessions.values()), spec, turns, rounds, inputs)
                 for session in sessions.values():
                     session.finish(spec, run_id)
     finally:
@@ -423,7 +429,7 @@ def _run_grid(impls, device, out_dir, specs, progress, python, timeout, rounds, 
     return outcome
 
 
-def _time_spec(sessions, spec, turns, rounds=None):
+def _time_spec(sessions, spec, turns, rounds=None, inputs=None):
     """Time one spec on every session: one turn for an impl alone, else paired rounds (run_bench)."""
     alone = len(sessions) == 1
     fixed = 1 if alone else rounds
@@ -435,13 +441,29 @@ def _time_spec(sessions, spec, turns, rounds=None):
                 continue
             if not alone and _pre_check(session.adapter, session.device, spec) is None:
                 turns.give(session)
-            session.run(spec, round_index, 1 if alone else (fixed or ROUNDS))
+            session.run(spec, round_index, 1 if alone else (fixed or ROUNDS), inputs)
         round_index += 1
         if fixed is not None:
             if round_index >= fixed:
                 return
         elif round_index >= ROUNDS and (round_index >= MAX_ROUNDS or _settled(sessions)):
             return
+
+
+@contextlib.contextmanager
+def _stored_inputs(spec, sessions):
+    """A folder with the spec's inputs, drawn once here, when two or more workers will load them
+    (None otherwise: one worker draws them itself); removed after the spec."""
+    if len(sessions) < 2:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="conformance-bench-") as folder:
+        try:
+            worker_bench.write_inputs(spec, folder)
+        except (ValueError, OSError):  # a bad spec: each worker reports it as its error row
+            yield None
+            return
+        yield folder
 
 
 def _settled(sessions) -> bool:

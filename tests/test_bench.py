@@ -60,6 +60,17 @@ def test_synthesis_is_deterministic_and_well_formed(op, dtype):
         assert first.inputs["weights"].shape == (500, 4) and first.inputs["sampled_candidates"].shape == (20,)
 
 
+def test_stored_inputs_are_the_synthesised_ones(tmp_path):
+    """The orchestrator draws a shape's inputs once and the workers load them: bit for bit the same case."""
+    for spec in TINY_GRID:
+        spec = _spec(**spec)
+        folder = worker_bench.write_inputs(spec, tmp_path / spec["op"] / spec["dtype"])
+        drawn, loaded = worker_bench.synthesize(spec), worker_bench.read_inputs(folder)
+        assert loaded.meta == drawn.meta and sorted(loaded.inputs) == sorted(drawn.inputs)
+        for name, array in drawn.inputs.items():
+            assert loaded.inputs[name].dtype == array.dtype and loaded.inputs[name].tobytes() == array.tobytes()
+
+
 @pytest.mark.parametrize("op", worker_bench.OPS)
 def test_the_numpy_split_matches_run(op):
     adapter = get_adapter("numpy")
@@ -192,9 +203,9 @@ def test_impls_take_turns_shape_by_shape_in_rounds(tmp_path, monkeypatch):
     turns, pooled = [], []
     original_run, original_finish = bench._ImplBench.run, bench._ImplBench.finish
 
-    def run(session, spec, round_index, rounds):
+    def run(session, spec, round_index, rounds, inputs=None):
         turns.append((spec["op"], spec["mode"], session.impl, round_index))
-        original_run(session, spec, round_index, rounds)
+        original_run(session, spec, round_index, rounds, inputs)
 
     def finish(session, spec, run_id):
         if session.impl == "numpy-fast":
@@ -243,7 +254,7 @@ class _FakeSession:
     def round_medians(self):
         return list(self.replies)
 
-    def run(self, spec, round_index, rounds):
+    def run(self, spec, round_index, rounds, inputs=None):
         self.turns.append(round_index)
         self.replies.append(self.medians[round_index])
 
@@ -259,7 +270,8 @@ def _rounds_taken(medians_a, medians_b, monkeypatch):
     sessions = [_FakeSession("a", medians_a), _FakeSession("b", medians_b)]
     for session in sessions:
         original = session.run
-        session.run = (lambda spec, r, rounds, s=session, run=original: (order.append((s.impl, r)), run(spec, r, rounds)))
+        session.run = (lambda spec, r, rounds, inputs=None, s=session, run=original:
+                       (order.append((s.impl, r)), run(spec, r, rounds)))
     bench._time_spec(sessions, {}, _NoTurns())
     return order
 

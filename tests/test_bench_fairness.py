@@ -50,16 +50,16 @@ class _Watch:
             original_init(session, *args, **kwargs)
             watch.sessions.append(session)
 
-        def run(session, spec, round_index, rounds):
+        def run(session, spec, round_index, rounds, inputs=None):
             others = [s.worker.process.pid for s in watch.sessions if s is not session and s.worker.process]
             if session.impl != timed or not others:
-                return original_run(session, spec, round_index, rounds)
+                return original_run(session, spec, round_index, rounds, inputs)
             done = threading.Event()
             sampler = threading.Thread(target=watch._sample, args=(others[0], done))
             before = _cpu_ticks(others[0])
             sampler.start()
             try:
-                original_run(session, spec, round_index, rounds)
+                original_run(session, spec, round_index, rounds, inputs)
             finally:
                 done.set()
                 sampler.join()
@@ -119,12 +119,12 @@ def test_workers_are_resumed_when_the_run_is_interrupted(tmp_path, spinner_besid
     original_run = bench._ImplBench.run  # the watching wrapper
     calls, numpy_states = [], []
 
-    def run(session, spec, round_index, rounds):
+    def run(session, spec, round_index, rounds, inputs=None):
         calls.append(session.impl)
         if len(calls) == 4:  # the spinner's second turn (round 2 starts with numpy): numpy is stopped now
             numpy_states.extend(bench.thread_states(watch.sessions[1].worker.process.pid))
             raise KeyboardInterrupt
-        original_run(session, spec, round_index, rounds)
+        original_run(session, spec, round_index, rounds, inputs)
 
     monkeypatch.setattr(bench._ImplBench, "run", run)
     with pytest.raises(KeyboardInterrupt):
