@@ -240,6 +240,12 @@ def first_screen(d: ReportData) -> Section:
              ("unsupported", counts.get("unsupported", 0), "unsupported (capability)", "modes"),
              ("inapplicable", counts.get("inapplicable", 0), "not applicable (bad input to a composed op, or not "
               "passed through natively)", "badinput")]
+    # The search's finds are groups of the differences table but no rows of the stored corpus's results,
+    # so the counts above leave them out: a chip of their own, or the first screen would say
+    # "0 numeric disagreements" above a found divergence.
+    n_found = int(found["origin"].eq(FOUND_BY_SEARCH).sum()) if "origin" in found else 0
+    if n_found:
+        tally.append(("found", n_found, "divergences found by the search (beyond the stored corpus)", "differences"))
     sampler_fails = sum(1 for v in d.sampler_verdicts if v["verdict"] == "fail")
     if d.sampler_verdicts:
         tally.append(("sampler", sampler_fails, "samplers failing a test", "sampler"))
