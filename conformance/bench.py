@@ -540,7 +540,11 @@ class _Turns:
             time.sleep(SETTLE_SECONDS)  # the best one can do: let the last framework's spinning end
             return
         for other in self.sessions.values():
-            if other is not session and _signal_worker(other.worker, signal.SIGSTOP):
+            # One already stopped stays stopped: only the worker whose turn it is is ever sent a
+            # request, resumed, or killed and restarted after a timeout.
+            if other is session or other in self.stopped:
+                continue
+            if _signal_worker(other.worker, signal.SIGSTOP):
                 self.stopped.add(other)
                 _confirm_stopped(other.worker)
         if session in self.stopped:
