@@ -52,6 +52,8 @@ COLUMNS = ["impl", "impl_version", "device", "op", "mode", "dtype", "batch", "cl
 COLUMNS += ["threads", "thread_settings", "q1_s", "q3_s", "ratio_low", "ratio_high", "reliable", "reliability_note"]
 # The shape's first call after prepare, untimed by the samples: a compiled mode's compilation is in it.
 COLUMNS += ["first_call_s"]
+# The NumPy contender's floor: its slowest unavoidable part, timed in the same worker (impls/numpy_floors.py).
+COLUMNS += ["floor_s", "floor_part"]
 # The columns that name one measured configuration; ratio_to_fastest compares impls within it.
 KEY_COLUMNS = ("device", "op", "mode", "dtype", "batch", "classes", "samples", "dim", "num_true")
 MODES = ("forward", "forward_backward")
@@ -179,7 +181,8 @@ def _row(impl, device, info, spec, reply: runner.Reply) -> dict:
     if reply.status == "ok":
         data = reply.data
         row.update({key: data.get(key) for key in ("median_s", "q1_s", "q3_s", "iqr_s", "iqr_over_median", "n",
-                                                    "noisy", "peak_mem_bytes", "mem_method", "first_call_s")})
+                                                    "noisy", "peak_mem_bytes", "mem_method", "first_call_s",
+                                                    "floor_s", "floor_part")})
     return row
 
 

@@ -401,7 +401,36 @@ def measure(adapter, device, spec, timing=None) -> dict:
     reply = {"status": "ok", "message": "", "peak_mem_bytes": peak, "mem_method": method,
              "first_call_s": first.get("seconds"), "warmup_calls": len(warmup), "samples": samples}
     reply.update(summarize(samples))
+    reply.update(time_floor(adapter, case, backward, timing))
     return reply
+
+
+def _timed_way(way):
+    start = time.perf_counter()
+    result = way()
+    elapsed = time.perf_counter() - start
+    del result  # freed after the clock stops, as an impl's outputs are
+    return elapsed
+
+
+def time_floor(adapter, case, backward, timing) -> dict:
+    """``floor_s`` and ``floor_part`` when the adapter offers floor parts (``floor_parts(case,
+    backward)``: the work any implementation in its language must do, see ``impls/numpy_floors.py``).
+
+    Each part's ways are timed by ``time_calls`` (warm-up and samples as the impl's own) and the
+    part takes its fastest way's median; the floor is the largest part (each part alone is a lower
+    bound; their sum is not).  Only in a shape's first round: later rounds' replies keep the
+    first's floor (``conformance.bench`` pools the rounds' samples, the rest of the first reply).
+    """
+    floor_parts = getattr(adapter, "floor_parts", None)
+    if floor_parts is None or timing.get("rewarm"):
+        return {}
+    medians = {name: min(summarize(time_calls(functools.partial(_timed_way, way))[1])["median_s"] for way in ways)
+               for name, ways in floor_parts(case, backward).items()}
+    if not medians:
+        return {}
+    part = max(medians, key=medians.get)
+    return {"floor_s": medians[part], "floor_part": part}
 
 
 def run_request(adapter, device, spec, timing=None) -> dict:
