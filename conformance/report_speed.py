@@ -176,12 +176,13 @@ def reference_target(frame: pd.DataFrame) -> pd.DataFrame:
                          "fastest framework": row["impl"], "framework time": H.fmt_seconds(row["median_s"]),
                          "ratio": ratio, "target": "≤ %.1f×" % limit, "met": "yes" if ratio <= limit else "NO",
                          "floor seconds": floor, "floor part": own["floor_part"] if np.isfinite(floor) else "",
-                         "floor / budget": floor / budget})
+                         "floor / budget": floor / budget, "floor / reference": floor / float(own["median_s"])})
     return pd.DataFrame(rows, columns=TARGET_COLUMNS)
 
 
 TARGET_COLUMNS = ["device", "op", "dtype", "shape", "reference", "reference time", "fastest framework",
-                  "framework time", "ratio", "target", "met", "floor seconds", "floor part", "floor / budget"]
+                  "framework time", "ratio", "target", "met", "floor seconds", "floor part", "floor / budget",
+                  "floor / reference"]
 
 
 def floor_verdict(row) -> str:
@@ -192,6 +193,9 @@ def floor_verdict(row) -> str:
     over = row["floor / budget"]
     if over is None or not np.isfinite(over):
         return "missed; no floor measured"
+    if row["floor / reference"] > 1:  # a lower bound above what it bounds: the machine changed speed
+        return "missed; the floor (%s) measured %.2f× the contender's own time: not a lower bound in this run" % (
+            row["floor part"], row["floor / reference"])
     if over > 1:
         return "out of reach in NumPy: %s alone takes %s = %.2f× the budget" % (
             row["floor part"], H.fmt_seconds(row["floor seconds"]), over)
@@ -200,7 +204,7 @@ def floor_verdict(row) -> str:
 
 def target_display(target: pd.DataFrame) -> pd.DataFrame:
     """The target table as the report shows it: the floor as a time with its part, and the verdict."""
-    shown = target.drop(columns=["floor seconds", "floor part", "floor / budget"])
+    shown = target.drop(columns=["floor seconds", "floor part", "floor / budget", "floor / reference"])
     shown["floor"] = [("%s (%s)" % (H.fmt_seconds(row["floor seconds"]), row["floor part"]))
                       if np.isfinite(row["floor seconds"]) else H.MISSING for _, row in target.iterrows()]
     shown["why missed"] = [floor_verdict(row) for _, row in target.iterrows()]
@@ -208,8 +212,9 @@ def target_display(target: pd.DataFrame) -> pd.DataFrame:
 
 
 def out_of_reach(group: pd.DataFrame) -> pd.Series:
-    """The rows of a target table whose target is missed and whose floor alone exceeds the budget."""
-    return group["met"].ne("yes") & (group["floor / budget"] > 1)
+    """The rows of a target table whose target is missed and whose floor alone exceeds the budget
+    (and not the contender's own time, which a lower bound cannot)."""
+    return group["met"].ne("yes") & (group["floor / budget"] > 1) & (group["floor / reference"] <= 1)
 
 
 def target_summary(target: pd.DataFrame) -> list:
