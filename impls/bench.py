@@ -417,7 +417,8 @@ def time_floor(adapter, case, backward, timing) -> dict:
     """``floor_s`` and ``floor_part`` when the adapter offers floor parts (``floor_parts(case,
     backward)``: the work any implementation in its language must do, see ``impls/numpy_floors.py``).
 
-    Each part's ways are timed by ``time_calls`` (warm-up and samples as the impl's own) and the
+    Each part's ways are timed by ``time_calls`` (warm-up and samples as the impl's own, for the
+    round's share of the time limits: about 0.2 s a way in a two-round run) and the
     part takes its fastest way's median; the floor is the largest part (each part alone is a lower
     bound; their sum is not).  Only in a shape's first round: later rounds' replies keep the
     first's floor (``conformance.bench`` pools the rounds' samples, the rest of the first reply).
@@ -425,7 +426,9 @@ def time_floor(adapter, case, backward, timing) -> dict:
     floor_parts = getattr(adapter, "floor_parts", None)
     if floor_parts is None or timing.get("rewarm"):
         return {}
-    medians = {name: min(summarize(time_calls(functools.partial(_timed_way, way))[1])["median_s"] for way in ways)
+    limits = (timing.get("min_seconds", MIN_SECONDS), timing.get("max_seconds", MAX_SECONDS))  # the round's share
+    medians = {name: min(summarize(time_calls(functools.partial(_timed_way, way), *limits)[1])["median_s"]
+                         for way in ways)
                for name, ways in floor_parts(case, backward).items()}
     if not medians:
         return {}
