@@ -161,7 +161,7 @@ def _sampled_logits_parts(case, backward):
     dtype = _case_dtype(case)
     samples = np.ascontiguousarray(case.inputs["customized_samples"])
     width = samples.shape[1]
-    flat_logits = stored.astype(_compute_dtype(dtype)).reshape(-1)
+    flat_logits = stored.astype(dtype).reshape(-1)  # gathered in the case dtype, as the op's input is
     positions = samples + (np.arange(rows, dtype=samples.dtype) * classes)[:, None]
     gathered = np.empty(positions.shape, dtype=flat_logits.dtype)
 
