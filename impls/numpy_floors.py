@@ -112,7 +112,7 @@ def _softmax_parts(case, backward):
     rows, classes = stored.shape
     dtype = _case_dtype(case)
     cdtype = _compute_dtype(dtype)
-    z = stored.astype(cdtype)
+    z = stored.astype(cdtype, copy=False)  # the case's float32 storage itself where it is the compute dtype
     scale = (case.inputs["upstream"].astype(cdtype).reshape(rows, 1)) if backward else None
     work = np.empty_like(z)
 
@@ -161,7 +161,7 @@ def _sampled_logits_parts(case, backward):
     dtype = _case_dtype(case)
     samples = np.ascontiguousarray(case.inputs["customized_samples"])
     width = samples.shape[1]
-    flat_logits = stored.astype(dtype).reshape(-1)  # gathered in the case dtype, as the op's input is
+    flat_logits = stored.astype(dtype, copy=False).reshape(-1)  # gathered in the case dtype, as the op's input is
     positions = samples + (np.arange(rows, dtype=samples.dtype) * classes)[:, None]
     gathered = np.empty(positions.shape, dtype=flat_logits.dtype)
 
@@ -197,7 +197,7 @@ def _sampled_logits_parts(case, backward):
 
 def _sampled_weights_parts(case, backward):
     cdtype = _compute_dtype(_case_dtype(case))
-    x = np.ascontiguousarray(case.inputs["inputs"].astype(cdtype))
+    x = np.ascontiguousarray(case.inputs["inputs"].astype(cdtype, copy=False))
     candidates = case.inputs["sampled_candidates"]
     shards = case.weight_shards
     weights = shards[0] if len(shards) == 1 else np.concatenate(shards)  # the bench's cases are unsharded

@@ -85,3 +85,17 @@ def test_no_floor_without_parts_or_in_a_later_round():
     case = bench.synthesize(_small(GRID_FLOAT32["softmax_with_cross_entropy", "forward_backward"]))
     assert bench.time_floor(NumpyReference(), case, True, {}) == {}  # the oracle offers no floor
     assert bench.time_floor(NumpyFast(), case, True, {"rewarm": True}) == {}  # kept from the first round
+
+
+def test_a_floor_that_fails_keeps_the_row(monkeypatch):
+    def fails(case, backward):
+        raise MemoryError("Unable to allocate 512 MiB")
+
+    adapter = NumpyFast()
+    adapter.load("cpu")
+    monkeypatch.setattr(adapter, "floor_parts", fails)
+    spec = _small(GRID_FLOAT32["softmax_with_cross_entropy", "forward_backward"])
+    reply = bench.measure(adapter, "cpu", spec, {"memory": False, "min_seconds": 0.001, "max_seconds": 0.01})
+    assert reply["status"] == "ok" and reply["median_s"] > 0
+    assert reply["floor_s"] is None
+    assert reply["floor_part"] == "not measured: MemoryError: Unable to allocate 512 MiB"
