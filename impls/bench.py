@@ -413,14 +413,26 @@ def _timed_way(way):
     return elapsed
 
 
+FLOOR_RACE_CALLS = 3  # calls of each way of a floor part (after one warm-up call) to pick the fastest
+
+
+def _fastest_way(ways):
+    """The way with the shortest of ``FLOOR_RACE_CALLS`` calls; only that one is timed in full (every
+    way in full would take seconds a shape on the largest ones)."""
+    if len(ways) == 1:
+        return ways[0]
+    for way in ways:
+        _timed_way(way)  # warm
+    return min(ways, key=lambda way: min(_timed_way(way) for _ in range(FLOOR_RACE_CALLS)))
+
+
 def time_floor(adapter, case, backward, timing) -> dict:
     """``floor_s`` and ``floor_part`` when the adapter offers floor parts (``floor_parts(case,
     backward)``: the work any implementation in its language must do, see ``impls/numpy_floors.py``).
 
-    Each part's ways are timed by ``time_calls`` (warm-up and samples as the impl's own, for the
-    round's share of the time limits: about 0.2 s a way in a two-round run) and the
-    part takes its fastest way's median; the floor is the largest part (each part alone is a lower
-    bound; their sum is not).  Only in a shape's first round: later rounds' replies keep the
+    A part's fastest way (``_fastest_way``) is timed by ``time_calls`` (warm-up and samples as the
+    impl's own, for the round's share of the time limits: about 0.2 s in a two-round run); the floor
+    is the largest part's median (each part alone is a lower bound; their sum is not).  Only in a shape's first round: later rounds' replies keep the
     first's floor (``conformance.bench`` pools the rounds' samples, the rest of the first reply).
     """
     floor_parts = getattr(adapter, "floor_parts", None)
@@ -428,8 +440,7 @@ def time_floor(adapter, case, backward, timing) -> dict:
         return {}
     limits = (timing.get("min_seconds", MIN_SECONDS), timing.get("max_seconds", MAX_SECONDS))  # the round's share
     try:
-        medians = {name: min(summarize(time_calls(functools.partial(_timed_way, way), *limits)[1])["median_s"]
-                             for way in ways)
+        medians = {name: summarize(time_calls(functools.partial(_timed_way, _fastest_way(ways)), *limits)[1])["median_s"]
                    for name, ways in floor_parts(case, backward).items()}
     except Exception as error:  # noqa: BLE001 - a floor that cannot be measured (memory) never costs the impl's row
         return {"floor_s": None, "floor_part": "not measured: " + _describe(error)}

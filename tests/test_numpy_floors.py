@@ -99,3 +99,12 @@ def test_a_floor_that_fails_keeps_the_row(monkeypatch):
     assert reply["status"] == "ok" and reply["median_s"] > 0
     assert reply["floor_s"] is None
     assert reply["floor_part"] == "not measured: MemoryError: Unable to allocate 512 MiB"
+
+
+def test_long_rows_are_summed_both_ways():
+    spec = bench.normalize_spec(dict(GRID_FLOAT32["softmax_with_cross_entropy", "forward_backward"], batch=4,
+                                     classes=40000))
+    ways = numpy_floors.floor_parts(bench.synthesize(spec), True)["exp + row sums + gradient multiply"]
+    assert len(ways) == 4  # whole blocks and cache chunks, each with NumPy's sum and a dot product per row
+    for way in ways:
+        way()
