@@ -39,9 +39,14 @@ def test_the_default_grid_has_every_fast_op_and_mode_in_float32():
     assert set(GRID_FLOAT32) == {(op, mode) for op in FAST_OPS for mode in bench.MODES}
 
 
-@pytest.mark.parametrize("op, mode", sorted(GRID_FLOAT32))
-def test_floor_parts_run_on_small_shapes(op, mode):
-    case = bench.synthesize(_small(GRID_FLOAT32[op, mode]))
+GRID_ALL = sorted((op, mode, dtype) for dtype in ("float32", "float16", "bfloat16") for op, mode in _grid(dtype))
+
+
+@pytest.mark.parametrize("op, mode, dtype", GRID_ALL)
+def test_floor_parts_run_on_small_shapes(op, mode, dtype):
+    if dtype == "bfloat16":
+        pytest.importorskip("ml_dtypes")
+    case = bench.synthesize(_small(_grid(dtype)[op, mode]))
     parts = numpy_floors.floor_parts(case, mode == "forward_backward")
     assert parts, "no floor for %s %s" % (op, mode)
     for name, ways in parts.items():
