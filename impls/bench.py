@@ -432,16 +432,19 @@ def time_floor(adapter, case, backward, timing) -> dict:
 
     A part's fastest way (``_fastest_way``) is timed by ``time_calls`` (warm-up and samples as the
     impl's own, for the round's share of the time limits: about 0.2 s in a two-round run); the floor
-    is the largest part's median (each part alone is a lower bound; their sum is not).  Only in a shape's first round: later rounds' replies keep the
-    first's floor (``conformance.bench`` pools the rounds' samples, the rest of the first reply).
+    is the largest part's median (each part alone is a lower bound; their sum is not).  Only in a
+    shape's first round: later rounds' replies keep the first's floor (``conformance.bench`` pools
+    the rounds' samples and keeps the rest of the first reply).
     """
     floor_parts = getattr(adapter, "floor_parts", None)
     if floor_parts is None or timing.get("rewarm"):
         return {}
     limits = (timing.get("min_seconds", MIN_SECONDS), timing.get("max_seconds", MAX_SECONDS))  # the round's share
     try:
-        medians = {name: summarize(time_calls(functools.partial(_timed_way, _fastest_way(ways)), *limits)[1])["median_s"]
-                   for name, ways in floor_parts(case, backward).items()}
+        medians = {}
+        for name, ways in floor_parts(case, backward).items():
+            samples = time_calls(functools.partial(_timed_way, _fastest_way(ways)), *limits)[1]
+            medians[name] = summarize(samples)["median_s"]
     except Exception as error:  # noqa: BLE001 - a floor that cannot be measured (memory) never costs the impl's row
         return {"floor_s": None, "floor_part": "not measured: " + _describe(error)}
     finally:

@@ -655,8 +655,8 @@ def test_target_floor_wording():
 
     rows = []
     # (batch, contender seconds, torch seconds, floor seconds)
-    for batch, mine, theirs, floor in ((64, 1e-3, 1e-3, 0.9e-3), (128, 1e-3, 1e-3, 0.35e-3), (256, 0.5e-3, 1e-3, 0.4e-3),
-                                       (512, 1e-3, 1e-3, 1.2e-3)):
+    for batch, mine, theirs, floor in ((64, 1e-3, 1e-3, 0.9e-3), (128, 1e-3, 1e-3, 0.35e-3),
+                                       (256, 0.5e-3, 1e-3, 0.4e-3), (512, 1e-3, 1e-3, 1.2e-3)):
         shape = dict(device="cpu", op=SWCE, mode="forward_backward", dtype="float32", batch=batch, classes=1000,
                      samples=0, dim=0, num_true=1, status="ok", noisy=False, iqr_s=0.0, iqr_over_median=0.0,
                      peak_mem_bytes=None)
