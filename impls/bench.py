@@ -413,7 +413,7 @@ def _timed_way(way):
     return elapsed
 
 
-FLOOR_RACE_CALLS = 3  # calls of each way of a floor part (after one warm-up call) to pick the fastest
+FLOOR_RACE_CALLS = 3  # calls of each way of a floor part (the first warms it up) to pick the fastest
 
 
 def _fastest_way(ways):
@@ -421,8 +421,6 @@ def _fastest_way(ways):
     way in full would take seconds a shape on the largest ones)."""
     if len(ways) == 1:
         return ways[0]
-    for way in ways:
-        _timed_way(way)  # warm
     return min(ways, key=lambda way: min(_timed_way(way) for _ in range(FLOOR_RACE_CALLS)))
 
 

@@ -16,9 +16,9 @@ argument below says why their times add up.  The assumptions behind every claim:
 * A pass is timed into a preallocated buffer (no page faults, unless a way exists to use them:
   then both are timed), on the contender's own row blocks and thread pool (``_row_blocks``,
   ``_for_blocks`` of ``impls/numpy_fast.py``) wherever the contender parallelises that work; a
-  part over ``[B, K]`` is timed both in whole blocks and in row chunks that stay in the L2 cache
-  between consecutive passes (``_schedules``), so that a cache-blocked implementation would not
-  beat the floor by the memory traffic it saves.
+  part over ``[B, K]`` runs both in whole blocks and, where a row fits, in row chunks that stay in
+  the L2 cache between consecutive passes (``_schedules``), so that a cache-blocked implementation
+  would not beat the floor by the memory traffic it saves.
 * The arithmetic is float32 for float32/float16/bfloat16 cases (float64 for float64): nothing
   narrower is accurate enough for the suite's tolerances.
 
@@ -89,14 +89,14 @@ def _schedules(rows, row_elements, chunk_pass):
     """The ways of running ``chunk_pass(start, a, b)`` over rows ``a:b`` of every row block ``start:stop``.
 
     On the contender's row blocks and threads, each block either as one chunk (as the contender
-    runs it) or in row chunks of at most ``_CHUNK_ELEMENTS`` elements (at least one row), which stay
+    runs it) or, where a row fits, in row chunks of at most ``_CHUNK_ELEMENTS`` elements, which stay
     in the L2 cache from one pass to the next.  Both are timed and the faster counts: small chunks
     save memory traffic but cost a Python step each, and the threads then wait on the GIL
     (measured: [128, 10^4] exp, row sums and multiply on two threads took 1.3 ms in whole blocks,
     2.7 ms in chunks of 3 rows).  ``start`` lets a pass address a cache-resident scratch area of
     its block, the same rows in both schedules: ``scratch[start : start + b - a]``.
     """
-    chunk = max(1, _CHUNK_ELEMENTS // max(row_elements, 1))
+    chunk = _CHUNK_ELEMENTS // max(row_elements, 1)  # 0: a row alone is larger than a chunk
 
     def schedule(step):
         def run(start, stop):
@@ -105,7 +105,7 @@ def _schedules(rows, row_elements, chunk_pass):
                 chunk_pass(start, a, min(a + size, stop))
         return _on_blocks(rows, row_elements, run)
 
-    return [schedule(None), schedule(chunk)] if chunk < rows else [schedule(None)]
+    return [schedule(None), schedule(chunk)] if 0 < chunk < rows else [schedule(None)]
 
 
 def _softmax_parts(case, backward):

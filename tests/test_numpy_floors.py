@@ -106,10 +106,15 @@ def test_a_floor_that_fails_keeps_the_row(monkeypatch):
     assert reply["floor_part"] == "not measured: MemoryError: Unable to allocate 512 MiB"
 
 
-def test_long_rows_are_summed_both_ways():
-    spec = bench.normalize_spec(dict(GRID_FLOAT32["softmax_with_cross_entropy", "forward_backward"], batch=4,
-                                     classes=40000))
+@pytest.mark.parametrize("batch, classes, count", [
+    (16, 4000, 4),  # whole blocks and cache chunks of 8 rows, each with NumPy's sum and a dot product per row
+    (4, 40000, 2),  # a row is larger than a cache chunk: whole blocks only
+    (64, 1000, 2),  # short rows: whole blocks and chunks of 32 rows, the contender's row sums only
+])
+def test_row_sums_and_schedules(batch, classes, count):
+    spec = bench.normalize_spec(dict(GRID_FLOAT32["softmax_with_cross_entropy", "forward_backward"], batch=batch,
+                                     classes=classes))
     ways = numpy_floors.floor_parts(bench.synthesize(spec), True)["exp + row sums + gradient multiply"]
-    assert len(ways) == 4  # whole blocks and cache chunks, each with NumPy's sum and a dot product per row
+    assert len(ways) == count
     for way in ways:
         way()
