@@ -59,6 +59,8 @@ COLUMNS += ["rounds", "round_medians_s", "bench_run", "ratio_rounds"]
 # Whether the machine was quiet while the impl was timed (see CpuWatch): the share of the CPU that
 # other processes of this machine, and the hypervisor's other guests (steal), took meanwhile.
 COLUMNS += ["other_cpu_share", "steal_share"]
+# The NumPy contender's floor: its slowest unavoidable part, timed in the same worker (impls/numpy_floors.py).
+COLUMNS += ["floor_s", "floor_part"]
 # The columns that name one measured configuration; ratio_to_fastest compares impls within it.
 KEY_COLUMNS = ("device", "op", "mode", "dtype", "batch", "classes", "samples", "dim", "num_true")
 MODES = ("forward", "forward_backward")
@@ -203,7 +205,8 @@ def _row(impl, device, info, spec, reply: runner.Reply) -> dict:
     if reply.status == "ok":
         data = reply.data
         row.update({key: data.get(key) for key in ("median_s", "q1_s", "q3_s", "iqr_s", "iqr_over_median", "n",
-                                                    "noisy", "peak_mem_bytes", "mem_method", "first_call_s")})
+                                                    "noisy", "peak_mem_bytes", "mem_method", "first_call_s",
+                                                    "floor_s", "floor_part")})
     return row
 
 

@@ -11,7 +11,9 @@ measured).  Here they become:
   (``noisy`` above 10%);
 * ``reference_target``: the NumPy contender (``numpy-fast``) against the fastest *framework* on every
   forward+backward CPU shape, the issue's 0.7x target, and ``cupy-fast`` against PyTorch CUDA on the
-  GPU (1.0x);
+  GPU (1.0x); with the contender's measured floor (``floor_s``, ``floor_part``: the largest part of
+  the work any NumPy implementation must do, timed in the same run, see ``impls/numpy_floors.py``),
+  which ``floor_verdict`` turns into the reason a missed target is or is not out of reach;
 * ``memory_table``: the peak memory of ``sampled_softmax_loss`` against the two models that matter,
   ``B*(T+S) + (T+S)*D`` elements (what it should grow with) and ``B*K`` (what it must never reach);
 * ``classes_plot``: time against the number of classes for the full and both sampled losses, one
@@ -45,8 +47,9 @@ def prepare(bench: pd.DataFrame) -> pd.DataFrame:
     for column in ("batch", "classes", "samples", "dim", "num_true"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").fillna(0).astype(int)
     for column in ("median_s", "iqr_s", "iqr_over_median", "peak_mem_bytes", "ratio_to_fastest", "ratio_low",
-                   "ratio_high", "ratio_rounds"):
+                   "ratio_high", "ratio_rounds", "floor_s"):
         frame[column] = pd.to_numeric(frame.get(column), errors="coerce")
+    frame["floor_part"] = frame.get("floor_part", pd.Series("", index=frame.index)).fillna("").astype(str)
     frame["noisy"] = frame.get("noisy").astype(str).str.lower().eq("true")
     # Rows of repeated runs whose ratios disagreed beyond their intervals (conformance bench --repeat).
     frame["unreliable"] = frame.get("reliable", pd.Series("", index=frame.index)).astype(str).str.lower().eq("false")
@@ -186,19 +189,61 @@ def reference_target(frame: pd.DataFrame) -> pd.DataFrame:
             frameworks = data[data["impl"] == GPU_COMPARED_WITH]
         else:
             frameworks = data[~data["impl"].isin(ORACLE_IMPLS + tuple(CONTENDER_IMPLS.values()))]
-        mine = data[data["impl"] == reference].set_index(CONFIG)["median_s"]
+        mine = data[data["impl"] == reference].set_index(CONFIG)
+        mine = mine[~mine.index.duplicated(keep="last")]
         best = frameworks.loc[frameworks.groupby(CONFIG)["median_s"].idxmin()] if not frameworks.empty else frameworks
         for _, row in best.iterrows():
             key = tuple(row[c] for c in CONFIG)
             if key not in mine.index:
                 continue
+            own = mine.loc[key]
             ratio = _contender_ratio(data, key, reference, frameworks)
+            budget = limit * float(row["median_s"])
+            floor = float(own["floor_s"])  # NaN where the contender offers no floor (or an older CSV)
             rows.append({"device": device, "op": row["op"], "dtype": row["dtype"], "shape": _shape_text(row),
-                         "reference": reference, "reference time": H.fmt_seconds(float(mine.loc[key])),
+                         "reference": reference, "reference time": H.fmt_seconds(float(own["median_s"])),
                          "fastest framework": row["impl"], "framework time": H.fmt_seconds(row["median_s"]),
-                         "ratio": ratio, "target": "≤ %.1f×" % limit, "met": "yes" if ratio <= limit else "NO"})
-    return pd.DataFrame(rows, columns=["device", "op", "dtype", "shape", "reference", "reference time",
-                                       "fastest framework", "framework time", "ratio", "target", "met"])
+                         "ratio": ratio, "target": "≤ %.1f×" % limit, "met": "yes" if ratio <= limit else "NO",
+                         "floor seconds": floor, "floor part": own["floor_part"] if np.isfinite(floor) else "",
+                         "floor / budget": floor / budget, "floor / reference": floor / float(own["median_s"])})
+    return pd.DataFrame(rows, columns=TARGET_COLUMNS)
+
+
+TARGET_COLUMNS = ["device", "op", "dtype", "shape", "reference", "reference time", "fastest framework",
+                  "framework time", "ratio", "target", "met", "floor seconds", "floor part", "floor / budget",
+                  "floor / reference"]
+
+
+def floor_verdict(row) -> str:
+    """Why a target row is missed, from its measured floor: out of reach when the floor alone (one
+    part of the work any NumPy implementation must do) exceeds the budget, else not ruled out."""
+    if row["met"] == "yes":
+        return ""
+    over = row["floor / budget"]
+    if over is None or not np.isfinite(over):
+        return "missed; no floor measured"
+    if row["floor / reference"] > 1:  # a lower bound above what it bounds: the machine changed speed
+        return "missed; the floor (%s) measured %.2f× the contender's own time: not a lower bound in this run" % (
+            row["floor part"], row["floor / reference"])
+    if over > 1:
+        return "out of reach in NumPy: %s alone takes %s = %.2f× the budget" % (
+            row["floor part"], H.fmt_seconds(row["floor seconds"]), over)
+    return "missed; the floor does not rule it out (%s: %.2f× the budget)" % (row["floor part"], over)
+
+
+def target_display(target: pd.DataFrame) -> pd.DataFrame:
+    """The target table as the report shows it: the floor as a time with its part, and the verdict."""
+    shown = target.drop(columns=["floor seconds", "floor part", "floor / budget", "floor / reference"])
+    shown["floor"] = [("%s (%s)" % (H.fmt_seconds(row["floor seconds"]), row["floor part"]))
+                      if np.isfinite(row["floor seconds"]) else H.MISSING for _, row in target.iterrows()]
+    shown["why missed"] = [floor_verdict(row) for _, row in target.iterrows()]
+    return shown
+
+
+def out_of_reach(group: pd.DataFrame) -> pd.Series:
+    """The rows of a target table whose target is missed and whose floor alone exceeds the budget
+    (and not the contender's own time, which a lower bound cannot)."""
+    return group["met"].ne("yes") & (group["floor / budget"] > 1) & (group["floor / reference"] <= 1)
 
 
 def _contender_ratio(data, key, contender, frameworks) -> float:
@@ -223,12 +268,15 @@ def target_summary(target: pd.DataFrame) -> list:
         by_dtype = "; ".join("%s: %d of %d, median %.2f×" % (dtype, int((part["ratio"] <= limit).sum()), len(part),
                                                              part["ratio"].median())
                              for dtype, part in group.groupby("dtype"))
+        missed = int((group["ratio"] > limit).sum())
+        floors = ("; of the %d missed, %d out of reach in NumPy (a measured floor alone exceeds the budget)"
+                  % (missed, int(out_of_reach(group).sum()))) if missed and group["floor seconds"].notna().any() else ""
         lines.append("%s/%s, forward+backward: %d of %d shapes at or under %.1f× the fastest %s (median ratio "
-                     "%.2f×, worst %.2f× on %s %s %s; %s)."
+                     "%.2f×, worst %.2f× on %s %s %s; %s)%s."
                      % (reference, device, int((group["ratio"] <= limit).sum()), len(group), limit,
                         "framework" if device == "cpu" else GPU_COMPARED_WITH, group["ratio"].median(),
                         group["ratio"].max(), *group.loc[group["ratio"].idxmax(), ["op", "dtype", "shape"]],
-                        by_dtype))
+                        by_dtype, floors))
     return lines
 
 
@@ -329,7 +377,7 @@ def speed_context(frame: pd.DataFrame, labels: list, summary: pd.DataFrame, swee
     return {
         "speed_summary": markupsafe.Markup(summary_html(summary, "speed_summary")),
         "speed_table": markupsafe.Markup(speed_html(display, tips, ratios)), "n_configs": len(display),
-        "speed_target": markupsafe.Markup(H.table_html(target, "target", fmt={"ratio": H.fmt_times}))
+        "speed_target": markupsafe.Markup(H.table_html(target_display(target), "target", fmt={"ratio": H.fmt_times}))
         if not target.empty else "",
         "speed_target_lines": target_summary(target) if not target.empty else [],
         "speed_plot": classes_plot(frame, labels, sweep),

@@ -32,6 +32,10 @@ alone; the base class's ``run(case)`` is ``to_numpy(compute(prepare(case), backw
 * ``to_numpy(outputs) -> dict``: flat output names -> dense NumPy arrays (what ``run`` returns).
 * ``synchronize()``: wait for the device to finish queued work (a no-op on the CPU).
 
+Optional, for a speed contender (``numpy-fast``): ``floor_parts(case, backward)`` names the work any
+implementation in its language must do on the case, ``{part: [ways]}`` (``impls/numpy_floors.py``);
+the benchmark times it beside the impl (``impls.bench.time_floor``).
+
 An adapter never repairs a framework's answer: what the framework returns is what is compared.
 """
 from __future__ import annotations

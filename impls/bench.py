@@ -454,7 +454,56 @@ def measure(adapter, device, spec, timing=None) -> dict:
     reply = {"status": "ok", "message": "", "peak_mem_bytes": peak, "mem_method": method,
              "first_call_s": first.get("seconds"), "warmup_calls": len(warmup), "samples": samples}
     reply.update(summarize(samples))
+    reply.update(time_floor(adapter, case, backward, timing))
     return reply
+
+
+def _timed_way(way):
+    start = time.perf_counter()
+    result = way()
+    elapsed = time.perf_counter() - start
+    del result  # freed after the clock stops, as an impl's outputs are
+    return elapsed
+
+
+FLOOR_RACE_CALLS = 3  # calls of each way of a floor part (the first warms it up) to pick the fastest
+
+
+def _fastest_way(ways):
+    """The way with the shortest of ``FLOOR_RACE_CALLS`` calls; only that one is timed in full (every
+    way in full would take seconds a shape on the largest ones)."""
+    if len(ways) == 1:
+        return ways[0]
+    return min(ways, key=lambda way: min(_timed_way(way) for _ in range(FLOOR_RACE_CALLS)))
+
+
+def time_floor(adapter, case, backward, timing) -> dict:
+    """``floor_s`` and ``floor_part`` when the adapter offers floor parts (``floor_parts(case,
+    backward)``: the work any implementation in its language must do, see ``impls/numpy_floors.py``).
+
+    A part's fastest way (``_fastest_way``) is timed by ``time_calls`` (warm-up and samples as the
+    impl's own, for the round's time limits); the floor
+    is the largest part's median (each part alone is a lower bound; their sum is not).  Only in a
+    shape's first round: later rounds' replies keep the first's floor (``conformance.bench`` pools
+    the rounds' samples and keeps the rest of the first reply).
+    """
+    floor_parts = getattr(adapter, "floor_parts", None)
+    if floor_parts is None or not timing.get("memory", True):  # a shape's first round (or its only one)
+        return {}
+    limits = (timing.get("min_seconds", MIN_SECONDS), timing.get("max_seconds", MAX_SECONDS))  # the round's share
+    try:
+        medians = {}
+        for name, ways in floor_parts(case, backward).items():
+            samples = time_calls(functools.partial(_timed_way, _fastest_way(ways)), *limits)[1]
+            medians[name] = summarize(samples)["median_s"]
+    except Exception as error:  # noqa: BLE001 - a floor that cannot be measured (memory) never costs the impl's row
+        return {"floor_s": None, "floor_part": "not measured: " + _describe(error)}
+    finally:
+        gc.collect()  # the parts' buffers go before the next spec is synthesised
+    if not medians:
+        return {}
+    part = max(medians, key=medians.get)
+    return {"floor_s": medians[part], "floor_part": part}
 
 
 def run_request(adapter, device, spec, timing=None) -> dict:

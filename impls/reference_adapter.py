@@ -113,6 +113,13 @@ class NumpyFast(NumpyReference):
     module_name = "impls.numpy_fast"
     ops = _ops("impls/numpy_fast.py", unsupported=_FAST_UNSUPPORTED, ops=_FAST_OPS)
 
+    def floor_parts(self, case, backward):
+        """The work any NumPy implementation of the case's op and mode must do, as named parts
+        (``impls/numpy_floors.py``); the benchmark times them beside the contender."""
+        from impls import numpy_floors  # noqa: PLC0415 - only the contender's worker needs it
+
+        return numpy_floors.floor_parts(case, backward)
+
 
 class CupyFast(CupyReference):
     name = "cupy-fast"

@@ -643,3 +643,38 @@ def test_compiled_modes_are_set_against_their_eager_impl_case_by_case():
         "verdict differs": 1, "outputs differ": 1, "undetermined": 1, "agree share": 0.25}]
     assert dict(zip(differing["case"], differing["outcome"])) == {
         case: expected for case, (_, _, expected) in outcomes.items() if expected not in (None, "agree")}
+
+
+def test_target_floor_wording():
+    """A missed row whose floor alone exceeds the budget is out of reach; one whose floor is below is
+    not ruled out; a met row needs no reason; a floor above the contender's own time is flagged
+    (fixed rows, budget 0.7 x the fastest framework)."""
+    import pandas as pd
+
+    from conformance import report_speed
+
+    rows = []
+    # (batch, contender seconds, torch seconds, floor seconds)
+    for batch, mine, theirs, floor in ((64, 1e-3, 1e-3, 0.9e-3), (128, 1e-3, 1e-3, 0.35e-3),
+                                       (256, 0.5e-3, 1e-3, 0.4e-3), (512, 1e-3, 1e-3, 1.2e-3)):
+        shape = dict(device="cpu", op=SWCE, mode="forward_backward", dtype="float32", batch=batch, classes=1000,
+                     samples=0, dim=0, num_true=1, status="ok", noisy=False, iqr_s=0.0, iqr_over_median=0.0,
+                     peak_mem_bytes=None)
+        rows.append(dict(shape, impl="numpy-fast", median_s=mine, floor_s=floor,
+                         floor_part="exp + row sums + gradient multiply", ratio_to_fastest=mine / min(mine, theirs)))
+        rows.append(dict(shape, impl="torch", median_s=theirs, ratio_to_fastest=theirs / min(mine, theirs)))
+    target = report_speed.reference_target(report_speed.prepare(pd.DataFrame(rows))).set_index("shape")
+    assert target["floor / budget"].round(6).tolist() == [round(0.9 / 0.7, 6), 0.5, round(0.4 / 0.7, 6),
+                                                          round(1.2 / 0.7, 6)]
+    why = report_speed.target_display(target.reset_index()).set_index("shape")["why missed"]
+    assert why["B=64 K=10^3"] == ("out of reach in NumPy: exp + row sums + gradient multiply alone takes 900 µs "
+                                  "= 1.29× the budget")
+    assert why["B=128 K=10^3"] == ("missed; the floor does not rule it out (exp + row sums + gradient multiply: "
+                                   "0.50× the budget)")
+    assert why["B=256 K=10^3"] == ""
+    # A floor above the contender's own time is no lower bound (the machine changed speed): not out of reach.
+    assert why["B=512 K=10^3"] == ("missed; the floor (exp + row sums + gradient multiply) measured 1.20× the "
+                                   "contender's own time: not a lower bound in this run")
+    line, = report_speed.target_summary(target.reset_index())
+    assert "1 of 4 shapes at or under 0.7×" in line
+    assert "of the 3 missed, 1 out of reach in NumPy (a measured floor alone exceeds the budget)" in line
