@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from tqdm import tqdm
 
-from conformance import corpus, legacy_env, runner, runs
-from impls import ORACLE_IMPLS, impl_names, resolve
+from conformance import corpus, legacy_env, parallel, runner, runs
+from impls import ORACLE_IMPLS, impl_names, resolve, threads
 
 DEFAULT_REPORTS = Path("reports")  # the committed example report: written only when --out names it
 
@@ -119,6 +121,29 @@ def _overrides(args):
     return dict(args.python or [])
 
 
+def _parallel_progress(unit, slot):
+    """A bar on its own terminal line (``position``) for each impl of a parallel run; none when the
+    output is not a terminal (a log gets the one line per impl printed when it finishes)."""
+    return lambda items, desc: tqdm(items, desc=desc, unit=unit, position=slot, disable=None)
+
+
+def _say(text):
+    """One whole line, never cut into by another thread's line or a progress bar."""
+    tqdm.write(text)
+
+
+def _record_jobs(out, key, jobs):
+    """``run.json`` says how many impls ran at once: times measured then (``first_seconds``) are
+    inflated by the others' work."""
+    path = Path(out) / runs.RUN_FILE
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    info[key] = jobs
+    path.write_text(json.dumps(info, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+
+
 def cmd_run(args):
     problems = corpus.verify(args.cases)
     if problems:
@@ -127,25 +152,44 @@ def cmd_run(args):
     impls = _impls_for(args, args.device)
     args.out = _run_folder(args, args.cases)
     overrides = _overrides(args)
+    jobs = min(args.jobs, len(impls))
+    _record_jobs(args.out, "corpus_jobs", jobs)
     print("run folder: %s" % runs.relative(args.out))
-    ran = 0
-    for impl in impls:
+    if jobs > 1:
+        print("%d impls at a time (--jobs), %s" % (jobs, _threads_note(jobs)))
+    stop = parallel.Stop()
+
+    def run_one(impl, slot):
+        started = time.perf_counter()
         try:
-            path, info = runner.run_impl(impl, args.device, args.cases, args.out, python=runner.python_for(impl, overrides),
-                                         resume=args.resume, repeat=args.repeat, timeout=args.timeout,
-                                         select=_select(args), keep_outputs=args.keep_outputs,
-                                         progress=_progress("case"), notify=print)
+            path, info = runner.run_impl(
+                impl, args.device, args.cases, args.out, python=runner.python_for(impl, overrides), resume=args.resume,
+                repeat=args.repeat, timeout=args.timeout, select=_select(args), keep_outputs=args.keep_outputs,
+                progress=_parallel_progress("case", slot) if jobs > 1 else _progress("case"), notify=_say,
+                env=parallel.worker_environment(jobs), stop=stop)
         except runner.WorkerUnavailable as error:
-            print("skipped %s: %s" % (impl, error), file=sys.stderr)
-            continue
-        ran += 1
-        if info:
+            return error
+        if info and not stop.is_set():
             runner.write_environment(args.out, impl, args.device, info, args.cases)
-            print("%s/%s: results in %s" % (impl, args.device, runs.relative(path)))
+            _say("%s/%s: results in %s (%.0f s)" % (impl, args.device, runs.relative(path),
+                                                    time.perf_counter() - started))
+        return None
+
+    ran = 0
+    for impl, error in parallel.run_each(impls, run_one, jobs, stop).items():
+        if error is None:
+            ran += 1
+        else:
+            print("skipped %s: %s" % (impl, error), file=sys.stderr)
     if ran == 0:
         print("no impl could run on %s" % args.device, file=sys.stderr)
         return 1
     return 0
+
+
+def _threads_note(jobs):
+    share = parallel.worker_environment(jobs).get(threads.THREADS_VARIABLE)
+    return "%s thread(s) each" % share if share else "the frameworks' default threads"
 
 
 def cmd_bench(args):
@@ -174,8 +218,11 @@ def cmd_bench(args):
 
 
 def _positive_int(text):
-    value = int(text)
-    if value < 1:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:  # argparse names the argument: "argument --jobs: expected an integer >= 1, got 'x'"
         raise argparse.ArgumentTypeError("expected an integer >= 1, got %r" % text)
     return value
 
@@ -186,14 +233,18 @@ def cmd_sampler(args):
     impls = _impls_for(args, "cpu")
     args.out = _run_folder(args)
     print("run folder: %s" % runs.relative(args.out))
+    jobs = min(args.jobs, len(impls))
+    _record_jobs(args.out, "sampler_jobs", jobs)
     outcome = sampler.run_sampler(impls, args.out, getattr(args, "grid", "default"), python=_overrides(args),
                                   timeout=getattr(args, "sampler_timeout", sampler.DEFAULT_TIMEOUT),
-                                  progress=_progress("setting"))
+                                  progress=lambda slot: _progress("setting") if jobs == 1
+                                  else _parallel_progress("setting", slot), jobs=jobs, notify=_say)
     ran = 0
     for impl, result in outcome.items():
         if isinstance(result, tuple):
             ran += 1
-            print("%s: sampler rows in %s (%.1f s)" % (impl, runs.relative(result[0]), result[1]))
+            if jobs == 1:  # a parallel run said so when the impl finished
+                print("%s: sampler rows in %s (%.1f s)" % (impl, runs.relative(result[0]), result[1]))
         else:
             print("skipped %s: %s" % (impl, result), file=sys.stderr)
     return 0 if ran else 1
@@ -374,6 +425,12 @@ def build_parser():
                             "cases replace their own rows and every other row is kept")
         python_option(p)
         p.add_argument("--keep-outputs", action="store_true", help="keep each impl's output .npz files")
+        jobs_option(p)
+
+    def jobs_option(p):
+        p.add_argument("--jobs", type=_positive_int, default=threads.machine_cores(), metavar="N",
+                       help="impls run at once, each in its own worker with cores/N threads (default: the machine's "
+                            "cores, %(default)d); 1 runs them one after another with the frameworks' default threads")
 
     p = commands.add_parser("run", help="run impls over the corpus in isolated workers")
     impl_options(p)
@@ -410,6 +467,7 @@ def build_parser():
     p.add_argument("--timeout", dest="sampler_timeout", type=float, default=600.0, metavar="SECONDS",
                    help="seconds per setting (default %(default)g)")
     python_option(p)
+    jobs_option(p)
     p.set_defaults(func=cmd_sampler)
 
     p = commands.add_parser("search", help="seeded differential search for divergences no stored case shows")
