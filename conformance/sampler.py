@@ -803,4 +803,11 @@ def run_sampler(impls, out_dir, grid_name="default", progress=None, *, python=No
             notify("%s: sampler rows in %s (%.1f s)" % (impl, result[0], result[1]))
         return result
 
-    return parallel.run_each(impls, run_one, jobs, stop)
+    # The impls that draw take minutes, the others answer "unsupported" in seconds: the drawing ones
+    # start first, so that a parallel run does not end with one of them running alone.
+    from impls import get_adapter  # noqa: PLC0415
+    from impls.samplers import why_no_sampler  # noqa: PLC0415
+
+    order = sorted(impls, key=lambda impl: why_no_sampler(get_adapter(impl), "cpu") is not None)
+    outcome = parallel.run_each(order, run_one, jobs, stop)
+    return {impl: outcome[impl] for impl in impls}
