@@ -145,19 +145,59 @@ def _record_jobs(out, key, jobs):
 
 
 def cmd_run(args):
+    """Run the impls over the corpus.  ``args.sampler_impls`` (set by ``all`` on the CPU): test these
+    impls' samplers in the same pool of ``--jobs`` threads, so the two stages overlap (``_all_tasks``)."""
+    sampler_impls = getattr(args, "sampler_impls", ())
     problems = corpus.verify(args.cases)
     if problems:
         print("refusing to run on an unverified corpus:\n  " + "\n  ".join(problems[:10]), file=sys.stderr)
         return 2
     impls = _impls_for(args, args.device)
     args.out = _run_folder(args, args.cases)
-    overrides = _overrides(args)
-    jobs = min(args.jobs, len(impls))
+    tasks = [("corpus", impl) for impl in impls]
+    if sampler_impls:
+        from conformance import sampler  # noqa: PLC0415
+
+        tasks = _all_tasks(impls, sampler.drawing_first(sampler_impls))
+    jobs = min(args.jobs, len(tasks))
     _record_jobs(args.out, "corpus_jobs", jobs)
     print("run folder: %s" % runs.relative(args.out))
     if jobs > 1:
         print("%d impls at a time (--jobs), %s" % (jobs, _threads_note(jobs)))
     stop = parallel.Stop()
+    functions = {"corpus": _corpus_task(args, jobs, stop)}
+    if sampler_impls:
+        functions["sampler"] = _sampler_task(args, jobs, stop)
+    outcome = parallel.run_each(tasks, lambda task, slot: functions[task[0]](task[1], slot), jobs, stop)
+    ran = 0
+    for (stage, impl), result in outcome.items():
+        if stage == "corpus" and result is None:
+            ran += 1
+        elif stage == "corpus":
+            print("skipped %s: %s" % (impl, result), file=sys.stderr)
+        elif not isinstance(result, tuple):
+            print("skipped the sampler of %s: %s" % (impl, result), file=sys.stderr)
+    if ran == 0:
+        print("no impl could run on %s" % args.device, file=sys.stderr)
+        return 1
+    return 0
+
+
+def _all_tasks(impls, sampler_impls):
+    """The order in which ``all`` hands out its corpus and sampler tasks to the ``--jobs`` threads:
+    the samplers that draw (minutes each: 10^5 draws per setting) first, then the corpus impls, then
+    the samplers that only answer "unsupported" (seconds).  The longest tasks first, so that none
+    of them is left running alone at the end while the other cores idle."""
+    from conformance import sampler  # noqa: PLC0415
+
+    drawing = [impl for impl in sampler_impls if sampler.draws(impl)]
+    return ([("sampler", impl) for impl in drawing] + [("corpus", impl) for impl in impls]
+            + [("sampler", impl) for impl in sampler_impls if impl not in drawing])
+
+
+def _corpus_task(args, jobs, stop):
+    """``function(impl, slot)``: one impl over the corpus; None, or why it could not start."""
+    overrides = _overrides(args)
 
     def run_one(impl, slot):
         started = time.perf_counter()
@@ -175,16 +215,16 @@ def cmd_run(args):
                                                     time.perf_counter() - started))
         return None
 
-    ran = 0
-    for impl, error in parallel.run_each(impls, run_one, jobs, stop).items():
-        if error is None:
-            ran += 1
-        else:
-            print("skipped %s: %s" % (impl, error), file=sys.stderr)
-    if ran == 0:
-        print("no impl could run on %s" % args.device, file=sys.stderr)
-        return 1
-    return 0
+    return run_one
+
+
+def _sampler_task(args, jobs, stop):
+    """``function(impl, slot)``: one impl's sampler tests; ``(CSV path, seconds)``, or why it could not start."""
+    from conformance import sampler  # noqa: PLC0415
+
+    return sampler.impl_task(args.out, sampler.grid(getattr(args, "grid", "default")), python=_overrides(args),
+                             timeout=getattr(args, "sampler_timeout", sampler.DEFAULT_TIMEOUT), jobs=jobs, stop=stop,
+                             progress=_sampler_progress(jobs), notify=_say)
 
 
 def _threads_note(jobs):
@@ -236,18 +276,16 @@ def cmd_sampler(args):
     jobs = min(args.jobs, len(impls))
     _record_jobs(args.out, "sampler_jobs", jobs)
     outcome = sampler.run_sampler(impls, args.out, getattr(args, "grid", "default"), python=_overrides(args),
-                                  timeout=getattr(args, "sampler_timeout", sampler.DEFAULT_TIMEOUT),
-                                  progress=lambda slot: _progress("setting") if jobs == 1
-                                  else _parallel_progress("setting", slot), jobs=jobs, notify=_say)
-    ran = 0
+                                  timeout=getattr(args, "sampler_timeout", sampler.DEFAULT_TIMEOUT), jobs=jobs,
+                                  progress=_sampler_progress(jobs), notify=_say)
     for impl, result in outcome.items():
-        if isinstance(result, tuple):
-            ran += 1
-            if jobs == 1:  # a parallel run said so when the impl finished
-                print("%s: sampler rows in %s (%.1f s)" % (impl, runs.relative(result[0]), result[1]))
-        else:
+        if not isinstance(result, tuple):
             print("skipped %s: %s" % (impl, result), file=sys.stderr)
-    return 0 if ran else 1
+    return 0 if any(isinstance(result, tuple) for result in outcome.values()) else 1
+
+
+def _sampler_progress(jobs):
+    return lambda slot: _progress("setting") if jobs == 1 else _parallel_progress("setting", slot)
 
 
 def cmd_merge_found(args):
@@ -365,11 +403,12 @@ def cmd_all(args):
             print("skipped %s: %s" % (legacy_env.IMPL, error), file=sys.stderr)
     args.impl = impls
     args.out = _run_folder(args, args.cases)
+    # On the CPU the sampler table is made beside the corpus run, in the same pool of --jobs threads
+    # (its failures are rows in the report, not the exit code).
+    args.sampler_impls = impls if args.device == "cpu" else ()
     code = cmd_run(args)
     if code:
         return code
-    if args.device == "cpu":  # the sampler table: its failures are rows in the report, not the exit code
-        cmd_sampler(args)
     if not args.no_bench:  # the speed section; a framework that cannot start is skipped with its reason
         from conformance import bench
 

@@ -108,7 +108,7 @@ from pathlib import Path
 
 import numpy as np
 
-from conformance import runner
+from conformance import runner, runs
 
 FAMILY_ALPHA = 1e-3
 MIN_CANDIDATES = 100_000  # sampled candidates per setting (default grid)
@@ -788,22 +788,34 @@ def write_rows(path, rows):
     os.replace(temporary, path)
 
 
-def run_sampler(impls, out_dir, grid_name="default", progress=None, *, python=None, timeout=DEFAULT_TIMEOUT,
-                jobs=1, notify=None) -> dict:
-    """Each impl in its own worker, ``jobs`` impls at a time (``conformance.parallel``): impl ->
-    ``(CSV path, wall seconds)``, or the reason it could not start.
+def draws(impl) -> bool:
+    """Whether the impl has a native sampler to draw from (decided without starting its worker)."""
+    from impls import get_adapter  # noqa: PLC0415
+    from impls.samplers import why_no_sampler  # noqa: PLC0415
+
+    return why_no_sampler(get_adapter(impl), "cpu") is None
+
+
+def drawing_first(impls) -> list:
+    """The impls that draw take minutes, the others answer "unsupported" in seconds: the drawing ones
+    start first, so that a parallel run does not end with one of them running alone."""
+    return sorted(impls, key=lambda impl: not draws(impl))
+
+
+def impl_task(out_dir, settings, *, python=None, timeout=DEFAULT_TIMEOUT, jobs=1, stop=None, progress=None,
+              notify=None):
+    """``function(impl, slot)`` for ``conformance.parallel.run_each``: one impl's
+    :func:`run_impl_sampler`, ``(CSV path, wall seconds)``, or the reason it could not start.
 
     ``progress(slot)``: the progress wrapper ``(items, desc) -> items`` of the impl at ``slot``;
-    ``notify``: told one line when an impl of a parallel run finishes.  The draws of one impl take
+    ``notify``: told one line when an impl finishes.  The draws of one impl take
     the time (measured: the NumPy reference's 10^5 sampler calls per setting are 99% of its 5-20 s
     per setting, the analysis here under 0.1 s), so impls side by side is where time is saved; every
     setting draws and tests exactly as when run alone.
     """
     from conformance import parallel  # noqa: PLC0415
 
-    settings = grid(grid_name) if isinstance(grid_name, str) else [dict(s) for s in grid_name]
     overrides = python or {}
-    stop = parallel.Stop()
 
     def run_one(impl, slot):
         try:
@@ -812,15 +824,22 @@ def run_sampler(impls, out_dir, grid_name="default", progress=None, *, python=No
                                       env=parallel.worker_environment(jobs), stop=stop)
         except runner.WorkerUnavailable as error:
             return str(error)
-        if notify and jobs > 1:
-            notify("%s: sampler rows in %s (%.1f s)" % (impl, result[0], result[1]))
+        if notify:
+            notify("%s: sampler rows in %s (%.1f s)" % (impl, runs.relative(result[0]), result[1]))
         return result
 
-    # The impls that draw take minutes, the others answer "unsupported" in seconds: the drawing ones
-    # start first, so that a parallel run does not end with one of them running alone.
-    from impls import get_adapter  # noqa: PLC0415
-    from impls.samplers import why_no_sampler  # noqa: PLC0415
+    return run_one
 
-    order = sorted(impls, key=lambda impl: why_no_sampler(get_adapter(impl), "cpu") is not None)
-    outcome = parallel.run_each(order, run_one, jobs, stop)
+
+def run_sampler(impls, out_dir, grid_name="default", progress=None, *, python=None, timeout=DEFAULT_TIMEOUT,
+                jobs=1, notify=None) -> dict:
+    """Each impl in its own worker, ``jobs`` impls at a time: impl -> ``(CSV path, wall seconds)``, or
+    the reason it could not start (``progress``, ``notify``: see :func:`impl_task`)."""
+    from conformance import parallel  # noqa: PLC0415
+
+    settings = grid(grid_name) if isinstance(grid_name, str) else [dict(s) for s in grid_name]
+    stop = parallel.Stop()
+    task = impl_task(out_dir, settings, python=python, timeout=timeout, jobs=jobs, stop=stop, progress=progress,
+                     notify=notify)
+    outcome = parallel.run_each(drawing_first(impls), task, jobs, stop)
     return {impl: outcome[impl] for impl in impls}

@@ -127,3 +127,31 @@ def test_ctrl_c_stops_every_worker_of_a_parallel_run(tmp_path):
         with open(out / name, newline="", encoding="utf-8") as handle:
             cases = [row["case"] for row in csv.DictReader(handle)]
         assert len(cases) == len(set(cases)) == total, name
+
+
+def test_all_overlaps_the_sampler_stage_with_the_corpus_and_gives_the_same_rows(tmp_path, monkeypatch, capsys):
+    """`all --jobs 2` hands corpus and sampler tasks to one pool: the rows are those of --jobs 1."""
+    from conformance import cli, runner, sampler
+
+    monkeypatch.setattr(runner, "available_impls", lambda device: ["numpy", "numpy-fast"])
+    small = sampler.grid("small")
+    monkeypatch.setattr(sampler, "grid", lambda name="default": small)  # the tests' grid, not 10^5 draws
+    assert [task for task in cli._all_tasks(["numpy", "numpy-fast"], ["numpy-fast", "numpy"])] == [
+        ("sampler", "numpy"), ("corpus", "numpy"), ("corpus", "numpy-fast"), ("sampler", "numpy-fast")]
+    for jobs in ("1", "2"):
+        code = cli.main(["all", "--select", "softmax_with_cross_entropy-base-*", "--out", str(tmp_path / jobs),
+                         "--report-out", str(tmp_path / jobs / "report"), "--no-bench", "--jobs", jobs])
+        assert code == 0
+    out = capsys.readouterr().out
+    assert "numpy: sampler rows in" in out and "numpy-fast: sampler rows in" in out
+    assert json.loads((tmp_path / "2" / "run.json").read_text())["corpus_jobs"] == 2
+
+    def sampler_rows(folder, impl):
+        with open(folder / ("sampler-%s-cpu.csv" % impl), newline="", encoding="utf-8") as handle:
+            return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(handle)]
+
+    for impl in ("numpy", "numpy-fast"):
+        assert rows(tmp_path / "2" / ("results-%s-cpu.csv" % impl)) == rows(tmp_path / "1" / ("results-%s-cpu.csv" % impl))
+        assert sampler_rows(tmp_path / "2", impl) == sampler_rows(tmp_path / "1", impl)
+    assert {r["status"] for r in sampler_rows(tmp_path / "2", "numpy-fast")} == {"unsupported"}
+    assert "pass" in {r["status"] for r in sampler_rows(tmp_path / "2", "numpy")}
