@@ -154,13 +154,11 @@ def cmd_run(args):
         return 2
     impls = _impls_for(args, args.device)
     args.out = _run_folder(args, args.cases)
-    tasks = [("corpus", impl) for impl in impls]
-    if sampler_impls:
-        from conformance import sampler  # noqa: PLC0415
-
-        tasks = _all_tasks(impls, sampler.drawing_first(sampler_impls))
+    tasks = _all_tasks(impls, sampler_impls) if sampler_impls else [("corpus", impl) for impl in impls]
     jobs = min(args.jobs, len(tasks))
     _record_jobs(args.out, "corpus_jobs", jobs)
+    if sampler_impls:
+        _record_jobs(args.out, "sampler_jobs", jobs)
     print("run folder: %s" % runs.relative(args.out))
     if jobs > 1:
         print("%d impls at a time (--jobs), %s" % (jobs, _threads_note(jobs)))
