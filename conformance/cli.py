@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from tqdm import tqdm
 
-from conformance import corpus, legacy_env, runner, runs
-from impls import ORACLE_IMPLS, impl_names, resolve
+from conformance import corpus, legacy_env, parallel, runner, runs
+from impls import ORACLE_IMPLS, impl_names, resolve, threads
 
 DEFAULT_REPORTS = Path("reports")  # the committed example report: written only when --out names it
 
@@ -119,33 +121,113 @@ def _overrides(args):
     return dict(args.python or [])
 
 
+def _parallel_progress(unit, slot):
+    """A bar on its own terminal line (``position``) for each impl of a parallel run; none when the
+    output is not a terminal (a log gets the one line per impl printed when it finishes)."""
+    return lambda items, desc: tqdm(items, desc=desc, unit=unit, position=slot, disable=None)
+
+
+def _say(text):
+    """One whole line, never cut into by another thread's line or a progress bar."""
+    tqdm.write(text)
+
+
+def _record_jobs(out, key, jobs):
+    """``run.json`` says how many impls ran at once: times measured then (``first_seconds``) are
+    inflated by the others' work."""
+    path = Path(out) / runs.RUN_FILE
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    info[key] = jobs
+    path.write_text(json.dumps(info, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+
+
 def cmd_run(args):
+    """Run the impls over the corpus.  ``args.sampler_impls`` (set by ``all`` on the CPU): test these
+    impls' samplers in the same pool of ``--jobs`` threads, so the two stages overlap (``_all_tasks``)."""
+    sampler_impls = getattr(args, "sampler_impls", ())
     problems = corpus.verify(args.cases)
     if problems:
         print("refusing to run on an unverified corpus:\n  " + "\n  ".join(problems[:10]), file=sys.stderr)
         return 2
     impls = _impls_for(args, args.device)
     args.out = _run_folder(args, args.cases)
-    overrides = _overrides(args)
+    tasks = _all_tasks(impls, sampler_impls) if sampler_impls else [("corpus", impl) for impl in impls]
+    jobs = min(args.jobs, len(tasks))
+    _record_jobs(args.out, "corpus_jobs", jobs)
+    if sampler_impls:
+        _record_jobs(args.out, "sampler_jobs", jobs)
     print("run folder: %s" % runs.relative(args.out))
+    if jobs > 1:
+        print("%d impls at a time (--jobs), %s" % (jobs, _threads_note(jobs)))
+    stop = parallel.Stop()
+    functions = {"corpus": _corpus_task(args, jobs, stop)}
+    if sampler_impls:
+        functions["sampler"] = _sampler_task(args, jobs, stop)
+    outcome = parallel.run_each(tasks, lambda task, slot: functions[task[0]](task[1], slot), jobs, stop)
     ran = 0
-    for impl in impls:
-        try:
-            path, info = runner.run_impl(impl, args.device, args.cases, args.out, python=runner.python_for(impl, overrides),
-                                         resume=args.resume, repeat=args.repeat, timeout=args.timeout,
-                                         select=_select(args), keep_outputs=args.keep_outputs,
-                                         progress=_progress("case"), notify=print)
-        except runner.WorkerUnavailable as error:
-            print("skipped %s: %s" % (impl, error), file=sys.stderr)
-            continue
-        ran += 1
-        if info:
-            runner.write_environment(args.out, impl, args.device, info, args.cases)
-            print("%s/%s: results in %s" % (impl, args.device, runs.relative(path)))
+    for (stage, impl), result in outcome.items():
+        if stage == "corpus" and result is None:
+            ran += 1
+        elif stage == "corpus":
+            print("skipped %s: %s" % (impl, result), file=sys.stderr)
+        elif not isinstance(result, tuple):
+            print("skipped the sampler of %s: %s" % (impl, result), file=sys.stderr)
     if ran == 0:
         print("no impl could run on %s" % args.device, file=sys.stderr)
         return 1
     return 0
+
+
+def _all_tasks(impls, sampler_impls):
+    """The order in which ``all`` hands out its corpus and sampler tasks to the ``--jobs`` threads:
+    the samplers that draw (minutes each: 10^5 draws per setting) first, then the corpus impls, then
+    the samplers that only answer "unsupported" (seconds).  The longest tasks first, so that none
+    of them is left running alone at the end while the other cores idle."""
+    from conformance import sampler  # noqa: PLC0415
+
+    drawing = [impl for impl in sampler_impls if sampler.draws(impl)]
+    return ([("sampler", impl) for impl in drawing] + [("corpus", impl) for impl in impls]
+            + [("sampler", impl) for impl in sampler_impls if impl not in drawing])
+
+
+def _corpus_task(args, jobs, stop):
+    """``function(impl, slot)``: one impl over the corpus; None, or why it could not start."""
+    overrides = _overrides(args)
+
+    def run_one(impl, slot):
+        started = time.perf_counter()
+        try:
+            path, info = runner.run_impl(
+                impl, args.device, args.cases, args.out, python=runner.python_for(impl, overrides), resume=args.resume,
+                repeat=args.repeat, timeout=args.timeout, select=_select(args), keep_outputs=args.keep_outputs,
+                progress=_parallel_progress("case", slot) if jobs > 1 else _progress("case"), notify=_say,
+                env=parallel.worker_environment(jobs), stop=stop)
+        except runner.WorkerUnavailable as error:
+            return error
+        if info and not stop.is_set():
+            runner.write_environment(args.out, impl, args.device, info, args.cases)
+            _say("%s/%s: results in %s (%.0f s)" % (impl, args.device, runs.relative(path),
+                                                    time.perf_counter() - started))
+        return None
+
+    return run_one
+
+
+def _sampler_task(args, jobs, stop):
+    """``function(impl, slot)``: one impl's sampler tests; ``(CSV path, seconds)``, or why it could not start."""
+    from conformance import sampler  # noqa: PLC0415
+
+    return sampler.impl_task(args.out, sampler.grid(getattr(args, "grid", "default")), python=_overrides(args),
+                             timeout=getattr(args, "sampler_timeout", sampler.DEFAULT_TIMEOUT), jobs=jobs, stop=stop,
+                             progress=_sampler_progress(jobs), notify=_say)
+
+
+def _threads_note(jobs):
+    share = parallel.worker_environment(jobs).get(threads.THREADS_VARIABLE)
+    return "%s thread(s) each" % share if share else "the frameworks' default threads"
 
 
 def cmd_bench(args):
@@ -177,8 +259,11 @@ def cmd_bench(args):
 
 
 def _positive_int(text):
-    value = int(text)
-    if value < 1:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:  # argparse names the argument: "argument --jobs: expected an integer >= 1, got 'x'"
         raise argparse.ArgumentTypeError("expected an integer >= 1, got %r" % text)
     return value
 
@@ -189,17 +274,19 @@ def cmd_sampler(args):
     impls = _impls_for(args, "cpu")
     args.out = _run_folder(args)
     print("run folder: %s" % runs.relative(args.out))
+    jobs = min(args.jobs, len(impls))
+    _record_jobs(args.out, "sampler_jobs", jobs)
     outcome = sampler.run_sampler(impls, args.out, getattr(args, "grid", "default"), python=_overrides(args),
-                                  timeout=getattr(args, "sampler_timeout", sampler.DEFAULT_TIMEOUT),
-                                  progress=_progress("setting"))
-    ran = 0
+                                  timeout=getattr(args, "sampler_timeout", sampler.DEFAULT_TIMEOUT), jobs=jobs,
+                                  progress=_sampler_progress(jobs), notify=_say)
     for impl, result in outcome.items():
-        if isinstance(result, tuple):
-            ran += 1
-            print("%s: sampler rows in %s (%.1f s)" % (impl, runs.relative(result[0]), result[1]))
-        else:
+        if not isinstance(result, tuple):
             print("skipped %s: %s" % (impl, result), file=sys.stderr)
-    return 0 if ran else 1
+    return 0 if any(isinstance(result, tuple) for result in outcome.values()) else 1
+
+
+def _sampler_progress(jobs):
+    return lambda slot: _progress("setting") if jobs == 1 else _parallel_progress("setting", slot)
 
 
 def cmd_merge_found(args):
@@ -317,11 +404,12 @@ def cmd_all(args):
             print("skipped %s: %s" % (legacy_env.IMPL, error), file=sys.stderr)
     args.impl = impls
     args.out = _run_folder(args, args.cases)
+    # On the CPU the sampler table is made beside the corpus run, in the same pool of --jobs threads
+    # (its failures are rows in the report, not the exit code).
+    args.sampler_impls = impls if args.device == "cpu" else ()
     code = cmd_run(args)
     if code:
         return code
-    if args.device == "cpu":  # the sampler table: its failures are rows in the report, not the exit code
-        cmd_sampler(args)
     if not args.no_bench:  # the speed section; a framework that cannot start is skipped with its reason
         from conformance import bench
 
@@ -380,6 +468,12 @@ def build_parser():
                             "cases replace their own rows and every other row is kept")
         python_option(p)
         p.add_argument("--keep-outputs", action="store_true", help="keep each impl's output .npz files")
+        jobs_option(p)
+
+    def jobs_option(p):
+        p.add_argument("--jobs", type=_positive_int, default=threads.machine_cores(), metavar="N",
+                       help="impls run at once, each in its own worker with cores/N threads (default: the machine's "
+                            "cores, %(default)d); 1 runs them one after another with the frameworks' default threads")
 
     p = commands.add_parser("run", help="run impls over the corpus in isolated workers")
     impl_options(p)
@@ -416,6 +510,7 @@ def build_parser():
     p.add_argument("--timeout", dest="sampler_timeout", type=float, default=600.0, metavar="SECONDS",
                    help="seconds per setting (default %(default)g)")
     python_option(p)
+    jobs_option(p)
     p.set_defaults(func=cmd_sampler)
 
     p = commands.add_parser("search", help="seeded differential search for divergences no stored case shows")

@@ -487,11 +487,15 @@ def execute_case(worker, adapter, entry, cases_dir, outputs_dir, registry, repea
 
 
 def run_impl(impl, device, cases_dir, out_dir, *, python=None, resume=False, repeat=DEFAULT_REPEAT,
-             timeout=DEFAULT_CASE_TIMEOUT, select=None, progress=None, keep_outputs=False, notify=None, worker=None):
+             timeout=DEFAULT_CASE_TIMEOUT, select=None, progress=None, keep_outputs=False, notify=None, worker=None,
+             env=None, stop=None):
     """Run every selected case of the corpus on one impl; return ``(results CSV path, worker info)``.
 
     ``worker``: a started worker of this impl and device to use (and stop at the end), e.g. the
-    pytest plugin's, which finishes its run folder with ``resume=True``.
+    pytest plugin's, which finishes its run folder with ``resume=True``.  ``env``: added to the
+    worker's environment (its thread counts in a parallel run).  ``stop``: a ``parallel.Stop`` of a
+    parallel run; once it is set no more row is written (the case it interrupted is left to
+    ``resume``) and the run returns.
     Raises ``WorkerUnavailable`` when the impl cannot start (its rows written so far are kept).
     """
     manifest = corpus.load_manifest(cases_dir)
@@ -511,7 +515,13 @@ def run_impl(impl, device, cases_dir, out_dir, *, python=None, resume=False, rep
                        % (impl, device, len(entries), path, kept))
     todo = [e for e in entries if e["id"] not in done]
     registry = deviations.load()
-    worker = worker or Worker(impl, device, python, log_dir=Path(out_dir) / "logs")
+    worker = worker or Worker(impl, device, python, log_dir=Path(out_dir) / "logs", env=env)
+    if stop is not None:
+        stop.watch(worker)
+
+    def stopped():
+        return stop is not None and stop.is_set()
+
     scratch = Path(tempfile.mkdtemp(prefix="conformance-%s-" % impl))
     outputs_dir = Path(out_dir) / "outputs" / ("%s-%s" % (impl, device)) if keep_outputs else scratch
     outputs_dir.mkdir(parents=True, exist_ok=True)
@@ -520,9 +530,14 @@ def run_impl(impl, device, cases_dir, out_dir, *, python=None, resume=False, rep
             worker.start()  # fail fast, before any row, when the framework is not installed
         with ResultsFile(out_dir, impl, device) as results:
             for entry in (progress(todo, desc="%s/%s" % (impl, device)) if progress else todo):
-                results.write(execute_case(worker, adapter, entry, cases_dir, outputs_dir, registry,
-                                           repeat=repeat, timeout=timeout, keep_outputs=keep_outputs))
-        if select is None:  # a whole run, once: are the declared limits real?
+                if stopped():
+                    break
+                row = execute_case(worker, adapter, entry, cases_dir, outputs_dir, registry,
+                                   repeat=repeat, timeout=timeout, keep_outputs=keep_outputs)
+                if stopped():  # its worker was killed under this case: no crash row, resume runs it
+                    break
+                results.write(row)
+        if select is None and not stopped():  # a whole run, once: are the declared limits real?
             limits = check_declared_limits(worker, adapter, manifest, cases_dir, scratch, timeout)
             with open(capabilities_path(out_dir, impl, device), "w", newline="", encoding="utf-8") as handle:
                 writer = csv.DictWriter(handle, fieldnames=CAPABILITY_COLUMNS, extrasaction="ignore")

@@ -389,17 +389,26 @@ _SAMPLERS = {"numpy": _NumpySampler, "tensorflow": _TensorflowSampler, "paddle-l
 _INSTANCES = {}
 
 
-def _sampler_for(adapter, device):
+def why_no_sampler(adapter, device):
+    """Why the impl has no native sampler to test on ``device``, or None.  Decided from the adapter
+    alone, no framework imported: the core also asks it, to start the impls that draw first."""
     name = adapter.name
     if name in UNSUPPORTED:
-        raise _Unsupported("%s: %s" % (name, UNSUPPORTED[name]))
-    factory = getattr(adapter, "native_sampler", None) or _SAMPLERS.get(name)  # the tests' broken samplers
-    if factory is None:
-        raise _Unsupported("%s: no native log-uniform sampler is wired up" % name)
+        return "%s: %s" % (name, UNSUPPORTED[name])
+    if (getattr(adapter, "native_sampler", None) or _SAMPLERS.get(name)) is None:  # the tests' broken samplers
+        return "%s: no native log-uniform sampler is wired up" % name
     if device != "cpu":
-        raise _Unsupported("%s: the sampler check runs on the CPU only (the native samplers are host code)" % name)
+        return "%s: the sampler check runs on the CPU only (the native samplers are host code)" % name
+    return None
+
+
+def _sampler_for(adapter, device):
+    reason = why_no_sampler(adapter, device)
+    if reason:
+        raise _Unsupported(reason)
+    name = adapter.name
     if name not in _INSTANCES:
-        _INSTANCES[name] = factory(adapter)
+        _INSTANCES[name] = (getattr(adapter, "native_sampler", None) or _SAMPLERS[name])(adapter)
     return _INSTANCES[name]
 
 

@@ -95,6 +95,8 @@ def run_case(adapter, device, request):
     write_npz(request["out_file"], outputs)
     # ``first_seconds``: the first run includes what a framework does once (a compiled mode's tracing
     # and compilation); ``seconds``, the fastest run, excludes it when the case is run more than once.
+    # Both are wall-clock: in a ``conformance run --jobs N`` (N > 1, the default on a multi-core
+    # machine; run.json's ``corpus_jobs``) other impls' workers ran at the same time, so they are inflated.
     return {"status": "ok", "outputs": sorted(outputs), "seconds": min(seconds), "first_seconds": seconds[0],
             "deterministic": deterministic if len(seconds) > 1 else None}
 
