@@ -414,7 +414,7 @@ def cmd_all(args):
         from conformance import bench
 
         timed = [impl for impl in impls if impl not in ORACLE_IMPLS] or impls  # the oracle is no contender
-        bench.run_bench(timed, args.device, args.out, grid=args.grid, python=_overrides(args),
+        bench.run_bench(timed, args.device, args.out, grid=args.bench_grid, python=_overrides(args),
                         progress=_progress("shape"))
         warning = bench.busy_line(bench.read_run(args.out, args.device))
         if warning:
@@ -560,7 +560,7 @@ def build_parser():
     p.add_argument("--no-bench", action="store_true", help="skip the benchmark")
     # The quick grid keeps the whole job within 10 minutes on 2 cores (issue 18); the default grid
     # (conformance bench) takes about 10 minutes on its own with 8 impls.
-    p.add_argument("--grid", choices=bench.GRIDS, default="quick",
+    p.add_argument("--grid", dest="bench_grid", choices=bench.GRIDS, default="quick",
                    help="benchmark grid (default: quick, one shape per op in both modes; "
                         "default: the full benchmark of `conformance bench`, about 10 more minutes)")
     p.set_defaults(func=cmd_all)

@@ -77,6 +77,17 @@ def test_all_runs_verify_run_sampler_and_report(tmp_path, monkeypatch):
     assert not list(raw.glob("bench-*.csv"))  # --no-bench
 
 
+def test_all_grid_options_do_not_collide():
+    """`all --grid` picks the benchmark grid; the sampler stage reads its own grid name from the same
+    namespace (default), so the two must not share a destination (a first version passed 'quick' to it)."""
+    from conformance import bench, sampler
+
+    args = cli.build_parser().parse_args(["all"])
+    assert args.bench_grid == "quick" and args.bench_grid in bench.GRIDS
+    sampler.grid(getattr(args, "grid", "default"))  # raises ValueError for a benchmark grid name
+    assert cli.build_parser().parse_args(["all", "--grid", "default"]).bench_grid == "default"
+
+
 def test_all_says_why_an_opt_in_impl_is_left_out(tmp_path, monkeypatch, capsys):
     """`conformance all` runs every installed impl; one it leaves out by design is named with its reason."""
     from conformance import runner
