@@ -245,7 +245,7 @@ def first_screen(d: ReportData) -> Section:
     # "0 numeric disagreements" above a found divergence.
     n_found = int(found["origin"].eq(FOUND_BY_SEARCH).sum()) if "origin" in found else 0
     if n_found:
-        tally.append(("found", n_found, "divergences found by the search (beyond the stored corpus)", "differences"))
+        tally.append(("found", n_found, "found by the search (beyond the stored corpus)", "differences"))
     sampler_fails = sum(1 for v in d.sampler_verdicts if v["verdict"] == "fail")
     if d.sampler_verdicts:
         tally.append(("sampler", sampler_fails, "samplers failing a test", "sampler"))

@@ -155,7 +155,7 @@ def test_found_groups_in_the_report(tmp_path, test_adapters):
     page = (tmp_path / "out" / "index.html").read_text()
     assert report.FOUND_BY_SEARCH in page
     # The first screen counts the find: no "0 numeric disagreements" above a divergence.
-    assert 'class="k-found" href="#differences"><b>1</b>divergences found by the search' in page
+    assert 'class="k-found" href="#differences"><b>1</b>found by the search' in page
 
 
 def test_a_crash_costs_a_restart_not_the_search(tmp_path, test_adapters, monkeypatch):
