@@ -5,7 +5,7 @@ memory, the sampled losses ``O(batch * (samples + num_true))`` plus, for the wei
 ``sampled_softmax_loss``, ``O((samples + batch) * dim)`` (its weight gradient is sparse, the sampled rows,
 except in JAX).  ``grid_specs("default")`` takes a few shapes per op covering batch 64-4096, classes
 10^3-10^6, samples 64-8192 and dim 64-1024 in float32 (float16/bfloat16 on one shape per op), both
-modes, sized to finish on a 2-core CPU for every impl in a few minutes; ``grid_specs("full")`` is the
+modes (about 25 minutes a run on a 2-core CPU with 8 impls in paired rounds); ``grid_specs("full")`` is the
 product of those ranges (long; meant for a GPU or a big machine); ``grid_specs("quick")`` is one shape
 per op (the class sweep's shape at 10^4 classes, float32, both modes): the benchmark path of a CI job, whose
 environments run one after the other and so cannot compare impls fairly anyway.
@@ -632,7 +632,7 @@ def paired_ratio(mine, others) -> tuple:
     rounds = len(mine)
     if rounds == 0 or any(len(other) != rounds for other in others):
         raise ValueError("paired_ratio: every impl needs the same rounds, got %s"
-                         % [len(mine)] + [len(other) for other in others])
+                         % ([len(mine)] + [len(other) for other in others]))
     return median_interval([mine[r] / min(other[r] for other in others) for r in range(rounds)])
 
 
@@ -648,6 +648,17 @@ def round_medians(row) -> list:
     if not isinstance(text, str) or not text.strip():
         return []
     return [float(value) for value in text.split()]
+
+
+def paired_rounds(rows):
+    """The rows' round medians when their ratios can be paired round by round (every row of the same
+    run, ``bench_run``, with the same number of rounds, more than one), else None."""
+    medians = [round_medians(row) for row in rows]
+    runs = {str(row.get("bench_run", "")) for row in rows}
+    if (len(runs) == 1 and runs.pop() not in ("", "nan") and len({len(m) for m in medians}) == 1
+            and len(medians[0]) > 1):
+        return medians
+    return None
 
 
 def add_ratio_to_fastest(rows) -> list:
@@ -674,9 +685,8 @@ def add_ratio_to_fastest(rows) -> list:
         if _seconds(row) is not None:
             groups.setdefault(_key(row), []).append(row)
     for group in groups.values():
-        medians = [round_medians(row) for row in group]
-        if (len({str(row.get("bench_run", "")) for row in group}) == 1 and str(group[0].get("bench_run", ""))
-                and len({len(m) for m in medians}) == 1 and len(medians[0]) > 1):
+        medians = paired_rounds(group)
+        if medians is not None:
             for row, mine in zip(group, medians):
                 ratio, low, high = paired_ratio(mine, medians)
                 row.update(ratio_to_fastest=ratio, ratio_low=low, ratio_high=high, ratio_rounds=len(mine))
@@ -829,12 +839,21 @@ def combine_runs(runs: list, findings: list) -> dict:
             row.update(median_s=median, q1_s=q1, q3_s=q3, iqr_s=q3 - q1, iqr_over_median=(q3 - q1) / median,
                        n=sum(int(r["n"]) for r in rows), noisy=(q3 - q1) / median > worker_bench.NOISY_IQR_OVER_MEDIAN,
                        peak_mem_bytes=max(peaks) if peaks else "",
+                       # a run on a busy machine stays flagged in the combined row
+                       other_cpu_share=_largest(r.get("other_cpu_share") for r in rows),
+                       steal_share=_largest(r.get("steal_share") for r in rows),
                        rounds=sum(len(round_medians(r)) for r in rows),
                        round_medians_s=" ".join(repr(m) for r in rows for m in round_medians(r)),
                        bench_run="+".join(str(r.get("bench_run", "")) for r in rows))
         row.update(reliable=verdict["reliable"], reliability_note=verdict["reliability_note"])
         combined.setdefault(key[0], []).append(row)
     return combined
+
+
+def _largest(values):
+    numbers = [_float(value) for value in values]
+    numbers = [number for number in numbers if number is not None]
+    return max(numbers) if numbers else ""
 
 
 def busy_rows(rows) -> list:

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from conformance import report_html as H
-from conformance.bench import BUSY_SHARE, paired_ratio, round_medians
+from conformance.bench import BUSY_SHARE, paired_ratio, paired_rounds
 from impls import CONTENDER_IMPLS, ORACLE_IMPLS
 
 CONFIG = ["device", "op", "mode", "dtype", "batch", "classes", "samples", "dim", "num_true"]
@@ -250,14 +250,12 @@ def _contender_ratio(data, key, contender, frameworks) -> float:
     """The contender's time over the fastest framework's on one configuration: paired round by round
     where every row has the same run's rounds (``conformance.bench.paired_ratio``), else medians."""
     rows = data[[tuple(r) == key for r in data[CONFIG].itertuples(index=False)]]
-    mine = rows[rows["impl"] == contender].iloc[0]
+    mine = rows[rows["impl"] == contender].iloc[[0]]
     others = rows[rows["impl"].isin(frameworks["impl"].unique())]
-    medians = [round_medians(r) for _, r in others.iterrows()]
-    own = round_medians(mine)
-    runs = set(rows["bench_run"].astype(str)) if "bench_run" in rows else {""}
-    if own and len(runs) == 1 and "" not in runs and all(len(m) == len(own) for m in medians) and medians:
-        return paired_ratio(own, medians)[0]
-    return float(mine["median_s"]) / float(others["median_s"].min())
+    medians = paired_rounds(pd.concat([mine, others]).to_dict("records"))
+    if medians is not None:
+        return paired_ratio(medians[0], medians[1:])[0]
+    return float(mine["median_s"].iloc[0]) / float(others["median_s"].min())
 
 
 def target_summary(target: pd.DataFrame) -> list:

@@ -391,15 +391,16 @@ def _prepared_for(adapter, spec, case):
     """``(state, fresh)``: the adapter's prepared state of the spec, ``fresh`` when just prepared."""
     key = tuple(sorted(spec.items()))
     if key not in _PREPARED:
-        _PREPARED.clear()
-        gc.collect()
+        if _PREPARED:  # the other mode's state of the same case
+            _PREPARED.clear()
+            gc.collect()
         _PREPARED[key] = adapter.prepare(case)
         return _PREPARED[key], True
     return _PREPARED[key], False
 
 
 def forget_prepared():
-    """Drop the kept case and state (a run's end, or a failed round: never reuse a broken state)."""
+    """Drop the kept case and state after a failed round: a broken state is never reused."""
     _PREPARED.clear()
     _CACHE.clear()
     gc.collect()

@@ -294,6 +294,28 @@ def test_slow_calls_get_no_more_than_the_minimum_rounds(monkeypatch):
     assert len(order) == 2 * bench.ROUNDS
 
 
+def test_ratios_pair_only_the_rounds_of_one_run():
+    same = [{"bench_run": "a", "round_medians_s": "1 2 3"}, {"bench_run": "a", "round_medians_s": "2 2 2"}]
+    assert bench.paired_rounds(same) == [[1.0, 2.0, 3.0], [2.0, 2.0, 2.0]]
+    assert bench.paired_rounds([same[0], dict(same[1], bench_run="b")]) is None  # timed in separate runs
+    assert bench.paired_rounds([same[0], dict(same[1], round_medians_s="2 2")]) is None  # rounds differ
+    assert bench.paired_rounds([dict(r, bench_run=float("nan")) for r in same]) is None  # a CSV read by pandas
+    with pytest.raises(ValueError, match=r"\[3, 2\]"):
+        bench.paired_ratio([1, 2, 3], [[1, 2]])
+
+
+def test_combined_runs_keep_the_busiest_runs_share():
+    def row(run, share):
+        return {"impl": "numpy-fast", "device": "cpu", "op": "x", "status": "ok", "median_s": "1", "q1_s": "1",
+                "q3_s": "1", "n": "3", "peak_mem_bytes": "", "round_medians_s": "1 1", "bench_run": run,
+                "other_cpu_share": share, "steal_share": "0"}
+    runs = [[row("a", "0.01")], [row("b", "0.4")]]
+    combined = bench.combine_runs(runs, bench.reproduction(runs))["numpy-fast"][0]
+    assert combined["other_cpu_share"] == 0.4 and combined["bench_run"] == "a+b"
+    assert combined["round_medians_s"] == "1.0 1.0 1.0 1.0"
+    assert len(bench.busy_rows([combined])) == 1
+
+
 def test_median_interval_covers_the_median_with_the_stated_confidence():
     # 5 values: the smallest and largest (coverage 1 - 2/32 = 94%); 9 values: the 2nd and 8th (96%).
     assert bench.median_interval([5, 1, 4, 2, 3]) == (3.0, 1.0, 5.0)
