@@ -120,9 +120,12 @@ def _check_range(xp, name, ids, upper, allowed=None):
 
 
 def _check_positive(xp, name, array):
-    if array.size == 0 or (bool(array.min() > 0) and bool(array.max() < xp.inf)):  # NaN fails both
-        return
+    """The oracle's check; returns the smallest value (a float; inf for an empty array)."""
+    smallest = float(array.min()) if array.size else float("inf")
+    if array.size == 0 or (smallest > 0 and bool(array.max() < xp.inf)):  # NaN fails both
+        return smallest
     reference._check_positive(xp, name, array)
+    return smallest
 
 
 def _compute_dtype(xp, dtype):
@@ -541,11 +544,17 @@ def _sampled_rows(xp, zt, zs, offset, hit, u, shift_free):
             s = zt.sum(axis=1, keepdims=True) + _row_sums(xp, zs, 1)
             loss = xp.log(s)[:, 0] + mean_gap
         if u is not None:
-            scale = u[:, None] / s
-            zs *= scale
-            zt *= scale
-            zt -= u[:, None] / num_true
+            _to_gradient(xp, zt, zs, s, u)
     return loss, redo
+
+
+def _to_gradient(xp, et, es, s, u):
+    """The exponentials ``[et | es]`` of rows summing to ``s`` become the gradient of ``u * loss``
+    (label 1/T on the T true columns), in place."""
+    scale = u[:, None] / s
+    es *= scale
+    et *= scale
+    et -= u[:, None] / et.shape[1]
 
 
 # --------------------------------------------------------------------------------------------
@@ -572,7 +581,7 @@ def _sswce(logits, label, num_samples, num_true, remove_accidental_hits, use_cus
         _check_range(xp, "customized_samples", samples, k)
         _check_float("customized_probabilities", probabilities)
         _check_shape("customized_probabilities", probabilities, samples.shape)
-        _check_positive(xp, "customized_probabilities", probabilities)
+        p_min = _check_positive(xp, "customized_probabilities", probabilities)
         if not bool((samples[:, :num_true] == label).all()):
             raise ValueError("customized_samples: expected the first num_true=%d columns to equal label" % num_true)
     else:
@@ -581,6 +590,7 @@ def _sswce(logits, label, num_samples, num_true, remove_accidental_hits, use_cus
             label, num_true, num_samples, True, k, seed=seed)
         samples = xp.concatenate([label, xp.broadcast_to(candidates, (n, num_samples))], axis=1)
         probabilities = xp.concatenate([true_expected, xp.broadcast_to(sampled_expected, (n, num_samples))], axis=1)
+        p_min = min(float(true_expected.min()), float(sampled_expected.min())) if n else float("inf")
 
     # C order (a copy if not): the gathers below then walk each row's logits in order.
     samples, probabilities = xp.ascontiguousarray(samples), xp.ascontiguousarray(probabilities)
@@ -589,61 +599,107 @@ def _sswce(logits, label, num_samples, num_true, remove_accidental_hits, use_cus
         _check_shape("upstream", upstream, (n, 1))
         upstream = upstream[:, 0]
     cdtype = _compute_dtype(xp, logits.dtype)
-    # Row-major flat positions of the samples: a 1-D take and scatter are several times faster in
-    # NumPy than take_along_axis and 2-D fancy indexing, which build broadcast index arrays.
-    with _row_broadcast_speed(xp):
-        flat = samples + (xp.arange(n, dtype=samples.dtype) * k)[:, None]
-    flat_logits = xp.ascontiguousarray(logits).reshape(-1)
+    u = _upstream(xp, upstream, (n,), cdtype) if want_grad else None
+    rows_k = xp.ascontiguousarray(logits).reshape(n, k)
+    loss = xp.empty(n, dtype=cdtype)
+    # Zeros from calloc: a large array's pages come zeroed from the kernel as they are first
+    # touched (by the scatter, on the block threads), so they are not written twice.
+    grad = xp.zeros((n, k), dtype=logits.dtype) if want_grad else None
+    # Shift-free, exp(logit - log p) is taken as exp(logit) / p: one division instead of a
+    # logarithm an element (the logarithms cost more than the exponentials).  It is also closer to
+    # the exact value (two roundings, not the rounding of logit - log p amplified by the exponential).
+    # The rows whose sums leave the range are recomputed with the shift, as ``_sampled_core`` does;
+    # the range's lower end also keeps an exponential that underflowed (absolute error below
+    # 2^-149, divided by p at least ``p_min``) far below a float32 ulp of the row's sum.
+    shift_free = _SHIFT_FREE_EXP and cdtype == xp.float32 and n > 0
+    low = max(_SHIFT_FREE_SUM_RANGE[0], samples.shape[1] * 2.0 ** -110 / p_min) if shift_free else None
 
-    def sampled_logits(rows, out):
-        """``out[:] = logits[rows, samples[rows]] - log(probabilities[rows])`` in the compute dtype."""
-        with _quiet(xp):
-            if flat_logits.dtype == cdtype:
-                # Straight into ``out``; the ids are checked, and NumPy buffers mode="raise" outputs.
-                xp.take(flat_logits, flat[rows], out=out, **({"mode": "clip"} if xp is np else {}))
-            else:
-                out[...] = xp.take(flat_logits, flat[rows])
-            out -= xp.log(probabilities[rows].astype(cdtype))
-        return out
+    def block(start, stop):
+        _sswce_rows(xp, rows_k[start:stop], label[start:stop], samples[start:stop], probabilities[start:stop],
+                    num_true, remove_accidental_hits, None if u is None else u[start:stop], loss[start:stop],
+                    None if grad is None else grad[start:stop], low)
 
-    # Row blocks on threads: the gathers wait on memory, and two cores keep more reads in flight.
-    z = xp.empty(samples.shape, dtype=cdtype)
-    _for_blocks(_row_blocks(xp, n, samples.shape[1]),
-                lambda start, stop: sampled_logits(slice(start, stop), z[start:stop]))
-    hits = None
-    if remove_accidental_hits:
-        def hits(start, stop):
-            if num_true == 1:
-                return samples[start:stop, 1:] == label[start:stop]
-            return (samples[start:stop, num_true:, None] == label[start:stop, None, :]).any(axis=2)
-
-    def recompute(rows):  # rows out of the shift-free range (see _sampled_core)
-        fresh = sampled_logits(rows, xp.empty((rows.size, samples.shape[1]), dtype=cdtype))
-        return fresh[:, :num_true], fresh[:, num_true:]
-
-    loss = _sampled_core(xp, z[:, :num_true], z[:, num_true:], hits, None, upstream, want_grad, recompute)
-    dz = z
+    # A block gathers, exponentiates and scatters its rows' T+S columns, and fills its rows' K.
+    _for_blocks(_row_blocks(xp, n, samples.shape[1] + k // _FILL_PER_SAMPLE), block)
     result = {"loss": _cast_out(xp, loss[:, None], logits.dtype)}
     if want_grad:
-        # Scatter-add into a dense [N, K]: duplicate samples in a row accumulate, as the chain rule says.
-        grad = xp.empty((n, k), dtype=logits.dtype)
-        in_place = grad.dtype == cdtype  # else accumulate in the compute dtype, then convert
-
-        def block(start, stop):
-            out = grad[start:stop].reshape(-1)
-            out.fill(0)
-            at = flat[start:stop] if start == 0 else flat[start:stop] - start * k  # no copy for one block
-            at, values = at.reshape(-1), dz[start:stop].reshape(-1)
-            if in_place:
-                _scatter_add(xp, out, at, values)
-            else:  # only the sampled positions are non-zero: convert just those
-                sums = xp.zeros(out.size, dtype=cdtype)
-                _scatter_add(xp, sums, at, values)
-                out[at] = _cast_out(xp, sums[at], logits.dtype)
-
-        _for_blocks(_row_blocks(xp, n, k, _PARALLEL_MIN_FILL_ELEMENTS), block)
         result["logits"] = grad
     return result
+
+
+# A zero-filled element of the dense gradient costs about 1/16 of a sampled column's gather,
+# exponential and scatter (measured: [64, 10^4] with S=64 spends most of its time in the fill).
+_FILL_PER_SAMPLE = 16
+
+
+def _sswce_rows(xp, logits, label, samples, probabilities, num_true, remove_accidental_hits, u, loss, grad, low):
+    """``_sswce`` on a block of rows: ``loss`` (and ``grad`` when not None) written in place.
+
+    ``low``: the shift-free range's lower end for these inputs, or None to take every row with the
+    shift (float64, and inputs the shift-free form does not serve).
+    """
+    n, k = logits.shape
+    cdtype = loss.dtype
+    with _quiet(xp), _row_broadcast_speed(xp):
+        # Row-major flat positions of the samples: a 1-D take and scatter are several times faster
+        # in NumPy than take_along_axis and 2-D fancy indexing, which build broadcast index arrays.
+        flat = samples + (xp.arange(n, dtype=xp.int64) * k)[:, None]
+        flat_logits = logits.reshape(-1)
+
+        def sampled_logits(rows=slice(None)):
+            """``logits[rows, samples[rows]]`` in the compute dtype."""
+            if flat_logits.dtype == cdtype:  # the ids are checked, and NumPy buffers mode="raise" outputs
+                return xp.take(flat_logits, flat[rows], **({"mode": "clip"} if xp is np else {}))
+            return xp.take(flat_logits, flat[rows]).astype(cdtype)
+
+        def shifted(rows, z):
+            """The textbook form on ``z = sampled_logits(rows)``: ``_sampled_rows`` with the shift."""
+            z -= xp.log(probabilities[rows].astype(cdtype))
+            zt, zs = z[:, :num_true], z[:, num_true:]
+            return _sampled_rows(xp, zt, zs, None, None if hit is None else hit[rows], None if u is None else u[rows],
+                                 False)[0]
+
+        hit = None
+        if remove_accidental_hits:
+            if num_true == 1:
+                hit = samples[:, 1:] == label
+            else:
+                hit = (samples[:, num_true:, None] == label[:, None, :]).any(axis=2)
+        z = sampled_logits()
+        if low is None:
+            loss[:] = shifted(slice(None), z)
+        else:
+            p = probabilities.astype(cdtype, copy=False)
+            # loss = log(s) - mean(z_true): both can be large where the loss is small, so in float64.
+            true_p = p[:, :num_true].astype(xp.float64)
+            mean_true = (z[:, :num_true].astype(xp.float64) - xp.log(true_p)).sum(axis=1) / num_true
+            if hit is not None:
+                z[:, num_true:][hit] = -xp.inf
+            xp.exp(z, out=z)
+            z /= p
+            s = _row_sums(xp, z, 1)
+            high = _SHIFT_FREE_SUM_RANGE[1]
+            redo = None
+            if s.size and not (bool(s.min() >= low) and bool(s.max() <= high)):  # NaN fails both
+                redo = xp.flatnonzero(~((s >= low) & (s <= high)))
+            loss[:] = (xp.log(s.astype(xp.float64))[:, 0] - mean_true).astype(cdtype)
+            if u is not None:
+                _to_gradient(xp, z[:, :num_true], z[:, num_true:], s, u)
+            if redo is not None:  # rows out of the shift-free range: again, from their logits, with the shift
+                fresh = sampled_logits(redo)
+                loss[redo] = shifted(redo, fresh)
+                z[redo] = fresh
+        if grad is None:
+            return
+        # Scatter-add into the (zeroed) dense rows: duplicate samples in a row accumulate, as the chain rule says.
+        out = grad.reshape(-1)
+        at, values = flat.reshape(-1), z.reshape(-1)
+        if grad.dtype == cdtype:
+            _scatter_add(xp, out, at, values)
+        else:  # accumulate in the compute dtype; only the sampled positions are non-zero: convert just those
+            sums = xp.zeros(out.size, dtype=cdtype)
+            _scatter_add(xp, sums, at, values)
+            out[at] = _cast_out(xp, sums[at], grad.dtype)
 
 
 def sampled_softmax_with_cross_entropy(logits, label, num_samples, num_true=1, remove_accidental_hits=True,
