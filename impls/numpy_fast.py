@@ -419,6 +419,19 @@ def _swce_rows(xp, logits, label, soft_label, ignore_index, return_softmax, axis
             yz = xp.where(y == 0, 0, y * z) if bool(xp.isinf(logits).any()) else y * z
             y_sum = y.sum(axis=axis, keepdims=True)
             loss = xp.log(s) * y_sum - yz.sum(axis=axis, keepdims=True)
+            # A float32 z = logits - shift overflows to -inf in a row spanning more than FLT_MAX
+            # (a logit near -FLT_MAX below a maximum > 0), making its loss and label gradient inf
+            # or NaN where the oracle's float64 ones are finite.  Such rows (found by their loss:
+            # rows with finite losses pay nothing) get z and the loss again in float64; the other
+            # rows keep their float32 bits, so a row's result never depends on its block.
+            z64 = None
+            if cdtype != xp.float64:
+                redo = ~xp.isfinite(loss)
+                if bool(redo.any()):
+                    z64 = logits.astype(xp.float64) - shift
+                    yz = xp.where(y == 0, 0, y * z64)
+                    loss = xp.where(redo, xp.log(s.astype(xp.float64)) * y_sum - yz.sum(axis=axis, keepdims=True),
+                                    loss)
         else:
             ignored = label == ignore_index
             any_ignored = bool(ignored.any())
@@ -439,7 +452,10 @@ def _swce_rows(xp, logits, label, soft_label, ignore_index, return_softmax, axis
             result["softmax"] = _cast_out(xp, e * inv_s, out_dtype)
         if want_grad:
             if soft_label:  # d loss / d label = -log_softmax = log(s) - (logits - shift)
-                result["label"] = _cast_out(xp, u * (xp.log(s) - z), out_dtype)
+                label_grad = u * (xp.log(s) - z)
+                if z64 is not None:
+                    label_grad = xp.where(redo, u * (xp.log(s) - z64), label_grad)
+                result["label"] = _cast_out(xp, label_grad, out_dtype)
             grad = e  # reuse the exp buffer: grad = u * (softmax * sum(y) - y)
             if soft_label:
                 grad *= u * y_sum * inv_s
@@ -537,12 +553,15 @@ def _sampled_rows(xp, zt, zs, offset, hit, u, shift_free):
             m = xp.maximum(zt.max(axis=1, keepdims=True), zs.max(axis=1, keepdims=True))
             m = xp.where(m == -xp.inf, 0, m)
             # lse - mean(z_true) = log(s) + mean(m - z_true): non-negative terms, no cancellation.
-            mean_gap = (m - zt).mean(axis=1)
+            # In float64, as the oracle: a float32 gap m - z_true (up to 2 * FLT_MAX) or the sum
+            # of T gaps (each up to FLT_MAX) overflows where the loss itself is finite, e.g. a
+            # sampled logit near FLT_MAX over true logits near 0 (loss ~ FLT_MAX).  [N, T] only.
+            mean_gap = (m.astype(xp.float64, copy=False) - zt.astype(xp.float64, copy=False)).mean(axis=1)
             for e in (zt, zs):
                 e -= m
                 xp.exp(e, out=e)
             s = zt.sum(axis=1, keepdims=True) + _row_sums(xp, zs, 1)
-            loss = xp.log(s)[:, 0] + mean_gap
+            loss = (xp.log(s.astype(xp.float64, copy=False))[:, 0] + mean_gap).astype(zt.dtype, copy=False)
         if u is not None:
             _to_gradient(xp, zt, zs, s, u)
     return loss, redo

@@ -378,3 +378,83 @@ def test_sampled_softmax_loss_never_builds_batch_by_num_classes(dtype, with_grad
 # ----------------------------------------------------------------------------------------------
 # log_uniform_probability
 # ----------------------------------------------------------------------------------------------
+
+
+# Losses near FLT_MAX: finite in the oracle's float64, each within the float32 range once rounded,
+# though a float32 intermediate of the textbook formula (a logit gap m - z, a sum of them, or
+# z = logits - max) overflows.  Each case is checked against the oracle's golden outputs with the
+# suite's own comparison and tolerance (conformance/compare.py), as the conformance run does.
+FLT_MAX = float(np.finfo(np.float32).max)
+
+
+def _passes_against_the_oracle(spec):
+    case = corpus.build_case(spec)  # golden outputs from impls/reference.py, in float64
+    with np.errstate(over="ignore"):  # the float32 rounding of the inputs near FLT_MAX
+        status, errors, _, message = compare.compare(case, _outputs(case))
+    assert status == "pass", message
+    return case
+
+
+def _sswce_spec(name, logits, label, samples, probabilities, upstream):
+    inputs = {"logits": np.array(logits), "label": np.array(label), "customized_samples": np.array(samples),
+              "customized_probabilities": np.array(probabilities), "upstream": np.array(upstream)}
+    params = {"num_samples": len(samples[0]) - len(label[0]), "num_true": len(label[0]),
+              "remove_accidental_hits": True, "seed": 0, "use_customized_samples": True}
+    return corpus.Spec(name, "sampled_softmax_with_cross_entropy", "float32", params, inputs, name)
+
+
+def test_sampled_loss_near_flt_max_found_by_the_search():
+    """reports/raw/found/.../sampled_softmax_with_cross_entropy-normal-T2-h3ce2254d5b-f32, value for value.
+
+    The sampled logit is FLT_MAX (+ 1.57, rounded away in float32) over true logits 0.93 and -0.60,
+    so the row leaves the shift-free range; in the shifted path each gap m - z_true rounds to
+    FLT_MAX in float32 and their sum, for the mean, overflowed: the loss was inf, not FLT_MAX.
+    """
+    spec = _sswce_spec(
+        "normal-T2-h3ce2254d5b",
+        logits=[[float.fromhex("0x1.ep-3"), float.fromhex("0x1.fffffep+127"), float.fromhex("-0x1.16p+1")]],
+        label=[[0, 2]], samples=[[0, 2, 1]],
+        probabilities=[[0.5, float.fromhex("0x1.a8ff98p-3"), float.fromhex("0x1.a8ff98p-3")]], upstream=[[-0.25]])
+    case = _passes_against_the_oracle(spec)
+    assert case.golden["loss"].astype(np.float32)[0, 0] == np.float32(FLT_MAX)  # the edge itself
+
+
+def test_sampled_loss_near_flt_max_with_one_gap_of_twice_flt_max():
+    """True logits -FLT_MAX and FLT_MAX: the one gap m - z_true = 2 * FLT_MAX overflows float32 alone;
+    the mean of the gaps, the loss, is FLT_MAX.  A second row with ordinary logits beside it."""
+    spec = _sswce_spec("one-gap-overflows", logits=[[-FLT_MAX, FLT_MAX, 0.0, 1.0], [0.5, -1.0, 2.0, 0.25]],
+                       label=[[0, 1], [2, 0]], samples=[[0, 1, 2, 3], [2, 0, 3, 1]],
+                       probabilities=[[1.0, 1.0, 1.0, 1.0], [0.25, 0.5, 0.125, 0.75]], upstream=[[0.5], [-1.0]])
+    _passes_against_the_oracle(spec)
+
+
+def test_sampled_softmax_loss_near_flt_max():
+    """The same edge through sampled_softmax_loss (the shared core): true logits 0, a sampled one FLT_MAX."""
+    inputs = {"weights": np.array([[0.0], [0.0], [FLT_MAX], [1.0]]), "biases": np.zeros(4),
+              "labels": np.array([[0, 1]]), "inputs": np.array([[1.0]]), "sampled_candidates": np.array([2, 3]),
+              "true_expected_count": np.ones((1, 2)), "sampled_expected_count": np.ones(2),
+              "upstream": np.array([0.5])}
+    params = {"num_sampled": 2, "num_classes": 4, "num_true": 2, "remove_accidental_hits": True,
+              "partition_strategy": "mod", "num_shards": 0}
+    case = _passes_against_the_oracle(
+        corpus.Spec("near-flt-max", "sampled_softmax_loss", "float32", params, inputs, "near FLT_MAX"))
+    assert case.golden["loss"].astype(np.float32)[0] == np.float32(FLT_MAX)
+
+
+def test_soft_label_loss_of_a_row_spanning_more_than_flt_max():
+    """logits 1e38 and -FLT_MAX: z = logits - max overflows float32 to -inf, and the loss (and the
+    label gradient) was inf where the oracle's is 1.35e38.  The other row keeps its own bits."""
+    logits = [[1e38, -FLT_MAX, 0.0], [1.0, 2.0, 3.0]]
+    label = [[0.5, 0.25, 0.25], [0.25, 0.25, 0.5]]
+    params = {"soft_label": True, "ignore_index": -100, "numeric_stable_mode": True, "return_softmax": True,
+              "axis": -1}
+    inputs = {"logits": np.array(logits), "label": np.array(label), "upstream": np.array([[0.25], [1.0]])}
+    case = _passes_against_the_oracle(
+        corpus.Spec("span-over-flt-max", "softmax_with_cross_entropy", "float32", params, inputs, "span"))
+    assert np.isfinite(case.golden["loss"]).all() and np.isfinite(case.golden["grad/label"]).all()
+    logits32, label32 = np.array(logits, np.float32), np.array(label, np.float32)
+    with np.errstate(over="ignore"):
+        batch = fast.softmax_with_cross_entropy_grad(logits32, label32, soft_label=True)
+        alone = fast.softmax_with_cross_entropy_grad(logits32[1:], label32[1:], soft_label=True)
+    for name in batch:
+        assert batch[name][1].tobytes() == alone[name][0].tobytes(), name
