@@ -621,9 +621,9 @@ def _sswce(logits, label, num_samples, num_true, remove_accidental_hits, use_cus
     u = _upstream(xp, upstream, (n,), cdtype) if want_grad else None
     rows_k = xp.ascontiguousarray(logits).reshape(n, k)
     loss = xp.empty(n, dtype=cdtype)
-    # Zeros from calloc: a large array's pages come zeroed from the kernel as they are first
-    # touched (by the scatter, on the block threads), so they are not written twice.
-    grad = xp.zeros((n, k), dtype=logits.dtype) if want_grad else None
+    # Zero-filled block by block (on the block threads).  Not np.zeros: measured 1.2-1.3x slower at
+    # K = 10^5 and 10^6 (calloc's fresh pages are not huge pages, and the scatter faults each in).
+    grad = xp.empty((n, k), dtype=logits.dtype) if want_grad else None
     # Shift-free, exp(logit - log p) is taken as exp(logit) / p: one division instead of a
     # logarithm an element (the logarithms cost more than the exponentials).  It is also closer to
     # the exact value (two roundings, not the rounding of logit - log p amplified by the exponential).
@@ -710,8 +710,9 @@ def _sswce_rows(xp, logits, label, samples, probabilities, num_true, remove_acci
                 z[redo] = fresh
         if grad is None:
             return
-        # Scatter-add into the (zeroed) dense rows: duplicate samples in a row accumulate, as the chain rule says.
+        # Scatter-add into the dense rows: duplicate samples in a row accumulate, as the chain rule says.
         out = grad.reshape(-1)
+        out.fill(0)
         at, values = flat.reshape(-1), z.reshape(-1)
         if grad.dtype == cdtype:
             _scatter_add(xp, out, at, values)
