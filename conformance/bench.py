@@ -61,10 +61,37 @@ COLUMNS += ["rounds", "round_medians_s", "bench_run", "ratio_rounds"]
 COLUMNS += ["other_cpu_share", "steal_share"]
 # The NumPy contender's floor: its slowest unavoidable part, timed in the same worker (impls/numpy_floors.py).
 COLUMNS += ["floor_s", "floor_part"]
+# The allocator settings the worker ran with (see MALLOC_SETTINGS).
+COLUMNS += ["malloc"]
 # The columns that name one measured configuration; ratio_to_fastest compares impls within it.
 KEY_COLUMNS = ("device", "op", "mode", "dtype", "batch", "classes", "samples", "dim", "num_true")
 MODES = ("forward", "forward_backward")
 DEFAULT_BENCH_TIMEOUT = 600.0  # seconds for one configuration (synthesis + warm-up + timing)
+# glibc's malloc hands a freed buffer of 128 KB to 32 MB back to the kernel, or keeps it, depending on
+# what the process freed before (its dynamic mmap threshold): the same NumPy call then page-faults its
+# buffers back in at every call in one process and not in another (measured on this VM: 0.66 vs 1.66
+# ms for one call in two processes; a page fault costs about 2.3 us).  The frameworks bring caching
+# allocators; NumPy has none.  So every worker runs with fixed thresholds under which freed memory
+# (up to 1 GB at the top of the heap) is kept for the next call, whatever came before: "fixed" (the
+# default; "default" runs glibc's own dynamic thresholds).  Measured with both, in the same
+# benchmark (B=128, K=10^3): the frameworks' times did not move (within 7%), numpy-fast's logits-based
+# sampled op went from 1.06 to 0.46 ms and its weights-based one from 1.46 to 1.04 ms.
+MALLOC_SETTINGS = {
+    "fixed": "glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=1073741824"
+             ":glibc.malloc.top_pad=67108864",
+    "default": "",
+}
+
+
+def worker_environment(threads, malloc="fixed") -> dict:
+    """The environment a benchmark worker adds to ours: its thread counts and allocator settings."""
+    if malloc not in MALLOC_SETTINGS:
+        raise ValueError("malloc: expected one of %s, got %r" % (", ".join(MALLOC_SETTINGS), malloc))
+    env = worker_threads.environment(threads) if threads else {}
+    tunables = MALLOC_SETTINGS[malloc]
+    if tunables:  # after the caller's own tunables, so that ours win for the same names
+        env["GLIBC_TUNABLES"] = ":".join(filter(None, [os.environ.get("GLIBC_TUNABLES", ""), tunables]))
+    return env
 # A framework's idle OpenMP threads may spin for up to 200 ms after its last call (Intel OpenMP's
 # KMP_BLOCKTIME default); the next impl's warm-up and timing must not share the cores with them
 # (measured: NumPy's [128, 1000] row 0.32 ms right after PyTorch's turn, 0.26 ms with this pause).
@@ -219,13 +246,13 @@ def _pre_check(adapter, device, spec):
 class _ImplBench:
     """One impl's worker and CSV during a benchmark run; rows written and flushed one by one."""
 
-    def __init__(self, impl, device, out_dir, specs, python, timeout, threads=None):
-        self.impl, self.device, self.timeout = impl, device, timeout
+    def __init__(self, impl, device, out_dir, specs, python, timeout, threads=None, malloc="fixed"):
+        self.impl, self.device, self.timeout, self.malloc = impl, device, timeout, malloc
         self.adapter = get_adapter(impl)
         self.path = bench_path(out_dir, impl, device)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.worker = runner.Worker(impl, device, python, log_dir=Path(out_dir) / "logs",
-                                    env=worker_threads.environment(threads) if threads else None)
+                                    env=worker_environment(threads, malloc))
         if any(_pre_check(self.adapter, device, s) is None for s in specs):
             self.worker.start()  # fail fast, before any row, when the framework is not installed
         self.handle = open(self.path, "w", newline="", encoding="utf-8")
@@ -270,6 +297,7 @@ class _ImplBench:
         failed = [reply for reply in self.replies if reply.status != "ok"]
         reply = failed[0] if failed else _pooled(self.replies)
         row = _row(self.impl, self.device, self.worker.info, spec, reply)
+        row["malloc"] = self.malloc
         if not failed:
             row.update(rounds=len(self.replies), bench_run=run_id,
                        round_medians_s=" ".join(repr(float(m)) for m in self.round_medians()))
@@ -354,7 +382,7 @@ def _pooled(replies) -> runner.Reply:
 
 
 def run_bench(impls, device, out_dir, grid="default", progress=None, *, python=None,
-              timeout=DEFAULT_BENCH_TIMEOUT, rounds=None, threads=None, repeat=1) -> dict:
+              timeout=DEFAULT_BENCH_TIMEOUT, rounds=None, threads=None, repeat=1, malloc="fixed") -> dict:
     """Benchmark the impls side by side (one worker process each) and fill ``ratio_to_fastest``.
 
     Every impl's worker stays up for the whole run and the impls take turns shape by shape, in
@@ -370,6 +398,7 @@ def run_bench(impls, device, out_dir, grid="default", progress=None, *, python=N
 
     ``threads``: the thread count asked of every worker (default: the machine's cores, see
     ``impls/threads.py``); each row states the count its impl used (``threads``, ``thread_settings``).
+    ``malloc``: the workers' allocator settings, a key of :data:`MALLOC_SETTINGS` (stated in every row).
     ``repeat``: run the whole grid that many times back to back (each run in ``repeat-<i>/``);
     the top-level rows then combine the runs (see :func:`combine_runs`) and
     ``reproduction-<device>.csv`` says which ratios reproduced (see :func:`reproduction`).
@@ -382,17 +411,18 @@ def run_bench(impls, device, out_dir, grid="default", progress=None, *, python=N
         for key, value in worker_bench.DEFAULTS.items():
             spec.setdefault(key, value)
     threads = threads or worker_threads.machine_cores()
+    worker_environment(threads, malloc)  # a bad setting raises here, before any worker starts
     if repeat < 1:
         raise ValueError("repeat: expected >= 1, got %r" % (repeat,))
     if repeat == 1:
-        outcome = _run_grid(impls, device, out_dir, specs, progress, python, timeout, rounds, threads)
+        outcome = _run_grid(impls, device, out_dir, specs, progress, python, timeout, rounds, threads, malloc)
         update_ratios(out_dir, device)
         return outcome
     folders = [Path(out_dir) / ("repeat-%d" % (index + 1)) for index in range(repeat)]
     for index, folder in enumerate(folders):
         label = " (run %d of %d)" % (index + 1, repeat)
         step = (lambda items, desc, label=label: progress(items, desc=desc + label)) if progress else None
-        outcome = _run_grid(impls, device, folder, specs, step, python, timeout, rounds, threads)
+        outcome = _run_grid(impls, device, folder, specs, step, python, timeout, rounds, threads, malloc)
         update_ratios(folder, device)
     runs = [read_run(folder, device) for folder in folders]
     findings = reproduction(runs)
@@ -404,7 +434,7 @@ def run_bench(impls, device, out_dir, grid="default", progress=None, *, python=N
             for impl, result in outcome.items()}
 
 
-def _run_grid(impls, device, out_dir, specs, progress, python, timeout, rounds, threads) -> dict:
+def _run_grid(impls, device, out_dir, specs, progress, python, timeout, rounds, threads, malloc) -> dict:
     """One run of the specs (see :func:`run_bench`); returns impl -> CSV path or the reason it could not start."""
     overrides = python or {}
     outcome, sessions = {}, {}
@@ -414,7 +444,7 @@ def _run_grid(impls, device, out_dir, specs, progress, python, timeout, rounds, 
             for impl in impls:
                 try:
                     sessions[impl] = _ImplBench(impl, device, out_dir, specs, runner.python_for(impl, overrides),
-                                                timeout, threads)
+                                                timeout, threads, malloc)
                 except runner.WorkerUnavailable as error:
                     outcome[impl] = str(error)
             label = "bench %s/%s" % (",".join(sessions), device)

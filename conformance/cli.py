@@ -242,7 +242,7 @@ def cmd_bench(args):
     print("run folder: %s" % runs.relative(args.out))
     outcome = bench.run_bench(impls, args.device, args.out, grid=specs, python=_overrides(args),
                               timeout=args.timeout, threads=args.threads, repeat=args.repeat,
-                              progress=_progress("shape"))
+                              malloc=args.malloc, progress=_progress("shape"))
     ran = 0
     for impl, result in outcome.items():
         if isinstance(result, Path):
@@ -500,6 +500,12 @@ def build_parser():
     p.add_argument("--repeat", type=_positive_int, default=1, metavar="N",
                    help="run the grid N times back to back and write reproduction-<device>.csv "
                         "(each ratio per run, agreement within 10%% and 25%%, unreliable rows)")
+    from conformance.bench import MALLOC_SETTINGS  # noqa: PLC0415 - the bench module loads only when needed
+
+    p.add_argument("--malloc", choices=sorted(MALLOC_SETTINGS), default="fixed",
+                   help="the workers' glibc malloc thresholds: fixed (default), so that freed buffers are kept for "
+                        "the next call whatever the process did before; default: glibc's own dynamic thresholds. "
+                        "Each row states it")
     p.set_defaults(func=cmd_bench)
 
     p = commands.add_parser("sampler", help="test each native log-uniform sampler (histogram, expected counts, seed), "

@@ -58,7 +58,26 @@ def prepare(bench: pd.DataFrame) -> pd.DataFrame:
     frame["busy"] = frame["other_cpu_share"].gt(BUSY_SHARE)
     frame["label"] = frame["impl"] + "/" + frame["device"]
     frame["ratio"] = frame["ratio_to_fastest"].where(frame["status"].eq("ok"))
+    # The workers' allocator settings (conformance.bench.MALLOC_SETTINGS); "" in CSVs written before the column.
+    frame["malloc"] = frame.get("malloc", pd.Series("", index=frame.index)).fillna("").astype(str)
     return frame
+
+
+def malloc_line(frame: pd.DataFrame) -> str:
+    """What the report says about the workers' allocator settings (empty for CSVs without the column)."""
+    settings = sorted(set(frame.loc[frame["status"].eq("ok"), "malloc"]) - {""})
+    if not settings:
+        return ""
+    if settings == ["fixed"]:
+        return ("Every worker ran with glibc's malloc thresholds fixed, so that a freed buffer is kept for the next "
+                "call whatever the process did before (the frameworks' caching allocators do that themselves; "
+                "NumPy relies on malloc). <code>conformance bench --malloc default</code> times with glibc's own "
+                "dynamic thresholds, under which NumPy pays page faults that depend on the process's history.")
+    if settings == ["default"]:
+        return ("Every worker ran with glibc's own dynamic malloc thresholds (<code>--malloc default</code>): NumPy "
+                "pays page faults that depend on what the process allocated before.")
+    return ("Rows were timed under different allocator settings (%s, the <code>malloc</code> column): compare "
+            "ratios only between rows of one setting." % ", ".join(settings))
 
 
 MODES = {"forward": "forward", "forward_backward": "fwd+bwd"}
@@ -388,5 +407,6 @@ def speed_context(frame: pd.DataFrame, labels: list, summary: pd.DataFrame, swee
                                                                   round(100 * BUSY_SHARE))
                           if (frame["busy"] & frame["status"].eq("ok")).any() else ""),
         "no_ratio": bool(frame["status"].eq("ok").any() and frame["ratio"].isna().all()),
+        "speed_malloc": markupsafe.Markup(malloc_line(frame)),
         "target": target,
     }

@@ -4,6 +4,9 @@ No test asserts a timing threshold: only that the measurement protocol produced 
 """
 import csv
 import importlib.util
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -158,6 +161,7 @@ def test_tiny_grid_through_the_workers(tmp_path):
             assert row["mem_method"] == ("tracemalloc" if impl == "numpy-fast" else "rss_hwm")
             assert int(row["peak_mem_bytes"]) >= 0
             assert float(row["ratio_to_fastest"]) >= 1.0
+            assert row["malloc"] == "fixed"  # the default allocator settings, stated in every row
         merged += rows
     by_config = {}
     for row in merged:
@@ -380,3 +384,48 @@ def test_the_default_benchmark_runs_the_contender_not_the_oracle():
     """The oracle is correct, not fast: benchmarked only when named with --impl."""
     assert "numpy-fast" in bench.default_impls("cpu") and "numpy" not in bench.default_impls("cpu")
     assert "cupy-fast" in bench.default_impls("gpu") and "cupy" not in bench.default_impls("gpu")
+
+
+# -- the workers' allocator settings -----------------------------------------------------------
+_FAULTS_PER_BUFFER = """
+import resource
+
+def faults():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+for _ in range(3):  # glibc's dynamic threshold settles in the first rounds
+    buffer = bytearray(40 << 20)
+    del buffer
+before = faults()
+for _ in range(5):
+    buffer = bytearray(40 << 20)  # 40 MB: above the largest threshold glibc picks by itself (32 MB)
+    del buffer
+print((faults() - before) / 5)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc and its tunables")
+@pytest.mark.parametrize("malloc", ["fixed", "default"])
+def test_fixed_malloc_keeps_a_freed_buffer_for_the_next_call(malloc):
+    """Under "fixed" a freed 40 MB buffer is reused without a page fault; under glibc's defaults the same
+    loop maps it afresh every time (10240 faults of 4 KB), which shows the setting takes effect."""
+    env = dict(os.environ, **bench.worker_environment(1, malloc))
+    out = subprocess.run([sys.executable, "-c", _FAULTS_PER_BUFFER], env=env, capture_output=True, text=True,
+                         check=True).stdout
+    faults = float(out)
+    if malloc == "fixed":
+        assert faults < 50, faults
+    else:
+        assert faults > 1000, faults
+
+
+def test_worker_environment_keeps_the_callers_tunables(monkeypatch):
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=2")
+    env = bench.worker_environment(2, "fixed")
+    assert env["GLIBC_TUNABLES"] == "glibc.malloc.arena_max=2:" + bench.MALLOC_SETTINGS["fixed"]
+    assert env["CONFORMANCE_THREADS"] == "2"
+    assert "GLIBC_TUNABLES" not in bench.worker_environment(2, "default")  # glibc's own (the caller's stay)
+    with pytest.raises(ValueError, match="malloc: expected one of fixed, default, got 'huge'"):
+        bench.worker_environment(2, "huge")
+    with pytest.raises(ValueError, match="malloc"):
+        bench.run_bench(["numpy-fast"], "cpu", "/nonexistent", grid=TINY_GRID[:1], malloc="huge")

@@ -678,3 +678,17 @@ def test_target_floor_wording():
     line, = report_speed.target_summary(target.reset_index())
     assert "1 of 4 shapes at or under 0.7×" in line
     assert "of the 3 missed, 1 out of reach in NumPy (a measured floor alone exceeds the budget)" in line
+
+
+def test_the_speed_section_states_the_allocator_settings():
+    import pandas as pd
+    from conformance import report_speed
+
+    def line(*settings):
+        frame = pd.DataFrame({"status": ["ok"] * len(settings), "malloc": list(settings)})
+        return report_speed.malloc_line(frame)
+
+    assert "thresholds fixed" in line("fixed", "fixed") and "--malloc default" in line("fixed")
+    assert "glibc's own dynamic malloc thresholds" in line("default")
+    assert "different allocator settings (default, fixed" in line("fixed", "default")
+    assert line("", "") == ""  # CSVs written before the column say nothing
