@@ -197,9 +197,6 @@ def _cast_out(xp, array, dtype):
 # bit-identical to a single block.  CuPy runs one block: the GPU parallelises inside each kernel.
 _PARALLEL_MIN_ELEMENTS = 1 << 18  # below this, thread hand-offs cost more than they save
 _BLOCK_ELEMENTS = 1 << 20  # measured: smaller blocks lose more to the GIL than they gain in cache
-# Zero-filling a dense gradient and scattering into it is a memset an element: threads pay only
-# from about 16 MB (measured: [64, 10^4] took 0.79 ms on two threads, 0.58 ms on one).
-_PARALLEL_MIN_FILL_ELEMENTS = 1 << 22
 _THREADS = int(os.environ.get("CONFORMANCE_REFERENCE_THREADS", "0")) or len(
     os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1))
 _POOL = None
@@ -638,8 +635,7 @@ def _sswce(logits, label, num_samples, num_true, remove_accidental_hits, use_cus
                     num_true, remove_accidental_hits, None if u is None else u[start:stop], loss[start:stop],
                     None if grad is None else grad[start:stop], low)
 
-    # A block gathers, exponentiates and scatters its rows' T+S columns, and fills its rows' K.
-    _for_blocks(_row_blocks(xp, n, samples.shape[1] + k // _FILL_PER_SAMPLE), block)
+    _for_blocks(_sswce_blocks(xp, n, samples.shape[1], k), block)
     result = {"loss": _cast_out(xp, loss[:, None], logits.dtype)}
     if want_grad:
         result["logits"] = grad
@@ -649,6 +645,14 @@ def _sswce(logits, label, num_samples, num_true, remove_accidental_hits, use_cus
 # A zero-filled element of the dense gradient costs about 1/16 of a sampled column's gather,
 # exponential and scatter (measured: [64, 10^4] with S=64 spends most of its time in the fill).
 _FILL_PER_SAMPLE = 16
+
+
+def _sswce_blocks(xp, n, width, k):
+    """The row blocks of ``_sswce``: a block gathers, exponentiates and scatters its rows' ``width``
+    (T+S) columns and zero-fills their ``k``.  Measured: two blocks took 1.4-3.9x as long as one at
+    B <= 128, K <= 10^4 (the GIL changes hands between the threads' many small NumPy calls), one
+    block 1.3-1.6x as long as several at K >= 10^5."""
+    return _row_blocks(xp, n, width + k // _FILL_PER_SAMPLE)
 
 
 def _sswce_rows(xp, logits, label, samples, probabilities, num_true, remove_accidental_hits, u, loss, grad, low):

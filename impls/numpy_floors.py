@@ -181,7 +181,7 @@ def _sampled_logits_parts(case, backward):
     if not backward:
         return parts
     values = np.full(positions.shape, 1.0 / width, dtype=dtype)  # gradient-sized, never subnormal
-    fill_blocks = fast._row_blocks(np, rows, classes, fast._PARALLEL_MIN_FILL_ELEMENTS)
+    fill_blocks = fast._sswce_blocks(np, rows, width, classes)  # the contender's own blocks
     local = {(a, b): (positions[a:b] - a * classes).reshape(-1) for a, b in fill_blocks}
     preallocated = np.empty((rows, classes), dtype=dtype)
 
