@@ -370,7 +370,8 @@ def _round_timing(round_index, rounds, rewarm=True):
     if rounds == 1:
         return {"rewarm": False, "memory": True}
     return {"min_seconds": ROUND_SECONDS, "max_seconds": ROUND_SECONDS, "min_samples": ROUND_MIN_SAMPLES,
-            "capped_min_samples": 1, "rewarm": round_index > 0 and rewarm, "memory": round_index == 0}
+            "capped_min_samples": 1, "rewarm": round_index > 0 and rewarm, "memory": round_index == 0,
+            "release_memory": True}  # the worker is stopped after its turn: it keeps its live memory only
 
 
 def _pooled(replies) -> runner.Reply:
@@ -874,10 +875,23 @@ def combine_runs(runs: list, findings: list) -> dict:
                        steal_share=_largest(r.get("steal_share") for r in rows),
                        rounds=sum(len(round_medians(r)) for r in rows),
                        round_medians_s=" ".join(repr(m) for r in rows for m in round_medians(r)),
-                       bench_run="+".join(str(r.get("bench_run", "")) for r in rows))
+                       bench_run="+".join(str(r.get("bench_run", "")) for r in rows),
+                       **_combined_floor(rows))
         row.update(reliable=verdict["reliable"], reliability_note=verdict["reliability_note"])
         combined.setdefault(key[0], []).append(row)
     return combined
+
+
+def _combined_floor(rows) -> dict:
+    """The contender's floor over several runs: the median of the runs' measured floors (it is timed
+    once per run and shape, so it moves between runs as the impl's own time does), the slowest part
+    named as each run found it; rows without a floor (every impl but the contender) keep none."""
+    floors = [(_float(r.get("floor_s")), str(r.get("floor_part", ""))) for r in rows]
+    measured = [(value, part) for value, part in floors if value is not None and not np.isnan(value)]
+    if not measured:
+        return {}
+    parts = sorted({part for _, part in measured})
+    return {"floor_s": float(np.median([value for value, _ in measured])), "floor_part": " or ".join(parts)}
 
 
 def _largest(values):

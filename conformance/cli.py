@@ -573,16 +573,30 @@ def build_parser():
     return parser
 
 
+def resume_command(args) -> str:
+    """The command that finishes an interrupted ``run`` or ``all`` in its own folder with the same
+    impls and device (``all`` resumes the corpus, then tests the samplers, times and reports again);
+    empty when there is nothing to resume (no run folder yet, or another command)."""
+    out = getattr(args, "out", None)
+    if args.command not in ("run", "all") or not isinstance(out, Path):
+        return ""
+    command = "conformance %s --resume --out %s" % (args.command, runs.relative(out))
+    if args.impl:
+        from impls import command_line_name
+
+        command += " --impl %s" % ",".join(command_line_name(name) for name in args.impl)
+    if getattr(args, "device", "cpu") != "cpu":
+        command += " --device %s" % args.device
+    return command
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except KeyboardInterrupt:
-        out = getattr(args, "out", None)
-        hint = ""
-        if args.command in ("run", "all") and isinstance(out, Path):
-            hint = "; continue with: conformance run --resume --out %s" % runs.relative(out)
-        print("\ninterrupted%s" % hint, file=sys.stderr)
+        hint = resume_command(args)
+        print("\ninterrupted%s" % ("; continue with: " + hint if hint else ""), file=sys.stderr)
         return 130
     except (UsageError, runs.RunError) as error:
         print("conformance %s: %s" % (args.command, error), file=sys.stderr)

@@ -71,7 +71,10 @@ def malloc_line(frame: pd.DataFrame) -> str:
     if settings == ["fixed"]:
         return ("Every worker ran with glibc's malloc thresholds fixed, so that a freed buffer is kept for the next "
                 "call whatever the process did before (the frameworks' caching allocators do that themselves; "
-                "NumPy relies on malloc). <code>conformance bench --malloc default</code> times with glibc's own "
+                "NumPy relies on malloc) and, in paired rounds, handed its free memory back when its turn ended, "
+                "so that the workers stopped between turns hold only their live data (each turn warms up before "
+                "it is timed). "
+                "<code>conformance bench --malloc default</code> times with glibc's own "
                 "dynamic thresholds, under which NumPy pays page faults that depend on the process's history.")
     if settings == ["default"]:
         return ("Every worker ran with glibc's own dynamic malloc thresholds (<code>--malloc default</code>): NumPy "

@@ -66,6 +66,12 @@ def _registered_specs() -> dict:
     return specs
 
 
+def command_line_name(name: str) -> str:
+    """What to write after ``--impl`` for an impl: its ``package.module:Class`` spec for one that
+    :func:`resolve` registered from a spec (its name alone is not known to a new process), else the name."""
+    return _registered_specs().get(name, name)
+
+
 def plugin_specs() -> dict:
     """Out-of-tree impls: installed entry points, then specs registered by :func:`resolve`."""
     specs = _entry_points()

@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import impls
 from conformance import cli
 
 REPO = Path(__file__).resolve().parent.parent
@@ -159,6 +160,27 @@ def test_ctrl_c_names_the_resume_command(tmp_path):
     assert process.returncode == 130, err
     assert "Traceback" not in err
     assert "conformance run --resume --out %s" % (tmp_path / "run") in err
+
+
+def test_interrupted_all_names_the_command_that_finishes_it_with_its_impls(tmp_path, monkeypatch, capsys):
+    """`all` resumes with `all` (the corpus where it stopped, then the samplers, benchmark and report),
+    with the impls and device it was given; a user's adapter by the spec a new process can import."""
+    def interrupted(args):
+        args.out = tmp_path / "run"
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "cmd_all", interrupted)
+    monkeypatch.syspath_prepend(str(REPO / "examples" / "chunked_ce"))
+    monkeypatch.setenv(impls.SPECS_VARIABLE, "")  # resolve() registers the spec here; restored afterwards
+    assert cli.main(["all", "--impl", "numpy,chunked_ce.adapter:ChunkedAdapter"]) == 130
+    err = capsys.readouterr().err
+    assert err.strip() == ("interrupted; continue with: conformance all --resume --out %s "
+                           "--impl numpy,chunked_ce.adapter:ChunkedAdapter" % (tmp_path / "run"))
+    args = cli.build_parser().parse_args(["all", "--device", "gpu", "--impl", "torch"])
+    args.out = tmp_path / "run"
+    assert cli.resume_command(args).endswith("--impl torch --device gpu")
+    args.out = None  # interrupted before it had a run folder: nothing to resume
+    assert cli.resume_command(args) == ""
 
 
 def test_help_lists_the_impls_and_every_option_is_documented():
