@@ -92,6 +92,8 @@ def worker_environment(threads, malloc="fixed") -> dict:
     if tunables:  # after the caller's own tunables, so that ours win for the same names
         env["GLIBC_TUNABLES"] = ":".join(filter(None, [os.environ.get("GLIBC_TUNABLES", ""), tunables]))
     return env
+
+
 # A framework's idle OpenMP threads may spin for up to 200 ms after its last call (Intel OpenMP's
 # KMP_BLOCKTIME default); the next impl's warm-up and timing must not share the cores with them
 # (measured: NumPy's [128, 1000] row 0.32 ms right after PyTorch's turn, 0.26 ms with this pause).

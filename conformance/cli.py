@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -500,9 +501,7 @@ def build_parser():
     p.add_argument("--repeat", type=_positive_int, default=1, metavar="N",
                    help="run the grid N times back to back and write reproduction-<device>.csv "
                         "(each ratio per run, agreement within 10%% and 25%%, unreliable rows)")
-    from conformance.bench import MALLOC_SETTINGS  # noqa: PLC0415 - the bench module loads only when needed
-
-    p.add_argument("--malloc", choices=sorted(MALLOC_SETTINGS), default="fixed",
+    p.add_argument("--malloc", choices=sorted(bench.MALLOC_SETTINGS), default="fixed",
                    help="the workers' glibc malloc thresholds: fixed (default), so that freed buffers are kept for "
                         "the next call whatever the process did before; default: glibc's own dynamic thresholds. "
                         "Each row states it")
@@ -575,19 +574,22 @@ def build_parser():
 
 def resume_command(args) -> str:
     """The command that finishes an interrupted ``run`` or ``all`` in its own folder with the same
-    impls and device (``all`` resumes the corpus, then tests the samplers, times and reports again);
-    empty when there is nothing to resume (no run folder yet, or another command)."""
+    impls, device and ``--select`` (``all`` resumes the corpus, then tests the samplers, times and
+    reports again), quoted for a POSIX shell; empty when there is nothing to resume (no run folder
+    yet, or another command)."""
     out = getattr(args, "out", None)
     if args.command not in ("run", "all") or not isinstance(out, Path):
         return ""
-    command = "conformance %s --resume --out %s" % (args.command, runs.relative(out))
+    words = ["conformance", args.command, "--resume", "--out", str(runs.relative(out))]
     if args.impl:
         from impls import command_line_name
 
-        command += " --impl %s" % ",".join(command_line_name(name) for name in args.impl)
+        words += ["--impl", ",".join(command_line_name(name) for name in args.impl)]
     if getattr(args, "device", "cpu") != "cpu":
-        command += " --device %s" % args.device
-    return command
+        words += ["--device", args.device]
+    for pattern in getattr(args, "select", None) or ():  # a --select run resumes those cases, not the corpus
+        words += ["--select", pattern]
+    return " ".join(shlex.quote(word) for word in words)
 
 
 def main(argv=None):

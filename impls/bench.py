@@ -159,14 +159,14 @@ def read_inputs(folder) -> Case:
 # --------------------------------------------------------------------------------------------
 # Memory
 # --------------------------------------------------------------------------------------------
-def _malloc_trim() -> bool:
+def _malloc_trim():
     """Give freed heap pages back to the OS (glibc's ``malloc_trim(0)``): the process then holds its
-    live memory only.  False where the C library has none (not glibc)."""
+    live memory only (the RSS baseline of a measurement, a stopped worker's footprint); a no-op
+    where the C library is not glibc."""
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
-        return False
-    return True
+        pass
 
 
 def _rss_kib(field):
@@ -529,6 +529,6 @@ def run_request(adapter, device, spec, timing=None) -> dict:
         # malloc thresholds fixed (conformance.bench.MALLOC_SETTINGS) it would keep every buffer its
         # calls freed while stopped: at [128, 10^6] eight such workers left 0.7 GB of 24 GB free.
         # Its next turn warms up before it is timed, which faults the pages back in untimed.
-        reply["released_memory"] = _malloc_trim()
+        _malloc_trim()
     reply["bench"] = spec
     return reply

@@ -448,7 +448,6 @@ def test_combined_runs_take_the_median_floor_of_the_runs():
     assert bench.combine_runs(runs, bench.reproduction(runs))["numpy-fast"][0]["floor_part"] == "not measured: x"
 
 
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim and /proc")
 def test_a_stopped_worker_keeps_only_its_live_memory(tmp_path, monkeypatch):
     """With the malloc thresholds fixed, a worker would keep every buffer its turn freed while it is

@@ -181,6 +181,10 @@ def test_interrupted_all_names_the_command_that_finishes_it_with_its_impls(tmp_p
     assert cli.resume_command(args).endswith("--impl torch --device gpu")
     args.out = None  # interrupted before it had a run folder: nothing to resume
     assert cli.resume_command(args) == ""
+    args = cli.build_parser().parse_args(["run", "--impl", "numpy", "--select", "*-base-*"])
+    args.out = tmp_path / "my run"
+    assert cli.resume_command(args) == ("conformance run --resume --out '%s' --impl numpy --select '*-base-*'"
+                                        % (tmp_path / "my run"))
 
 
 def test_help_lists_the_impls_and_every_option_is_documented():
