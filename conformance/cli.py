@@ -12,9 +12,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from conformance import corpus, legacy_env, parallel, runner, runs
-from impls import ORACLE_IMPLS, impl_names, resolve, threads
+from impls import ORACLE_IMPLS, impl_names, numpy_dispatch, resolve, threads
 
 DEFAULT_REPORTS = Path("reports")  # the committed example report: written only when --out names it
+_RERUN_MARK = "CONFORMANCE_RERUN_PINNED"  # set in the pinned re-run of a command (see _rerun_pinned)
 
 
 class UsageError(Exception):
@@ -78,15 +79,17 @@ def _corpus_sha(cases_dir):
 
 def _rerun_pinned():
     """This command again in a process whose NumPy dispatch is pinned: golden bits that do not
-    depend on this CPU (see corpus.py)."""
+    depend on this CPU (impls/numpy_dispatch.py)."""
     import subprocess
 
-    env = dict(os.environ, **corpus.PINNED_DISPATCH)
+    if os.environ.get(_RERUN_MARK):  # the pinned child's NumPy still dispatches to AVX-512: never loop
+        raise RuntimeError("NumPy ignored %s=%r" % (numpy_dispatch.VARIABLE, os.environ.get(numpy_dispatch.VARIABLE)))
+    env = dict(os.environ, **numpy_dispatch.pinned_env(), **{_RERUN_MARK: "1"})
     return subprocess.run([sys.executable, "-m", "conformance"] + sys.argv[1:], env=env).returncode
 
 
 def cmd_corpus(args):
-    if not corpus.dispatch_is_pinned():
+    if not numpy_dispatch.is_pinned():
         return _rerun_pinned()
     manifest = corpus.generate(args.out, progress=lambda specs: tqdm(specs, desc="corpus", unit="case"))
     print("wrote %d cases and %s to %s (corpus sha256 %s)" % (len(manifest["cases"]), corpus.MANIFEST, args.out,
@@ -308,7 +311,7 @@ def cmd_search(args):
     in the run folder's found-*.csv (see conformance/search.py)."""
     from conformance import search
 
-    if not corpus.dispatch_is_pinned() and sys.argv[1:2] == ["search"]:  # found goldens, as stored ones
+    if not numpy_dispatch.is_pinned() and sys.argv[1:2] == ["search"]:  # found goldens, as stored ones
         return _rerun_pinned()
     impls = _impls_for(args, args.device)
     try:

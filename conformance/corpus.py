@@ -25,19 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
-from impls import dtypes
+from impls import dtypes, numpy_dispatch
 from impls import reference as ref
 from impls.caseio import Case, flatten_gradients
 from impls.ops import OPS
 
 MANIFEST = "MANIFEST.json"
 
-# NumPy chooses its float64 exp/log/log1p/expm1 loops by the CPU: with AVX-512 (X86_V4) its own SIMD
-# implementations, without it others, and their last bits differ.  Measured: 196 of 262 case files
-# regenerated with other bytes on an AMD EPYC (AVX2) than on the Intel Xeon (AVX-512) that wrote
-# them.  The corpus is therefore generated with NumPy's AVX-512 loops disabled, which every x86-64
-# machine can reproduce; :func:`generate_pinned` runs a generation in such a process.
-PINNED_DISPATCH = {"NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR"}
 FORMAT_VERSION = 1
 DEFAULT_CASES_DIR = Path(__file__).resolve().parent.parent / "cases"
 ALL_DTYPES = dtypes.NAMES
@@ -799,14 +793,10 @@ def sha256_of(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def dispatch_is_pinned() -> bool:
-    """Whether this process's NumPy was imported with :data:`PINNED_DISPATCH`."""
-    return all(os.environ.get(key) == value for key, value in PINNED_DISPATCH.items())
-
-
 def generate_pinned(out_dir: Path = DEFAULT_CASES_DIR, extra_env=None) -> None:
-    """Generate the corpus in a fresh interpreter whose NumPy dispatch is pinned (see above)."""
-    env = dict(os.environ, **PINNED_DISPATCH, **(extra_env or {}))
+    """Generate the corpus in a fresh interpreter whose NumPy dispatch is pinned: golden bits that do
+    not depend on the CPU (impls/numpy_dispatch.py)."""
+    env = dict(os.environ, **numpy_dispatch.pinned_env(), **(extra_env or {}))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(DEFAULT_CASES_DIR.parent), env.get("PYTHONPATH")]))
     subprocess.run([sys.executable, "-c", "import sys; from conformance import corpus; corpus.generate(sys.argv[1])",
                     str(out_dir)], env=env, check=True, timeout=600)

@@ -14,6 +14,9 @@ also runs, with the same worker, what ``conformance run`` adds to a whole run: t
 framework's bad-input cases (recorded, not tests: there is no pass/fail contract) and the check of
 the declared limits.  A narrowed session writes only its own rows, as ``conformance run --select``
 does.  So a CI job runs the corpus once, not once for pytest and once for the report.
+
+Loading the plugin pins NumPy's dispatch (``NPY_DISABLE_CPU_FEATURES``, unless already set) to the
+loops the corpus was generated with: see impls/numpy_dispatch.py.
 """
 from __future__ import annotations
 
@@ -22,7 +25,14 @@ from pathlib import Path
 
 import pytest
 
-from conformance import corpus, deviations, runner
+from impls import numpy_dispatch
+
+# Before anything imports NumPy (this plugin loads before conftest files): the suite runs with
+# NumPy's dispatch pinned to the loops the corpus was generated with; the oracle's ulp bounds and the
+# bit-reproduced goldens assume libm's float64 exp/log, not NumPy's AVX-512 ones.  Workers inherit it.
+numpy_dispatch.pin_this_process()
+
+from conformance import corpus, deviations, runner  # noqa: E402 (after the pin)
 from impls import dtypes, get_adapter, impl_names, resolve
 from impls.ops import OPS
 

@@ -480,6 +480,8 @@ def environment_table(environments: pd.DataFrame, frame: pd.DataFrame, manifest:
         sha = str(env.get("corpus_sha256", ""))
         row = {"impl/device": label, "impl": impl, "device": device, "version": version,
                "python": env.get("python", ""), "numpy": env.get("numpy", ""),
+               # which float64 exp/log loops the worker's NumPy used (impls/numpy_dispatch.py)
+               "numpy AVX-512 loops": (", ".join(env["numpy_avx512"]) or "off") if "numpy_avx512" in env else "",
                "corpus sha256": sha[:16],
                "same corpus": ("yes" if sha == corpus_sha else "NO") if sha and corpus_sha else "unknown",
                "finished": env.get("finished", "(no environment file)" if not env else "")}

@@ -28,7 +28,7 @@ import numpy as np
 
 from conformance import corpus, deviations, legacy_env
 from conformance.compare import compare
-from impls import get_adapter, impl_names
+from impls import get_adapter, impl_names, numpy_dispatch
 from impls.caseio import Case, read_npz
 from impls.support import convention_of, why_not_applicable, why_unsupported
 
@@ -94,7 +94,7 @@ class Worker:
     def start(self):
         if self.missing:
             raise WorkerUnavailable(self.missing)
-        env = dict(os.environ, **self.env)
+        env = numpy_dispatch.for_interpreter(dict(os.environ, **self.env), self.python)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         env.setdefault("PYTHONUNBUFFERED", "1")
         command = [self.python, "-m", "impls.worker", "--impl", self.impl, "--device", self.device]

@@ -33,6 +33,8 @@ import traceback
 
 import numpy as np
 
+from impls import numpy_dispatch
+
 MESSAGE_LIMIT = 2000  # characters of an exception message kept in a result
 
 
@@ -119,6 +121,7 @@ def main(argv=None):
 
     _send(channel, {"event": "ready", "impl": args.impl, "device": args.device, "version": version,
                     "python": platform.python_version(), "numpy": np.__version__, "pid": os.getpid(),
+                    "numpy_avx512": numpy_dispatch.active_avx512_targets(),  # its float64 exp/log bits
                     "threads": threads.configure(threads.requested()),  # before any op: TensorFlow needs it
                     "ops": {op: support.as_dict() for op, support in adapter.ops.items()}})
     for line in sys.stdin:

@@ -129,6 +129,7 @@ def make_raw(folder: Path) -> Path:
                       [_row(impl, device, case, outcomes.get(case[0])) for case in CASES])
         mode = "composed" if impl == "torch" else "native"
         environment = {"impl": impl, "device": device, "version": "1.0", "python": "3.11.7", "numpy": "2.4.6",
+                       "numpy_avx512": ["X86_V4", "AVX512_ICL"] if impl == "torch" else [],
                        "corpus_sha256": "ab" * 32, "finished": "2026-01-01 00:00:00 UTC", "event": "ready",
                        "ops": {SWCE: {"mode": "native", "dtypes": ["float32", "float64"],
                                       "unsupported_features": [], "note": "F.cross_entropy"},
@@ -209,6 +210,8 @@ def test_summary_and_csv_tables(built):
     cases = pd.read_csv(out / "cases.csv")
     assert len(cases) == len(CASES)
     assert {"torch/gpu status", "torch/gpu ratio", "tensorflow/cpu status", "description"} <= set(cases.columns)
+    loops = pd.read_csv(out / "environment.csv").set_index("impl/device")["numpy AVX-512 loops"]
+    assert (loops["torch/cpu"], loops["tensorflow/cpu"]) == ("X86_V4, AVX512_ICL", "off")
 
 
 def test_html_has_every_section_and_case(built):
