@@ -148,7 +148,7 @@ def compare_output(name, actual, golden, rtol, scale) -> OutputError:
                            float(actual[index]), float(golden[index]))
     if not finite.any():
         return OutputError(name, 0.0, 0.0, 0.0, ())
-    error = np.where(finite, np.abs(actual - golden), 0.0)
+    error = np.abs(np.subtract(actual, golden, out=np.zeros_like(actual), where=finite))  # inf - inf: not taken
     allowed = rtol * (np.abs(np.where(finite, golden, 0.0)) + scale)
     ratio = error / allowed
     worst = np.unravel_index(int(np.argmax(ratio)), ratio.shape)

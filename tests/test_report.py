@@ -288,7 +288,7 @@ def test_differences_grouped_by_cause(built):
     root, _, page = built
     import pandas as pd
 
-    found = pd.read_csv(root / "out" / "differences.csv").fillna("")
+    found = pd.read_csv(root / "out" / "differences.csv").astype(object).fillna("")
     nan_group = found[(found["impl"] == "torch") & (found["status"] == "fail") & (found["kind"] == "numeric")]
     assert len(nan_group) == 1  # two NaN failures, one cause: same output, same problem kind
     group = nan_group.iloc[0]
@@ -319,7 +319,7 @@ def test_bad_input_counted_apart_from_numeric_fails(built):
     root, _, page = built
     import pandas as pd
 
-    found = pd.read_csv(root / "out" / "differences.csv").fillna("")
+    found = pd.read_csv(root / "out" / "differences.csv").astype(object).fillna("")
     bad = found[found["kind"] == "bad input"]
     assert list(zip(bad["impl"], bad["status"], bad["problem"])) == [("torch", "fail", "returns finite numbers")]
     assert bad.iloc[0]["what differs"] == ("torch accepts a label equal to the number of classes and returns "
