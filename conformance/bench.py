@@ -248,7 +248,7 @@ def _pre_check(adapter, device, spec):
 class _ImplBench:
     """One impl's worker and CSV during a benchmark run; rows written and flushed one by one."""
 
-    def __init__(self, impl, device, out_dir, specs, python, timeout, threads=None, malloc="fixed"):
+    def __init__(self, impl, device, out_dir, specs, python, timeout, threads=None, malloc="fixed", resume=False):
         self.impl, self.device, self.timeout, self.malloc = impl, device, timeout, malloc
         self.adapter = get_adapter(impl)
         self.path = bench_path(out_dir, impl, device)
@@ -257,10 +257,21 @@ class _ImplBench:
                                     env=worker_environment(threads, malloc))
         if any(_pre_check(self.adapter, device, s) is None for s in specs):
             self.worker.start()  # fail fast, before any row, when the framework is not installed
-        self.handle = open(self.path, "w", newline="", encoding="utf-8")
+        # rows of an interrupted run in this folder (``resume``), by spec_label; see keep()
+        self.earlier = {spec_label(row): row for row in read_rows(self.path)} if resume and self.path.exists() else {}
+        self.handle = None
+
+    def keep(self, labels):
+        """Start the CSV with the earlier rows of these specs (those every impl of the run has a row
+        for), replacing the file in one step: a run interrupted before this loses none of them."""
+        partial = self.path.with_name(self.path.name + ".partial")
+        with open(partial, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(self.earlier[label] for label in labels)
+        os.replace(partial, self.path)
+        self.handle = open(self.path, "a", newline="", encoding="utf-8")
         self.writer = csv.DictWriter(self.handle, fieldnames=COLUMNS, extrasaction="ignore")
-        self.writer.writeheader()
-        self.handle.flush()
 
     def runs(self, round_index):
         """Whether this impl takes part in the round: not after an unsupported or failed round."""
@@ -309,7 +320,8 @@ class _ImplBench:
 
     def close(self):
         self.worker.stop()
-        self.handle.close()
+        if self.handle:
+            self.handle.close()
 
 
 class CpuWatch:
@@ -385,7 +397,8 @@ def _pooled(replies) -> runner.Reply:
 
 
 def run_bench(impls, device, out_dir, grid="default", progress=None, *, python=None,
-              timeout=DEFAULT_BENCH_TIMEOUT, rounds=None, threads=None, repeat=1, malloc="fixed") -> dict:
+              timeout=DEFAULT_BENCH_TIMEOUT, rounds=None, threads=None, repeat=1, malloc="fixed",
+              resume=False) -> dict:
     """Benchmark the impls side by side (one worker process each) and fill ``ratio_to_fastest``.
 
     Every impl's worker stays up for the whole run and the impls take turns shape by shape, in
@@ -405,6 +418,9 @@ def run_bench(impls, device, out_dir, grid="default", progress=None, *, python=N
     ``repeat``: run the whole grid that many times back to back (each run in ``repeat-<i>/``);
     the top-level rows then combine the runs (see :func:`combine_runs`) and
     ``reproduction-<device>.csv`` says which ratios reproduced (see :func:`reproduction`).
+    ``resume``: finish an interrupted run in ``out_dir`` (the same impls, grid and ``repeat``): a
+    spec every impl already has a row for keeps its rows, the others are timed (all impls of a
+    spec in one process, so that its ratios stay paired).
 
     ``grid``: a name of :data:`GRIDS` or a list of spec dicts.  ``python``: impl -> interpreter
     (as ``conformance run --python``).  Returns impl -> CSV path, or the reason it could not start.
@@ -418,14 +434,14 @@ def run_bench(impls, device, out_dir, grid="default", progress=None, *, python=N
     if repeat < 1:
         raise ValueError("repeat: expected >= 1, got %r" % (repeat,))
     if repeat == 1:
-        outcome = _run_grid(impls, device, out_dir, specs, progress, python, timeout, rounds, threads, malloc)
+        outcome = _run_grid(impls, device, out_dir, specs, progress, python, timeout, rounds, threads, malloc, resume)
         update_ratios(out_dir, device)
         return outcome
     folders = [Path(out_dir) / ("repeat-%d" % (index + 1)) for index in range(repeat)]
     for index, folder in enumerate(folders):
         label = " (run %d of %d)" % (index + 1, repeat)
         step = (lambda items, desc, label=label: progress(items, desc=desc + label)) if progress else None
-        outcome = _run_grid(impls, device, folder, specs, step, python, timeout, rounds, threads, malloc)
+        outcome = _run_grid(impls, device, folder, specs, step, python, timeout, rounds, threads, malloc, resume)
         update_ratios(folder, device)
     runs = [read_run(folder, device) for folder in folders]
     findings = reproduction(runs)
@@ -437,7 +453,8 @@ def run_bench(impls, device, out_dir, grid="default", progress=None, *, python=N
             for impl, result in outcome.items()}
 
 
-def _run_grid(impls, device, out_dir, specs, progress, python, timeout, rounds, threads, malloc) -> dict:
+def _run_grid(impls, device, out_dir, specs, progress, python, timeout, rounds, threads, malloc,
+              resume=False) -> dict:
     """One run of the specs (see :func:`run_bench`); returns impl -> CSV path or the reason it could not start."""
     overrides = python or {}
     outcome, sessions = {}, {}
@@ -447,9 +464,14 @@ def _run_grid(impls, device, out_dir, specs, progress, python, timeout, rounds, 
             for impl in impls:
                 try:
                     sessions[impl] = _ImplBench(impl, device, out_dir, specs, runner.python_for(impl, overrides),
-                                                timeout, threads, malloc)
+                                                timeout, threads, malloc, resume)
                 except runner.WorkerUnavailable as error:
                     outcome[impl] = str(error)
+            done = [spec_label(spec) for spec in specs
+                    if sessions and all(spec_label(spec) in s.earlier for s in sessions.values())]
+            for session in sessions.values():
+                session.keep(done)
+            specs = [spec for spec in specs if spec_label(spec) not in done]
             label = "bench %s/%s" % (",".join(sessions), device)
             run_id = "%s-%d" % (time.strftime("%Y%m%dT%H%M%S"), os.getpid())  # pairs the rows of this run
             for spec in (progress(specs, desc=label) if progress and sessions else specs):

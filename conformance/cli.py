@@ -246,7 +246,7 @@ def cmd_bench(args):
     print("run folder: %s" % runs.relative(args.out))
     outcome = bench.run_bench(impls, args.device, args.out, grid=specs, python=_overrides(args),
                               timeout=args.timeout, threads=args.threads, repeat=args.repeat,
-                              malloc=args.malloc, progress=_progress("shape"))
+                              malloc=args.malloc, resume=args.resume, progress=_progress("shape"))
     ran = 0
     for impl, result in outcome.items():
         if isinstance(result, Path):
@@ -508,6 +508,9 @@ def build_parser():
                    help="the workers' glibc malloc thresholds: fixed (default), so that freed buffers are kept for "
                         "the next call whatever the process did before; default: glibc's own dynamic thresholds. "
                         "Each row states it")
+    p.add_argument("--resume", action="store_true",
+                   help="finish an interrupted benchmark (default folder: the latest run) with the same options: "
+                        "shapes every impl has a row for are kept, the others timed")
     p.set_defaults(func=cmd_bench)
 
     p = commands.add_parser("sampler", help="test each native log-uniform sampler (histogram, expected counts, seed), "
@@ -576,12 +579,12 @@ def build_parser():
 
 
 def resume_command(args) -> str:
-    """The command that finishes an interrupted ``run`` or ``all`` in its own folder with the same
-    impls, device and ``--select`` (``all`` resumes the corpus, then tests the samplers, times and
-    reports again), quoted for a POSIX shell; empty when there is nothing to resume (no run folder
-    yet, or another command)."""
+    """The command that finishes an interrupted ``run``, ``all`` or ``bench`` in its own folder with
+    the same impls, device and selection (``all`` resumes the corpus, then tests the samplers, times
+    and reports again; ``bench`` keeps the shapes every impl has timed), quoted for a POSIX shell;
+    empty when there is nothing to resume (no run folder yet, or another command)."""
     out = getattr(args, "out", None)
-    if args.command not in ("run", "all") or not isinstance(out, Path):
+    if args.command not in ("run", "all", "bench") or not isinstance(out, Path):
         return ""
     words = ["conformance", args.command, "--resume", "--out", str(runs.relative(out))]
     if args.impl:
@@ -592,6 +595,15 @@ def resume_command(args) -> str:
         words += ["--device", args.device]
     for pattern in getattr(args, "select", None) or ():  # a --select run resumes those cases, not the corpus
         words += ["--select", pattern]
+    if args.command == "bench":  # the same grid, timed the same way (defaults left out)
+        defaults = build_parser().parse_args(["bench"])
+        for option in ("grid", "repeat", "threads", "malloc", "timeout"):
+            if getattr(args, option) != getattr(defaults, option):
+                words += ["--" + option, str(getattr(args, option))]
+        for pattern in args.shapes or ():
+            words += ["--shapes", pattern]
+    for impl, path in sorted(dict(getattr(args, "python", None) or []).items()):
+        words += ["--python", "%s=%s" % (impl, path)]
     return " ".join(shlex.quote(word) for word in words)
 
 

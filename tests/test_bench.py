@@ -182,6 +182,36 @@ def test_tiny_grid_through_the_workers(tmp_path):
             assert int(row["ratio_rounds"]) == len(mine) == int(row["rounds"])
 
 
+def test_resume_times_only_the_shapes_some_impl_lacks(tmp_path, monkeypatch):
+    """An interrupted benchmark: the shapes every impl has a row for keep those rows; a shape one impl
+    had finished and the other had not is timed again for both, in one process (its ratios paired)."""
+    monkeypatch.setattr(worker_bench, "MIN_SECONDS", 0.01)
+    impls, grid = ["numpy-fast", "numpy"], TINY_GRID[:3]
+    bench.run_bench(impls, "cpu", tmp_path, grid=grid, rounds=2)
+    before = {impl: _rows(bench.bench_path(tmp_path, impl, "cpu"))[1] for impl in impls}
+    for impl, keep in (("numpy-fast", 2), ("numpy", 1)):  # numpy stopped one shape before numpy-fast
+        path = bench.bench_path(tmp_path, impl, "cpu")
+        path.write_text("".join(path.read_text(encoding="utf-8").splitlines(True)[:1 + keep]), encoding="utf-8")
+    timed = []
+    original_run = bench._ImplBench.run
+
+    def run(session, spec, round_index, rounds, inputs=None):
+        timed.append((bench.spec_label(spec), session.impl))
+        original_run(session, spec, round_index, rounds, inputs)
+
+    monkeypatch.setattr(bench._ImplBench, "run", run)
+    bench.run_bench(impls, "cpu", tmp_path, grid=grid, rounds=2, resume=True)
+    assert sorted(set(timed)) == sorted((bench.spec_label(spec), impl) for spec in grid[1:] for impl in impls)
+    after = {impl: _rows(bench.bench_path(tmp_path, impl, "cpu"))[1] for impl in impls}
+    for impl in impls:
+        assert [bench.spec_label(row) for row in after[impl]] == [bench.spec_label(spec) for spec in grid]
+        assert after[impl][0]["median_s"] == before[impl][0]["median_s"]  # kept as measured
+        assert after[impl][0]["bench_run"] == before[impl][0]["bench_run"]
+    new_runs = {row["bench_run"] for impl in impls for row in after[impl][1:]}
+    assert len(new_runs) == 1 and new_runs != {before["numpy"][0]["bench_run"]}
+    assert all(row["ratio_rounds"] == "2" for impl in impls for row in after[impl])  # every shape paired
+
+
 def test_an_impl_that_cannot_run_gives_rows_not_a_crash(tmp_path):
     # cupy declares only the gpu: every row is unsupported and no worker is started.
     outcome = bench.run_bench(["cupy-fast"], "cpu", tmp_path, grid=TINY_GRID[:2])

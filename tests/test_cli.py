@@ -187,6 +187,24 @@ def test_interrupted_all_names_the_command_that_finishes_it_with_its_impls(tmp_p
                                         % (tmp_path / "my run"))
 
 
+def test_an_interrupted_benchmark_names_the_command_that_finishes_it(tmp_path, monkeypatch, capsys):
+    """`bench --resume` with the grid, repeats, shapes and allocator setting it was started with
+    (defaults left out), so that the shapes it times pair with the ones it keeps."""
+    def interrupted(args):
+        args.out = tmp_path / "b"
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "cmd_bench", interrupted)
+    assert cli.main(["bench", "--impl", "numpy-fast,torch", "--repeat", "2", "--shapes", "softmax*",
+                     "--malloc", "default", "--python", "torch=/opt/py"]) == 130
+    assert capsys.readouterr().err.strip() == (
+        "interrupted; continue with: conformance bench --resume --out %s --impl numpy-fast,torch --repeat 2 "
+        "--malloc default --shapes 'softmax*' --python torch=/opt/py" % (tmp_path / "b"))
+    args = cli.build_parser().parse_args(["bench"])
+    args.out = tmp_path / "b"
+    assert cli.resume_command(args) == "conformance bench --resume --out %s" % (tmp_path / "b")
+
+
 def test_help_lists_the_impls_and_every_option_is_documented():
     parser = cli.build_parser()
     assert all(name in parser.format_help() for name in ("numpy", "torch", "tensorflow", "paddle-legacy"))
