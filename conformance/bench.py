@@ -105,17 +105,17 @@ SETTLE_SECONDS = 0.2
 # shared 2-core VM: +-5% between 3-second blocks of the same loop) then moves the two times of a
 # round together, where whole-turn medians minutes apart did not (44% of the ratios reproduced
 # within 10%).  ROUNDS rounds at least; while some impl's ratio interval is wider than
-# SETTLED_WITHIN around its ratio, more rounds, up to MAX_ROUNDS (calls slower than
-# MORE_ROUNDS_BELOW_SECONDS get no more: their rounds are seconds long already).
+# SETTLED_WITHIN around its ratio, more rounds, up to MAX_ROUNDS (up to SLOW_MAX_ROUNDS where some
+# call takes SLOW_CALL_SECONDS or more: its rounds are seconds long already).  The round ratios of
+# the 2026-12-02 run spread by about +-15% (log sd 0.15), which puts the median of 9 rounds within
+# 10% of a second run's on about 72% of the ratios (73% measured); 19 rounds, by the same estimate, 88%.
 ROUNDS = 5
-MAX_ROUNDS = 9
+MAX_ROUNDS = 19
+SLOW_MAX_ROUNDS = 9
+SLOW_CALL_SECONDS = 0.25
 ROUND_SECONDS = 0.06
 ROUND_MIN_SAMPLES = 3
 SETTLED_WITHIN = 0.05
-MORE_ROUNDS_BELOW_SECONDS = 0.25
-# A later round re-warms (one call) only calls faster than this: a slower call's data is far larger
-# than the caches, and re-warming would double its round.
-REWARM_BELOW_SECONDS = 0.05
 # The interval of a paired ratio: order statistics of the round ratios that cover their median with
 # at least this probability (distribution-free; 5 rounds: the smallest and largest, 94%).
 CONFIDENCE = 0.90
@@ -293,8 +293,7 @@ class _ImplBench:
         if reason:
             reply = runner.Reply("unsupported", reason, {})
         else:
-            rewarm = round_index > 0 and self.replies[0].data["median_s"] < REWARM_BELOW_SECONDS
-            timing = _round_timing(round_index, rounds, rewarm)
+            timing = _round_timing(round_index, rounds)
             if inputs:
                 timing["inputs"] = str(inputs)
             watch = CpuWatch(self.worker)
@@ -378,13 +377,19 @@ _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 BUSY_SHARE = 0.05  # above this share of the CPU taken by others while timed, a row is flagged
 
 
-def _round_timing(round_index, rounds, rewarm=True):
+def _round_timing(round_index, rounds):
     """A round's timing limits (``impls.bench.measure``'s ``timing``): the worker's own limits for an
-    impl timed alone (``rounds`` 1), ``ROUND_SECONDS`` of samples in a paired round."""
+    impl timed alone (``rounds`` 1), ``ROUND_SECONDS`` of samples in a paired round.
+
+    A later round re-warms: one call (at least ``impls.bench.REWARM_SECONDS``) faults back in the
+    pages the worker released at the end of its last turn and refills the caches, without the
+    first round's warm-up to a settled time and its full garbage collection.  That warm-up in every
+    round (as slow calls had until 2026-12-02) took three or more calls a turn, 1-3 s a turn for
+    Paddle's 1.3 s [4096, 10^5] weights-based forward, and TensorFlow's collection 0.1-0.3 s."""
     if rounds == 1:
         return {"rewarm": False, "memory": True}
     return {"min_seconds": ROUND_SECONDS, "max_seconds": ROUND_SECONDS, "min_samples": ROUND_MIN_SAMPLES,
-            "capped_min_samples": 1, "rewarm": round_index > 0 and rewarm, "memory": round_index == 0,
+            "capped_min_samples": 1, "rewarm": round_index > 0, "memory": round_index == 0,
             "release_memory": True}  # the worker is stopped after its turn: it keeps its live memory only
 
 
@@ -404,7 +409,7 @@ def run_bench(impls, device, out_dir, grid="default", progress=None, *, python=N
     Every impl's worker stays up for the whole run and the impls take turns shape by shape, in
     paired rounds (see ``ROUNDS``): in each round every impl is timed for ``ROUND_SECONDS``, the
     order rotating from round to round, and after ``ROUNDS`` rounds more are added (up to
-    ``MAX_ROUNDS``) while some ratio's interval is wider than ``SETTLED_WITHIN``.  An impl's row
+    ``MAX_ROUNDS`` or ``SLOW_MAX_ROUNDS``) while some ratio's interval is wider than ``SETTLED_WITHIN``.  An impl's row
     pools the samples of its rounds (median, IQR) and keeps each round's median, from which
     :func:`add_ratio_to_fastest` takes the ratio round by round.  One impl alone is timed in one
     turn with the worker's own limits.  While one impl is timed every other worker is stopped
@@ -504,7 +509,7 @@ def _time_spec(sessions, spec, turns, rounds=None, inputs=None):
         if fixed is not None:
             if round_index >= fixed:
                 return
-        elif round_index >= ROUNDS and (round_index >= MAX_ROUNDS or _settled(sessions)):
+        elif round_index >= ROUNDS and (round_index >= _max_rounds(sessions) or _settled(sessions)):
             return
 
 
@@ -524,11 +529,16 @@ def _stored_inputs(spec, sessions):
         yield folder
 
 
+def _max_rounds(sessions) -> int:
+    """``MAX_ROUNDS``, or ``SLOW_MAX_ROUNDS`` where some impl's calls take ``SLOW_CALL_SECONDS`` or more."""
+    medians = [min(session.round_medians()) for session in sessions if session.ok()]
+    return SLOW_MAX_ROUNDS if medians and max(medians) >= SLOW_CALL_SECONDS else MAX_ROUNDS
+
+
 def _settled(sessions) -> bool:
-    """Whether every timed impl's ratio interval lies within ``SETTLED_WITHIN`` of its ratio, or more
-    rounds would be too slow (some call slower than ``MORE_ROUNDS_BELOW_SECONDS``)."""
+    """Whether every timed impl's ratio interval lies within ``SETTLED_WITHIN`` of its ratio."""
     timed = {session.impl: session.round_medians() for session in sessions if session.ok()}
-    if len(timed) < 2 or max(min(m) for m in timed.values()) >= MORE_ROUNDS_BELOW_SECONDS:
+    if len(timed) < 2:
         return True
     for ratio, low, high in paired_ratios(timed).values():
         if high > ratio * (1 + SETTLED_WITHIN) or low < ratio / (1 + SETTLED_WITHIN):
