@@ -505,8 +505,8 @@ def test_a_stopped_worker_keeps_only_its_live_memory(tmp_path, monkeypatch):
     timing, original_run = bench._round_timing, bench._ImplBench.run
     resident, release = {}, {"on": True}
 
-    def round_timing(round_index, rounds, rewarm=True):
-        return dict(timing(round_index, rounds, rewarm), release_memory=release["on"])
+    def round_timing(round_index, rounds):
+        return dict(timing(round_index, rounds), release_memory=release["on"])
 
     def run(session, spec, round_index, rounds, inputs=None):
         original_run(session, spec, round_index, rounds, inputs)
