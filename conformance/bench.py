@@ -5,7 +5,7 @@ memory, the sampled losses ``O(batch * (samples + num_true))`` plus, for the wei
 ``sampled_softmax_loss``, ``O((samples + batch) * dim)`` (its weight gradient is sparse, the sampled rows,
 except in JAX).  ``grid_specs("default")`` takes a few shapes per op covering batch 64-4096, classes
 10^3-10^6, samples 64-8192 and dim 64-1024 in float32 (float16/bfloat16 on one shape per op), both
-modes (about 16 minutes a run on a 2-core CPU with 8 impls in paired rounds); ``grid_specs("full")`` is the
+modes (about 21 minutes a run on a 2-core CPU with 8 impls in paired rounds); ``grid_specs("full")`` is the
 product of those ranges (long; meant for a GPU or a big machine); ``grid_specs("quick")`` is one shape
 per op (the class sweep's shape at 10^4 classes, float32, both modes): the benchmark path of a CI job, whose
 environments run one after the other and so cannot compare impls fairly anyway.
@@ -107,8 +107,9 @@ SETTLE_SECONDS = 0.2
 # within 10%).  ROUNDS rounds at least; while some impl's ratio interval is wider than
 # SETTLED_WITHIN around its ratio, more rounds, up to MAX_ROUNDS (up to SLOW_MAX_ROUNDS where some
 # call takes SLOW_CALL_SECONDS or more: its rounds are seconds long already).  The round ratios of
-# the 2026-12-02 run spread by about +-15% (log sd 0.15), which puts the median of 9 rounds within
-# 10% of a second run's on about 72% of the ratios (73% measured); 19 rounds, by the same estimate, 88%.
+# the 2026-12-02 runs spread by about +-15% (log sd 0.15); up to 9 rounds reproduced 73% of the ratios
+# within 10% in a second run, up to 19 rounds 76% (not the 88% that spread alone predicts: what is left
+# differs between worker processes, which more rounds in one process do not average out).
 ROUNDS = 5
 MAX_ROUNDS = 19
 SLOW_MAX_ROUNDS = 9
@@ -383,9 +384,9 @@ def _round_timing(round_index, rounds):
 
     A later round re-warms: one call (at least ``impls.bench.REWARM_SECONDS``) faults back in the
     pages the worker released at the end of its last turn and refills the caches, without the
-    first round's warm-up to a settled time and its full garbage collection.  That warm-up in every
-    round (as slow calls had until 2026-12-02) took three or more calls a turn, 1-3 s a turn for
-    Paddle's 1.3 s [4096, 10^5] weights-based forward, and TensorFlow's collection 0.1-0.3 s."""
+    first round's warm-up to a settled time and its full garbage collection, which cost three or
+    more calls a turn (1-3 s for Paddle's 1.3 s [4096, 10^5] weights-based forward) and, in a
+    TensorFlow worker, 0.1-0.3 s of collection."""
     if rounds == 1:
         return {"rewarm": False, "memory": True}
     return {"min_seconds": ROUND_SECONDS, "max_seconds": ROUND_SECONDS, "min_samples": ROUND_MIN_SAMPLES,

@@ -8,9 +8,9 @@ exact values where libm's keep it within 1 (tests/test_reference_exact.py, on Py
 
 So the corpus is generated, and the test suite runs, with NumPy's AVX-512 dispatch targets disabled
 (``NPY_DISABLE_CPU_FEATURES``).  Their names depend on the NumPy version (2.x: ``X86_V4 AVX512_ICL
-AVX512_SPR``; 1.x: ``AVX512F AVX512CD AVX512_SKX ...``), and NumPy refuses a name outside its own
-dispatch list and one this CPU lacks (warns and ignores it: NumPy 1.23 given 2.x's names keeps its
-AVX-512 loops), so they are read from the installed NumPy in a child process.  This module does not
+AVX512_SPR``; 1.x: ``AVX512F AVX512CD AVX512_SKX ...``), and NumPy warns about and ignores a name
+outside its own dispatch list or one this CPU lacks (NumPy 1.23 given 2.x's names keeps its AVX-512
+loops), so they are read from the installed NumPy in a child process.  This module does not
 import NumPy, so the pytest plugin can pin the dispatch before anything else imports it.
 """
 from __future__ import annotations
@@ -68,14 +68,12 @@ def for_interpreter(env: dict, python: str) -> dict:
     return dict(env, **pinned_env(python))
 
 
-def pin_this_process() -> bool:
+def pin_this_process() -> None:
     """Pin the dispatch of this process (and the processes it starts) unless NumPy is imported
-    already or the variable is set (the user's choice stands); whether it did (:func:`is_pinned`
-    tells what NumPy actually does)."""
-    if "numpy" in sys.modules or VARIABLE in os.environ:
-        return False
-    os.environ.update(pinned_env())
-    return True
+    already or the variable is set (the user's choice stands); :func:`is_pinned` tells what NumPy
+    actually does."""
+    if "numpy" not in sys.modules and VARIABLE not in os.environ:
+        os.environ.update(pinned_env())
 
 
 def is_pinned() -> bool:
