@@ -28,6 +28,7 @@ import contextlib
 import csv
 import fnmatch
 import itertools
+import json
 import math
 import os
 import signal
@@ -104,15 +105,21 @@ SETTLE_SECONDS = 0.2
 # over the fastest round median of that round.  A machine whose speed drifts over seconds (this
 # shared 2-core VM: +-5% between 3-second blocks of the same loop) then moves the two times of a
 # round together, where whole-turn medians minutes apart did not (44% of the ratios reproduced
-# within 10%).  ROUNDS rounds at least; while some impl's ratio interval is wider than
-# SETTLED_WITHIN around its ratio, more rounds, up to MAX_ROUNDS (up to SLOW_MAX_ROUNDS where some
-# call takes SLOW_CALL_SECONDS or more: its rounds are seconds long already).  The round ratios of
-# the 2026-12-02 runs spread by about +-15% (log sd 0.15); up to 9 rounds reproduced 73% of the ratios
-# within 10% in a second run, up to 19 rounds 76% (not the 88% that spread alone predicts: what is left
-# differs between worker processes, which more rounds in one process do not average out).
-ROUNDS = 5
-MAX_ROUNDS = 19
-SLOW_MAX_ROUNDS = 9
+# within 10%).
+# Passes: the rounds of a shape are spread over PASSES passes through the whole grid, minutes apart.
+# Why: this VM also has slow spells of a minute or two in which every impl runs 1.5-4x slower, each
+# by its own factor (a neighbour on the host takes memory bandwidth or cache: no steal time shows),
+# so the ratios of the shapes timed in one move together.  With all of a shape's rounds in one spell
+# (2026-12-02: up to 19 rounds, 10-25 s a shape) a second run reproduced only 76% of the ratios
+# within 10%, and the rows that did not came in streaks of consecutive shapes.  Spread over passes,
+# a spell takes the rounds of one pass at most, and the median over the rounds outvotes them.
+# In each pass a shape gets ROUNDS rounds at least; while some impl's ratio interval (over all its
+# rounds so far) is wider than SETTLED_WITHIN around its ratio, more, up to MAX_ROUNDS in the pass
+# (SLOW_MAX_ROUNDS where some call takes SLOW_CALL_SECONDS or more: its rounds are seconds long).
+PASSES = 3
+ROUNDS = 3
+MAX_ROUNDS = 6
+SLOW_MAX_ROUNDS = 3
 SLOW_CALL_SECONDS = 0.25
 ROUND_SECONDS = 0.06
 ROUND_MIN_SAMPLES = 3
@@ -247,7 +254,11 @@ def _pre_check(adapter, device, spec):
 
 
 class _ImplBench:
-    """One impl's worker and CSV during a benchmark run; rows written and flushed one by one."""
+    """One impl's worker and CSV during a benchmark run; rows written and flushed one by one.
+
+    A shape's rounds, gathered pass by pass (see ``PASSES``), are kept in ``rounds_of`` until its
+    row is written, and each pass's replies are appended to a journal (``logs/rounds-<impl>-<device>.jsonl``)
+    from which ``--resume`` takes the passes an interrupted run had finished."""
 
     def __init__(self, impl, device, out_dir, specs, python, timeout, threads=None, malloc="fixed", resume=False):
         self.impl, self.device, self.timeout, self.malloc = impl, device, timeout, malloc
@@ -260,11 +271,17 @@ class _ImplBench:
             self.worker.start()  # fail fast, before any row, when the framework is not installed
         # rows of an interrupted run in this folder (``resume``), by spec_label; see keep()
         self.earlier = {spec_label(row): row for row in read_rows(self.path)} if resume and self.path.exists() else {}
-        self.handle = None
+        self.journal_path = Path(out_dir) / "logs" / ("rounds-%s-%s.jsonl" % (impl, device))
+        self.earlier_passes = read_journal(self.journal_path) if resume else {}
+        self.rounds_of = {}  # spec_label -> the replies of its rounds so far, every pass
+        self.replies = []  # the replies of the shape being timed (one of rounds_of's lists)
+        self.handle = self.journal = None
 
-    def keep(self, labels):
+    def keep(self, labels, passes_done=None):
         """Start the CSV with the earlier rows of these specs (those every impl of the run has a row
-        for), replacing the file in one step: a run interrupted before this loses none of them."""
+        for), replacing the file in one step: a run interrupted before this loses none of them.
+        ``passes_done``: spec_label -> the passes of it that every impl finished in the interrupted
+        run; their replies are taken up, and the journal is started again with them alone."""
         partial = self.path.with_name(self.path.name + ".partial")
         with open(partial, "w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
@@ -273,11 +290,26 @@ class _ImplBench:
         os.replace(partial, self.path)
         self.handle = open(self.path, "a", newline="", encoding="utf-8")
         self.writer = csv.DictWriter(self.handle, fieldnames=COLUMNS, extrasaction="ignore")
+        self.journal_path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.journal_path.with_name(self.journal_path.name + ".partial")
+        with open(partial, "w", encoding="utf-8") as journal:
+            for label, count in (passes_done or {}).items():
+                self.rounds_of[label] = []
+                for pass_index in range(count):
+                    replies = self.earlier_passes[label][pass_index]
+                    self.rounds_of[label] += replies
+                    journal.write(_journal_line(label, pass_index, replies))
+        os.replace(partial, self.journal_path)
+        self.journal = open(self.journal_path, "a", encoding="utf-8")
+
+    def begin(self, spec):
+        """Make ``spec`` the shape being timed, with the rounds it has had so far."""
+        self.replies = self.rounds_of.setdefault(spec_label(spec), [])
 
     def runs(self, round_index):
         """Whether this impl takes part in the round: not after an unsupported or failed round."""
         if round_index == 0:
-            self.replies = []
+            del self.replies[:]
             return True
         return self.ok()
 
@@ -305,6 +337,11 @@ class _ImplBench:
                 reply.message = "round %d: %s" % (round_index + 1, reply.message)
         self.replies.append(reply)
 
+    def record_pass(self, spec, pass_index, first_round):
+        """Journal the spec's replies from round ``first_round`` on: its pass ``pass_index``."""
+        self.journal.write(_journal_line(spec_label(spec), pass_index, self.replies[first_round:]))
+        self.journal.flush()
+
     def finish(self, spec, run_id):
         """Write the spec's row: its rounds' samples pooled and their medians, or the first round that failed."""
         failed = [reply for reply in self.replies if reply.status != "ok"]
@@ -317,11 +354,39 @@ class _ImplBench:
             row.update(CpuWatch.shares([reply.data.get("cpu_watch") for reply in self.replies]))
         self.writer.writerow(row)
         self.handle.flush()
+        self.rounds_of.pop(spec_label(spec), None)
 
     def close(self):
         self.worker.stop()
-        if self.handle:
-            self.handle.close()
+        for handle in (self.handle, self.journal):
+            if handle:
+                handle.close()
+
+
+def _journal_line(label, pass_index, replies) -> str:
+    return json.dumps({"spec": label, "pass": pass_index,
+                       "replies": [[reply.status, reply.message, reply.data] for reply in replies]}) + "\n"
+
+
+def read_journal(path) -> dict:
+    """spec_label -> ``[replies of pass 0, of pass 1, ...]`` from a rounds journal (the passes in a row
+    from the first; a line cut short by an interruption ends its spec's)."""
+    passes = {}
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return passes
+    for line in lines:
+        try:
+            entry = json.loads(line)
+            label, pass_index = entry["spec"], int(entry["pass"])
+            replies = [runner.Reply(status, message, data) for status, message, data in entry["replies"]]
+        except (ValueError, KeyError, TypeError):
+            continue
+        if pass_index == len(passes.setdefault(label, [])):
+            passes[label].append(replies)
+    return passes
 
 
 class CpuWatch:
@@ -404,19 +469,21 @@ def _pooled(replies) -> runner.Reply:
 
 def run_bench(impls, device, out_dir, grid="default", progress=None, *, python=None,
               timeout=DEFAULT_BENCH_TIMEOUT, rounds=None, threads=None, repeat=1, malloc="fixed",
-              resume=False) -> dict:
+              resume=False, passes=PASSES) -> dict:
     """Benchmark the impls side by side (one worker process each) and fill ``ratio_to_fastest``.
 
     Every impl's worker stays up for the whole run and the impls take turns shape by shape, in
     paired rounds (see ``ROUNDS``): in each round every impl is timed for ``ROUND_SECONDS``, the
-    order rotating from round to round, and after ``ROUNDS`` rounds more are added (up to
-    ``MAX_ROUNDS`` or ``SLOW_MAX_ROUNDS``) while some ratio's interval is wider than ``SETTLED_WITHIN``.  An impl's row
-    pools the samples of its rounds (median, IQR) and keeps each round's median, from which
+    order rotating from round to round.  The grid is gone through ``passes`` times (see ``PASSES``),
+    so that a shape's rounds are minutes apart: in each pass it gets ``ROUNDS`` rounds, and more (up
+    to ``MAX_ROUNDS`` or ``SLOW_MAX_ROUNDS``) while some ratio's interval over all its rounds so far
+    is wider than ``SETTLED_WITHIN``.  An impl's row, written after the shape's last pass, pools the
+    samples of its rounds (median, IQR) and keeps each round's median, from which
     :func:`add_ratio_to_fastest` takes the ratio round by round.  One impl alone is timed in one
     turn with the worker's own limits.  While one impl is timed every other worker is stopped
     (``SIGSTOP``, see :class:`_Turns`), so that no idle thread pool spins on the cores it needs;
     where processes cannot be stopped the run waits ``SETTLE_SECONDS`` before each turn instead.
-    ``rounds``: a fixed number of rounds instead (no more are added).
+    ``rounds``: a fixed number of rounds a pass instead (no more are added).
 
     ``threads``: the thread count asked of every worker (default: the machine's cores, see
     ``impls/threads.py``); each row states the count its impl used (``threads``, ``thread_settings``).
@@ -424,9 +491,10 @@ def run_bench(impls, device, out_dir, grid="default", progress=None, *, python=N
     ``repeat``: run the whole grid that many times back to back (each run in ``repeat-<i>/``);
     the top-level rows then combine the runs (see :func:`combine_runs`) and
     ``reproduction-<device>.csv`` says which ratios reproduced (see :func:`reproduction`).
-    ``resume``: finish an interrupted run in ``out_dir`` (the same impls, grid and ``repeat``): a
-    spec every impl already has a row for keeps its rows, the others are timed (all impls of a
-    spec in one process, so that its ratios stay paired).
+    ``resume``: finish an interrupted run in ``out_dir`` (the same impls, grid, ``repeat`` and
+    ``passes``): a spec every impl already has a row for keeps its rows; of the others, the passes
+    every impl finished (the rounds journal, see :class:`_ImplBench`) are kept and the rest timed,
+    every impl's rounds of a pass in one process, so that its ratios stay paired.
 
     ``grid``: a name of :data:`GRIDS` or a list of spec dicts.  ``python``: impl -> interpreter
     (as ``conformance run --python``).  Returns impl -> CSV path, or the reason it could not start.
@@ -440,14 +508,16 @@ def run_bench(impls, device, out_dir, grid="default", progress=None, *, python=N
     if repeat < 1:
         raise ValueError("repeat: expected >= 1, got %r" % (repeat,))
     if repeat == 1:
-        outcome = _run_grid(impls, device, out_dir, specs, progress, python, timeout, rounds, threads, malloc, resume)
+        outcome = _run_grid(impls, device, out_dir, specs, progress, python, timeout, rounds, threads, malloc, resume,
+                            passes)
         update_ratios(out_dir, device)
         return outcome
     folders = [Path(out_dir) / ("repeat-%d" % (index + 1)) for index in range(repeat)]
     for index, folder in enumerate(folders):
         label = " (run %d of %d)" % (index + 1, repeat)
         step = (lambda items, desc, label=label: progress(items, desc=desc + label)) if progress else None
-        outcome = _run_grid(impls, device, folder, specs, step, python, timeout, rounds, threads, malloc, resume)
+        outcome = _run_grid(impls, device, folder, specs, step, python, timeout, rounds, threads, malloc, resume,
+                            passes)
         update_ratios(folder, device)
     runs = [read_run(folder, device) for folder in folders]
     findings = reproduction(runs)
@@ -460,13 +530,13 @@ def run_bench(impls, device, out_dir, grid="default", progress=None, *, python=N
 
 
 def _run_grid(impls, device, out_dir, specs, progress, python, timeout, rounds, threads, malloc,
-              resume=False) -> dict:
+              resume=False, passes=PASSES) -> dict:
     """One run of the specs (see :func:`run_bench`); returns impl -> CSV path or the reason it could not start."""
     overrides = python or {}
     outcome, sessions = {}, {}
     turns = _Turns(sessions)
     try:
-        with turns.resumed_on_the_way_out():
+        with turns.resumed_on_the_way_out(), _InputStore() as inputs:
             for impl in impls:
                 try:
                     sessions[impl] = _ImplBench(impl, device, out_dir, specs, runner.python_for(impl, overrides),
@@ -475,17 +545,33 @@ def _run_grid(impls, device, out_dir, specs, progress, python, timeout, rounds, 
                     outcome[impl] = str(error)
             done = [spec_label(spec) for spec in specs
                     if sessions and all(spec_label(spec) in s.earlier for s in sessions.values())]
-            for session in sessions.values():
-                session.keep(done)
             specs = [spec for spec in specs if spec_label(spec) not in done]
+            passes = passes if len(sessions) > 1 else 1  # one impl alone: no ratios to pair
+            # the passes every impl of the interrupted run had finished, per shape still to finish
+            passes_done = {spec_label(spec): min(passes - 1, *(len(s.earlier_passes.get(spec_label(spec), []))
+                                                               for s in sessions.values()))
+                           for spec in specs} if sessions else {}
+            passes_done = {label: count for label, count in passes_done.items() if count > 0}
+            for session in sessions.values():
+                session.keep(done, passes_done)
             label = "bench %s/%s" % (",".join(sessions), device)
+            if passes > 1:
+                label += " (%d passes)" % passes
             run_id = "%s-%d" % (time.strftime("%Y%m%dT%H%M%S"), os.getpid())  # pairs the rows of this run
-            for spec in (progress(specs, desc=label) if progress and sessions else specs):
-                with _stored_inputs(spec, [s for s in sessions.values()
-                                           if _pre_check(s.adapter, device, spec) is None]) as inputs:
-                    _time_spec(list(sessions.values()), spec, turns, rounds, inputs)
-                for session in sessions.values():
-                    session.finish(spec, run_id)
+            steps = [(pass_index, spec) for pass_index in range(passes) for spec in specs
+                     if pass_index >= passes_done.get(spec_label(spec), 0)]
+            for pass_index, spec in (progress(steps, desc=label) if progress and sessions else steps):
+                timed = list(sessions.values())
+                for session in timed:
+                    session.begin(spec)
+                first_round = max([len(session.replies) for session in timed] + [0])
+                if first_round == 0 or any(session.ok() for session in timed):  # else nothing left to time
+                    runnable = [s for s in timed if _pre_check(s.adapter, device, spec) is None]
+                    _time_spec(timed, spec, turns, rounds, inputs.folder(spec, runnable), first_round)
+                for session in timed:
+                    session.record_pass(spec, pass_index, first_round)
+                    if pass_index == passes - 1:
+                        session.finish(spec, run_id)
     finally:
         for session in sessions.values():
             session.close()
@@ -493,11 +579,12 @@ def _run_grid(impls, device, out_dir, specs, progress, python, timeout, rounds, 
     return outcome
 
 
-def _time_spec(sessions, spec, turns, rounds=None, inputs=None):
-    """Time one spec on every session: one turn for an impl alone, else paired rounds (run_bench)."""
+def _time_spec(sessions, spec, turns, rounds=None, inputs=None, first_round=0):
+    """Time one pass of a spec on every session, from round ``first_round`` on: one turn for an impl
+    alone, else paired rounds (``ROUNDS`` and more while unsettled, or ``rounds``; see run_bench)."""
     alone = len(sessions) == 1
     fixed = 1 if alone else rounds
-    round_index = 0
+    round_index = first_round
     while True:
         order = sessions[round_index % len(sessions):] + sessions[:round_index % len(sessions)]  # rotate
         for session in order:
@@ -507,27 +594,39 @@ def _time_spec(sessions, spec, turns, rounds=None, inputs=None):
                 turns.give(session)
             session.run(spec, round_index, 1 if alone else (fixed or ROUNDS), inputs)
         round_index += 1
+        taken = round_index - first_round
         if fixed is not None:
-            if round_index >= fixed:
+            if taken >= fixed:
                 return
-        elif round_index >= ROUNDS and (round_index >= _max_rounds(sessions) or _settled(sessions)):
+        elif taken >= ROUNDS and (taken >= _max_rounds(sessions) or _settled(sessions)):
             return
 
 
-@contextlib.contextmanager
-def _stored_inputs(spec, sessions):
-    """A folder with the spec's inputs, drawn once here, when two or more workers will load them
-    (None otherwise: one worker draws them itself); removed after the spec."""
-    if len(sessions) < 2:
-        yield None
-        return
-    with tempfile.TemporaryDirectory(prefix="conformance-bench-") as folder:
-        try:
-            worker_bench.write_inputs(spec, folder)
-        except (ValueError, OSError):  # a bad spec: each worker reports it as its error row
-            yield None
-            return
-        yield folder
+class _InputStore:
+    """The inputs of a run's specs, drawn once each (here, not by every worker) and kept on disk
+    for the run's later passes; none for a spec that fewer than two workers will load (one worker
+    draws them itself).  Forward and forward+backward of a shape share them."""
+
+    def __enter__(self):
+        self.root = tempfile.TemporaryDirectory(prefix="conformance-bench-")
+        self.folders = {}
+        return self
+
+    def __exit__(self, *exc):
+        self.root.cleanup()
+
+    def folder(self, spec, sessions):
+        if len(sessions) < 2:
+            return None
+        key = tuple(sorted((k, v) for k, v in spec.items() if k != "mode"))
+        if key not in self.folders:
+            folder = os.path.join(self.root.name, str(len(self.folders)))
+            try:
+                worker_bench.write_inputs(spec, folder)
+            except (ValueError, OSError):  # a bad spec: each worker reports it as its error row
+                folder = None
+            self.folders[key] = folder
+        return self.folders[key]
 
 
 def _max_rounds(sessions) -> int:

@@ -246,7 +246,7 @@ def cmd_bench(args):
     print("run folder: %s" % runs.relative(args.out))
     outcome = bench.run_bench(impls, args.device, args.out, grid=specs, python=_overrides(args),
                               timeout=args.timeout, threads=args.threads, repeat=args.repeat,
-                              malloc=args.malloc, resume=args.resume, progress=_progress("shape"))
+                              malloc=args.malloc, resume=args.resume, passes=args.passes, progress=_progress("shape"))
     ran = 0
     for impl, result in outcome.items():
         if isinstance(result, Path):
@@ -504,13 +504,16 @@ def build_parser():
     p.add_argument("--repeat", type=_positive_int, default=1, metavar="N",
                    help="run the grid N times back to back and write reproduction-<device>.csv "
                         "(each ratio per run, agreement within 10%% and 25%%, unreliable rows)")
+    p.add_argument("--passes", type=_positive_int, default=bench.PASSES, metavar="N",
+                   help="go through the grid N times, each shape's rounds spread over the passes, so that a slow "
+                        "spell of the machine takes one pass's rounds at most (default %(default)s)")
     p.add_argument("--malloc", choices=sorted(bench.MALLOC_SETTINGS), default="fixed",
                    help="the workers' glibc malloc thresholds: fixed (default), so that freed buffers are kept for "
                         "the next call whatever the process did before; default: glibc's own dynamic thresholds. "
                         "Each row states it")
     p.add_argument("--resume", action="store_true",
                    help="finish an interrupted benchmark (default folder: the latest run) with the same options: "
-                        "shapes every impl has a row for are kept, the others timed")
+                        "shapes every impl has a row for are kept, and the passes every impl finished of the others")
     p.set_defaults(func=cmd_bench)
 
     p = commands.add_parser("sampler", help="test each native log-uniform sampler (histogram, expected counts, seed), "
@@ -597,7 +600,7 @@ def resume_command(args) -> str:
         words += ["--select", pattern]
     if args.command == "bench":  # the same grid, timed the same way (defaults left out)
         defaults = build_parser().parse_args(["bench"])
-        for option in ("grid", "repeat", "threads", "malloc", "timeout"):
+        for option in ("grid", "repeat", "passes", "threads", "malloc", "timeout"):
             if getattr(args, option) != getattr(defaults, option):
                 words += ["--" + option, str(getattr(args, option))]
         for pattern in args.shapes or ():

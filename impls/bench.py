@@ -419,7 +419,7 @@ def measure(adapter, device, spec, timing=None) -> dict:
     ``timing`` (optional) makes this one round of several (``conformance.bench`` interleaves the
     impls round by round): ``min_seconds``, ``max_seconds``, ``min_samples`` and
     ``capped_min_samples`` replace the module's limits, ``rewarm`` shortens the warm-up of a shape
-    warmed up in an earlier round, ``memory=False`` skips the memory measurement, and ``inputs``
+    warmed up in an earlier round (after an untimed first call where it had to be prepared again), ``memory=False`` skips the memory measurement, and ``inputs``
     names a :func:`write_inputs` folder holding the spec's case.  The reply
     carries the raw ``samples`` for pooling.
     """
@@ -446,11 +446,13 @@ def measure(adapter, device, spec, timing=None) -> dict:
         return outputs
 
     try:
-        if timing.get("memory", True) or fresh:  # a fresh state's first call is the untimed first call
+        if timing.get("memory", True):
             peak, method = measure_memory(adapter, device, first_call)
+        elif fresh:  # prepared again for a later round (a later pass: the worker timed other shapes
+            first_call()  # since), untimed: a compiled mode compiles here; then the round's re-warm-up
         warmup, samples = time_calls(lambda: _timed_call(adapter, state, backward),
                                      timing.get("min_seconds", MIN_SECONDS), timing.get("max_seconds", MAX_SECONDS),
-                                     bool(timing.get("rewarm", False)) and not fresh,
+                                     bool(timing.get("rewarm", False)),
                                      timing.get("min_samples", MIN_SAMPLES),
                                      timing.get("capped_min_samples", CAPPED_MIN_SAMPLES))
     except BaseException:

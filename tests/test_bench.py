@@ -174,7 +174,7 @@ def test_tiny_grid_through_the_workers(tmp_path):
         # Paired rounds: each ratio is the median over the rounds of the impl's round median over
         # that round's fastest, so it lies between the smallest and the largest such round ratio.
         medians = [[float(m) for m in row["round_medians_s"].split()] for row in rows]
-        assert len({len(m) for m in medians}) == 1 and len(medians[0]) >= bench.ROUNDS
+        assert len({len(m) for m in medians}) == 1 and len(medians[0]) >= bench.PASSES * bench.ROUNDS
         for row, mine in zip(rows, medians):
             per_round = sorted(mine[r] / min(other[r] for other in medians) for r in range(len(mine)))
             assert per_round[0] <= float(row["ratio_low"]) <= float(row["ratio_to_fastest"]) <= float(row["ratio_high"]) <= per_round[-1]
@@ -209,7 +209,9 @@ def test_resume_times_only_the_shapes_some_impl_lacks(tmp_path, monkeypatch):
         assert after[impl][0]["bench_run"] == before[impl][0]["bench_run"]
     new_runs = {row["bench_run"] for impl in impls for row in after[impl][1:]}
     assert len(new_runs) == 1 and new_runs != {before["numpy"][0]["bench_run"]}
-    assert all(row["ratio_rounds"] == "2" for impl in impls for row in after[impl])  # every shape paired
+    # every shape paired: 2 rounds in each pass (the first run journaled every pass of the shapes it
+    # lost the rows of, so only their last pass is timed again, which writes the rows)
+    assert all(row["ratio_rounds"] == str(2 * bench.PASSES) for impl in impls for row in after[impl])
 
 
 def test_an_impl_that_cannot_run_gives_rows_not_a_crash(tmp_path):
@@ -229,9 +231,10 @@ def test_a_bad_spec_is_an_error_row_and_the_run_goes_on(tmp_path):
     assert "samples" in rows[0]["message"]
 
 
-def test_impls_take_turns_shape_by_shape_in_rounds(tmp_path, monkeypatch):
-    """Side by side: every impl times a shape, ROUNDS times in turn, before any impl moves on; each
-    row pools its rounds' samples and keeps the first round's memory."""
+def test_impls_take_turns_shape_by_shape_in_rounds_pass_by_pass(tmp_path, monkeypatch):
+    """Side by side: every impl times a shape, ROUNDS times in turn, before any impl moves on to the
+    next shape; then the grid again, PASSES times, the round count going on; each row pools the
+    rounds of every pass and keeps the first round's memory."""
     monkeypatch.setattr(bench, "SETTLE_SECONDS", 0.0)
     monkeypatch.setattr(worker_bench, "MIN_SECONDS", 0.03)
     turns, pooled = [], []
@@ -251,13 +254,55 @@ def test_impls_take_turns_shape_by_shape_in_rounds(tmp_path, monkeypatch):
     grid = TINY_GRID[:2]
     outcome = bench.run_bench(["numpy-fast", "cupy-fast"], "cpu", tmp_path, grid=grid)  # cupy-fast: unsupported on the cpu
     # cupy-fast's unsupported first round ends its part in the shape; numpy-fast goes on for every round.
-    assert turns == [(s["op"], s["mode"], impl, r) for s in grid
-                     for impl, r in [("numpy-fast", 0), ("cupy-fast", 0)] + [("numpy-fast", r) for r in range(1, bench.ROUNDS)]]
+    first_pass = [("numpy-fast", 0), ("cupy-fast", 0)] + [("numpy-fast", r) for r in range(1, bench.ROUNDS)]
+    assert turns == [(s["op"], s["mode"], impl, r) for p in range(bench.PASSES) for s in grid
+                     for impl, r in (first_pass if p == 0 else
+                                     [("numpy-fast", r) for r in range(p * bench.ROUNDS, (p + 1) * bench.ROUNDS)])]
     rows = _rows(outcome["numpy-fast"])[1]
     assert [r["status"] for r in rows] == ["ok", "ok"]
     assert [int(r["n"]) for r in rows] == pooled
+    assert [int(r["rounds"]) for r in rows] == [bench.PASSES * bench.ROUNDS] * 2
     assert all(r["mem_method"] == "tracemalloc" and int(r["peak_mem_bytes"]) > 0 for r in rows)
     assert [r["status"] for r in _rows(outcome["cupy-fast"])[1]] == ["unsupported", "unsupported"]
+
+
+def test_resume_keeps_the_passes_every_impl_finished(tmp_path, monkeypatch):
+    """Interrupted in the second pass: the first shape, done, keeps its rows; the second keeps its
+    journaled first pass, and only its second pass is timed again, the rows pairing both passes."""
+    monkeypatch.setattr(worker_bench, "MIN_SECONDS", 0.01)
+    impls, grid = ["numpy-fast", "numpy"], TINY_GRID[:2]
+    original_run = bench._ImplBench.run
+    timed = []
+
+    def interrupted(session, spec, round_index, rounds, inputs=None):
+        if bench.spec_label(spec) == bench.spec_label(grid[1]) and round_index == 1:
+            raise KeyboardInterrupt
+        original_run(session, spec, round_index, rounds, inputs)
+
+    monkeypatch.setattr(bench._ImplBench, "run", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        bench.run_bench(impls, "cpu", tmp_path, grid=grid, rounds=1, passes=2)
+    first = {impl: _rows(bench.bench_path(tmp_path, impl, "cpu"))[1] for impl in impls}
+    assert all([bench.spec_label(r) for r in rows] == [bench.spec_label(grid[0])] for rows in first.values())
+    journaled = {impl: bench.read_journal(tmp_path / "logs" / ("rounds-%s-cpu.jsonl" % impl)) for impl in impls}
+    second_label = bench.spec_label(grid[1])
+    assert all(len(passes[second_label]) == 1 for passes in journaled.values())  # its first pass only
+
+    def run(session, spec, round_index, rounds, inputs=None):
+        timed.append((bench.spec_label(spec), session.impl, round_index))
+        original_run(session, spec, round_index, rounds, inputs)
+
+    monkeypatch.setattr(bench._ImplBench, "run", run)
+    bench.run_bench(impls, "cpu", tmp_path, grid=grid, rounds=1, passes=2, resume=True)
+    assert sorted(timed) == sorted((second_label, impl, 1) for impl in impls)
+    after = {impl: _rows(bench.bench_path(tmp_path, impl, "cpu"))[1] for impl in impls}
+    for impl in impls:
+        assert {k: after[impl][0][k] for k in ("median_s", "round_medians_s", "bench_run")} == \
+            {k: first[impl][0][k] for k in ("median_s", "round_medians_s", "bench_run")}  # kept as measured
+        second = after[impl][1]
+        kept = journaled[impl][second_label][0][0].data["median_s"]
+        assert bench.round_medians(second)[0] == kept and int(second["rounds"]) == 2
+        assert second["ratio_rounds"] == "2"  # paired over both passes
 
 
 def test_a_later_round_warms_up_with_one_call_however_slow_the_call():
