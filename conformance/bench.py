@@ -64,6 +64,8 @@ COLUMNS += ["other_cpu_share", "steal_share"]
 COLUMNS += ["floor_s", "floor_part"]
 # The allocator settings the worker ran with (see MALLOC_SETTINGS).
 COLUMNS += ["malloc"]
+# How many of round_medians_s each pass through the grid took, in order (see PASSES), e.g. "3 3 4".
+COLUMNS += ["pass_rounds"]
 # The columns that name one measured configuration; ratio_to_fastest compares impls within it.
 KEY_COLUMNS = ("device", "op", "mode", "dtype", "batch", "classes", "samples", "dim", "num_true")
 MODES = ("forward", "forward_backward")
@@ -274,7 +276,8 @@ class _ImplBench:
         self.journal_path = Path(out_dir) / "logs" / ("rounds-%s-%s.jsonl" % (impl, device))
         self.earlier_passes = read_journal(self.journal_path) if resume else {}
         self.rounds_of = {}  # spec_label -> the replies of its rounds so far, every pass
-        self.replies = []  # the replies of the shape being timed (one of rounds_of's lists)
+        self.passes_of = {}  # spec_label -> how many of those rounds each pass took
+        self.replies, self.pass_rounds = [], []  # the shape being timed: its lists in rounds_of, passes_of
         self.handle = self.journal = None
 
     def keep(self, labels, passes_done=None):
@@ -294,10 +297,11 @@ class _ImplBench:
         partial = self.journal_path.with_name(self.journal_path.name + ".partial")
         with open(partial, "w", encoding="utf-8") as journal:
             for label, count in (passes_done or {}).items():
-                self.rounds_of[label] = []
+                self.rounds_of[label], self.passes_of[label] = [], []
                 for pass_index in range(count):
                     replies = self.earlier_passes[label][pass_index]
                     self.rounds_of[label] += replies
+                    self.passes_of[label].append(len(replies))
                     journal.write(_journal_line(label, pass_index, replies))
         os.replace(partial, self.journal_path)
         self.journal = open(self.journal_path, "a", encoding="utf-8")
@@ -305,11 +309,12 @@ class _ImplBench:
     def begin(self, spec):
         """Make ``spec`` the shape being timed, with the rounds it has had so far."""
         self.replies = self.rounds_of.setdefault(spec_label(spec), [])
+        self.pass_rounds = self.passes_of.setdefault(spec_label(spec), [])
 
     def runs(self, round_index):
         """Whether this impl takes part in the round: not after an unsupported or failed round."""
         if round_index == 0:
-            del self.replies[:]
+            del self.replies[:], self.pass_rounds[:]
             return True
         return self.ok()
 
@@ -341,6 +346,7 @@ class _ImplBench:
         """Journal the spec's replies from round ``first_round`` on: its pass ``pass_index``."""
         self.journal.write(_journal_line(spec_label(spec), pass_index, self.replies[first_round:]))
         self.journal.flush()
+        self.pass_rounds.append(len(self.replies) - first_round)
 
     def finish(self, spec, run_id):
         """Write the spec's row: its rounds' samples pooled and their medians, or the first round that failed."""
@@ -350,11 +356,13 @@ class _ImplBench:
         row["malloc"] = self.malloc
         if not failed:
             row.update(rounds=len(self.replies), bench_run=run_id,
-                       round_medians_s=" ".join(repr(float(m)) for m in self.round_medians()))
+                       round_medians_s=" ".join(repr(float(m)) for m in self.round_medians()),
+                       pass_rounds=" ".join(str(count) for count in self.pass_rounds if count))
             row.update(CpuWatch.shares([reply.data.get("cpu_watch") for reply in self.replies]))
         self.writer.writerow(row)
         self.handle.flush()
         self.rounds_of.pop(spec_label(spec), None)
+        self.passes_of.pop(spec_label(spec), None)
 
     def close(self):
         self.worker.stop()
@@ -1009,6 +1017,7 @@ def combine_runs(runs: list, findings: list) -> dict:
                        steal_share=_largest(r.get("steal_share") for r in rows),
                        rounds=sum(len(round_medians(r)) for r in rows),
                        round_medians_s=" ".join(repr(m) for r in rows for m in round_medians(r)),
+                       pass_rounds=" ".join(str(r.get("pass_rounds") or len(round_medians(r))) for r in rows),
                        bench_run="+".join(str(r.get("bench_run", "")) for r in rows),
                        **_combined_floor(rows))
         row.update(reliable=verdict["reliable"], reliability_note=verdict["reliability_note"])

@@ -262,6 +262,7 @@ def test_impls_take_turns_shape_by_shape_in_rounds_pass_by_pass(tmp_path, monkey
     assert [r["status"] for r in rows] == ["ok", "ok"]
     assert [int(r["n"]) for r in rows] == pooled
     assert [int(r["rounds"]) for r in rows] == [bench.PASSES * bench.ROUNDS] * 2
+    assert [r["pass_rounds"] for r in rows] == [" ".join([str(bench.ROUNDS)] * bench.PASSES)] * 2
     assert all(r["mem_method"] == "tracemalloc" and int(r["peak_mem_bytes"]) > 0 for r in rows)
     assert [r["status"] for r in _rows(outcome["cupy-fast"])[1]] == ["unsupported", "unsupported"]
 
@@ -302,6 +303,7 @@ def test_resume_keeps_the_passes_every_impl_finished(tmp_path, monkeypatch):
         second = after[impl][1]
         kept = journaled[impl][second_label][0][0].data["median_s"]
         assert bench.round_medians(second)[0] == kept and int(second["rounds"]) == 2
+        assert second["pass_rounds"] == "1 1"
         assert second["ratio_rounds"] == "2"  # paired over both passes
 
 
