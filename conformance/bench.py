@@ -6,9 +6,10 @@ memory, the sampled losses ``O(batch * (samples + num_true))`` plus, for the wei
 except in JAX).  ``grid_specs("default")`` takes a few shapes per op covering batch 64-4096, classes
 10^3-10^6, samples 64-8192 and dim 64-1024 in float32 (float16/bfloat16 on one shape per op), both
 modes (about 22 minutes a run on a 2-core CPU with 8 impls in paired rounds over three passes);
-``grid_specs("full")`` is the product of those ranges (long; meant for a GPU or a big machine); ``grid_specs("quick")`` is one shape
-per op (the class sweep's shape at 10^4 classes, float32, both modes): the benchmark path of a CI job, whose
-environments run one after the other and so cannot compare impls fairly anyway.
+``grid_specs("full")`` is the product of those ranges (long; meant for a GPU or a big machine);
+``grid_specs("quick")`` is one shape per op (the class sweep's shape at 10^4 classes, float32, both
+modes): the benchmark path of a CI job, whose environments run one after the other and so cannot
+compare impls fairly anyway.
 
 Each impl runs in one :class:`conformance.runner.Worker` process (the worker synthesises the
 inputs, see ``impls/bench.py``); the impls take turns shape by shape, and each impl's rows go to
@@ -110,10 +111,11 @@ SETTLE_SECONDS = 0.2
 # within 10%).
 # Passes: the rounds of a shape are spread over PASSES passes through the whole grid, minutes apart.
 # Why: this VM also has slow spells of a minute or two in which every impl runs 1.5-4x slower, each
-# by its own factor (a neighbour on the host takes memory bandwidth or cache: no steal time shows),
-# so the ratios of the shapes timed in one move together.  With all of a shape's rounds in one spell
-# (2026-12-02: up to 19 rounds, 10-25 s a shape) a second run reproduced only 76% of the ratios
-# within 10%, and the rows that did not came in streaks of consecutive shapes.  Spread over passes,
+# by its own factor, with no steal time and no other process (presumably a neighbour on the host
+# taking memory bandwidth or cache), so the ratios of the shapes timed in one move together.  With
+# all of a shape's rounds in one spell (2026-12-02: up to 19 rounds, 10-25 s a shape) a second run
+# reproduced only 76% of the ratios within 10%, and the rows that did not came in streaks of
+# consecutive shapes.  Spread over passes,
 # a spell takes the rounds of one pass at most, and the median over the rounds outvotes them.
 # In each pass a shape gets ROUNDS rounds at least; while some impl's ratio interval (over all its
 # rounds so far) is wider than SETTLED_WITHIN around its ratio, more, up to MAX_ROUNDS in the pass
@@ -515,6 +517,8 @@ def run_bench(impls, device, out_dir, grid="default", progress=None, *, python=N
     worker_environment(threads, malloc)  # a bad setting raises here, before any worker starts
     if repeat < 1:
         raise ValueError("repeat: expected >= 1, got %r" % (repeat,))
+    if passes < 1:
+        raise ValueError("passes: expected >= 1, got %r" % (passes,))
     if repeat == 1:
         outcome = _run_grid(impls, device, out_dir, specs, progress, python, timeout, rounds, threads, malloc, resume,
                             passes)

@@ -419,9 +419,9 @@ def measure(adapter, device, spec, timing=None) -> dict:
     ``timing`` (optional) makes this one round of several (``conformance.bench`` interleaves the
     impls round by round): ``min_seconds``, ``max_seconds``, ``min_samples`` and
     ``capped_min_samples`` replace the module's limits, ``rewarm`` shortens the warm-up of a shape
-    warmed up in an earlier round (after an untimed first call where it had to be prepared again), ``memory=False`` skips the memory measurement, and ``inputs``
-    names a :func:`write_inputs` folder holding the spec's case.  The reply
-    carries the raw ``samples`` for pooling.
+    warmed up in an earlier round (after an untimed first call where it had to be prepared again),
+    ``memory=False`` skips the memory measurement, and ``inputs`` names a :func:`write_inputs`
+    folder holding the spec's case.  The reply carries the raw ``samples`` for pooling.
     """
     timing = dict(timing or {})
     spec = normalize_spec(spec)

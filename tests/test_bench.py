@@ -214,6 +214,13 @@ def test_resume_times_only_the_shapes_some_impl_lacks(tmp_path, monkeypatch):
     assert all(row["ratio_rounds"] == str(2 * bench.PASSES) for impl in impls for row in after[impl])
 
 
+def test_bad_repeat_or_passes_raise_before_any_worker_starts(tmp_path):
+    for option in ("repeat", "passes"):
+        with pytest.raises(ValueError, match=option + ": expected >= 1, got 0"):
+            bench.run_bench(["numpy-fast"], "cpu", tmp_path, grid=TINY_GRID[:1], **{option: 0})
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
 def test_an_impl_that_cannot_run_gives_rows_not_a_crash(tmp_path):
     # cupy declares only the gpu: every row is unsupported and no worker is started.
     outcome = bench.run_bench(["cupy-fast"], "cpu", tmp_path, grid=TINY_GRID[:2])
