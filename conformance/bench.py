@@ -32,6 +32,7 @@ import itertools
 import json
 import math
 import os
+import shutil
 import signal
 import tempfile
 import threading
@@ -301,12 +302,13 @@ class _ImplBench:
             for label, count in (passes_done or {}).items():
                 self.rounds_of[label], self.passes_of[label] = [], []
                 for pass_index in range(count):
-                    replies = self.earlier_passes[label][pass_index]
-                    self.rounds_of[label] += replies
-                    self.passes_of[label].append(len(replies))
-                    journal.write(_journal_line(label, pass_index, replies))
+                    entry = self.earlier_passes[label][pass_index]
+                    self.rounds_of[label] += entry["replies"]
+                    self.passes_of[label].append(len(entry["replies"]))
+                    journal.write(_journal_line(label, pass_index, entry["run"], entry["replies"]))
         os.replace(partial, self.journal_path)
         self.journal = open(self.journal_path, "a", encoding="utf-8")
+        self.earlier_passes = {}  # taken up: the rest is timed again
 
     def begin(self, spec):
         """Make ``spec`` the shape being timed, with the rounds it has had so far."""
@@ -344,11 +346,11 @@ class _ImplBench:
                 reply.message = "round %d: %s" % (round_index + 1, reply.message)
         self.replies.append(reply)
 
-    def record_pass(self, spec, pass_index, first_round):
-        """Journal the spec's replies from round ``first_round`` on: its pass ``pass_index``."""
-        self.journal.write(_journal_line(spec_label(spec), pass_index, self.replies[first_round:]))
+    def record_pass(self, spec, pass_index, first_round, run_id):
+        """Journal the spec's replies from round ``first_round`` on: its pass ``pass_index`` in run ``run_id``."""
+        self.journal.write(_journal_line(spec_label(spec), pass_index, run_id, self.replies[first_round:]))
         self.journal.flush()
-        self.pass_rounds.append(len(self.replies) - first_round)
+        self.pass_rounds.append(max(0, len(self.replies) - first_round))  # 0: out since an earlier round
 
     def finish(self, spec, run_id):
         """Write the spec's row: its rounds' samples pooled and their medians, or the first round that failed."""
@@ -373,14 +375,15 @@ class _ImplBench:
                 handle.close()
 
 
-def _journal_line(label, pass_index, replies) -> str:
-    return json.dumps({"spec": label, "pass": pass_index,
+def _journal_line(label, pass_index, run_id, replies) -> str:
+    return json.dumps({"spec": label, "pass": pass_index, "run": run_id,
                        "replies": [[reply.status, reply.message, reply.data] for reply in replies]}) + "\n"
 
 
 def read_journal(path) -> dict:
-    """spec_label -> ``[replies of pass 0, of pass 1, ...]`` from a rounds journal (the passes in a row
-    from the first; a line cut short by an interruption ends its spec's)."""
+    """spec_label -> ``[pass 0, pass 1, ...]`` from a rounds journal, each pass ``{"run": the run that
+    timed it, "replies": [runner.Reply, ...]}`` (the passes in a row from the first; a line cut short
+    by an interruption is skipped)."""
     passes = {}
     try:
         with open(path, encoding="utf-8") as handle:
@@ -390,13 +393,33 @@ def read_journal(path) -> dict:
     for line in lines:
         try:
             entry = json.loads(line)
-            label, pass_index = entry["spec"], int(entry["pass"])
+            label, pass_index, run_id = entry["spec"], int(entry["pass"]), str(entry["run"])
             replies = [runner.Reply(status, message, data) for status, message, data in entry["replies"]]
         except (ValueError, KeyError, TypeError):
             continue
         if pass_index == len(passes.setdefault(label, [])):
-            passes[label].append(replies)
+            passes[label].append({"run": run_id, "replies": replies})
     return passes
+
+
+def _kept_passes(label, sessions, passes) -> int:
+    """How many of a spec's first passes (fewer than ``passes``: its rows are written in the last)
+    ``--resume`` keeps from the journals: those every impl of this run has, paired (timed by one
+    run, the same number of rounds for every impl that took part), with no round that failed (a
+    timeout or crash is timed again, not kept)."""
+    kept = 0
+    while kept < passes - 1:
+        entries = [session.earlier_passes.get(label, []) for session in sessions]
+        entries = [found[kept] for found in entries if kept < len(found)]
+        if len(entries) < len(sessions) or len({entry["run"] for entry in entries}) != 1:
+            break
+        replies = [entry["replies"] for entry in entries]
+        if any(reply.status not in ("ok", "unsupported") for taken in replies for reply in taken):
+            break
+        if len({len(taken) for taken in replies if taken and taken[0].status == "ok"}) > 1:  # unsupported: 1
+            break
+        kept += 1
+    return kept
 
 
 class CpuWatch:
@@ -560,8 +583,7 @@ def _run_grid(impls, device, out_dir, specs, progress, python, timeout, rounds, 
             specs = [spec for spec in specs if spec_label(spec) not in done]
             passes = passes if len(sessions) > 1 else 1  # one impl alone: no ratios to pair
             # the passes every impl of the interrupted run had finished, per shape still to finish
-            passes_done = {spec_label(spec): min(passes - 1, *(len(s.earlier_passes.get(spec_label(spec), []))
-                                                               for s in sessions.values()))
+            passes_done = {spec_label(spec): _kept_passes(spec_label(spec), list(sessions.values()), passes)
                            for spec in specs} if sessions else {}
             passes_done = {label: count for label, count in passes_done.items() if count > 0}
             for session in sessions.values():
@@ -572,7 +594,9 @@ def _run_grid(impls, device, out_dir, specs, progress, python, timeout, rounds, 
             run_id = "%s-%d" % (time.strftime("%Y%m%dT%H%M%S"), os.getpid())  # pairs the rows of this run
             steps = [(pass_index, spec) for pass_index in range(passes) for spec in specs
                      if pass_index >= passes_done.get(spec_label(spec), 0)]
-            for pass_index, spec in (progress(steps, desc=label) if progress and sessions else steps):
+            last_use = {_InputStore.key(spec): index for index, (_, spec) in enumerate(steps)}
+            for index, (pass_index, spec) in enumerate(progress(steps, desc=label) if progress and sessions
+                                                       else steps):
                 timed = list(sessions.values())
                 for session in timed:
                     session.begin(spec)
@@ -581,9 +605,11 @@ def _run_grid(impls, device, out_dir, specs, progress, python, timeout, rounds, 
                     runnable = [s for s in timed if _pre_check(s.adapter, device, spec) is None]
                     _time_spec(timed, spec, turns, rounds, inputs.folder(spec, runnable), first_round)
                 for session in timed:
-                    session.record_pass(spec, pass_index, first_round)
+                    session.record_pass(spec, pass_index, first_round, run_id)
                     if pass_index == passes - 1:
                         session.finish(spec, run_id)
+                if last_use[_InputStore.key(spec)] == index:  # no later step reads these inputs
+                    inputs.release(spec)
     finally:
         for session in sessions.values():
             session.close()
@@ -617,28 +643,55 @@ def _time_spec(sessions, spec, turns, rounds=None, inputs=None, first_round=0):
 class _InputStore:
     """The inputs of a run's specs, drawn once each (here, not by every worker) and kept on disk
     for the run's later passes; none for a spec that fewer than two workers will load (one worker
-    draws them itself).  Forward and forward+backward of a shape share them."""
+    draws them itself).  Forward and forward+backward of a shape share them.  A shape's folder goes
+    after its last step (:meth:`release`), and while the kept folders take more than
+    ``INPUT_STORE_BYTES`` the oldest go too: they are drawn again if needed (the same seed, the
+    same inputs).  In the system's temporary folder (``TMPDIR``)."""
 
     def __enter__(self):
         self.root = tempfile.TemporaryDirectory(prefix="conformance-bench-")
-        self.folders = {}
+        self.folders = {}  # key -> (folder, bytes), oldest first; folder None when it cannot be written
+        self.written = 0
         return self
 
     def __exit__(self, *exc):
         self.root.cleanup()
 
+    @staticmethod
+    def key(spec):
+        return tuple(sorted((k, v) for k, v in spec.items() if k != "mode"))
+
     def folder(self, spec, sessions):
         if len(sessions) < 2:
             return None
-        key = tuple(sorted((k, v) for k, v in spec.items() if k != "mode"))
+        key = self.key(spec)
         if key not in self.folders:
-            folder = os.path.join(self.root.name, str(len(self.folders)))
+            self.written += 1
+            folder = os.path.join(self.root.name, str(self.written))
             try:
                 worker_bench.write_inputs(spec, folder)
-            except (ValueError, OSError):  # a bad spec: each worker reports it as its error row
+            except (ValueError, OSError):  # a bad spec, or no room: each worker draws them (or reports the error)
+                shutil.rmtree(folder, ignore_errors=True)
                 folder = None
-            self.folders[key] = folder
-        return self.folders[key]
+            self.folders[key] = (folder, _folder_bytes(folder))
+            for old in list(self.folders):
+                if old != key and sum(size for _, size in self.folders.values()) > INPUT_STORE_BYTES:
+                    self.release(dict(old))
+        return self.folders[key][0]
+
+    def release(self, spec):
+        folder, _ = self.folders.pop(self.key(spec), (None, 0))
+        if folder:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+INPUT_STORE_BYTES = 4 << 30  # the default grid's inputs take about 3.1 GiB, the full grid's about 36 GiB
+
+
+def _folder_bytes(folder) -> int:
+    if not folder:
+        return 0
+    return sum(entry.stat().st_size for entry in os.scandir(folder) if entry.is_file())
 
 
 def _max_rounds(sessions) -> int:

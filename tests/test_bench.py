@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from conformance import bench
+from conformance import bench, runner
 from impls import get_adapter
 from impls import bench as worker_bench
 from impls.ops import OPS
@@ -214,6 +214,49 @@ def test_resume_times_only_the_shapes_some_impl_lacks(tmp_path, monkeypatch):
     assert all(row["ratio_rounds"] == str(2 * bench.PASSES) for impl in impls for row in after[impl])
 
 
+class _JournaledSession:
+    def __init__(self, *passes):  # each pass: (run, [status, ...])
+        self.earlier_passes = {"s": [{"run": run, "replies": [runner.Reply(status, "", {}) for status in statuses]}
+                                     for run, statuses in passes]}
+
+
+def test_resume_keeps_only_passes_that_pair_and_did_not_fail():
+    """A pass is kept only if every impl has it from one run with the same rounds, none failed,
+    and never the last pass (it writes the rows)."""
+    ok2, ok3 = ["ok", "ok"], ["ok", "ok", "ok"]
+    both = [_JournaledSession(("r1", ok2), ("r1", ok2), ("r1", ok2)), _JournaledSession(("r1", ok2), ("r1", ok2))]
+    assert bench._kept_passes("s", both, 3) == 2
+    assert bench._kept_passes("s", both[:1], 3) == 2  # never the last pass
+    assert bench._kept_passes("s", [_JournaledSession(("r1", ok2)), _JournaledSession()], 3) == 0  # one impl lacks it
+    # pass 1 timed by two different runs (the second resumed without one impl): not paired
+    assert bench._kept_passes("s", [_JournaledSession(("r1", ok2), ("r2", ok3)),
+                                     _JournaledSession(("r1", ok2), ("r1", ok2))], 3) == 1
+    assert bench._kept_passes("s", [_JournaledSession(("r1", ok2), ("r1", ok3)),
+                                     _JournaledSession(("r1", ok2), ("r1", ok2))], 3) == 1  # rounds differ
+    # a timeout is timed again; an unsupported impl (no rounds in later passes) does not count
+    assert bench._kept_passes("s", [_JournaledSession(("r1", ["ok", "timeout"])), _JournaledSession(("r1", ok2))], 3) == 0
+    assert bench._kept_passes("s", [_JournaledSession(("r1", ["unsupported"]), ("r1", [])),
+                                    _JournaledSession(("r1", ok2), ("r1", ok2))], 3) == 2
+
+
+def test_the_input_store_draws_once_releases_and_redraws_when_over_its_budget(monkeypatch):
+    drawn = []
+    original = worker_bench.write_inputs
+    monkeypatch.setattr(worker_bench, "write_inputs", lambda spec, folder: (drawn.append(spec["op"]), original(spec, folder))[1])
+    first, second = (dict(worker_bench.DEFAULTS, **spec) for spec in TINY_GRID[1:3])  # two shapes
+    with bench._InputStore() as store:
+        folder = store.folder(first, ["a", "b"])
+        assert store.folder(dict(first, mode="forward"), ["a", "b"]) == folder  # both modes share it
+        assert store.folder(first, ["a"]) is None and drawn == [first["op"]]  # one worker draws its own
+        assert worker_bench.read_inputs(folder).meta == worker_bench.synthesize(worker_bench.normalize_spec(first)).meta
+        monkeypatch.setattr(bench, "INPUT_STORE_BYTES", 1)  # room for one shape: the older goes
+        other = store.folder(second, ["a", "b"])
+        assert not os.path.exists(folder) and os.path.exists(other)
+        assert store.folder(first, ["a", "b"]) and len(drawn) == 3  # drawn again
+        store.release(second)
+        assert not os.path.exists(other)
+
+
 def test_bad_repeat_or_passes_raise_before_any_worker_starts(tmp_path):
     for option in ("repeat", "passes"):
         with pytest.raises(ValueError, match=option + ": expected >= 1, got 0"):
@@ -308,7 +351,7 @@ def test_resume_keeps_the_passes_every_impl_finished(tmp_path, monkeypatch):
         assert {k: after[impl][0][k] for k in ("median_s", "round_medians_s", "bench_run")} == \
             {k: first[impl][0][k] for k in ("median_s", "round_medians_s", "bench_run")}  # kept as measured
         second = after[impl][1]
-        kept = journaled[impl][second_label][0][0].data["median_s"]
+        kept = journaled[impl][second_label][0]["replies"][0].data["median_s"]
         assert bench.round_medians(second)[0] == kept and int(second["rounds"]) == 2
         assert second["pass_rounds"] == "1 1"
         assert second["ratio_rounds"] == "2"  # paired over both passes
