@@ -68,6 +68,10 @@ COLUMNS += ["floor_s", "floor_part"]
 COLUMNS += ["malloc"]
 # How many of round_medians_s each pass through the grid took, in order (see PASSES), e.g. "3 3 4".
 COLUMNS += ["pass_rounds"]
+# The AVX-512 loops the worker's NumPy dispatched to ("none" without them; impls/numpy_dispatch.py):
+# NumPy's float32 exp and log ran 2.2x and 3.5x as fast with them on this project's Intel VM, so the
+# NumPy contender's times depend on them (the tests and the corpus pin NumPy without them).
+COLUMNS += ["numpy_avx512"]
 # The columns that name one measured configuration; ratio_to_fastest compares impls within it.
 KEY_COLUMNS = ("device", "op", "mode", "dtype", "batch", "classes", "samples", "dim", "num_true")
 MODES = ("forward", "forward_backward")
@@ -244,6 +248,8 @@ def _row(impl, device, info, spec, reply: runner.Reply) -> dict:
                status=reply.status, message=reply.message)
     counts = (info or {}).get("threads") or {}
     row.update(threads=counts.get("threads"), thread_settings=counts.get("settings", ""))
+    targets = (info or {}).get("numpy_avx512")
+    row["numpy_avx512"] = "" if targets is None else " ".join(targets) or "none"  # "": not told
     if reply.status == "ok":
         data = reply.data
         row.update({key: data.get(key) for key in ("median_s", "q1_s", "q3_s", "iqr_s", "iqr_over_median", "n",

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conformance import bench, runner
-from impls import get_adapter
+from impls import get_adapter, numpy_dispatch
 from impls import bench as worker_bench
 from impls.ops import OPS
 
@@ -162,6 +162,8 @@ def test_tiny_grid_through_the_workers(tmp_path):
             assert int(row["peak_mem_bytes"]) >= 0
             assert float(row["ratio_to_fastest"]) >= 1.0
             assert row["malloc"] == "fixed"  # the default allocator settings, stated in every row
+            # the worker's NumPy loops, as this process's (the same environment, pinned or not)
+            assert row["numpy_avx512"] == (" ".join(numpy_dispatch.active_avx512_targets()) or "none")
         merged += rows
     by_config = {}
     for row in merged:
