@@ -120,8 +120,8 @@ SETTLE_SECONDS = 0.2
 # taking memory bandwidth or cache), so the ratios of the shapes timed in one move together.  With
 # all of a shape's rounds in one spell (2026-12-02: up to 19 rounds, 10-25 s a shape) a second run
 # reproduced only 76% of the ratios within 10%, and the rows that did not came in streaks of
-# consecutive shapes.  Spread over passes,
-# a spell takes the rounds of one pass at most, and the median over the rounds outvotes them.
+# consecutive shapes.  Spread over passes, a spell takes the rounds of one pass at most, and the
+# median over the rounds outvotes them.
 # In each pass a shape gets ROUNDS rounds at least; while some impl's ratio interval (over all its
 # rounds so far) is wider than SETTLED_WITHIN around its ratio, more, up to MAX_ROUNDS in the pass
 # (SLOW_MAX_ROUNDS where some call takes SLOW_CALL_SECONDS or more: its rounds are seconds long).
@@ -680,13 +680,17 @@ class _InputStore:
                 shutil.rmtree(folder, ignore_errors=True)
                 folder = None
             self.folders[key] = (folder, _folder_bytes(folder))
-            for old in list(self.folders):
-                if old != key and sum(size for _, size in self.folders.values()) > INPUT_STORE_BYTES:
-                    self.release(dict(old))
+            for old in [k for k in self.folders if k != key]:  # the oldest first
+                if sum(size for _, size in self.folders.values()) <= INPUT_STORE_BYTES:
+                    break
+                self._drop(old)
         return self.folders[key][0]
 
     def release(self, spec):
-        folder, _ = self.folders.pop(self.key(spec), (None, 0))
+        self._drop(self.key(spec))
+
+    def _drop(self, key):
+        folder, _ = self.folders.pop(key, (None, 0))
         if folder:
             shutil.rmtree(folder, ignore_errors=True)
 
