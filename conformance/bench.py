@@ -125,7 +125,15 @@ SETTLE_SECONDS = 0.2
 # In each pass a shape gets ROUNDS rounds at least; while some impl's ratio interval (over all its
 # rounds so far) is wider than SETTLED_WITHIN around its ratio, more, up to MAX_ROUNDS in the pass
 # (SLOW_MAX_ROUNDS where some call takes SLOW_CALL_SECONDS or more: its rounds are seconds long).
-PASSES = 3
+# Six passes: a round's ratio on this VM has a log spread of about 0.15 however long the round (a
+# pinned NumPy exp timed in 15-240 ms turns: 0.18-0.24; adjacent turns uncorrelated), so only more
+# rounds narrow a ratio.  With three passes (18 rounds a fast shape, 9 a slow one) two runs of the
+# default grid reproduced 80% of the ratios within 10%; the rounds of those runs, resampled,
+# predict 86% at that count and 93% at twice the rounds (each pass also draws the shape's inputs
+# and allocations anew, which resampling within runs cannot show).  The quick grid (`conformance
+# all`) keeps three passes: its one shape per op is a smoke test that stays within 10 minutes.
+PASSES = 6
+QUICK_PASSES = 3
 ROUNDS = 3
 MAX_ROUNDS = 6
 SLOW_MAX_ROUNDS = 3
@@ -508,7 +516,7 @@ def _pooled(replies) -> runner.Reply:
 
 def run_bench(impls, device, out_dir, grid="default", progress=None, *, python=None,
               timeout=DEFAULT_BENCH_TIMEOUT, rounds=None, threads=None, repeat=1, malloc="fixed",
-              resume=False, passes=PASSES) -> dict:
+              resume=False, passes=None) -> dict:
     """Benchmark the impls side by side (one worker process each) and fill ``ratio_to_fastest``.
 
     Every impl's worker stays up for the whole run and the impls take turns shape by shape, in
@@ -522,7 +530,8 @@ def run_bench(impls, device, out_dir, grid="default", progress=None, *, python=N
     turn with the worker's own limits.  While one impl is timed every other worker is stopped
     (``SIGSTOP``, see :class:`_Turns`), so that no idle thread pool spins on the cores it needs;
     where processes cannot be stopped the run waits ``SETTLE_SECONDS`` before each turn instead.
-    ``rounds``: a fixed number of rounds a pass instead (no more are added).
+    ``rounds``: a fixed number of rounds a pass instead (no more are added).  ``passes``: default
+    ``PASSES``, ``QUICK_PASSES`` for the quick grid.
 
     ``threads``: the thread count asked of every worker (default: the machine's cores, see
     ``impls/threads.py``); each row states the count its impl used (``threads``, ``thread_settings``).
@@ -546,6 +555,8 @@ def run_bench(impls, device, out_dir, grid="default", progress=None, *, python=N
     worker_environment(threads, malloc)  # a bad setting raises here, before any worker starts
     if repeat < 1:
         raise ValueError("repeat: expected >= 1, got %r" % (repeat,))
+    if passes is None:
+        passes = QUICK_PASSES if grid == "quick" else PASSES
     if passes < 1:
         raise ValueError("passes: expected >= 1, got %r" % (passes,))
     if repeat == 1:

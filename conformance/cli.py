@@ -490,7 +490,7 @@ def build_parser():
     p = commands.add_parser("bench", help="time every impl over a grid of shapes (median, IQR, peak memory)")
     impl_options(p)
     p.add_argument("--grid", default="default", choices=bench.GRIDS,
-                   help="default: about 22 minutes on 2 CPU cores with 8 impls; full: the product of the ranges "
+                   help="default: about 45 minutes on 2 CPU cores with 8 impls; full: the product of the ranges "
                         "(hours; for a GPU); quick: one shape per op in both modes (what `conformance all` times)")
     out_option(p, "bench-*.csv")
     p.add_argument("--timeout", type=float, default=600.0,
@@ -504,9 +504,10 @@ def build_parser():
     p.add_argument("--repeat", type=_positive_int, default=1, metavar="N",
                    help="run the grid N times back to back and write reproduction-<device>.csv "
                         "(each ratio per run, agreement within 10%% and 25%%, unreliable rows)")
-    p.add_argument("--passes", type=_positive_int, default=bench.PASSES, metavar="N",
+    p.add_argument("--passes", type=_positive_int, default=None, metavar="N",
                    help="go through the grid N times, each shape's rounds spread over the passes, so that a slow "
-                        "spell of the machine takes one pass's rounds at most (default %(default)s)")
+                        "spell of the machine takes one pass's rounds at most (default %d; %d for the quick grid)"
+                        % (bench.PASSES, bench.QUICK_PASSES))
     p.add_argument("--malloc", choices=sorted(bench.MALLOC_SETTINGS), default="fixed",
                    help="the workers' glibc malloc thresholds: fixed (default), so that freed buffers are kept for "
                         "the next call whatever the process did before; default: glibc's own dynamic thresholds. "
@@ -573,10 +574,10 @@ def build_parser():
     p.add_argument("--report-out", type=Path, default=None, help="report folder (default: RUN_DIR/report)")
     p.add_argument("--no-bench", action="store_true", help="skip the benchmark")
     # The quick grid keeps the whole job within 10 minutes on 2 cores (issue 18: 6.8 min measured with
-    # 9 impls); the default grid (conformance bench) takes about 22 minutes on its own with 8 impls.
+    # 9 impls); the default grid (conformance bench) takes about 45 minutes on its own with 8 impls.
     p.add_argument("--grid", dest="bench_grid", choices=bench.GRIDS, default="quick",
                    help="benchmark grid (default: quick, one shape per op in both modes; "
-                        "default: the whole grid of `conformance bench`, about 22 more minutes)")
+                        "default: the whole grid of `conformance bench`, about 45 more minutes)")
     p.set_defaults(func=cmd_all)
     return parser
 
