@@ -560,16 +560,16 @@ def run_bench(impls, device, out_dir, grid="default", progress=None, *, python=N
     if passes < 1:
         raise ValueError("passes: expected >= 1, got %r" % (passes,))
     if repeat == 1:
-        outcome = _run_grid(impls, device, out_dir, specs, progress, python, timeout, rounds, threads, malloc, resume,
-                            passes)
+        outcome = _run_grid(impls, device, out_dir, specs, progress, python, timeout, rounds, threads, malloc,
+                            resume=resume, passes=passes)
         update_ratios(out_dir, device)
         return outcome
     folders = [Path(out_dir) / ("repeat-%d" % (index + 1)) for index in range(repeat)]
     for index, folder in enumerate(folders):
         label = " (run %d of %d)" % (index + 1, repeat)
         step = (lambda items, desc, label=label: progress(items, desc=desc + label)) if progress else None
-        outcome = _run_grid(impls, device, folder, specs, step, python, timeout, rounds, threads, malloc, resume,
-                            passes)
+        outcome = _run_grid(impls, device, folder, specs, step, python, timeout, rounds, threads, malloc,
+                            resume=resume, passes=passes)
         update_ratios(folder, device)
     runs = [read_run(folder, device) for folder in folders]
     findings = reproduction(runs)

@@ -266,6 +266,16 @@ def test_bad_repeat_or_passes_raise_before_any_worker_starts(tmp_path):
     assert not list(tmp_path.iterdir())  # nothing written
 
 
+def test_the_quick_grid_takes_fewer_passes_than_the_others(tmp_path, monkeypatch):
+    taken = []
+    monkeypatch.setattr(bench, "_run_grid", lambda *args, passes, **kw: taken.append(passes) or {})
+    monkeypatch.setattr(bench, "update_ratios", lambda *args: [])
+    for grid, passes in (("quick", None), ("default", None), (TINY_GRID[:1], None), ("quick", 4)):
+        bench.run_bench(["numpy-fast", "numpy"], "cpu", tmp_path, grid=grid, passes=passes)
+    assert taken == [bench.QUICK_PASSES, bench.PASSES, bench.PASSES, 4]
+    assert bench.QUICK_PASSES < bench.PASSES
+
+
 def test_an_impl_that_cannot_run_gives_rows_not_a_crash(tmp_path):
     # cupy declares only the gpu: every row is unsupported and no worker is started.
     outcome = bench.run_bench(["cupy-fast"], "cpu", tmp_path, grid=TINY_GRID[:2])
