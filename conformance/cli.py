@@ -490,7 +490,7 @@ def build_parser():
     p = commands.add_parser("bench", help="time every impl over a grid of shapes (median, IQR, peak memory)")
     impl_options(p)
     p.add_argument("--grid", default="default", choices=bench.GRIDS,
-                   help="default: about 45 minutes on 2 CPU cores with 8 impls; full: the product of the ranges "
+                   help="default: about 42 minutes on 2 CPU cores with 8 impls; full: the product of the ranges "
                         "(hours; for a GPU); quick: one shape per op in both modes (what `conformance all` times)")
     out_option(p, "bench-*.csv")
     p.add_argument("--timeout", type=float, default=600.0,
@@ -573,11 +573,11 @@ def build_parser():
     run_options(p)
     p.add_argument("--report-out", type=Path, default=None, help="report folder (default: RUN_DIR/report)")
     p.add_argument("--no-bench", action="store_true", help="skip the benchmark")
-    # The quick grid keeps the whole job within 10 minutes on 2 cores (issue 18: 6.8 min measured with
-    # 9 impls); the default grid (conformance bench) takes about 45 minutes on its own with 8 impls.
+    # The quick grid keeps the whole job within 10 minutes on 2 cores (issue 18: 5.4 min measured with
+    # 9 impls); the default grid (conformance bench) takes about 42 minutes on its own with 8 impls.
     p.add_argument("--grid", dest="bench_grid", choices=bench.GRIDS, default="quick",
                    help="benchmark grid (default: quick, one shape per op in both modes; "
-                        "default: the whole grid of `conformance bench`, about 45 more minutes)")
+                        "default: the whole grid of `conformance bench`, about 42 more minutes)")
     p.set_defaults(func=cmd_all)
     return parser
 
