@@ -2,11 +2,14 @@
 
 This is not the oracle: the golden outputs come from the textbook ``impls/reference.py``, and this
 module is checked against them with the same tolerances as every framework.  It is the suite's
-answer to "how fast can plain NumPy be": row blocks on a thread pool, a small ufunc buffer for
+answer to "how fast can NumPy arrays be": row blocks on a thread pool, a small ufunc buffer for
 row-wise broadcasts, shift-free float32 exponentials, BLAS row sums and a bit-exact float32 -> float16
 conversion (each measured and described where defined; tests/test_numpy_fast.py checks that none
 of them changes a bit of any result except the shift-free exponentials, held to the suite's
-tolerance).  Unlike the oracle, ``sampled_softmax_loss_grad`` returns its weight and bias gradients
+tolerance).  Where numba is installed, float32 rows go through compiled row kernels instead
+(``impls/numpy_kernels.py``: a row's whole softmax cross-entropy in one pass while it is in cache,
+rows on OpenMP threads; tests/test_numpy_kernels.py holds them to the NumPy path); the NumPy calls
+below serve every other dtype and every row a kernel leaves to them.  Unlike the oracle, ``sampled_softmax_loss_grad`` returns its weight and bias gradients
 as :class:`impls.caseio.SparseRows` (the sampled rows only), as the frameworks return an embedding
 lookup's gradient, so its cost does not grow with ``num_classes``; the adapter densifies them for
 comparison.  Valid input the oracle accepts but this
@@ -47,6 +50,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from impls import numpy_kernels as kernels
 from impls import reference
 from impls.caseio import SparseRows
 # The oracle's sampler, shard layout and argument checks (fast paths for the usual valid input below):
@@ -201,6 +205,11 @@ _THREADS = int(os.environ.get("CONFORMANCE_REFERENCE_THREADS", "0")) or len(
     os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1))
 _POOL = None
 _POOL_LOCK = threading.Lock()
+# The compiled row kernels (impls/numpy_kernels.py) where numba is installed: they serve float32
+# NumPy arrays where the exponentials are taken shift-free (``_SHIFT_FREE_EXP``); everything else,
+# and every row they flag, takes the NumPy calls below.
+_KERNELS = kernels.AVAILABLE
+kernels.set_threads(_THREADS)
 
 
 def _row_blocks(xp, n_rows, row_elements, min_elements=None):
@@ -264,6 +273,9 @@ def _swce(logits, label, soft_label, ignore_index, return_softmax, axis, upstrea
 
     cdtype = _compute_dtype(xp, logits.dtype)
     u = _upstream(xp, upstream, loss_shape, cdtype) if want_grad else None
+    if (_KERNELS and _SHIFT_FREE_EXP and xp is np and logits.dtype == np.float32 and not soft_label
+            and not return_softmax and axis == logits.ndim - 1 and logits.size):
+        return _swce_kernel(logits, label, ignore_index, u, want_grad, loss_shape)
     blocks = _row_blocks(xp, logits.size // max(num_classes, 1), num_classes) if axis == logits.ndim - 1 else [None]
     if len(blocks) == 1:
         return _swce_rows(xp, logits, label, soft_label, ignore_index, return_softmax, axis, u, want_grad)
@@ -290,6 +302,34 @@ def _swce(logits, label, soft_label, ignore_index, return_softmax, axis, upstrea
 
     _for_blocks(blocks, block)
     return result
+
+
+def _swce_kernel(logits, label, ignore_index, u, want_grad, loss_shape):
+    """``_swce`` for float32 hard labels, class axis last, by the compiled row kernel; the rows it
+    does not serve (a non-finite logit) again by ``_swce_rows``."""
+    k = logits.shape[-1]
+    rows = np.ascontiguousarray(logits).reshape(-1, k)
+    labels = np.ascontiguousarray(label).reshape(-1)
+    ups = np.ascontiguousarray(u).reshape(-1) if want_grad else _NO_UPSTREAM
+    grad = np.empty(rows.shape, dtype=np.float32)  # the exponentials go here, and the gradient when wanted
+    loss = np.empty(rows.shape[0], dtype=np.float64)
+    served = np.empty(rows.shape[0], dtype=np.bool_)
+    kernels.swce_hard(rows, labels, int(ignore_index), *_SHIFT_FREE_SUM_RANGE, ups, want_grad, grad, loss, served)
+    loss = loss.astype(np.float32)
+    if not served.all():
+        redo = np.flatnonzero(~served)
+        part = _swce_rows(np, rows[redo], labels[redo, None], False, ignore_index, False, 1,
+                          ups[redo, None] if want_grad else None, want_grad)
+        loss[redo] = part["loss"][:, 0]
+        if want_grad:
+            grad[redo] = part["logits"]
+    result = {"loss": loss.reshape(loss_shape)}
+    if want_grad:
+        result["logits"] = grad.reshape(logits.shape)
+    return result
+
+
+_NO_UPSTREAM = np.empty(0, dtype=np.float32)  # the kernels' upstream argument when there is no gradient
 
 
 # Shift-free exponentials.  A softmax is usually computed as exp(z - max(z)) so that nothing
@@ -488,28 +528,50 @@ def softmax_with_cross_entropy_grad(logits, label, soft_label=False, ignore_inde
 # --------------------------------------------------------------------------------------------
 # The shared sampled-softmax core: softmax cross-entropy over [true columns | sampled columns]
 # --------------------------------------------------------------------------------------------
-def _sampled_core(xp, z_true, z_sampled, hits, offset, upstream, want_grad, recompute=None):
+def _sampled_core(xp, z_true, z_sampled, hit_ids, offset, upstream, want_grad, recompute=None):
     """Softmax cross-entropy of the rows ``[z_true | z_sampled]`` with label 1/T on the T true columns.
 
     The two blocks of columns are separate arrays (or two views of one), so that the ``[B, S]``
     sampled logits of ``sampled_softmax_loss`` are used where the matmul wrote them, never copied
-    beside the true ones.  ``offset`` (``[S]`` or None) is added to ``z_sampled`` first; ``hits(start,
-    stop)`` gives the sampled columns to remove in those rows (their probability becomes exactly 0,
-    the limit of Paddle's ``-1e20`` and TensorFlow's ``-FLT_MAX``), or ``hits`` is None.  Both arrays
+    beside the true ones.  ``offset`` (``[S]`` or None) is added to ``z_sampled`` first; ``hit_ids``,
+    ``(true_ids [N, T], candidates [S])`` or None, removes each sampled column whose candidate is one
+    of its row's true ids (its probability becomes exactly 0, the limit of Paddle's ``-1e20`` and
+    TensorFlow's ``-FLT_MAX``).  Both arrays
     are overwritten: with ``want_grad`` they hold the gradient of ``sum(upstream * loss)``.  Returns
     the loss ``[N]``.
 
     ``recompute(rows)``, when given, returns those rows' ``(z_true, z_sampled)`` afresh (as the
     caller first computed them): the exponentials are then taken shift-free, in place (see
-    ``_SHIFT_FREE_EXP``), and the rows whose sums leave the range are recomputed with the shift.
+    ``_SHIFT_FREE_EXP``), and the rows whose sums leave the range are recomputed with the shift;
+    float32 NumPy rows then go to the compiled kernel (``numpy_kernels.sampled_core``).
     """
     n = z_true.shape[0]
     u = _upstream(xp, upstream, (n,), z_true.dtype) if want_grad else None
     loss = xp.empty(n, dtype=z_true.dtype)
     shift_free = recompute is not None and _SHIFT_FREE_EXP and z_true.dtype == xp.float32
 
+    def hits(rows):
+        if hit_ids is None:
+            return None
+        true_ids, candidates = hit_ids
+        if true_ids.shape[1] == 1:
+            return true_ids[rows] == candidates
+        return (true_ids[rows][:, :, None] == candidates[None, None, :]).any(axis=1)
+
+    if _KERNELS and shift_free and xp is np and n:
+        true_ids, candidates = hit_ids if hit_ids is not None else (np.empty((0, 1), np.int64), np.empty(0, np.int64))
+        served = np.empty(n, dtype=np.bool_)
+        kernels.sampled_core(z_true, z_sampled, offset, true_ids, candidates, hit_ids is not None,
+                             *_SHIFT_FREE_SUM_RANGE, _NO_UPSTREAM if u is None else u, want_grad, loss, served)
+        if not served.all():  # again, from their logits, with the shift
+            redo = np.flatnonzero(~served)
+            zt, zs = recompute(redo)
+            loss[redo], _ = _sampled_rows(xp, zt, zs, offset, hits(redo), None if u is None else u[redo], False)
+            z_true[redo], z_sampled[redo] = zt, zs
+        return loss
+
     def block(start, stop):
-        hit = None if hits is None else hits(start, stop)
+        hit = hits(slice(start, stop))
         ups = u[start:stop] if want_grad else None
         loss[start:stop], redo = _sampled_rows(xp, z_true[start:stop], z_sampled[start:stop], offset, hit, ups,
                                                shift_free)
@@ -635,11 +697,41 @@ def _sswce(logits, label, num_samples, num_true, remove_accidental_hits, use_cus
                     num_true, remove_accidental_hits, None if u is None else u[start:stop], loss[start:stop],
                     None if grad is None else grad[start:stop], low)
 
-    _for_blocks(_sswce_blocks(xp, n, samples.shape[1], k), block)
+    if _KERNELS and shift_free and xp is np and logits.dtype == np.float32:
+        _sswce_kernel(rows_k, label, samples, probabilities, remove_accidental_hits, low, u, loss, grad)
+    else:
+        _for_blocks(_sswce_blocks(xp, n, samples.shape[1], k), block)
     result = {"loss": _cast_out(xp, loss[:, None], logits.dtype)}
     if want_grad:
         result["logits"] = grad
     return result
+
+
+def _sswce_kernel(logits, label, samples, probabilities, remove_accidental_hits, low, u, loss, grad):
+    """``_sswce``'s rows by the compiled row kernel (float32 logits), ``loss`` and ``grad`` written in
+    place; the rows it does not serve (a sum out of the shift-free range) again by ``_sswce_rows``
+    with the shift."""
+    n, k = logits.shape
+    p = np.ascontiguousarray(probabilities, dtype=np.float32)  # as the NumPy path divides by them
+    label = np.ascontiguousarray(label, dtype=np.int64)
+    samples = np.ascontiguousarray(samples, dtype=np.int64)
+    e = np.empty(samples.shape, dtype=np.float32)
+    served = np.empty(n, dtype=np.bool_)
+    kernels.sswce_rows(logits, label, samples, p, bool(remove_accidental_hits), low, _SHIFT_FREE_SUM_RANGE[1],
+                       _NO_UPSTREAM if u is None else u, grad is not None,
+                       _NO_GRADIENT if grad is None else grad, loss, e, served)
+    if not served.all():
+        redo = np.flatnonzero(~served)
+        part_loss = np.empty(len(redo), dtype=loss.dtype)
+        part_grad = None if grad is None else np.empty((len(redo), k), dtype=grad.dtype)
+        _sswce_rows(np, logits[redo], label[redo], samples[redo], p[redo], label.shape[1], remove_accidental_hits,
+                    None if u is None else u[redo], part_loss, part_grad, None)
+        loss[redo] = part_loss
+        if grad is not None:
+            grad[redo] = part_grad
+
+
+_NO_GRADIENT = np.empty((0, 0), dtype=np.float32)  # the kernels' gradient argument when there is none
 
 
 # A zero-filled element of the dense gradient costs about 1/16 of a sampled column's gather,
@@ -792,20 +884,23 @@ def _embedding_gradients(xp, ids, rows, bias_values, layout, partition_strategy,
     the caller's scratch: they are overwritten.
     """
     num_classes, dim = sum(layout), rows.shape[1]
-    # CuPy's argsort is a stable radix sort and takes no ``kind``; its repeats are added atomically.
-    order = xp.argsort(ids, kind="stable") if xp is np else xp.argsort(ids)
-    sorted_ids = ids[order]
-    first = xp.empty(sorted_ids.size, dtype=bool)
-    first[:1] = True
-    xp.not_equal(sorted_ids[1:], sorted_ids[:-1], out=first[1:])
-    heads = order[first]  # the first occurrence of each distinct id
-    if not bool(first.all()):
-        repeats = ~first
-        later = order[repeats]
-        head = heads[xp.cumsum(first)[repeats] - 1]
-        for values in (rows, bias_values):
-            _scatter_add(xp, values, head, values[later])
-    indices = sorted_ids[first]
+    if _KERNELS and xp is np and rows.dtype == np.float32 and bias_values.dtype == np.float32:
+        indices, heads = kernels.sum_repeated_rows(ids, rows, bias_values)  # the same additions, one call
+    else:
+        # CuPy's argsort is a stable radix sort and takes no ``kind``; its repeats are added atomically.
+        order = xp.argsort(ids, kind="stable") if xp is np else xp.argsort(ids)
+        sorted_ids = ids[order]
+        first = xp.empty(sorted_ids.size, dtype=bool)
+        first[:1] = True
+        xp.not_equal(sorted_ids[1:], sorted_ids[:-1], out=first[1:])
+        heads = order[first]  # the first occurrence of each distinct id
+        if not bool(first.all()):
+            repeats = ~first
+            later = order[repeats]
+            head = heads[xp.cumsum(first)[repeats] - 1]
+            for values in (rows, bias_values):
+                _scatter_add(xp, values, head, values[later])
+        indices = sorted_ids[first]
     weight_rows = _cast_out(xp, rows[heads], dtype)
     biases = SparseRows(indices, _cast_out(xp, bias_values[heads], dtype), (num_classes,))
     if len(layout) == 1:
@@ -884,13 +979,8 @@ def _ssl(weights, biases, labels, inputs, num_sampled, num_classes, num_true, sa
     with _quiet(xp):
         offset = b[candidates] - xp.log(sampled_expected.astype(cdtype))
     dz_true, dz_sampled = sampled_logits(slice(None))  # the logits, then (in place) their gradient
-    hits = None
-    if remove_accidental_hits:
-        def hits(start, stop):
-            if num_true == 1:
-                return labels[start:stop] == candidates
-            return (labels[start:stop, :, None] == candidates[None, None, :]).any(axis=1)
-    loss = _sampled_core(xp, dz_true, dz_sampled, hits, offset, upstream, want_grad, recompute=sampled_logits)
+    hit_ids = (labels, candidates) if remove_accidental_hits else None
+    loss = _sampled_core(xp, dz_true, dz_sampled, hit_ids, offset, upstream, want_grad, recompute=sampled_logits)
     result = {"loss": _cast_out(xp, loss, inputs.dtype)}
     if not want_grad:
         return result

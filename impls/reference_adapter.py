@@ -113,6 +113,12 @@ class NumpyFast(NumpyReference):
     module_name = "impls.numpy_fast"
     ops = _ops("impls/numpy_fast.py", unsupported=_FAST_UNSUPPORTED, ops=_FAST_OPS)
 
+    def load(self, device):
+        numpy_version = super().load(device)
+        from impls import numpy_kernels  # noqa: PLC0415 - imported by the contender's module
+
+        return "%s; %s" % (numpy_version, numpy_kernels.version())  # numba, or why its kernels are off
+
     def floor_parts(self, case, backward):
         """The work any NumPy implementation of the case's op and mode must do, as named parts
         (``impls/numpy_floors.py``); the benchmark times them beside the contender."""

@@ -15,7 +15,8 @@ through the framework's own call and reports the counts in its ready message:
   count stated is the one set);
 * NumPy's BLAS: ``threadpoolctl`` when it is installed (set and read back), else the environment
   variable it was started with;
-* the NumPy contender's row-parallel pool: its module's ``_THREADS`` (``CONFORMANCE_REFERENCE_THREADS``).
+* the NumPy contender's row-parallel pool: its module's ``_THREADS`` (``CONFORMANCE_REFERENCE_THREADS``),
+  and its compiled kernels' OpenMP threads (numba's count, set from the same number).
 
 A framework is recognised by its module being imported (a worker loads exactly one framework).
 Worker side: must run on Python 3.8.
@@ -121,6 +122,9 @@ def configure(threads=None) -> dict:
         if module is not None and hasattr(module, "_THREADS"):
             settings.append(("numpy contender pool", int(module._THREADS)))
             break
+    kernels = sys.modules.get("impls.numpy_kernels")
+    if kernels is not None and kernels.AVAILABLE:
+        settings.append(("numpy contender kernels (numba)", kernels.threads()))
     try:
         _numpy_blas(threads, settings)
     except Exception as error:  # noqa: BLE001

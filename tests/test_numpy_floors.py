@@ -11,6 +11,7 @@ import pytest
 from helpers_reference import ROOT  # noqa: F401 - puts the repo on sys.path
 from conformance.bench import grid_specs
 from impls import bench
+from impls import numpy_fast as fast
 from impls import numpy_floors
 from impls.reference_adapter import NumpyFast, NumpyReference
 
@@ -42,8 +43,14 @@ def test_the_default_grid_has_every_fast_op_and_mode_in_float32():
 GRID_ALL = sorted((op, mode, dtype) for dtype in ("float32", "float16", "bfloat16") for op, mode in _grid(dtype))
 
 
+@pytest.fixture
+def numpy_calls_only(monkeypatch):
+    """The contender without its compiled kernels, whose cases get no floor."""
+    monkeypatch.setattr(fast, "_KERNELS", False)
+
+
 @pytest.mark.parametrize("op, mode, dtype", GRID_ALL)
-def test_floor_parts_run_on_small_shapes(op, mode, dtype):
+def test_floor_parts_run_on_small_shapes(op, mode, dtype, numpy_calls_only):
     if dtype == "bfloat16":
         pytest.importorskip("ml_dtypes")
     case = bench.synthesize(_small(_grid(dtype)[op, mode]))
@@ -56,7 +63,19 @@ def test_floor_parts_run_on_small_shapes(op, mode, dtype):
 
 
 @pytest.mark.parametrize("op, mode", sorted(GRID_FLOAT32))
-def test_measure_reports_the_largest_part(op, mode):
+def test_cases_the_kernels_serve_get_no_floor(op, mode, monkeypatch):
+    case = bench.synthesize(_small(GRID_FLOAT32[op, mode]))
+    monkeypatch.setattr(fast, "_KERNELS", True)
+    fused = op in ("softmax_with_cross_entropy", "sampled_softmax_with_cross_entropy")
+    assert bool(numpy_floors.floor_parts(case, mode == "forward_backward")) is not fused
+    assert numpy_floors.served_by_kernels(case) is fused
+    monkeypatch.setattr(fast, "_KERNELS", False)
+    assert numpy_floors.floor_parts(case, mode == "forward_backward")
+    assert not numpy_floors.served_by_kernels(case)
+
+
+@pytest.mark.parametrize("op, mode", sorted(GRID_FLOAT32))
+def test_measure_reports_the_largest_part(op, mode, numpy_calls_only):
     adapter = NumpyFast()
     adapter.load("cpu")
     spec = _small(GRID_FLOAT32[op, mode])
@@ -66,7 +85,7 @@ def test_measure_reports_the_largest_part(op, mode):
     assert reply["floor_part"] in numpy_floors.floor_parts(bench.synthesize(spec), mode == "forward_backward")
 
 
-def test_the_dtype_forced_conversions_are_parts():
+def test_the_dtype_forced_conversions_are_parts(numpy_calls_only):
     parts = numpy_floors.floor_parts(bench.synthesize(_small(_grid("float16")[
         "softmax_with_cross_entropy", "forward_backward"])), True)
     assert list(parts) == ["exp + row sums + gradient multiply", "float16 -> float32 of the logits",
@@ -112,7 +131,7 @@ def test_a_floor_that_fails_keeps_the_row(monkeypatch):
     (4, 40000, 2),  # a row is larger than a cache chunk: whole blocks only
     (64, 1000, 2),  # short rows: whole blocks and chunks of 32 rows, the contender's row sums only
 ])
-def test_row_sums_and_schedules(batch, classes, count):
+def test_row_sums_and_schedules(batch, classes, count, numpy_calls_only):
     spec = bench.normalize_spec(dict(GRID_FLOAT32["softmax_with_cross_entropy", "forward_backward"], batch=batch,
                                      classes=classes))
     ways = numpy_floors.floor_parts(bench.synthesize(spec), True)["exp + row sums + gradient multiply"]
