@@ -688,9 +688,12 @@ def _sswce(logits, label, num_samples, num_true, remove_accidental_hits, use_cus
     # the exact value (two roundings, not the rounding of logit - log p amplified by the exponential).
     # The rows whose sums leave the range are recomputed with the shift, as ``_sampled_core`` does;
     # the range's lower end also keeps an exponential that underflowed (absolute error below
-    # 2^-149, divided by p at least ``p_min``) far below a float32 ulp of the row's sum.
+    # 2^-149, divided by p at least ``p_min``) far below a float32 ulp of the row's sum: the sum of
+    # the T+S errors is at most 2^-39 of it.  The compiled kernel flushes exponentials below 2^-126
+    # (FLT_MIN) to 0, so its lower end is 2^23 times higher for the same margin.
     shift_free = _SHIFT_FREE_EXP and cdtype == xp.float32 and n > 0
     low = max(_SHIFT_FREE_SUM_RANGE[0], samples.shape[1] * 2.0 ** -110 / p_min) if shift_free else None
+    kernel_low = max(_SHIFT_FREE_SUM_RANGE[0], samples.shape[1] * 2.0 ** -87 / p_min) if shift_free else None
 
     def block(start, stop):
         _sswce_rows(xp, rows_k[start:stop], label[start:stop], samples[start:stop], probabilities[start:stop],
@@ -698,7 +701,7 @@ def _sswce(logits, label, num_samples, num_true, remove_accidental_hits, use_cus
                     None if grad is None else grad[start:stop], low)
 
     if _KERNELS and shift_free and xp is np and logits.dtype == np.float32:
-        _sswce_kernel(rows_k, label, samples, probabilities, remove_accidental_hits, low, u, loss, grad)
+        _sswce_kernel(rows_k, label, samples, probabilities, remove_accidental_hits, kernel_low, u, loss, grad)
     else:
         _for_blocks(_sswce_blocks(xp, n, samples.shape[1], k), block)
     result = {"loss": _cast_out(xp, loss[:, None], logits.dtype)}
