@@ -306,7 +306,7 @@ def _swce(logits, label, soft_label, ignore_index, return_softmax, axis, upstrea
 
 def _swce_kernel(logits, label, ignore_index, u, want_grad, loss_shape):
     """``_swce`` for float32 hard labels, class axis last, by the compiled row kernel; the rows it
-    does not serve (a non-finite logit) again by ``_swce_rows``."""
+    does not serve (a shift-free sum out of range: every NaN or +inf row too) again by ``_swce_rows``."""
     k = logits.shape[-1]
     rows = np.ascontiguousarray(logits).reshape(-1, k)
     labels = np.ascontiguousarray(label).reshape(-1)
