@@ -722,7 +722,8 @@ def _sswce_kernel(logits, label, samples, probabilities, remove_accidental_hits,
     served = np.empty(n, dtype=np.bool_)
     kernels.sswce_rows(logits, label, samples, p, bool(remove_accidental_hits), low, _SHIFT_FREE_SUM_RANGE[1],
                        _NO_UPSTREAM if u is None else u, grad is not None,
-                       _NO_GRADIENT if grad is None else grad, loss, e, served)
+                       _NO_GRADIENT if grad is None else grad, loss, e, served,
+                       kernels.streams(grad, samples.shape[1]))
     if not served.all():
         redo = np.flatnonzero(~served)
         part_loss = np.empty(len(redo), dtype=loss.dtype)

@@ -217,3 +217,38 @@ def test_repeated_ids_sum_to_the_numpy_paths_bits(monkeypatch):
     assert calls == [1]
     monkeypatch.setattr(fast, "_KERNELS", False)
     assert compiled == gradients() and calls == [1]
+
+
+@pytest.mark.parametrize("length", [0, 1, 15, 16, 17, 33, 1000])
+def test_the_streamed_zero_fill_writes_zeros_exactly_where_asked(length):
+    """Every start alignment (a float32 row may start at any 4-byte offset of a cache line): the
+    unaligned head and tail as well as the streamed lines, and nothing on either side."""
+    for offset in range(17):
+        buffer = np.full(length + 64, np.nan, dtype=np.float32)
+        row = buffer[offset:offset + length]
+        kernels._zero(row, True)
+        assert (row == 0).all() and not np.signbit(row).any(), offset
+        assert np.isnan(buffer[:offset]).all() and np.isnan(buffer[offset + length:]).all(), offset
+
+
+def test_a_streamed_gradient_has_the_plain_fills_bits(monkeypatch):
+    """The logits-based kernel with its gradient zero-filled by non-temporal stores (forced here;
+    by default only for a gradient of ``STREAM_BYTES`` or more) gives the same bits as with the
+    ordinary fill; rows of 16 * 40 + 7 classes start at every alignment."""
+    function, kwargs, _ = _inputs(7, batch=16, classes=16 * 40 + 7, num_sampled=8)[1]
+    plain = function(**kwargs)
+    streamed_calls, original = [], kernels.sswce_rows
+    monkeypatch.setattr(kernels, "streams", lambda grad, width: True)
+    monkeypatch.setattr(kernels, "sswce_rows", lambda *args: streamed_calls.append(args[-1]) or original(*args))
+    streamed = function(**kwargs)
+    assert streamed_calls == [True]
+    for name in ("loss", "logits"):
+        assert plain[name].tobytes() == streamed[name].tobytes(), name
+
+
+def test_only_large_sparsely_sampled_gradients_are_streamed():
+    # np.empty of these sizes reserves address space only: no page is touched
+    assert kernels.streams(np.empty((128, 10 ** 6), dtype=np.float32), 513)  # 512 MB, a sampled column per 122 lines
+    assert not kernels.streams(np.empty((4096, 10 ** 4), dtype=np.float32), 513)  # 164 MB, one per 1.2 lines
+    assert not kernels.streams(np.empty((4, 10 ** 6), dtype=np.float32), 513)  # 16 MB: the caches may keep it
+    assert not kernels.streams(None, 513)
