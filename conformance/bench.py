@@ -124,7 +124,8 @@ SETTLE_SECONDS = 0.2
 # median over the rounds outvotes them.
 # In each pass a shape gets ROUNDS rounds at least; while some impl's ratio interval (over all its
 # rounds so far) is wider than SETTLED_WITHIN around its ratio, more, up to MAX_ROUNDS in the pass
-# (SLOW_MAX_ROUNDS where some call takes SLOW_CALL_SECONDS or more: its rounds are seconds long).
+# (SLOW_MAX_ROUNDS where some call takes SLOW_CALL_SECONDS or more: its rounds are seconds long;
+# FAST_MAX_ROUNDS where every impl's round is ROUND_SECONDS long, its calls that short).
 # Six passes: a round's ratio on this VM has a log spread of about 0.15 however long the round (a
 # pinned NumPy exp timed in 15-240 ms turns: 0.18-0.24; adjacent turns uncorrelated), so only more
 # rounds narrow a ratio.  With three passes (18 rounds a fast shape, 9 a slow one) two runs of the
@@ -132,13 +133,19 @@ SETTLE_SECONDS = 0.2
 # predict 86% at that count and 93% at twice the rounds (each pass also draws the shape's inputs
 # and allocations anew, which resampling within runs cannot show).  The quick grid (`conformance
 # all`) keeps three passes: its one shape per op is a smoke test that stays within 10 minutes.
+# Short rounds: a turn costs about 25 ms besides its samples (the re-warm-up, REWARM_SECONDS, and
+# the hand-over), and a round's ratio is as noisy at 30 ms as at 60 (the spread above), so where
+# the calls are short a shape gets 9 rounds of 30 ms a pass in the time 6 rounds of 60 ms took
+# (2026-12-02, six passes of 60 ms rounds: a round's log ratio spread 0.16 within a pass, rounds
+# uncorrelated; 85% of the ratios reproduced within 10%, the passes' spread predicting 90-93%).
 PASSES = 6
 QUICK_PASSES = 3
 ROUNDS = 3
 MAX_ROUNDS = 6
+FAST_MAX_ROUNDS = 9
 SLOW_MAX_ROUNDS = 3
 SLOW_CALL_SECONDS = 0.25
-ROUND_SECONDS = 0.06
+ROUND_SECONDS = 0.03
 ROUND_MIN_SAMPLES = 3
 SETTLED_WITHIN = 0.05
 # The interval of a paired ratio: order statistics of the round ratios that cover their median with
@@ -523,7 +530,7 @@ def run_bench(impls, device, out_dir, grid="default", progress=None, *, python=N
     paired rounds (see ``ROUNDS``): in each round every impl is timed for ``ROUND_SECONDS``, the
     order rotating from round to round.  The grid is gone through ``passes`` times (see ``PASSES``),
     so that a shape's rounds are minutes apart: in each pass it gets ``ROUNDS`` rounds, and more (up
-    to ``MAX_ROUNDS`` or ``SLOW_MAX_ROUNDS``) while some ratio's interval over all its rounds so far
+    to ``MAX_ROUNDS``, ``FAST_MAX_ROUNDS`` or ``SLOW_MAX_ROUNDS``) while some ratio's interval over all its rounds so far
     is wider than ``SETTLED_WITHIN``.  An impl's row, written after the shape's last pass, pools the
     samples of its rounds (median, IQR) and keeps each round's median, from which
     :func:`add_ratio_to_fastest` takes the ratio round by round.  One impl alone is timed in one
@@ -716,9 +723,14 @@ def _folder_bytes(folder) -> int:
 
 
 def _max_rounds(sessions) -> int:
-    """``MAX_ROUNDS``, or ``SLOW_MAX_ROUNDS`` where some impl's calls take ``SLOW_CALL_SECONDS`` or more."""
+    """``MAX_ROUNDS``; ``SLOW_MAX_ROUNDS`` where some impl's calls take ``SLOW_CALL_SECONDS`` or more;
+    ``FAST_MAX_ROUNDS`` where every impl's round is ``ROUND_SECONDS`` long (``ROUND_MIN_SAMPLES``
+    of its calls take no longer)."""
     medians = [min(session.round_medians()) for session in sessions if session.ok()]
-    return SLOW_MAX_ROUNDS if medians and max(medians) >= SLOW_CALL_SECONDS else MAX_ROUNDS
+    slowest = max(medians) if medians else 0.0
+    if slowest >= SLOW_CALL_SECONDS:
+        return SLOW_MAX_ROUNDS
+    return FAST_MAX_ROUNDS if slowest * ROUND_MIN_SAMPLES <= ROUND_SECONDS else MAX_ROUNDS
 
 
 def _settled(sessions) -> bool:

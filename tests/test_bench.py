@@ -444,8 +444,15 @@ def test_rounds_rotate_and_stop_when_every_ratio_has_settled(monkeypatch):
 
 
 def test_rounds_are_added_while_a_ratio_is_unsettled_up_to_the_maximum(monkeypatch):
-    order = _rounds_taken([1e-3] * 30, [2e-3, 3.2e-3] * 15, monkeypatch)  # b's ratio swings between 2x and 3.2x
+    mid = bench.ROUND_SECONDS  # ROUND_MIN_SAMPLES calls take longer than ROUND_SECONDS
+    order = _rounds_taken([mid] * 30, [mid * 2, mid * 3.2] * 15, monkeypatch)  # b's ratio swings between 2x and 3.2x
     assert len(order) == 2 * bench.MAX_ROUNDS
+
+
+def test_short_calls_get_more_rounds_of_round_seconds(monkeypatch):
+    short = bench.ROUND_SECONDS / bench.ROUND_MIN_SAMPLES / 4  # both impls' rounds are ROUND_SECONDS long
+    order = _rounds_taken([short] * 30, [short * 2, short * 3.2] * 15, monkeypatch)
+    assert len(order) == 2 * bench.FAST_MAX_ROUNDS > 2 * bench.MAX_ROUNDS
 
 
 def test_slow_calls_get_fewer_rounds(monkeypatch):
