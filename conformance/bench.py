@@ -133,11 +133,12 @@ SETTLE_SECONDS = 0.2
 # predict 86% at that count and 93% at twice the rounds (each pass also draws the shape's inputs
 # and allocations anew, which resampling within runs cannot show).  The quick grid (`conformance
 # all`) keeps three passes: its one shape per op is a smoke test that stays within 10 minutes.
-# Short rounds: a turn costs about 25 ms besides its samples (the re-warm-up, REWARM_SECONDS, and
-# the hand-over), and a round's ratio is as noisy at 30 ms as at 60 (the spread above), so where
-# the calls are short a shape gets 9 rounds of 30 ms a pass in the time 6 rounds of 60 ms took
-# (2026-12-02, six passes of 60 ms rounds: a round's log ratio spread 0.16 within a pass, rounds
-# uncorrelated; 85% of the ratios reproduced within 10%, the passes' spread predicting 90-93%).
+# Fast shapes get more rounds: their rounds are cheap (ROUND_SECONDS and a turn's ~25 ms besides:
+# the re-warm-up, REWARM_SECONDS, and the hand-over; about 7 of a run's 33 minutes of turns in
+# 2026-12-02's grid), and their ratios reproduced worst (75-80% within 10% where the calls were
+# under a millisecond).  That run's rounds (six passes of up to 6; a round's log ratio spread 0.16
+# within a pass, rounds uncorrelated) reproduced 85% of the ratios within 10%.  Shorter rounds
+# would not do instead: 30 ms rounds measured 15% noisier a round than 60 ms ones.
 PASSES = 6
 QUICK_PASSES = 3
 ROUNDS = 3
@@ -145,7 +146,7 @@ MAX_ROUNDS = 6
 FAST_MAX_ROUNDS = 9
 SLOW_MAX_ROUNDS = 3
 SLOW_CALL_SECONDS = 0.25
-ROUND_SECONDS = 0.03
+ROUND_SECONDS = 0.06
 ROUND_MIN_SAMPLES = 3
 SETTLED_WITHIN = 0.05
 # The interval of a paired ratio: order statistics of the round ratios that cover their median with
