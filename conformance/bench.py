@@ -5,7 +5,7 @@ memory, the sampled losses ``O(batch * (samples + num_true))`` plus, for the wei
 ``sampled_softmax_loss``, ``O((samples + batch) * dim)`` (its weight gradient is sparse, the sampled rows,
 except in JAX).  ``grid_specs("default")`` takes a few shapes per op covering batch 64-4096, classes
 10^3-10^6, samples 64-8192 and dim 64-1024 in float32 (float16/bfloat16 on one shape per op), both
-modes (about 42 minutes a run on a 2-core CPU with 8 impls in paired rounds over six passes);
+modes (about 47 minutes a run on a 2-core CPU with 8 impls in paired rounds over six passes);
 ``grid_specs("full")`` is the product of those ranges (long; meant for a GPU or a big machine);
 ``grid_specs("quick")`` is one shape per op (the class sweep's shape at 10^4 classes, float32, both
 modes): the benchmark path of a CI job, whose environments run one after the other and so cannot
