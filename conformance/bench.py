@@ -183,7 +183,7 @@ _DEFAULT_SHAPES = [
 # dim, classes 10^3..10^6, the three ops side by side, forward+backward in float32.
 SWEEP_BATCH, SWEEP_SAMPLES, SWEEP_DIM = 128, 512, 128
 SWEEP_CLASSES = (10 ** 3, 10 ** 4, 10 ** 5, 10 ** 6)
-# Samples and dim only for the ops that read them (``bench_shape`` in impls/ops.py).
+# Samples and dim only for the ops that read them (``bench_shape`` in impls/ops/).
 _DEFAULT_SHAPES += [(_shape(op, SWEEP_BATCH, k, SWEEP_SAMPLES if "samples" in info.bench_shape else 0,
                             SWEEP_DIM if "dim" in info.bench_shape else 0), ("float32",), ("forward_backward",))
                     for k in SWEEP_CLASSES for op, info in OPS.items()]

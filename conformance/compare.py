@@ -14,7 +14,7 @@ Every output element must satisfy ``|actual - golden| <= rtol * (|golden| + scal
   times the upstream cotangent (and, for ``inputs``/``weights``, the other factor of the product).
 
 The op-specific facts (the accumulation length, the logits entering the softmax, the factor each
-gradient's scale carries) are declared with the op in ``impls/ops.py``; the eps per dtype in
+gradient's scale carries) are declared with the op in ``impls/ops/``; the eps per dtype in
 ``impls/dtypes.py``.
 
 A framework that is off by more than this is reported as ``fail``; the tolerance is never widened

@@ -10,7 +10,7 @@ samples.
 Layout: ``cases/<op>/<case id>.npz`` (see ``impls/caseio.py``) and ``cases/MANIFEST.json`` listing
 each file with its SHA-256 and its metadata.  The corpus describes cases only: which impl can run a
 case is decided at run time (``impls/support.py``), so adding or changing an adapter never changes
-a corpus file.  The per-op facts a case needs (the oracle, the logit scale) come from ``impls/ops.py``.
+a corpus file.  The per-op facts a case needs (the oracle, the logit scale) come from ``impls/ops/``.
 """
 from __future__ import annotations
 

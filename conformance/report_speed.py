@@ -333,7 +333,7 @@ def classes_plot(frame: pd.DataFrame, labels: list, sweep: tuple):
     batch, samples, dim = sweep
     from impls.ops import OPS
 
-    # The sweep's shape of each op: only the sizes its benchmark shape has (impls/ops.py) are fixed.
+    # The sweep's shape of each op: only the sizes its benchmark shape has (impls/ops/) are fixed.
     shape = frame["op"].map(lambda op: OPS[op].bench_shape if op in OPS else ())
     on_sweep = ((frame["samples"] == shape.map(lambda keys: samples if "samples" in keys else 0))
                 & (shape.map(lambda keys: "dim" not in keys) | (frame["dim"] == dim)))

@@ -1,6 +1,6 @@
 """``conformance search``: a seeded differential search for divergences no stored case shows.
 
-Each op declares its parameter space once, in ``impls/ops.py`` (:class:`impls.ops.SearchSpace`).  A
+Each op declares its parameter space once, in ``impls/ops/`` (:class:`impls.ops.SearchSpace`).  A
 drawn case is a *recipe* (one value per dimension of that space, plus the search's mutations: special
 values at a density, values at the dtype's limits, expected counts near 0 and 1, labels at the ends of
 the range, an empty batch); :func:`build` turns it into a corpus :class:`~conformance.corpus.Spec` with

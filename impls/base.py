@@ -7,7 +7,7 @@ An adapter module defines a subclass of :class:`Adapter` named ``ADAPTER`` with:
 * ``ops``: for each op of :data:`impls.ops.OPS` it can run, an :class:`OpSupport` saying whether the
   framework computes the op natively or the adapter composes it, which dtypes (of
   :data:`impls.dtypes.NAMES`), and which case features (of the op's ``features`` in
-  ``impls/ops.py``) it cannot express, and which differentiable inputs the framework gives no
+  ``impls/ops/``) it cannot express, and which differentiable inputs the framework gives no
   gradient for (``no_gradient``), and, for an op whose frameworks document different formulas
   (``cross_entropy``), the ``convention`` it follows (judged against that convention's golden).  :func:`impls.support.why_unsupported` reads these
   declarations; it is the one place that decides whether a case runs;

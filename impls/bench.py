@@ -2,7 +2,7 @@
 
 A benchmark request names an op, a shape (``batch``, ``classes``, ``samples``, ``dim``,
 ``num_true``), a dtype and a mode (``forward`` or ``forward_backward``).  The inputs are synthesised
-by the op's ``synthesize`` in ``impls/ops.py``, deterministically (a NumPy ``Generator`` seeded from
+by the op's ``synthesize`` in ``impls/ops/``, deterministically (a NumPy ``Generator`` seeded from
 the shape), into an in-memory :class:`impls.caseio.Case`; sampled ops get the candidates and expected counts of the reference's
 log-uniform sampler (one candidate set shared by the batch, ``remove_accidental_hits=True``), the
 full softmax gets hard labels.  Then, on the adapter:
@@ -120,7 +120,7 @@ def spec_meta(spec: dict) -> dict:
 def synthesize(spec: dict, seed: int = SEED) -> Case:
     """The benchmark case of a (normalised) spec; the same spec always gives the same arrays.
 
-    The inputs come from the op's ``synthesize`` in ``impls/ops.py``, drawn from a NumPy
+    The inputs come from the op's ``synthesize`` in ``impls/ops/``, drawn from a NumPy
     ``Generator`` seeded from the shape.
     """
     op, dtype = spec["op"], spec["dtype"]

@@ -173,7 +173,7 @@ def normalize_spec(spec: dict) -> dict:
 # --------------------------------------------------------------------------------------------
 class _NumpySampler:
     reset = "none needed: a pure function of its seed (draw d uses draw_seed(seed, d))"
-    loss_op = None  # the op (impls/ops.py) whose public API draws through the loss
+    loss_op = None  # the op (impls/ops/) whose public API draws through the loss
 
     def __init__(self, adapter):
         from impls import reference  # noqa: PLC0415
