@@ -109,11 +109,18 @@ def cmd_verify(args):
 
 
 def _select(args):
+    """The case filter of ``--select`` (None: every case).  A pattern that matches no case of the corpus
+    is a user error (a typo would otherwise run nothing and exit 0), named in one line."""
     patterns = args.select
     if not patterns:
         return None
     import fnmatch
 
+    ids = [entry["id"] for entry in corpus.load_manifest(args.cases)["cases"]]
+    unmatched = [p for p in patterns if not any(fnmatch.fnmatchcase(i, p) for i in ids)]
+    if unmatched:
+        raise UsageError("--select %s matches no case of %s (case ids look like %s)"
+                         % (" ".join(unmatched), args.cases, ids[0] if ids else "nothing: the corpus is empty"))
     return lambda entry: any(fnmatch.fnmatchcase(entry["id"], p) for p in patterns)
 
 
@@ -156,6 +163,7 @@ def cmd_run(args):
     if problems:
         print("refusing to run on an unverified corpus:\n  " + "\n  ".join(problems[:10]), file=sys.stderr)
         return 2
+    _select(args)  # a pattern that matches nothing stops here, before a run folder is made
     impls = _impls_for(args, args.device)
     args.out = _run_folder(args, args.cases)
     tasks = _all_tasks(impls, sampler_impls) if sampler_impls else [("corpus", impl) for impl in impls]
@@ -394,6 +402,7 @@ def cmd_all(args):
     run the default benchmark grid, write the report, all in one new run folder."""
     if cmd_verify(args):
         return 1
+    _select(args)
     impls = _impls_for(args, args.device)
     if not args.impl:  # say why an opt-in impl is left out, as a missing stack is
         from impls import get_adapter

@@ -212,3 +212,20 @@ def test_help_lists_the_impls_and_every_option_is_documented():
         for action in sub._actions:
             if action.option_strings and action.dest != "help":
                 assert action.help, "%s %s has no help" % (command, action.option_strings)
+
+
+def test_a_pattern_that_matches_nothing_is_a_user_error(tmp_path):
+    """A typo in --select (or --shapes) would run nothing and exit 0: one line naming it, exit 2, no run folder."""
+    for args, expected in ((("run", "--impl", "numpy", "--select", "zzz*", "--out", str(tmp_path / "r")),
+                            "--select zzz* matches no case"),
+                           (("run", "--impl", "numpy", "--select", "softmax*", "--select", "nope",
+                             "--out", str(tmp_path / "r")), "--select nope matches no case"),
+                           (("all", "--impl", "numpy", "--no-bench", "--select", "zzz*", "--out", str(tmp_path / "a")),
+                            "--select zzz* matches no case"),
+                           (("bench", "--impl", "numpy-fast", "--shapes", "zzz*", "--out", str(tmp_path / "b")),
+                            "--shapes zzz* matches no shape")):
+        result = conformance(*args, cwd=tmp_path)
+        assert result.returncode == 2, (args, result.stdout, result.stderr)
+        assert expected in result.stderr and "Traceback" not in result.stderr, (args, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1, (args, result.stderr)
+    assert not (tmp_path / "r").exists() and not (tmp_path / "a").exists()
