@@ -20,7 +20,11 @@ maximum's own ``e = 1``) and ``S = sum(l)``:
 * gradient ``= softmax * S - l = ((S - l) * e - l * (s - e)) / s``, where ``s - e`` (the other
   classes' share of ``e``) and ``S - l`` (of the label) are summed directly from the other entries
   at the row's largest entry (``_shares``): so ``p - 1`` for a dominant class is ``-rest / s``, not
-  ``e / s - 1`` after ``s`` rounded to ``e``.
+  ``e / s - 1`` after ``s`` rounded to ``e``.  Where one of its two terms is small next to the
+  result, it is written as ``-l`` or ``S - l`` plus that small term instead (``_gradient``), so
+  that the rounding of ``s`` cannot lose it: at a soft label's largest entry too, ``p * S - l`` is
+  then correctly rounded (but for a few hundredths of an ulp, and before an upstream's own rounding)
+  when the label's sums are exact.
 
 A one-hot soft label and one true class (``T = 1``) take exactly the operations of a hard label.
 Where ``p_j`` is close to ``l_j / S`` (a general soft label, ``T > 1``) the gradient's two terms
@@ -196,8 +200,36 @@ def _cross_entropy(xp, z, label, u):
         # A class without label weight adds nothing, even at a -inf logit (0 * inf would be NaN).
         gap = xp.where(label == 0, 0, label * (m - z)).sum(axis=-1, keepdims=True)
         loss = gap + label_sum * xp.log1p(rest)
-        grad = None if u is None else u * ((label_others * e - label * e_others) / s)
+        grad = None if u is None else u * _gradient(xp, e, s, e_others, label, label_sum, label_others)
     return loss, e / s, grad
+
+
+def _gradient(xp, e, s, e_others, label, label_sum, label_others):
+    """``S * p - l`` per class (``p = e / s``, ``S = sum(l)``), each in the form that keeps it accurate.
+
+    Three forms, equal in exact arithmetic; each is taken where its roundings cost least:
+
+    * ``S * e / s - l`` where ``S * p < l / 64`` (a class with label weight and little probability):
+      ``-l`` plus a small term, whose roundings cost a few hundredths of an ulp of the result.
+    * ``(S - l) - S * (s - e) / s`` where ``S * (1 - p) < (S - l) / 64``, which (for labels >= 0)
+      only happens at the row's largest entry (``e = 1``, ``s - e = rest``): ``S - l`` minus a small
+      term.  The general form would divide by ``s = 1 + rest`` rounded, losing the other classes'
+      share where ``rest`` is below the spacing of 1: logits ``[37.43, 0]`` with label ``[0.5, 0.5]``
+      gave ``0.5``, not ``0.5 - 2**-54``, at class 0 (and a dominant class without label weight gave
+      ``S / s``).
+    * elsewhere ``((S - l) * e - l * (s - e)) / s``: both shares summed without cancellation
+      (``_shares``), divided once.  A one-hot label at its dominant class (``S - l = 0``) takes it:
+      ``-rest / s``, bit for bit the hard label's.
+
+    Where ``S`` and ``S - l`` are exact (hard and one-hot labels, dyadic weights such as
+    ``[0.5, 0.5]``), the first two forms are correctly rounded but for those hundredths of an ulp;
+    otherwise the rounding of the label's sums adds its own error, as it does in the loss.
+    """
+    general = (label_others * e - label * e_others) / s
+    small_p = label_sum * e / s - label
+    near_one = label_others - label_sum * e_others / s
+    return xp.where(64 * label_sum * e < label * s, small_p,
+                    xp.where(64 * label_sum * e_others < label_others * s, near_one, general))
 
 
 # --------------------------------------------------------------------------------------------
