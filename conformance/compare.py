@@ -1,6 +1,8 @@
 """Comparing an impl's outputs with the golden float64 outputs, under a stated tolerance.
 
-Every output element must satisfy ``|actual - golden| <= rtol * (|golden| + scale)``:
+Every output element must satisfy ``|actual - golden| <= rtol * (|golden| + scale)``
+(:func:`allowed_error`, the rule's one definition, and :func:`judge_elements`, the element-wise
+judgment the comparison and the reproducers share):
 
 * ``rtol`` comes from the dtype and the accumulation length ``n`` of the case: a sum of ``n``
   rounded terms in any order drifts like a random walk, about ``sqrt(n)`` ulps, so
@@ -133,24 +135,42 @@ class OutputError:
                                                                           self.where)
 
 
+def allowed_error(golden, rtol, scale):
+    """The suite's tolerance rule, its one definition: the largest ``|actual - golden|`` accepted at
+    each element, ``rtol * (|golden| + scale)`` (a non-finite golden element counts as 0 here: it
+    must be matched exactly, see :func:`judge_elements`).  The comparison, the report and every
+    reproducer call it; a standalone reproducer embeds this source (``conformance/standalone.py``)."""
+    return rtol * (np.abs(np.where(np.isfinite(golden), golden, 0.0)) + scale)
+
+
+def judge_elements(actual, golden, rtol, scale):
+    """``(error, ratio, nonfinite)`` per element of ``actual`` (float64, the shape of ``golden``).
+
+    ``error``: ``|actual - golden|`` where both are finite, else 0; ``ratio``: ``error`` over
+    :func:`allowed_error` (above 1 is wrong); ``nonfinite``: a non-finite golden value that is not
+    matched exactly (NaN by NaN, an inf by the same inf), or NaN/inf where the golden is finite."""
+    finite = np.isfinite(golden)
+    same_nonfinite = (np.isnan(actual) & np.isnan(golden)) | (actual == golden)
+    nonfinite = (~finite & ~same_nonfinite) | (finite & ~np.isfinite(actual))
+    both = finite & np.isfinite(actual)
+    error = np.abs(np.subtract(actual, golden, out=np.zeros_like(actual), where=both))  # inf - inf: not taken
+    return error, error / allowed_error(golden, rtol, scale), nonfinite
+
+
 def compare_output(name, actual, golden, rtol, scale) -> OutputError:
     actual = np.asarray(actual)
     if actual.shape != golden.shape:
         return OutputError(name, math.inf, math.inf, math.inf, (), "shape",
                            tuple(actual.shape), tuple(golden.shape))
     actual = actual.astype(np.float64)
-    finite = np.isfinite(golden)
-    same_nonfinite = (np.isnan(actual) & np.isnan(golden)) | (actual == golden)
-    bad = ~finite & ~same_nonfinite
-    if bad.any() or not np.isfinite(actual[finite]).all():
-        index = tuple(int(i) for i in np.argwhere(bad | (finite & ~np.isfinite(actual)))[0])
+    error, ratio, nonfinite = judge_elements(actual, golden, rtol, scale)
+    if nonfinite.any():
+        index = tuple(int(i) for i in np.argwhere(nonfinite)[0])
         return OutputError(name, math.inf, math.inf, math.inf, index, "nonfinite",
                            float(actual[index]), float(golden[index]))
+    finite = np.isfinite(golden)
     if not finite.any():
         return OutputError(name, 0.0, 0.0, 0.0, ())
-    error = np.abs(np.subtract(actual, golden, out=np.zeros_like(actual), where=finite))  # inf - inf: not taken
-    allowed = rtol * (np.abs(np.where(finite, golden, 0.0)) + scale)
-    ratio = error / allowed
     worst = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
     peak = float(np.max(np.abs(golden[finite])))
     return OutputError(name, float(error.max()), float(error.max()) / peak if peak else float(error.max()),

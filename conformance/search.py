@@ -41,9 +41,10 @@ impls that differ otherwise differ from the oracle, and each such divergence is 
 A new group is stored as a corpus case under ``cases/found/<op>/<id>.npz``, listed in
 ``cases/found/MANIFEST.json`` (the corpus's manifest format, checked by ``conformance verify``); the
 file name carries a hash of the inputs and params, so shards and runs merge by content
-(:func:`merge_found`, ``conformance merge-found``).  A generated reproducer
-``repro/found/<impl>_<id>.py`` runs the one impl on the stored inputs and asserts the divergence; it
-imports NumPy and that framework only (:mod:`conformance.standalone` copies the adapter's code into it).
+(:func:`merge_found`, ``conformance merge-found``).  The reproducer ``repro/found/<impl>_<id>.py``
+runs the one impl through its adapter on the stored case and asserts the divergence; it is generated
+(:mod:`conformance.reproducers`, as ``conformance repro`` writes it, which also writes the standalone
+script that needs NumPy and the framework only), so it holds no copy of the suite's code.
 The run folder gets ``found-<shard>.csv`` (the results columns plus ``signature``) and the resumable
 state ``search-<shard>.json``.
 """
@@ -53,7 +54,6 @@ import csv
 import hashlib
 import json
 import math
-import os
 import shutil
 import tempfile
 import time
@@ -61,7 +61,8 @@ from pathlib import Path
 
 import numpy as np
 
-from conformance import corpus, deviations, runner, standalone
+from conformance import corpus, deviations, reproducers, runner
+from conformance.found import merge_found, merge_manifest  # noqa: F401  (merge_found: the CLI's)
 from impls import dtypes, get_adapter
 from impls.caseio import Case
 from impls.ops import OPS, SearchSpace, get
@@ -508,7 +509,7 @@ class Search:
         entry = dict(entry_of(case, file), sha256=corpus.sha256_of(path), signatures=[key],
                      found_by={"seed": self.seed, "index": index})
         merge_manifest(self.found_dir, [entry])
-        write_reproducer(self.repro_dir / reproducer_name(row["impl"], case.id), path, row, key, case)
+        reproducers.write_found(self.repro_dir, row["impl"], case.id, self.found_dir, key)
         self._row(row, key)
 
     def _row(self, row, key):
@@ -563,110 +564,3 @@ def throughput(state) -> dict:
     """Cases per second per impl: runs over the wall time of its requests, comparison included,
     worker starts excluded (``start_seconds``)."""
     return {impl: state["runs"][impl] / seconds for impl, seconds in state["impl_seconds"].items() if seconds}
-
-
-# --------------------------------------------------------------------------------------------
-# the found corpus and its reproducers
-# --------------------------------------------------------------------------------------------
-def merge_manifest(found_dir: Path, entries) -> dict:
-    """Add entries to ``found_dir/MANIFEST.json`` by id (an id is a content hash: the same case
-    found twice, by two shards, two runs or two impls, is one entry listing every signature), under a
-    lock for parallel shards."""
-    import fcntl
-
-    found_dir = Path(found_dir)
-    found_dir.mkdir(parents=True, exist_ok=True)
-    with open(found_dir / ".manifest.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        path = found_dir / corpus.MANIFEST
-        manifest = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"cases": []}
-        merged = {e["id"]: e for e in manifest["cases"]}
-        for entry in entries:
-            known = merged.setdefault(entry["id"], entry)
-            known["signatures"] = sorted(set(known["signatures"]) | set(entry["signatures"]))
-        listed = [merged[k] for k in sorted(merged)]
-        manifest = {"format": corpus.FORMAT_VERSION, "generator": "conformance search", "cases": listed,
-                    "corpus_sha256": hashlib.sha256("".join(e["sha256"] for e in listed).encode()).hexdigest()}
-        path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    return manifest
-
-
-def merge_found(sources, into: Path) -> dict:
-    """Merge found corpora (the folders of parallel shards, CI matrix jobs, earlier runs) into ``into``:
-    a case's id is a hash of its content, so the same case found twice is one file and one entry
-    listing every signature.  Each source is verified first; a case file that exists in ``into``
-    under the same name with other content is an error, never silently replaced."""
-    into = Path(into)
-    for source in map(Path, sources):
-        problems = corpus.verify(source)
-        if problems:
-            raise ValueError("found corpus %s does not verify: %s" % (source, "; ".join(problems[:3])))
-        entries = corpus.load_manifest(source)["cases"]
-        for entry in entries:
-            target = into / entry["file"]
-            if target.exists() and corpus.sha256_of(target) != entry["sha256"]:
-                raise ValueError("%s: already in %s with other content" % (entry["file"], into))
-            if not target.exists():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(source / entry["file"], target)
-        merge_manifest(into, entries)
-    return corpus.load_manifest(into)
-
-
-REPRODUCER = '''"""Found by `conformance search`: {signature}
-
-{description}
-Runs {impl} alone (its adapter imports that one framework) on the stored inputs of
-{case_path} and asserts the divergence (conformance/reproduce.py); exit status 0 means it still shows.
-"""
-import os
-import sys
-from pathlib import Path
-
-HERE = Path(__file__).resolve().parent
-ROOT = {root}
-sys.path.insert(0, str(ROOT))
-{environment}
-from conformance.reproduce import reproduce  # noqa: E402  (no framework until the adapter loads)
-
-reproduce({case_expr}, {impl!r}, {status!r}, {output!r})
-'''
-
-
-def reproducer_name(impl, case_id) -> str:
-    """``repro/found/<impl>_<case id>.py`` (one case may show divergences of several impls)."""
-    return ("%s_%s.py" % (impl, case_id)).replace("-", "_")
-
-
-def write_reproducer(path: Path, case_path: Path, row, key, case=None) -> None:
-    """A Python file that runs one impl on a stored found case and asserts its divergence: standalone
-    (NumPy and the impl's framework only, :mod:`conformance.standalone`) where the adapter allows,
-    else through the suite's adapter (``conformance/reproduce.py``)."""
-    impl, op, status, output, problem = key.split("|")[:5]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        relative = os.path.relpath(Path(case_path).resolve(), Path(path).resolve().parent)
-        text, helper, helper_source = standalone.render(impl, case or Case.read(case_path), relative, key,
-                                                        found=row.get("message", "")[:300])
-    except standalone.NotStandalone:
-        text = None
-    if text is not None:  # the adapter's copy beside it: one per impl, rewritten from the current adapter
-        (path.parent / (helper + ".py")).write_text(helper_source, encoding="utf-8")
-        path.write_text(text, encoding="utf-8")
-        return
-    try:  # inside the repository: paths relative to the reproducer, so the file can be committed
-        depth = len(Path(path).resolve().parent.relative_to(REPO_ROOT).parts)
-        root = "HERE" + ".parent" * depth
-    except ValueError:
-        root = "Path(%r)" % str(REPO_ROOT)
-    try:
-        shown = Path(case_path).resolve().relative_to(REPO_ROOT).as_posix()
-        case_expr = "ROOT / %r" % shown
-    except ValueError:
-        shown = str(Path(case_path).resolve())
-        case_expr = repr(shown)
-    environment = 'os.environ["CONFORMANCE_TEST_ADAPTERS"] = "1"  # a test-only adapter\n' if impl.startswith(
-        "test-") else ""
-    path.write_text(REPRODUCER.format(signature=key, description=row.get("message", "")[:300], impl=impl,
-                                      case_path=shown, root=root, environment=environment,
-                                      case_expr=case_expr, status=status, output=output), encoding="utf-8")

@@ -27,6 +27,9 @@ worker says it is ready.  On a chosen case:
   as Paddle 1.8's (``Samples``, ``Probabilities``, ``SampledLogits``, loss ``[N, 1]``) and computed by
   the oracle: right, then drawing uniformly instead of log-uniformly, with the label after the
   candidates instead of in front, and with accidental hits left in the softmax;
+* ``test-standalone-soft``: soft-label ``softmax_with_cross_entropy`` alone, written in NumPy with
+  nothing of the suite but the adapter base, so that ``conformance repro --standalone`` can render it
+  (the others reach the oracle's module): a loss 1% too large, its gradients right;
 * ``test-spinner``: the reference, plus one busy thread per core that spins whenever the adapter is
   not computing, as an idle OpenMP pool spin-waits (``KMP_BLOCKTIME``, ``GOMP_SPINCOUNT``), here
   without end (a worst case): the benchmark's fair-share test times another impl beside it.
@@ -46,6 +49,7 @@ import time
 
 import numpy as np
 
+from impls.base import Adapter, OpSupport, Unsupported
 from impls.reference_adapter import NumpyReference
 
 TRIGGER_VARIABLE = "CONFORMANCE_TEST_TRIGGER"
@@ -296,6 +300,45 @@ class WrongSoftLabel(NumpyReference):
         return outputs
 
 
+def _soft_cross_entropy(logits, label, upstream, axis):
+    """Loss and the gradients of ``sum(upstream * loss)`` of softmax cross-entropy with soft labels
+    along ``axis``, in float64 (the loss keeps the axis, as Paddle's does)."""
+    shifted = logits - logits.max(axis=axis, keepdims=True)
+    log_softmax = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+    loss = -(label * log_softmax).sum(axis=axis, keepdims=True)
+    grad_logits = upstream * (np.exp(log_softmax) * label.sum(axis=axis, keepdims=True) - label)
+    return loss, np.exp(log_softmax), grad_logits, -upstream * log_softmax
+
+
+class StandaloneWrongSoft(Adapter):
+    """Soft-label softmax_with_cross_entropy in plain NumPy with a loss 1% too large: a wrong answer
+    whose reproducer can be standalone (it reaches NumPy and the adapter base only)."""
+
+    name = "test-standalone-soft"
+    ops = {"softmax_with_cross_entropy": OpSupport("native", ("float32", "float64"), note="NumPy, soft labels only")}
+
+    def load(self, device):
+        self.device = device
+        return np.__version__
+
+    def prepare(self, case):
+        if not case.params["soft_label"]:
+            raise Unsupported("test-standalone-soft: soft labels only")
+        logits, label = (case.inputs[name].astype(np.float64) for name in ("logits", "label"))
+        return logits, label, case.upstream.astype(np.float64), case.params, case.dtype
+
+    def compute(self, state, backward=True):
+        logits, label, upstream, params, dtype = state
+        loss, softmax, grad_logits, grad_label = _soft_cross_entropy(logits, label, upstream, params["axis"])
+        outputs = {"loss": loss * 1.01, "grad/logits": grad_logits, "grad/label": grad_label}
+        if params["return_softmax"]:
+            outputs["softmax"] = softmax
+        return {name: value.astype(dtype) for name, value in outputs.items() if backward or "/" not in name}
+
+    def to_numpy(self, outputs):
+        return dict(outputs)
+
+
 class _OracleLossSampler:
     """Draws through a sampled loss, Paddle 1.8's layout, computed by the oracle; ``flaw`` breaks one thing."""
 
@@ -368,6 +411,6 @@ class LossSamplerHitsKept(LossSampler):
 
 
 ADAPTERS = {cls.name: cls for cls in (Segfault, Abort, Exit, Hang, OutOfMemory, MemoryErrorRaised, Noisy,
-                                      NotInstalled, Spinner, WrongSoftLabel, LossSampler, LossSamplerUniform,
-                                      LossSamplerLabelsBehind, LossSamplerHitsKept)}
+                                      NotInstalled, Spinner, WrongSoftLabel, StandaloneWrongSoft, LossSampler,
+                                      LossSamplerUniform, LossSamplerLabelsBehind, LossSamplerHitsKept)}
 ADAPTER = Segfault
