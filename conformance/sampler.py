@@ -109,6 +109,7 @@ from pathlib import Path
 import numpy as np
 
 from conformance import runner, runs
+from impls.ops import get
 
 FAMILY_ALPHA = 1e-3
 MIN_CANDIDATES = 100_000  # sampled candidates per setting (default grid)
@@ -527,30 +528,11 @@ def _problem_float64(arrays):
 
 
 def _oracle_case(loss_op, arrays, d, remove_accidental_hits=True, f64=None):
-    """``(oracle loss in float64, params, inputs by the op's input names)`` of draw ``d``; ``f64``:
-    :func:`_problem_float64` of ``arrays`` when the caller has it already."""
-    from impls import reference  # noqa: PLC0415 - NumPy only
-
-    S = arrays["candidates"].shape[1]
+    """``(oracle loss in float64, params, inputs by the op's input names)`` of draw ``d``, as the op's
+    :class:`~impls.ops.core.SamplerLoss` makes them; ``f64``: :func:`_problem_float64` of ``arrays``
+    when the caller has it already."""
     f64 = _problem_float64(arrays) if f64 is None else f64
-    if loss_op == "sampled_softmax_loss":
-        params = {"num_true": 1, "num_sampled": S, "num_classes": len(f64["biases"])}
-        inputs = dict(f64, sampled_candidates=arrays["candidates"][d],
-                      true_expected_count=arrays["true_expected"][d].astype(np.float64)[:, None],
-                      sampled_expected_count=arrays["sampled_expected"][d].astype(np.float64))
-        loss = reference.sampled_softmax_loss(
-            inputs["weights"], inputs["biases"], inputs["labels"], inputs["inputs"], S, params["num_classes"], 1,
-            sampled_values=(inputs["sampled_candidates"], inputs["true_expected_count"],
-                            inputs["sampled_expected_count"]), remove_accidental_hits=remove_accidental_hits)
-    else:
-        params = {"num_true": 1, "num_samples": S}
-        inputs = dict(f64, customized_samples=arrays["samples"][d],
-                      customized_probabilities=arrays["probabilities"][d].astype(np.float64))
-        loss = reference.sampled_softmax_with_cross_entropy(
-            inputs["logits"], inputs["label"], S, 1, remove_accidental_hits, use_customized_samples=True,
-            customized_samples=inputs["customized_samples"],
-            customized_probabilities=inputs["customized_probabilities"])
-    return loss, params, inputs
+    return get(loss_op).sampler_loss.oracle_case(arrays, d, f64, remove_accidental_hits)
 
 
 def _vs_oracle(loss_op, arrays, d, actual, remove_accidental_hits=True, f64=None, allowed=None):
@@ -559,11 +541,10 @@ def _vs_oracle(loss_op, arrays, d, actual, remove_accidental_hits=True, f64=None
     draw's inputs only, not on the hit removal: a second comparison of the same draw passes them in
     (the scale's bound over all classes is most of the work)."""
     from conformance import compare  # noqa: PLC0415
-    from impls.ops import OPS  # noqa: PLC0415
 
     golden, params, inputs = _oracle_case(loss_op, arrays, d, remove_accidental_hits, f64)
     if allowed is None:
-        scale = OPS[loss_op].logit_scale(params, inputs)
+        scale = get(loss_op).logit_scale(params, inputs)
         tolerance = compare.tolerance({"op": loss_op, "dtype": "float32", "params": params, "logit_scale": scale},
                                       {k: np.shape(v) for k, v in inputs.items()})
         allowed = (tolerance.rtol, scale, tolerance.reason)
@@ -574,7 +555,7 @@ def _vs_oracle(loss_op, arrays, d, actual, remove_accidental_hits=True, f64=None
 def _loss_rows(setting, arrays, loss_op):
     candidates, loss = np.asarray(arrays["candidates"]), np.asarray(arrays["loss"])
     D, N = len(candidates), setting["num_true"]
-    documented = (D, N) if loss_op == "sampled_softmax_loss" else (D, N, 1)
+    documented = get(loss_op).sampler_loss.loss_shape(D, N)
     rows = [_row("loss_shape", "pass" if loss.shape == documented else "fail",
                  "%s: losses of %d calls %s, documented %s" % (loss_op, D, loss.shape, documented))]
     if loss.shape != documented:

@@ -3,9 +3,10 @@
 Each op declares its parameter space once, in ``impls/ops/`` (:class:`impls.ops.SearchSpace`).  A
 drawn case is a *recipe* (one value per dimension of that space, plus the search's mutations: special
 values at a density, values at the dtype's limits, expected counts near 0 and 1, labels at the ends of
-the range, an empty batch); :func:`build` turns it into a corpus :class:`~conformance.corpus.Spec` with
-the corpus's own generator and :func:`conformance.corpus.build_case` computes the oracle's float64
-goldens, so a found case is made exactly like a stored one.  The oracle rejecting a recipe (it raises on
+the range, an empty batch); :func:`build` turns it into a corpus :class:`~impls.ops.casebuild.Spec`
+with the op's own case builder (``SearchSpace.builder``, in the op's module) and
+:func:`conformance.corpus.build_case` computes the oracle's float64 goldens, so a found case is made
+exactly like a stored one.  The oracle rejecting a recipe (it raises on
 invalid input) rejects the draw, and so does a golden output beyond the dtype's largest number (its
 correctly rounded value is inf, which the tolerance rule would call wrong).
 
@@ -86,7 +87,7 @@ MARKS = ("dtype_limits", "extreme_probabilities", "labels_at_ends", "empty_batch
 
 
 class Rejected(Exception):
-    """A recipe the corpus generator or the oracle does not accept (invalid input): no case."""
+    """A recipe the op's case builder or the oracle does not accept (invalid input): no case."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -127,50 +128,6 @@ def _finfo(dtype):
 
         return ml_dtypes.finfo(ml_dtypes.bfloat16)
     return np.finfo(dtypes.numpy_dtype(dtype))
-
-
-def _arguments(recipe, space):
-    """The corpus generator's keyword arguments for a recipe (the batch is at least 1 here; an empty
-    batch is cut afterwards) and the axis of the batch in ``space.batch_inputs``."""
-    r, batch = recipe, max(1, recipe["batch"])
-    common = dict(dtype=r["dtype"])
-    if space.builder == "swce":
-        rank = r["rank"]
-        axis = rank - 1 if r["axis_last"] or rank == 1 else rank - 2
-        others = [batch] + [2] * (rank - 2)
-        classes = max(1, min(r["classes"], space.max_elements // int(np.prod(others)))) if rank > 1 else r["classes"]
-        shape = tuple(others[:axis] + [classes] + others[axis:]) if rank > 1 else (classes,)
-        soft = r["soft"]
-        batch_axis = None if rank == 1 else (0 if axis != 0 else rank - 1)  # a non-class axis
-        return dict(common, shape=shape, axis=axis if axis != rank - 1 else -1, soft=soft,
-                    ignore=None if soft else r["ignore"], ignore_index=r["ignore_index"],
-                    return_softmax=r["return_softmax"], stable=r["stable"], kind=r["kind"],
-                    unnormalized=soft and r["unnormalized"],
-                    label_rank_minus_1=not soft and r["label_rank_minus_1"]), batch_axis
-    if space.builder == "xent":
-        rank = r["rank"]
-        axis = rank - 1 if r["axis_last"] else 1
-        others = [batch] + [2] * (rank - 2)
-        classes = max(1, min(r["classes"], space.max_elements // int(np.prod(others))))
-        shape = tuple(others[:axis] + [classes] + others[axis:])
-        return dict(common, shape=shape, axis=-1 if axis == rank - 1 else axis, soft=r["soft"],
-                    reduction=r["reduction"], weighted=r["weighted"], ignore=None if r["soft"] else r["ignore"],
-                    ignore_index=r["ignore_index"], smoothing=r["smoothing"], use_softmax=r["use_softmax"],
-                    kind=r["kind"]), 0
-    if space.builder == "sswce":
-        classes = max(2, min(r["num_classes"], space.max_elements // batch))
-        num_true = min(r["num_true"], classes - 1)
-        return dict(common, batch=batch, num_classes=classes, num_true=num_true,
-                    num_samples=min(r["num_samples"], classes - num_true), negatives=r["negatives"], hits=r["hits"],
-                    remove=r["remove"], duplicates=r["duplicates"], kind=r["kind"]), 0
-    classes = max(2, min(r["num_classes"], space.max_elements // r["dim"]))
-    num_true = min(r["num_true"], classes - 1)
-    shards = min(r["shards"], classes)
-    return dict(common, batch=batch, num_classes=classes, dim=r["dim"], num_true=num_true,
-                num_sampled=min(r["num_sampled"], classes - num_true), shards=shards, strategy=r["strategy"],
-                hits=r["hits"], remove=r["remove"], duplicates=r["duplicates"], scale=r["scale"],
-                sharded_biases=bool(shards) and r["sharded_biases"],
-                broadcast_true_count=num_true > 1 and r["broadcast_true_count"]), 0
 
 
 def _positions(rng, shape, density, batch_axis):
@@ -251,14 +208,14 @@ def case_name(spec, recipe) -> str:
 
 
 def build(recipe):
-    """``(case, spec)`` of a recipe: the corpus generator, the mutations, the oracle's goldens, and
+    """``(case, spec)`` of a recipe: the op's case builder, the mutations, the oracle's goldens, and
     an id whose hash part is that of the stored inputs and params (same content, same file)."""
     space = OPS[recipe["op"]].search
-    kwargs, batch_axis = _arguments(recipe, space)
-    generator = getattr(corpus, space.builder)
     try:
         with np.errstate(all="ignore"):  # overflow to inf is a pattern the search draws on purpose
-            spec = generator("search%d" % recipe["seed"], **kwargs)
+            # The op's builder makes a batch of at least 1; an empty batch is cut by _mutate.
+            spec, batch_axis = space.builder("search%d" % recipe["seed"], dict(recipe, batch=max(1, recipe["batch"])),
+                                             space)
             _mutate(spec, recipe, space, batch_axis)
             case = corpus.build_case(spec)
         top = max((float(np.max(np.abs(v[np.isfinite(v)]), initial=0.0)) for v in case.golden.values()), default=0.0)

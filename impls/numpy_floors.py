@@ -68,6 +68,9 @@ from collections import OrderedDict
 import numpy as np
 
 from impls import numpy_fast as fast
+from impls.ops.sampled_softmax_loss import SAMPLED_SOFTMAX_LOSS
+from impls.ops.sampled_softmax_with_cross_entropy import SAMPLED_SOFTMAX_WITH_CROSS_ENTROPY
+from impls.ops.softmax_with_cross_entropy import SOFTMAX_WITH_CROSS_ENTROPY
 
 # Row chunks of at most this many elements (at least one row): 128 KiB of float32, which stays in
 # the L2 cache from one pass of a chunk to the next.
@@ -236,16 +239,18 @@ def _sampled_weights_parts(case, backward):
     return OrderedDict([("sampled logits x @ W_s.T", [forward])])
 
 
-# op -> (case, backward) -> OrderedDict(part name -> [ways]); each way a zero-argument call.
+# op -> (case, backward) -> OrderedDict(part name -> [ways]); each way a zero-argument call.  The
+# floors are the contender's (they time its own blocks and threads), so they live with it, not in
+# the ops' modules; an op without an entry has no floor.
 _PARTS = OrderedDict([
-    ("softmax_with_cross_entropy", _softmax_parts),
-    ("sampled_softmax_with_cross_entropy", _sampled_logits_parts),
-    ("sampled_softmax_loss", _sampled_weights_parts),
+    (SOFTMAX_WITH_CROSS_ENTROPY.name, _softmax_parts),
+    (SAMPLED_SOFTMAX_WITH_CROSS_ENTROPY.name, _sampled_logits_parts),
+    (SAMPLED_SOFTMAX_LOSS.name, _sampled_weights_parts),
 ])
 
 
 # The ops whose float32 rows the compiled kernels fuse beyond NumPy calls (see the module doc).
-_FUSED_BY_KERNELS = ("softmax_with_cross_entropy", "sampled_softmax_with_cross_entropy")
+_FUSED_BY_KERNELS = (SOFTMAX_WITH_CROSS_ENTROPY.name, SAMPLED_SOFTMAX_WITH_CROSS_ENTROPY.name)
 
 
 def served_by_kernels(case) -> bool:

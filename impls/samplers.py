@@ -86,6 +86,10 @@ import time
 
 import numpy as np
 
+from impls.ops import get as op_info
+from impls.ops.sampled_softmax_loss import SAMPLED_SOFTMAX_LOSS
+from impls.ops.sampled_softmax_with_cross_entropy import SAMPLED_SOFTMAX_WITH_CROSS_ENTROPY
+
 MESSAGE_LIMIT = 2000
 CHUNK = 1000  # Paddle 1.8: sample_logits ops per program run
 LOSS_CHUNK = 250  # Paddle 1.8: sampled-loss layers per program run (each is 3 ops)
@@ -123,22 +127,19 @@ def fingerprint(*arrays) -> str:
 
 
 VIA = ("sampler", "loss")  # the sampler called directly, or driving the framework's sampled loss
-LOSS_DIM = 8  # the fixed problem's input dimension (sampled_softmax_loss)
 
 
 def loss_problem(op: str, spec: dict) -> dict:
-    """The fixed problem a loss drawing its own candidates runs on: batch = the probe classes as
-    labels (``num_true = 1``), float32 normal inputs from ``spec["seed"]`` (the legacy RandomState,
-    whose stream every NumPy version keeps)."""
+    """The fixed problem a loss drawing its own candidates runs on (the op's
+    :class:`~impls.ops.core.SamplerLoss`): batch = the probe classes as labels (``num_true = 1``),
+    float32 normal inputs from ``spec["seed"]`` (the legacy RandomState, whose stream every NumPy
+    version keeps)."""
+    sampler_loss = op_info(op).sampler_loss
+    if sampler_loss is None:
+        raise ValueError("op: expected a sampled loss that draws its own candidates, got %r" % (op,))
     rng = np.random.RandomState(spec["seed"])
-    classes, labels = spec["range_max"], np.asarray(spec["true_classes"], dtype=np.int64).reshape(-1, 1)
-    if op == "sampled_softmax_loss":
-        return {"weights": rng.normal(size=(classes, LOSS_DIM)).astype(np.float32),
-                "biases": rng.normal(size=classes).astype(np.float32), "labels": labels,
-                "inputs": rng.normal(size=(len(labels), LOSS_DIM)).astype(np.float32)}
-    if op == "sampled_softmax_with_cross_entropy":
-        return {"logits": (2.0 * rng.normal(size=(len(labels), classes))).astype(np.float32), "label": labels}
-    raise ValueError("op: expected a sampled loss, got %r" % (op,))
+    labels = np.asarray(spec["true_classes"], dtype=np.int64).reshape(-1, 1)
+    return sampler_loss.problem(rng, spec["range_max"], labels)
 
 
 def normalize_spec(spec: dict) -> dict:
@@ -202,7 +203,7 @@ class _NumpySampler:
 
 class _TensorflowSampler:
     reset = "tf.random.set_seed(seed) and a new tf.function (TF's documented way to restart a seeded op)"
-    loss_op = "sampled_softmax_loss"
+    loss_op = SAMPLED_SOFTMAX_LOSS.name  # tf.nn.sampled_softmax_loss
 
     def __init__(self, adapter):
         import tensorflow as tf  # noqa: PLC0415 - already imported by the adapter's load
@@ -266,7 +267,7 @@ class _TensorflowSampler:
 
     def draw_through_loss(self, spec, seed, n, reset=True):
         tf = self.tf
-        problem = loss_problem("sampled_softmax_loss", spec)
+        problem = loss_problem(self.loss_op, spec)
         if reset or self._last_loss is None:
             tf.random.set_seed(seed)
             self._last_loss = self._loss_function(spec, seed, problem)
@@ -278,7 +279,7 @@ class _TensorflowSampler:
 
 class _PaddleLegacySampler:
     reset = "none needed: every run of sample_logits re-seeds its sampler with the op's seed attribute"
-    loss_op = "sampled_softmax_with_cross_entropy"
+    loss_op = SAMPLED_SOFTMAX_WITH_CROSS_ENTROPY.name  # fluid.layers.sampled_softmax_with_cross_entropy
 
     def __init__(self, adapter):
         self.fluid = adapter.fluid
@@ -340,7 +341,7 @@ class _PaddleLegacySampler:
         return samples[:, 0, 1:].astype(np.int64), probabilities[:, 0, 1:], probabilities[:, :, 0]
 
     def draw_through_loss(self, spec, seed, n, reset=True):
-        problem = {"logits": loss_problem("sampled_softmax_with_cross_entropy", spec)["logits"]}
+        problem = {"logits": loss_problem(self.loss_op, spec)["logits"]}
         ops = min(n, LOSS_CHUNK)
         key = ("loss", spec["range_max"], spec["num_sampled"], tuple(spec["true_classes"]), spec["seed"], ops)
         if key not in self._programs:

@@ -129,3 +129,23 @@ def test_bad_input_family_names_the_argument_for_every_case(manifest):
     # The family comes last: a framework that corrupts its memory on bad input cannot touch valid cases.
     first_bad = min(i for i, e in enumerate(manifest["cases"]) if e.get("invalid"))
     assert all(e.get("invalid") for e in manifest["cases"][first_bad:])
+
+
+def test_generic_layer_names_no_op():
+    """Each op's cases, search recipes and sampler facts live in its module (impls/ops/): the corpus,
+    the search and the sampler check reach ops through the registry only, never by a name constant."""
+    import ast
+    from pathlib import Path
+
+    root = Path(corpus.__file__).resolve().parent
+    for name in ("corpus.py", "search.py", "sampler.py"):
+        constants = {node.value for node in ast.walk(ast.parse((root / name).read_text(encoding="utf-8")))
+                     if isinstance(node, ast.Constant) and isinstance(node.value, str)}
+        assert not constants & set(OPS), name
+
+
+def test_every_op_declares_its_families_and_search_builder():
+    for op in OPS.values():
+        assert next(iter(op.cases())).op == op.name
+        assert next(iter(op.invalid_cases("float32"))).invalid
+        assert callable(op.search.builder)

@@ -14,8 +14,11 @@ For every op, one :class:`OpInfo` says:
 * ``features``: the vocabulary of case features the corpus may emit for it (an adapter declares the
   ones it cannot express; see docs/ADAPTER_SPEC.md);
 * how a case becomes the oracle's keyword arguments (:meth:`OpInfo.reference_kwargs`);
+* the corpus: its case families (:meth:`OpInfo.cases`, :meth:`OpInfo.invalid_cases`, made with
+  ``impls/ops/casebuild.py``; ``conformance/corpus.py`` stores them);
 * the benchmark: which shape keys it reads and how to synthesise its inputs from a shape;
-* the search (``conformance search``): its parameter space, :class:`SearchSpace`.
+* the search (``conformance search``): its parameter space and recipe builder, :class:`SearchSpace`;
+* for a sampled op checked through its own sampler (``conformance sampler``): :class:`SamplerLoss`.
 
 Each op's record lives in its own module of this package (``impls/ops/<op>.py``); the package's
 ``__init__`` is the registry.  Worker side: no framework, no pandas, Python 3.8 with numpy 1.23.
@@ -72,7 +75,7 @@ class OpInfo:
 
     def __init__(self, name, label, params, inputs, features, accumulation_length, softmax_logits,
                  bench_shape, synthesize, reference_kwargs=None, softmax_output=False, search=None,
-                 scales=None, conventions=None):
+                 scales=None, conventions=None, cases=None, invalid_cases=None, sampler_loss=None):
         self.name = name
         self.label = label
         self.params = tuple(params)
@@ -90,6 +93,12 @@ class OpInfo:
         # Documented conventions where the frameworks' formulas differ: axis -> {convention: Convention}
         # (None: one convention, the oracle's).  See CROSS_ENTROPY_CONVENTIONS.
         self.conventions = conventions
+        # The stored corpus's families (conformance/corpus.py writes them, in registry order):
+        # ``cases()`` yields the op's valid cases, ``invalid_cases(dtype)`` its bad-input cases in one
+        # dtype (:class:`impls.ops.casebuild.Spec` each).
+        self._cases, self._invalid_cases = cases, invalid_cases
+        # A sampled op whose public API can draw its own candidates: the sampler check's facts (:class:`SamplerLoss`).
+        self.sampler_loss = sampler_loss
 
     # -- declarations -------------------------------------------------------------------------
     @property
@@ -165,6 +174,15 @@ class OpInfo:
                               if name == item.name or name.startswith(item.name + "/"))
         return scales
 
+    # -- the corpus ---------------------------------------------------------------------------
+    def cases(self):
+        """The op's valid corpus cases (:class:`impls.ops.casebuild.Spec`), in corpus order."""
+        return self._cases() if self._cases else iter(())
+
+    def invalid_cases(self, dtype: str):
+        """The op's bad-input cases in ``dtype``: each a valid case with one thing broken."""
+        return self._invalid_cases(dtype) if self._invalid_cases else iter(())
+
     # -- the benchmark ------------------------------------------------------------------------
     def synthesize(self, rng, shape: dict, dtype: str) -> tuple:
         """``(params, inputs, features)`` of a benchmark case of ``shape`` (``bench_shape`` keys)."""
@@ -174,10 +192,12 @@ class OpInfo:
 class SearchSpace:
     """The parameter space ``conformance search`` draws an op's cases from, as data.
 
-    A drawn case is a *recipe*: one value per dimension, passed as keyword arguments to the corpus
-    generator ``builder`` of ``conformance/corpus.py`` (``swce``, ``sswce``, ``ssl``), then changed by
-    the search's own mutations (special values, dtype limits, probabilities, label ends, an empty
-    batch), so a found case is made exactly as a stored one is.
+    A drawn case is a *recipe*: one value per dimension.  ``builder(name, recipe, space)`` (the op
+    module's ``search_case``) makes it a case with the op's own corpus case builder and returns
+    ``(spec, batch_axis)``: the :class:`~impls.ops.casebuild.Spec` (for a recipe whose batch is at
+    least 1) and the axis of the batch in ``batch_inputs`` (None: the case has none).  The search's own
+    mutations (special values, dtype limits, probabilities, label ends, an empty batch) change it
+    afterwards, so a found case is made exactly as a stored one is.
 
     * ``sizes``: name -> ``(low, high)`` integers, drawn log-uniformly, ends included often;
     * ``choices``: name -> the values it takes, the *simplest first* (the shrinker's target);
@@ -209,6 +229,23 @@ class SearchSpace:
         self.special_input, self.batch_inputs = special_input, tuple(batch_inputs)
         self.probabilities, self.label_ends, self.max_elements = tuple(probabilities), label_ends, max_elements
         self.name, self.name_values = tuple(name), dict(name_values)
+
+
+class SamplerLoss:
+    """How ``conformance sampler --via loss`` checks a sampled op whose public API draws its own
+    candidates with the framework's sampler (``impls/samplers.py`` draws, ``conformance/sampler.py``
+    judges):
+
+    * ``problem(rng, classes, labels)``: the fixed inputs every draw of a setting shares, float32 from
+      ``rng`` (a ``numpy.random.RandomState``), for ``labels`` [N, 1] (the probe classes) of
+      ``classes`` classes, by the op's input names;
+    * ``oracle_case(arrays, d, f64, remove_accidental_hits)``: ``(the oracle's float64 loss, params,
+      inputs)`` of draw ``d`` of the worker's reply ``arrays``, ``f64`` being the problem in float64;
+    * ``loss_shape(draws, rows)``: the documented shape of the losses of ``draws`` calls on ``rows`` labels.
+    """
+
+    def __init__(self, problem, oracle_case, loss_shape):
+        self.problem, self.oracle_case, self.loss_shape = problem, oracle_case, loss_shape
 
 
 # --------------------------------------------------------------------------------------------

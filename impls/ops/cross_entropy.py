@@ -5,6 +5,8 @@ from collections import OrderedDict
 
 import numpy as np
 
+from impls.ops.casebuild import (Spec, broken, case_rng, ignored_positions, logits_of_kind, soft_labels,
+                                 upstream_values)
 from impls.ops.core import (Input, OpInfo, Param, SearchSpace, bench_floats, bench_upstream, label_grad_scale,
                             logits_grad_scale)
 
@@ -172,6 +174,171 @@ def _xent_synthesize(rng, shape, dtype):
     return CROSS_ENTROPY.default_params(), inputs, []
 
 
+# --------------------------------------------------------------------------------------------
+# Its corpus cases (conformance/corpus.py stores them, with goldens per documented convention)
+# and the search's recipes
+# --------------------------------------------------------------------------------------------
+def _probabilities(logits, axis):
+    """A softmax of the grid logits: probabilities a softmax layer would give (rounded to the case
+    dtype when stored, so rows sum to 1 only approximately, as a framework's softmax output does)."""
+    e = np.exp(logits - logits.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _weights(rng, classes):
+    # Multiples of 1/8 in [0.25, 2]: exact in every dtype, unequal so each convention's weighting shows.
+    return rng.integers(2, 17, size=classes) / 8.0
+
+
+def make_case(name, shape, axis=-1, dtype="float64", soft=False, reduction="mean", weighted=False, ignore=None,
+              ignore_index=-100, smoothing=0.0, use_softmax=True, kind="normal", tiny=False, tags=()):
+    """A cross_entropy case.  ``ignore``: None, "single" (one position), "row" (the first index of
+    axis 0), "half" or "all" positions labelled ``ignore_index`` (class-index labels only);
+    ``tiny``: probabilities (use_softmax=False) of 1e-9 on a few labelled classes."""
+    rng = case_rng("xent-" + name + dtype)
+    ax = axis % len(shape)
+    classes = shape[ax]
+    loss_shape = tuple(n for i, n in enumerate(shape) if i != ax)
+    logits = logits_of_kind(rng, shape, ax, kind)
+    features, words = [], ["logits %s (%s), axis %d, reduction %s" % (list(shape), kind, axis, reduction)]
+    if soft:
+        label = soft_labels(rng, shape, ax)
+        features.append("soft_label")
+        words.append("probability targets")
+    else:
+        label = rng.integers(0, classes, size=loss_shape).astype(np.int64)
+        if ignore:
+            label = np.where(ignored_positions(loss_shape, ignore), ignore_index, label)
+            features += ["ignore_index"] + (["all_ignored"] if ignore == "all" else [])
+            words.append("ignore_index=%d on %s" % (ignore_index, "every position" if ignore == "all" else
+                                                    "one position" if ignore == "single" else
+                                                    "every other position" if ignore == "half" else "a whole row"))
+        words.append("class indices")
+    if not use_softmax:
+        logits = _probabilities(logits, ax)
+        features.append("probabilities")
+        words.append("probabilities in (use_softmax=False)")
+        if tiny:
+            hard_label = np.moveaxis(label, ax, -1).argmax(-1) if soft else np.clip(label, 0, None)
+            moved = np.moveaxis(logits, ax, -1).copy()
+            rows = np.arange(0, moved.reshape(-1, classes).shape[0], 2)
+            flat = moved.reshape(-1, classes)
+            flat[rows, hard_label.reshape(-1)[rows]] = 1e-9  # below Keras's clip at 1e-7
+            logits = np.moveaxis(flat.reshape(moved.shape), -1, ax)
+            features.append("tiny_probabilities")
+            words.append("1e-9 on the target class of every other row")
+    inputs = {"logits": logits, "label": label}
+    if weighted:
+        inputs["weight"] = _weights(rng, classes)
+        features.append("class_weight")
+        words.append("class weights")
+    if smoothing:
+        features.append("label_smoothing")
+        words.append("label_smoothing=%g" % smoothing)
+    if reduction != "mean":
+        features.append("reduction_" + reduction)
+    if ax != len(shape) - 1:
+        features.append("axis_not_last")
+    if len(shape) >= 3:
+        features.append("rank3plus")
+    inputs["upstream"] = upstream_values(rng, loss_shape if reduction == "none" else ())
+    params = {"axis": axis, "soft_label": soft, "reduction": reduction, "ignore_index": ignore_index,
+              "label_smoothing": smoothing, "use_softmax": use_softmax}
+    return Spec(name, CROSS_ENTROPY.name, dtype, params, inputs, "; ".join(words),
+                ["rank%d" % len(shape), "K%d" % classes, reduction] + list(tags), features)
+
+
+def cases():
+    """About 40 cases: each option alone in float64, then the combinations where the documented
+    conventions part ways, the low-precision dtypes, other axes and probability inputs."""
+    shape = (6, 5)
+    for soft in (False, True):
+        label = "soft" if soft else "hard"
+        for reduction in ("mean", "sum", "none"):
+            yield make_case("%s-%s" % (label, reduction), shape, soft=soft, reduction=reduction, tags=["base"])
+        for reduction in ("mean", "none"):
+            yield make_case("%s-weight-%s" % (label, reduction), shape, soft=soft, reduction=reduction, weighted=True,
+                            tags=["weight"])
+        yield make_case("%s-smooth-mean" % label, shape, soft=soft, smoothing=0.1, tags=["label_smoothing"])
+        yield make_case("%s-smooth-weight-sum" % label, shape, soft=soft, reduction="sum", weighted=True, smoothing=0.2,
+                        tags=["label_smoothing", "weight"])
+    for dtype in ("float16", "bfloat16", "float32"):
+        yield make_case("hard-mean", shape, dtype=dtype, tags=["dtype"])
+        yield make_case("hard-weight-ignore-smooth-mean", shape, dtype=dtype, weighted=True, ignore="half",
+                        smoothing=0.1, tags=["dtype", "combined"])
+    yield make_case("soft-weight-mean", shape, dtype="float32", soft=True, weighted=True, tags=["dtype", "weight"])
+    # ignore_index: the mean's denominator is where the conventions differ most
+    for reduction in ("mean", "none"):
+        yield make_case("ignore-half-%s" % reduction, shape, ignore="half", reduction=reduction, tags=["ignore_index"])
+    yield make_case("ignore-half-weight-mean", shape, ignore="half", weighted=True, tags=["ignore_index", "weight"])
+    yield make_case("ignore3-row-mean", shape, ignore="row", ignore_index=3, tags=["ignore_index"])
+    for reduction in ("mean", "sum"):
+        yield make_case("ignore-all-%s" % reduction, shape, ignore="all", reduction=reduction, tags=["ignore_index"])
+    yield make_case("ignore-all-weight-mean", shape, ignore="all", weighted=True, tags=["ignore_index", "weight"])
+    for reduction in ("mean", "none"):
+        yield make_case("ignore-smooth-%s" % reduction, shape, ignore="single", smoothing=0.1, reduction=reduction,
+                        tags=["ignore_index", "label_smoothing"])
+    yield make_case("ignore-smooth-weight-mean", shape, ignore="half", smoothing=0.2, weighted=True,
+                    tags=["ignore_index", "label_smoothing", "weight"])
+    # other class axes
+    yield make_case("r3ax1-hard-weight-ignore-mean", (3, 4, 5), axis=1, weighted=True, ignore="single", tags=["axis"])
+    yield make_case("r3ax0-hard-smooth-sum", (4, 3, 5), axis=0, smoothing=0.1, reduction="sum", tags=["axis"])
+    yield make_case("r4ax1-soft-none", (2, 3, 4, 2), axis=1, soft=True, reduction="none", tags=["axis"])
+    yield make_case("r3ax1-soft-weight-mean", (3, 4, 5), axis=1, soft=True, weighted=True, dtype="float32",
+                    tags=["axis", "weight"])
+    # probabilities in (Paddle's use_softmax=False, Keras's from_logits=False)
+    for soft in (False, True):
+        label = "soft" if soft else "hard"
+        yield make_case("prob-%s-mean" % label, shape, soft=soft, use_softmax=False, tags=["probabilities"])
+        yield make_case("prob-%s-weight-none" % label, shape, soft=soft, use_softmax=False, weighted=True,
+                        reduction="none", tags=["probabilities", "weight"])
+        for dtype in ("float32", "float64"):
+            yield make_case("prob-tiny-%s-none" % label, shape, soft=soft, use_softmax=False, tiny=True, dtype=dtype,
+                            reduction="none", tags=["probabilities"])
+    yield make_case("prob-hard-smooth-mean", shape, use_softmax=False, smoothing=0.1, tags=["probabilities"])
+    yield make_case("prob-hard-mean", shape, dtype="float32", use_softmax=False, tags=["probabilities", "dtype"])
+    # extremes and many classes
+    yield make_case("pm1e4-hard-smooth-mean", shape, kind="pm1e4", smoothing=0.1, tags=["extreme"])
+    yield make_case("offset-soft-sum", shape, kind="offset", soft=True, reduction="sum", dtype="float32",
+                    tags=["extreme"])
+    yield make_case("K1000-hard-weight-ignore-mean", (8, 1000), weighted=True, ignore="single", dtype="float32",
+                    tags=["classes"])
+
+
+def invalid_cases(dtype):
+    """Bad input of this op in ``dtype`` (see :func:`impls.ops.casebuild.broken`)."""
+    loss = make_case("hard-weight-mean", (6, 5), weighted=True, dtype=dtype)
+    soft_loss = make_case("soft-mean", (6, 5), soft=True, dtype=dtype)
+    yield broken(loss, "xent-label-too-large", "label", "a label equal to the number of classes",
+                 {"label": np.where(np.arange(6) == 2, 5, loss.inputs["label"])})
+    yield broken(loss, "xent-label-rank", "label", "class indices with a size-1 class axis ([N, 1])",
+                 {"label": loss.inputs["label"][:, None]},
+                 valid_in={"paddle": "paddle documents class indices of shape [N_1, ..., N_k, 1] as valid",
+                           "keras": "keras squeezes a size-1 class axis of class indices (a single value "
+                                    "per feature)"})
+    yield broken(loss, "xent-weight-length", "weight", "class weights for one class too few",
+                 {"weight": loss.inputs["weight"][:-1]})
+    yield broken(loss, "xent-reduction", "reduction", "reduction='avg'", params={"reduction": "avg"})
+    yield broken(loss, "xent-label-smoothing", "label_smoothing", "label_smoothing=1.5",
+                 params={"label_smoothing": 1.5})
+    yield broken(soft_loss, "xent-soft-label-shape", "label", "probability targets with one class too few",
+                 {"label": soft_loss.inputs["label"][:, :-1]})
+
+
+def search_case(name, recipe, space):
+    """The case of a ``conformance search`` recipe (its batch at least 1) and the axis its batch is on."""
+    r, rank = recipe, recipe["rank"]
+    axis = rank - 1 if r["axis_last"] else 1
+    others = [r["batch"]] + [2] * (rank - 2)
+    classes = max(1, min(r["classes"], space.max_elements // int(np.prod(others))))
+    shape = tuple(others[:axis] + [classes] + others[axis:])
+    spec = make_case(name, shape, axis=-1 if axis == rank - 1 else axis, dtype=r["dtype"], soft=r["soft"],
+                     reduction=r["reduction"], weighted=r["weighted"], ignore=None if r["soft"] else r["ignore"],
+                     ignore_index=r["ignore_index"], smoothing=r["smoothing"], use_softmax=r["use_softmax"],
+                     kind=r["kind"])
+    return spec, 0
+
+
 CROSS_ENTROPY = OpInfo(
     "cross_entropy", "the loss users call",
     params=[
@@ -211,7 +378,7 @@ CROSS_ENTROPY = OpInfo(
     scales=_xent_scales,
     conventions=CROSS_ENTROPY_CONVENTIONS,
     search=SearchSpace(
-        "xent", sizes=[("batch", (0, 16)), ("classes", (1, 100000))],
+        search_case, sizes=[("batch", (0, 16)), ("classes", (1, 100000))],
         choices=[("soft", (False, True)), ("reduction", ("mean", "sum", "none")), ("weighted", (False, True)),
                  ("ignore", (None, "single", "all")), ("ignore_index", (-100, 0)), ("smoothing", (0.0, 0.1)),
                  ("rank", (2, 3)), ("axis_last", (True, False)), ("use_softmax", (True, False)),
@@ -222,4 +389,6 @@ CROSS_ENTROPY = OpInfo(
               ({}, "{kind}-hard-{reduction}{weighted}{smoothing}{use_softmax}")],
         name_values={"weighted": {True: "-weight", False: ""}, "smoothing": {0.0: "", 0.1: "-smooth"},
                      "use_softmax": {True: "", False: "-prob"}}),
+    cases=cases,
+    invalid_cases=invalid_cases,
 )
