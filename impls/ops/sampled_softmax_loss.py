@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 
+from impls.ops.core import BenchGrid
 from impls.ops.core import (Input, OpInfo, Param, SearchSpace, SAMPLED_FEATURES, all_biases, bench_floats,
                             bench_probabilities, bench_sampled, bench_upstream, logits_grad_scale, max_abs, sampled_width,
                             weight_shards)
@@ -56,6 +57,17 @@ def _ssl_synthesize(rng, shape, dtype):
         "upstream": bench_upstream(rng, (batch,), dtype),
     }
     return params, inputs, features
+
+
+# The benchmark (conformance/bench/grid.py): the weights-based op costs (samples + batch) * dim, never
+# batch * classes; at 10^6 classes its peak memory stays far below a [batch, classes] array (4 GB here).
+_BENCH_GRID = BenchGrid(
+    default=[({"batch": 64, "classes": 10000, "samples": 64, "dim": 64}, ("float32",)),
+             ({"batch": 512, "classes": 10000, "samples": 512, "dim": 1024}, ("float32",)),
+             ({"batch": 512, "classes": 100000, "samples": 1024, "dim": 256}, ("float32", "float16", "bfloat16")),
+             ({"batch": 4096, "classes": 100000, "samples": 8192, "dim": 128}, ("float32",)),
+             ({"batch": 1024, "classes": 1000000, "samples": 1024, "dim": 64}, ("float32",))],
+    full_arrays=lambda shape: [shape["classes"] * shape["dim"]])  # the weights
 
 
 SAMPLED_SOFTMAX_LOSS = OpInfo(
@@ -110,4 +122,5 @@ SAMPLED_SOFTMAX_LOSS = OpInfo(
               ({"duplicates": (True,)}, "dup-{remove}-scale{scale:g}"),
               (SearchSpace.WITH_SPECIAL, "{special}"), ({}, "scale{scale:g}")],
         name_values={"remove": {True: "removed", False: "kept"}}),
+    bench_grid=_BENCH_GRID,
 )

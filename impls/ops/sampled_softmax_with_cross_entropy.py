@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from impls.ops.core import BenchGrid
 from impls.ops.core import (Input, OpInfo, Param, SearchSpace, SAMPLED_FEATURES, bench_floats,
                             bench_probabilities, bench_sampled, bench_upstream, logits_grad_scale, sampled_width)
 
@@ -28,6 +29,15 @@ def _sswce_synthesize(rng, shape, dtype):
         "upstream": bench_upstream(rng, (batch, 1), dtype),
     }
     return params, inputs, features
+
+
+# The benchmark (conformance/bench/grid.py): the logits-based op still reads [N, K] logits and writes
+# a dense [N, K] gradient.
+_BENCH_GRID = BenchGrid(
+    default=[({"batch": 64, "classes": 10000, "samples": 64}, ("float32", "float16", "bfloat16")),
+             ({"batch": 512, "classes": 100000, "samples": 1024}, ("float32",)),
+             ({"batch": 4096, "classes": 10000, "samples": 512}, ("float32",))],
+    full_arrays=lambda shape: [shape["batch"] * shape["classes"]])  # the logits
 
 
 SAMPLED_SOFTMAX_WITH_CROSS_ENTROPY = OpInfo(
@@ -60,4 +70,5 @@ SAMPLED_SOFTMAX_WITH_CROSS_ENTROPY = OpInfo(
         special_input="logits", probabilities=("customized_probabilities",),
         batch_inputs=("logits", "label", "customized_samples", "customized_probabilities", "upstream"),
         name=[({}, "{kind}-T{params[num_true]}")]),
+    bench_grid=_BENCH_GRID,
 )

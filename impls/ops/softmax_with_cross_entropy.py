@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from impls.ops.core import BenchGrid
 from impls.ops.core import (Input, OpInfo, Param, SearchSpace, bench_floats, bench_upstream, label_grad_scale,
                             logits_grad_scale)
 
@@ -21,6 +22,16 @@ def _swce_synthesize(rng, shape, dtype):
               "label": rng.integers(0, classes, size=(batch, 1), dtype=np.int64),
               "upstream": bench_upstream(rng, (batch, 1), dtype)}
     return SOFTMAX_WITH_CROSS_ENTROPY.default_params(), inputs, []
+
+
+# The benchmark (conformance/bench/grid.py): the full softmax is the baseline sampled softmax replaces;
+# small, large batch and many classes in float32, the 16-bit dtypes at one shape.
+_BENCH_GRID = BenchGrid(
+    default=[({"batch": 64, "classes": 1000}, ("float32",)),
+             ({"batch": 4096, "classes": 1000}, ("float32",)),
+             ({"batch": 256, "classes": 100000}, ("float32",)),
+             ({"batch": 64, "classes": 10000}, ("float16", "bfloat16"))],
+    full_arrays=lambda shape: [shape["batch"] * shape["classes"]])  # the logits
 
 
 SOFTMAX_WITH_CROSS_ENTROPY = OpInfo(
@@ -69,4 +80,5 @@ SOFTMAX_WITH_CROSS_ENTROPY = OpInfo(
               ({"soft": (False,), "ignore": ("single", "row", "all")}, "ignore-{kind}-{soft}{stable}"),
               ({}, "{kind}-{soft}{stable}")],
         name_values={"soft": {True: "soft", False: "hard"}, "stable": {True: "", False: "-unstable"}}),
+    bench_grid=_BENCH_GRID,
 )
