@@ -72,16 +72,15 @@ def run_bench(impls, device, out_dir, grid="default", progress=None, *, python=N
         raise ValueError("passes: expected >= 1, got %r" % (passes,))
     settings = dict(python=python, timeout=timeout, rounds=rounds, threads=threads, malloc=malloc,
                     resume=resume, passes=passes)
-    if repeat == 1:
-        outcome = _run_grid(impls, device, out_dir, specs, progress, **settings)
-        update_ratios(out_dir, device)
-        return outcome
-    folders = [Path(out_dir) / ("repeat-%d" % (index + 1)) for index in range(repeat)]
+    folders = [Path(out_dir)]
+    if repeat > 1:
+        folders = [Path(out_dir) / ("repeat-%d" % (index + 1)) for index in range(repeat)]
     for index, folder in enumerate(folders):
-        label = " (run %d of %d)" % (index + 1, repeat)
-        step = (lambda items, desc, label=label: progress(items, desc=desc + label)) if progress else None
+        step = _labelled(progress, " (run %d of %d)" % (index + 1, repeat)) if progress and repeat > 1 else progress
         outcome = _run_grid(impls, device, folder, specs, step, **settings)
         update_ratios(folder, device)
+    if repeat == 1:
+        return outcome
     runs = [read_run(folder, device) for folder in folders]
     findings = reproduction(runs)
     write_rows(reproduction_path(out_dir, device), findings, reproduction_columns(repeat))
@@ -90,6 +89,11 @@ def run_bench(impls, device, out_dir, grid="default", progress=None, *, python=N
     update_ratios(out_dir, device)
     return {impl: bench_path(out_dir, impl, device) if isinstance(result, Path) else result
             for impl, result in outcome.items()}
+
+
+def _labelled(progress, suffix):
+    """``progress`` with ``suffix`` added to every description."""
+    return lambda items, desc: progress(items, desc=desc + suffix)
 
 
 def _run_grid(impls, device, out_dir, specs, progress, *, python, timeout, rounds, threads, malloc,
