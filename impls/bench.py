@@ -80,7 +80,7 @@ REWARM_SECONDS = 0.02
 NOISY_IQR_OVER_MEDIAN = 0.10
 MESSAGE_LIMIT = 2000
 
-_SHAPE_KEYS = ("batch", "classes", "samples", "dim", "num_true")
+SHAPE_KEYS = ("batch", "classes", "samples", "dim", "num_true")
 DEFAULTS = {"mode": "forward_backward", "dtype": "float32", "samples": 0, "dim": 0, "num_true": 1}
 
 
@@ -97,7 +97,7 @@ def normalize_spec(spec: dict) -> dict:
     for key, value in DEFAULTS.items():
         out.setdefault(key, value)
     dtypes.info(out["dtype"])  # validates the name
-    for key in _SHAPE_KEYS:
+    for key in SHAPE_KEYS:
         out[key] = int(out.get(key, 0))
     if out["batch"] < 1 or out["classes"] < 2:
         raise ValueError("batch >= 1 and classes >= 2 expected, got %d, %d" % (out["batch"], out["classes"]))
@@ -124,7 +124,7 @@ def synthesize(spec: dict, seed: int = SEED) -> Case:
     ``Generator`` seeded from the shape.
     """
     op, dtype = spec["op"], spec["dtype"]
-    key = "%s/%d/%d/%d/%d/%d" % ((op,) + tuple(spec[k] for k in _SHAPE_KEYS))
+    key = "%s/%d/%d/%d/%d/%d" % ((op,) + tuple(spec[k] for k in SHAPE_KEYS))
     rng = np.random.default_rng([seed, zlib.crc32(key.encode("utf-8"))])
     params, inputs, features = OPS[op].synthesize(rng, spec, dtype)
     meta = {"id": "bench-%s-%s" % (key.replace("/", "-"), dtype), "op": op, "dtype": dtype,
@@ -380,7 +380,7 @@ _PREPARED = {}
 
 def _case_for(spec, inputs=None):
     """The spec's case: loaded from ``inputs`` (a :func:`write_inputs` folder) when given, else synthesised."""
-    key = tuple(spec[k] for k in ("op", "dtype") + _SHAPE_KEYS)
+    key = tuple(spec[k] for k in ("op", "dtype") + SHAPE_KEYS)
     if key not in _CACHE:
         _PREPARED.clear()  # the prepared inputs go before the next case is synthesised
         _CACHE.clear()

@@ -1,6 +1,6 @@
 """Thread counts of a worker: one number for every library that lets one set it, and what each uses.
 
-The benchmark (``conformance/bench.py``) starts each worker with :func:`environment` added to its
+The benchmark (``conformance/bench/``) starts each worker with :func:`environment` added to its
 environment: ``CONFORMANCE_THREADS=N`` for :func:`configure`, and the variables that OpenMP, the
 BLAS libraries and the NumPy contender's row-parallel pool read themselves when they start (NumPy's
 BLAS starts when the worker imports NumPy, before any call could change it).  Right after the

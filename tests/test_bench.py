@@ -12,6 +12,11 @@ import numpy as np
 import pytest
 
 from conformance import bench, runner
+from conformance.bench import input_store as bench_inputs
+from conformance.bench import rounds as bench_rounds
+from conformance.bench import run as bench_run
+from conformance.bench import session as bench_session
+from conformance.bench import turns as bench_turns
 from impls import get_adapter, numpy_dispatch
 from impls import bench as worker_bench
 from impls.ops import OPS
@@ -143,6 +148,21 @@ def test_quick_grid_is_one_default_shape_per_op_in_both_modes():
     assert all({k: v for k, v in spec.items() if k != "mode"} in shapes for spec in quick)
 
 
+def test_the_grids_are_laid_out_from_the_ops_declarations():
+    """conformance/bench/ names no op: each op's shapes are its module's ``bench_grid``, in the registry's order."""
+    package = os.path.dirname(bench.__file__)
+    source = "".join(open(os.path.join(package, name), encoding="utf-8").read()
+                     for name in sorted(os.listdir(package)) if name.endswith(".py"))
+    assert [op for op in OPS if '"%s"' % op in source or "'%s'" % op in source] == []
+    default = bench.grid_specs("default")
+    for op, info in OPS.items():
+        for shape, dtypes, *_ in info.bench_grid.default:
+            assert all(any(dict(shape, op=op, dtype=dtype).items() <= spec.items() for spec in default)
+                       for dtype in dtypes), (op, shape)
+    full = bench.grid_specs("full")
+    assert {spec["op"] for spec in full} == {op for op, info in OPS.items() if info.bench_grid.full_arrays}
+
+
 # -- through real worker processes -----------------------------------------------------------
 def test_tiny_grid_through_the_workers(tmp_path):
     impls = ["numpy-fast"] + (["torch"] if HAS_TORCH else [])
@@ -195,13 +215,13 @@ def test_resume_times_only_the_shapes_some_impl_lacks(tmp_path, monkeypatch):
         path = bench.bench_path(tmp_path, impl, "cpu")
         path.write_text("".join(path.read_text(encoding="utf-8").splitlines(True)[:1 + keep]), encoding="utf-8")
     timed = []
-    original_run = bench._ImplBench.run
+    original_run = bench_session.ImplBench.run
 
     def run(session, spec, round_index, rounds, inputs=None):
         timed.append((bench.spec_label(spec), session.impl))
         original_run(session, spec, round_index, rounds, inputs)
 
-    monkeypatch.setattr(bench._ImplBench, "run", run)
+    monkeypatch.setattr(bench_session.ImplBench, "run", run)
     bench.run_bench(impls, "cpu", tmp_path, grid=grid, rounds=2, resume=True)
     assert sorted(set(timed)) == sorted((bench.spec_label(spec), impl) for spec in grid[1:] for impl in impls)
     after = {impl: _rows(bench.bench_path(tmp_path, impl, "cpu"))[1] for impl in impls}
@@ -227,17 +247,17 @@ def test_resume_keeps_only_passes_that_pair_and_did_not_fail():
     and never the last pass (it writes the rows)."""
     ok2, ok3 = ["ok", "ok"], ["ok", "ok", "ok"]
     both = [_JournaledSession(("r1", ok2), ("r1", ok2), ("r1", ok2)), _JournaledSession(("r1", ok2), ("r1", ok2))]
-    assert bench._kept_passes("s", both, 3) == 2
-    assert bench._kept_passes("s", both[:1], 3) == 2  # never the last pass
-    assert bench._kept_passes("s", [_JournaledSession(("r1", ok2)), _JournaledSession()], 3) == 0  # one impl lacks it
+    assert bench_session.kept_passes("s", both, 3) == 2
+    assert bench_session.kept_passes("s", both[:1], 3) == 2  # never the last pass
+    assert bench_session.kept_passes("s", [_JournaledSession(("r1", ok2)), _JournaledSession()], 3) == 0  # one impl lacks it
     # pass 1 timed by two different runs (the second resumed without one impl): not paired
-    assert bench._kept_passes("s", [_JournaledSession(("r1", ok2), ("r2", ok3)),
+    assert bench_session.kept_passes("s", [_JournaledSession(("r1", ok2), ("r2", ok3)),
                                      _JournaledSession(("r1", ok2), ("r1", ok2))], 3) == 1
-    assert bench._kept_passes("s", [_JournaledSession(("r1", ok2), ("r1", ok3)),
+    assert bench_session.kept_passes("s", [_JournaledSession(("r1", ok2), ("r1", ok3)),
                                      _JournaledSession(("r1", ok2), ("r1", ok2))], 3) == 1  # rounds differ
     # a timeout is timed again; an unsupported impl (no rounds in later passes) does not count
-    assert bench._kept_passes("s", [_JournaledSession(("r1", ["ok", "timeout"])), _JournaledSession(("r1", ok2))], 3) == 0
-    assert bench._kept_passes("s", [_JournaledSession(("r1", ["unsupported"]), ("r1", [])),
+    assert bench_session.kept_passes("s", [_JournaledSession(("r1", ["ok", "timeout"])), _JournaledSession(("r1", ok2))], 3) == 0
+    assert bench_session.kept_passes("s", [_JournaledSession(("r1", ["unsupported"]), ("r1", [])),
                                     _JournaledSession(("r1", ok2), ("r1", ok2))], 3) == 2
 
 
@@ -246,12 +266,12 @@ def test_the_input_store_draws_once_releases_and_redraws_when_over_its_budget(mo
     original = worker_bench.write_inputs
     monkeypatch.setattr(worker_bench, "write_inputs", lambda spec, folder: (drawn.append(spec["op"]), original(spec, folder))[1])
     first, second = (dict(worker_bench.DEFAULTS, **spec) for spec in TINY_GRID[1:3])  # two shapes
-    with bench._InputStore() as store:
+    with bench_inputs.InputStore() as store:
         folder = store.folder(first, ["a", "b"])
         assert store.folder(dict(first, mode="forward"), ["a", "b"]) == folder  # both modes share it
         assert store.folder(first, ["a"]) is None and drawn == [first["op"]]  # one worker draws its own
         assert worker_bench.read_inputs(folder).meta == worker_bench.synthesize(worker_bench.normalize_spec(first)).meta
-        monkeypatch.setattr(bench, "INPUT_STORE_BYTES", 1)  # room for one shape: the older goes
+        monkeypatch.setattr(bench_inputs, "INPUT_STORE_BYTES", 1)  # room for one shape: the older goes
         other = store.folder(second, ["a", "b"])
         assert not os.path.exists(folder) and os.path.exists(other)
         assert store.folder(first, ["a", "b"]) and len(drawn) == 3  # drawn again
@@ -268,8 +288,8 @@ def test_bad_repeat_or_passes_raise_before_any_worker_starts(tmp_path):
 
 def test_the_quick_grid_takes_fewer_passes_than_the_others(tmp_path, monkeypatch):
     taken = []
-    monkeypatch.setattr(bench, "_run_grid", lambda *args, passes, **kw: taken.append(passes) or {})
-    monkeypatch.setattr(bench, "update_ratios", lambda *args: [])
+    monkeypatch.setattr(bench_run, "_run_grid", lambda *args, passes, **kw: taken.append(passes) or {})
+    monkeypatch.setattr(bench_run, "update_ratios", lambda *args: [])
     for grid, passes in (("quick", None), ("default", None), (TINY_GRID[:1], None), ("quick", 4)):
         bench.run_bench(["numpy-fast", "numpy"], "cpu", tmp_path, grid=grid, passes=passes)
     assert taken == [bench.QUICK_PASSES, bench.PASSES, bench.PASSES, 4]
@@ -297,10 +317,10 @@ def test_impls_take_turns_shape_by_shape_in_rounds_pass_by_pass(tmp_path, monkey
     """Side by side: every impl times a shape, ROUNDS times in turn, before any impl moves on to the
     next shape; then the grid again, PASSES times, the round count going on; each row pools the
     rounds of every pass and keeps the first round's memory."""
-    monkeypatch.setattr(bench, "SETTLE_SECONDS", 0.0)
+    monkeypatch.setattr(bench_turns, "SETTLE_SECONDS", 0.0)
     monkeypatch.setattr(worker_bench, "MIN_SECONDS", 0.03)
     turns, pooled = [], []
-    original_run, original_finish = bench._ImplBench.run, bench._ImplBench.finish
+    original_run, original_finish = bench_session.ImplBench.run, bench_session.ImplBench.finish
 
     def run(session, spec, round_index, rounds, inputs=None):
         turns.append((spec["op"], spec["mode"], session.impl, round_index))
@@ -311,8 +331,8 @@ def test_impls_take_turns_shape_by_shape_in_rounds_pass_by_pass(tmp_path, monkey
             pooled.append(sum(len(reply.data["samples"]) for reply in session.replies))
         original_finish(session, spec, run_id)
 
-    monkeypatch.setattr(bench._ImplBench, "run", run)
-    monkeypatch.setattr(bench._ImplBench, "finish", finish)
+    monkeypatch.setattr(bench_session.ImplBench, "run", run)
+    monkeypatch.setattr(bench_session.ImplBench, "finish", finish)
     grid = TINY_GRID[:2]
     outcome = bench.run_bench(["numpy-fast", "cupy-fast"], "cpu", tmp_path, grid=grid)  # cupy-fast: unsupported on the cpu
     # cupy-fast's unsupported first round ends its part in the shape; numpy-fast goes on for every round.
@@ -334,7 +354,7 @@ def test_resume_keeps_the_passes_every_impl_finished(tmp_path, monkeypatch):
     journaled first pass, and only its second pass is timed again, the rows pairing both passes."""
     monkeypatch.setattr(worker_bench, "MIN_SECONDS", 0.01)
     impls, grid = ["numpy-fast", "numpy"], TINY_GRID[:2]
-    original_run = bench._ImplBench.run
+    original_run = bench_session.ImplBench.run
     timed = []
 
     def interrupted(session, spec, round_index, rounds, inputs=None):
@@ -342,7 +362,7 @@ def test_resume_keeps_the_passes_every_impl_finished(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         original_run(session, spec, round_index, rounds, inputs)
 
-    monkeypatch.setattr(bench._ImplBench, "run", interrupted)
+    monkeypatch.setattr(bench_session.ImplBench, "run", interrupted)
     with pytest.raises(KeyboardInterrupt):
         bench.run_bench(impls, "cpu", tmp_path, grid=grid, rounds=1, passes=2)
     first = {impl: _rows(bench.bench_path(tmp_path, impl, "cpu"))[1] for impl in impls}
@@ -355,7 +375,7 @@ def test_resume_keeps_the_passes_every_impl_finished(tmp_path, monkeypatch):
         timed.append((bench.spec_label(spec), session.impl, round_index))
         original_run(session, spec, round_index, rounds, inputs)
 
-    monkeypatch.setattr(bench._ImplBench, "run", run)
+    monkeypatch.setattr(bench_session.ImplBench, "run", run)
     bench.run_bench(impls, "cpu", tmp_path, grid=grid, rounds=1, passes=2, resume=True)
     assert sorted(timed) == sorted((second_label, impl, 1) for impl in impls)
     after = {impl: _rows(bench.bench_path(tmp_path, impl, "cpu"))[1] for impl in impls}
@@ -387,9 +407,9 @@ def test_a_later_round_warms_up_with_one_call_however_slow_the_call():
 
 
 def test_one_impl_runs_one_round_with_the_whole_budget():
-    alone = bench._round_timing(0, 1)
+    alone = bench_rounds.round_timing(0, 1)
     assert "min_seconds" not in alone and alone["memory"] and not alone["rewarm"]  # the worker's own limits
-    first, later = bench._round_timing(0, bench.ROUNDS), bench._round_timing(2, bench.ROUNDS)
+    first, later = bench_rounds.round_timing(0, bench.ROUNDS), bench_rounds.round_timing(2, bench.ROUNDS)
     assert first["min_seconds"] == later["min_seconds"] == bench.ROUND_SECONDS
     assert first["memory"] and not first["rewarm"] and later["rewarm"] and not later["memory"]
     assert later["capped_min_samples"] == 1  # a call longer than a round is one sample
@@ -406,6 +426,9 @@ class _FakeSession:
     def runs(self, round_index):
         if round_index == 0:
             self.replies = []
+        return True
+
+    def can_run(self, spec):
         return True
 
     def ok(self):
@@ -425,14 +448,13 @@ class _NoTurns:
 
 
 def _rounds_taken(medians_a, medians_b, monkeypatch):
-    monkeypatch.setattr(bench, "_pre_check", lambda adapter, device, spec: None)
     order = []
     sessions = [_FakeSession("a", medians_a), _FakeSession("b", medians_b)]
     for session in sessions:
         original = session.run
         session.run = (lambda spec, r, rounds, inputs=None, s=session, run=original:
                        (order.append((s.impl, r)), run(spec, r, rounds)))
-    bench._time_spec(sessions, {}, _NoTurns())
+    bench_rounds.time_spec(sessions, {}, _NoTurns())
     return order
 
 
@@ -618,7 +640,7 @@ def test_a_stopped_worker_keeps_only_its_live_memory(tmp_path, monkeypatch):
     with and without the release, on a shape whose forward+backward frees [64, 10^5] arrays beside
     its live inputs."""
     spec = {"op": "softmax_with_cross_entropy", "batch": 64, "classes": 100000, "mode": "forward_backward"}
-    timing, original_run = bench._round_timing, bench._ImplBench.run
+    timing, original_run = bench_rounds.round_timing, bench_session.ImplBench.run
     resident, release = {}, {"on": True}
 
     def round_timing(round_index, rounds):
@@ -630,8 +652,8 @@ def test_a_stopped_worker_keeps_only_its_live_memory(tmp_path, monkeypatch):
             rss = next(int(line.split()[1]) for line in handle if line.startswith("VmRSS:"))
         resident.setdefault((release["on"], session.impl), []).append(rss * 1024)
 
-    monkeypatch.setattr(bench, "_round_timing", round_timing)
-    monkeypatch.setattr(bench._ImplBench, "run", run)
+    monkeypatch.setattr(bench_session, "round_timing", round_timing)
+    monkeypatch.setattr(bench_session.ImplBench, "run", run)
     for on in (False, True):
         release["on"] = on
         bench.run_bench(["numpy-fast", "numpy"], "cpu", tmp_path / str(on), grid=[spec], rounds=3, threads=1)

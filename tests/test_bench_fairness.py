@@ -19,7 +19,9 @@ import time
 
 import pytest
 
-from conformance import bench, cli
+from conformance import bench, cli, runner
+from conformance.bench import session as bench_session
+from conformance.bench import turns as bench_turns
 from impls import threads as worker_threads
 from impls import bench as worker_bench
 
@@ -42,8 +44,8 @@ class _Watch:
 
     def __init__(self, monkeypatch, timed="numpy"):
         self.sessions, self.states, self.ticks, self.states_at_close = [], [], [], []
-        original_init, original_run, original_close = (bench._ImplBench.__init__, bench._ImplBench.run,
-                                                       bench._ImplBench.close)
+        original_init, original_run, original_close = (bench_session.ImplBench.__init__, bench_session.ImplBench.run,
+                                                       bench_session.ImplBench.close)
         watch = self
 
         def init(session, *args, **kwargs):
@@ -70,9 +72,9 @@ class _Watch:
                 watch.states_at_close.append((session.impl, bench.thread_states(session.worker.process.pid)))
             original_close(session)
 
-        monkeypatch.setattr(bench._ImplBench, "__init__", init)
-        monkeypatch.setattr(bench._ImplBench, "run", run)
-        monkeypatch.setattr(bench._ImplBench, "close", close)
+        monkeypatch.setattr(bench_session.ImplBench, "__init__", init)
+        monkeypatch.setattr(bench_session.ImplBench, "run", run)
+        monkeypatch.setattr(bench_session.ImplBench, "close", close)
 
     def _sample(self, pid, done):
         while not done.is_set():
@@ -105,8 +107,8 @@ def test_idle_workers_are_stopped_while_another_impl_is_timed(tmp_path, spinner_
 
 def test_without_stopping_the_spinner_runs_while_another_impl_is_timed(tmp_path, spinner_beside_numpy, monkeypatch):
     """The check above can fail: with stopping disabled it sees what issue 18's runs suffered."""
-    monkeypatch.setattr(bench, "PAUSE_IDLE_WORKERS", False)
-    monkeypatch.setattr(bench, "SETTLE_SECONDS", 0.0)
+    monkeypatch.setattr(bench_turns, "PAUSE_IDLE_WORKERS", False)
+    monkeypatch.setattr(bench_turns, "SETTLE_SECONDS", 0.0)
     watch = spinner_beside_numpy
     bench.run_bench(["test-spinner", "numpy"], "cpu", tmp_path, grid=SPECS)
     running = [states for states in watch.states if states and set(states) != {"T"}]
@@ -116,7 +118,7 @@ def test_without_stopping_the_spinner_runs_while_another_impl_is_timed(tmp_path,
 
 def test_workers_are_resumed_when_the_run_is_interrupted(tmp_path, spinner_beside_numpy, monkeypatch):
     watch = spinner_beside_numpy
-    original_run = bench._ImplBench.run  # the watching wrapper
+    original_run = bench_session.ImplBench.run  # the watching wrapper
     calls, numpy_states = [], []
 
     def run(session, spec, round_index, rounds, inputs=None):
@@ -126,7 +128,7 @@ def test_workers_are_resumed_when_the_run_is_interrupted(tmp_path, spinner_besid
             raise KeyboardInterrupt
         original_run(session, spec, round_index, rounds, inputs)
 
-    monkeypatch.setattr(bench._ImplBench, "run", run)
+    monkeypatch.setattr(bench_session.ImplBench, "run", run)
     with pytest.raises(KeyboardInterrupt):
         bench.run_bench(["test-spinner", "numpy"], "cpu", tmp_path, grid=SPECS)
     assert calls == ["test-spinner", "numpy", "numpy", "test-spinner"]
@@ -301,7 +303,7 @@ def _children(pid):
 def test_sigterm_resumes_and_ends_the_workers(tmp_path):
     """A run ended by SIGTERM leaves no stopped worker behind (it would never run again)."""
     env = dict(os.environ, CONFORMANCE_TEST_ADAPTERS="1",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(bench.runner.REPO_ROOT), os.environ.get("PYTHONPATH")])))
+               PYTHONPATH=os.pathsep.join(filter(None, [str(runner.REPO_ROOT), os.environ.get("PYTHONPATH")])))
     process = subprocess.Popen([sys.executable, "-c", _TERMINATED_RUN, str(tmp_path)], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     workers, deadline = [], time.monotonic() + 300

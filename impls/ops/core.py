@@ -16,7 +16,8 @@ For every op, one :class:`OpInfo` says:
 * how a case becomes the oracle's keyword arguments (:meth:`OpInfo.reference_kwargs`);
 * the corpus: its case families (:meth:`OpInfo.cases`, :meth:`OpInfo.invalid_cases`, made with
   ``impls/ops/casebuild.py``; ``conformance/corpus.py`` stores them);
-* the benchmark: which shape keys it reads and how to synthesise its inputs from a shape;
+* the benchmark: which shape keys it reads, how to synthesise its inputs from a shape, and its
+  shapes in the benchmark's grids (:class:`BenchGrid`);
 * the search (``conformance search``): its parameter space and recipe builder, :class:`SearchSpace`;
 * for a sampled op checked through its own sampler (``conformance sampler``): :class:`SamplerLoss`.
 
@@ -75,7 +76,8 @@ class OpInfo:
 
     def __init__(self, name, label, params, inputs, features, accumulation_length, softmax_logits,
                  bench_shape, synthesize, reference_kwargs=None, softmax_output=False, search=None,
-                 scales=None, conventions=None, cases=None, invalid_cases=None, sampler_loss=None):
+                 scales=None, conventions=None, cases=None, invalid_cases=None, sampler_loss=None,
+                 bench_grid=None):
         self.name = name
         self.label = label
         self.params = tuple(params)
@@ -99,6 +101,7 @@ class OpInfo:
         self._cases, self._invalid_cases = cases, invalid_cases
         # A sampled op whose public API can draw its own candidates: the sampler check's facts (:class:`SamplerLoss`).
         self.sampler_loss = sampler_loss
+        self.bench_grid = bench_grid or BenchGrid()  # its shapes in the benchmark's grids
 
     # -- declarations -------------------------------------------------------------------------
     @property
@@ -187,6 +190,23 @@ class OpInfo:
     def synthesize(self, rng, shape: dict, dtype: str) -> tuple:
         """``(params, inputs, features)`` of a benchmark case of ``shape`` (``bench_shape`` keys)."""
         return self._synthesize(rng, shape, dtype)
+
+
+class BenchGrid:
+    """An op's shapes in the benchmark's grids (``conformance/bench/grid.py`` lays the grids out from
+    every op's, in the registry's order).
+
+    * ``default``: its shapes in the default grid, in order, each ``(shape, dtypes)`` or
+      ``(shape, dtypes, modes)`` (both modes unless named); ``shape`` gives the op's ``bench_shape``
+      keys, and those it leaves out take ``impls.bench.DEFAULTS``;
+    * ``full_arrays``: ``shape -> the element counts of its largest arrays``: the full grid takes
+      the op at every shape of its ranges whose arrays fit the grid's cap; None: the op is not in it.
+
+    Every op is in the default grid's class sweep and in the quick grid, at the grid's own shapes.
+    """
+
+    def __init__(self, default=(), full_arrays=None):
+        self.default, self.full_arrays = tuple(default), full_arrays
 
 
 class SearchSpace:

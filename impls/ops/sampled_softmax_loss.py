@@ -7,7 +7,7 @@ import numpy as np
 
 from impls.ops.casebuild import (ALL_DTYPES, Spec, broken, case_rng, distinct_labels, draw_candidates, expected_count,
                                  grid, upstream_values)
-from impls.ops.core import (Input, OpInfo, Param, SamplerLoss, SearchSpace, SAMPLED_FEATURES, all_biases, bench_floats,
+from impls.ops.core import (BenchGrid, Input, OpInfo, Param, SamplerLoss, SearchSpace, SAMPLED_FEATURES, all_biases, bench_floats,
                             bench_probabilities, bench_sampled, bench_upstream, logits_grad_scale, max_abs, sampled_width,
                             weight_shards)
 
@@ -246,6 +246,15 @@ def _sampler_oracle_case(arrays, d, f64, remove_accidental_hits):
         sampled_values=(inputs["sampled_candidates"], inputs["true_expected_count"],
                         inputs["sampled_expected_count"]), remove_accidental_hits=remove_accidental_hits)
     return loss, params, inputs
+# The benchmark (conformance/bench/grid.py): the weights-based op costs (samples + batch) * dim, never
+# batch * classes; at 10^6 classes its peak memory stays far below a [batch, classes] array (4 GB here).
+_BENCH_GRID = BenchGrid(
+    default=[({"batch": 64, "classes": 10000, "samples": 64, "dim": 64}, ("float32",)),
+             ({"batch": 512, "classes": 10000, "samples": 512, "dim": 1024}, ("float32",)),
+             ({"batch": 512, "classes": 100000, "samples": 1024, "dim": 256}, ("float32", "float16", "bfloat16")),
+             ({"batch": 4096, "classes": 100000, "samples": 8192, "dim": 128}, ("float32",)),
+             ({"batch": 1024, "classes": 1000000, "samples": 1024, "dim": 64}, ("float32",))],
+    full_arrays=lambda shape: [shape["classes"] * shape["dim"]])  # the weights
 
 
 SAMPLED_SOFTMAX_LOSS = OpInfo(
@@ -303,4 +312,5 @@ SAMPLED_SOFTMAX_LOSS = OpInfo(
     cases=cases,
     invalid_cases=invalid_cases,
     sampler_loss=SamplerLoss(_sampler_problem, _sampler_oracle_case, loss_shape=lambda draws, rows: (draws, rows)),
+    bench_grid=_BENCH_GRID,
 )

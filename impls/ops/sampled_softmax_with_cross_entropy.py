@@ -5,7 +5,7 @@ import numpy as np
 
 from impls.ops.casebuild import (ALL_DTYPES, Spec, broken, case_rng, distinct_labels, draw_candidates, expected_count,
                                  force_hits, logits_of_kind, upstream_values)
-from impls.ops.core import (Input, OpInfo, Param, SamplerLoss, SearchSpace, SAMPLED_FEATURES, bench_floats,
+from impls.ops.core import (BenchGrid, Input, OpInfo, Param, SamplerLoss, SearchSpace, SAMPLED_FEATURES, bench_floats,
                             bench_probabilities, bench_sampled, bench_upstream, logits_grad_scale, sampled_width)
 
 
@@ -187,6 +187,13 @@ def _sampler_oracle_case(arrays, d, f64, remove_accidental_hits):
         customized_samples=inputs["customized_samples"],
         customized_probabilities=inputs["customized_probabilities"])
     return loss, params, inputs
+# The benchmark (conformance/bench/grid.py): the logits-based op still reads [N, K] logits and writes
+# a dense [N, K] gradient.
+_BENCH_GRID = BenchGrid(
+    default=[({"batch": 64, "classes": 10000, "samples": 64}, ("float32", "float16", "bfloat16")),
+             ({"batch": 512, "classes": 100000, "samples": 1024}, ("float32",)),
+             ({"batch": 4096, "classes": 10000, "samples": 512}, ("float32",))],
+    full_arrays=lambda shape: [shape["batch"] * shape["classes"]])  # the logits
 
 
 SAMPLED_SOFTMAX_WITH_CROSS_ENTROPY = OpInfo(
@@ -223,4 +230,5 @@ SAMPLED_SOFTMAX_WITH_CROSS_ENTROPY = OpInfo(
     invalid_cases=invalid_cases,
     # The loss of one call is [N, 1] (a column per row), so D calls give [D, N, 1].
     sampler_loss=SamplerLoss(_sampler_problem, _sampler_oracle_case, loss_shape=lambda draws, rows: (draws, rows, 1)),
+    bench_grid=_BENCH_GRID,
 )

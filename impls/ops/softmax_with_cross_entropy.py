@@ -5,7 +5,7 @@ import numpy as np
 
 from impls.ops.casebuild import (ALL_DTYPES, Spec, broken, case_rng, ignored_positions, logits_of_kind, soft_labels,
                                  upstream_values)
-from impls.ops.core import (Input, OpInfo, Param, SearchSpace, bench_floats, bench_upstream, label_grad_scale,
+from impls.ops.core import (BenchGrid, Input, OpInfo, Param, SearchSpace, bench_floats, bench_upstream, label_grad_scale,
                             logits_grad_scale)
 
 
@@ -202,6 +202,14 @@ def search_case(name, recipe, space):
                      return_softmax=r["return_softmax"], stable=r["stable"], kind=r["kind"],
                      unnormalized=soft and r["unnormalized"], label_rank_minus_1=not soft and r["label_rank_minus_1"])
     return spec, batch_axis
+# The benchmark (conformance/bench/grid.py): the full softmax is the baseline sampled softmax replaces;
+# small, large batch and many classes in float32, the 16-bit dtypes at one shape.
+_BENCH_GRID = BenchGrid(
+    default=[({"batch": 64, "classes": 1000}, ("float32",)),
+             ({"batch": 4096, "classes": 1000}, ("float32",)),
+             ({"batch": 256, "classes": 100000}, ("float32",)),
+             ({"batch": 64, "classes": 10000}, ("float16", "bfloat16"))],
+    full_arrays=lambda shape: [shape["batch"] * shape["classes"]])  # the logits
 
 
 SOFTMAX_WITH_CROSS_ENTROPY = OpInfo(
@@ -252,4 +260,5 @@ SOFTMAX_WITH_CROSS_ENTROPY = OpInfo(
         name_values={"soft": {True: "soft", False: "hard"}, "stable": {True: "", False: "-unstable"}}),
     cases=cases,
     invalid_cases=invalid_cases,
+    bench_grid=_BENCH_GRID,
 )
