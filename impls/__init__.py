@@ -33,7 +33,7 @@ ADAPTER_MODULES = {
     "tensorflow-v1": "impls.tensorflow_adapter",
     "jax": "impls.jax_adapter",
 }
-# The oracle's impls (impls/reference.py): correct, not fast; the benchmark runs them only when asked.
+# The oracle's impls (impls/reference/): correct, not fast; the benchmark runs them only when asked.
 ORACLE_IMPLS = ("numpy", "cupy")
 # The speed contender's impl per device (impls/numpy_fast.py), held against the fastest framework.
 CONTENDER_IMPLS = {"cpu": "numpy-fast", "gpu": "cupy-fast"}

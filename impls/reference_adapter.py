@@ -1,6 +1,6 @@
 """The NumPy/CuPy implementations as adapters, one shape for all four impls.
 
-* ``numpy`` (CPU) and ``cupy`` (GPU): the textbook oracle ``impls/reference.py``, the code that
+* ``numpy`` (CPU) and ``cupy`` (GPU): the textbook oracle ``impls/reference/``, the code that
   writes the golden outputs.
 * ``numpy-fast`` (CPU) and ``cupy-fast`` (GPU): the speed contender ``impls/numpy_fast.py``, whose
   ``sampled_softmax_loss`` weight and bias gradients are sparse rows (``SparseRows``), densified
@@ -45,7 +45,7 @@ class NumpyReference(Adapter):
     name = "numpy"
     devices = ("cpu",)
     module_name = "impls.reference"
-    ops = _ops("impls/reference.py")
+    ops = _ops("impls/reference/")
 
     def load(self, device):
         self.device = device
@@ -90,7 +90,7 @@ _CUPY_DTYPES = ("float16", "float32", "float64")  # CuPy has no bfloat16 arrays
 class CupyReference(NumpyReference):
     name = "cupy"
     devices = ("gpu",)
-    ops = _ops("impls/reference.py on CuPy", _CUPY_DTYPES)
+    ops = _ops("impls/reference/ on CuPy", _CUPY_DTYPES)
 
     def load(self, device):
         import cupy  # noqa: PLC0415 - only the GPU worker imports CuPy

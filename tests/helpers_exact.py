@@ -1,6 +1,6 @@
 """Exact values of the three losses and their gradients, with mpmath at 3000 bits, for small inputs.
 
-Independent of ``impls/reference.py``: every formula is the definition, evaluated in high precision
+Independent of ``impls/reference/``: every formula is the definition, evaluated in high precision
 on the exact values of the float64 inputs (``mpmath.mpf(float)`` is exact), so rounding the result
 once to float64 gives the correctly rounded answer.  Used by tests/test_reference_exact.py.
 Works on Python 3.8 + numpy 1.23 as well.

@@ -297,7 +297,7 @@ def test_sampler_without_unique_may_exceed_the_range():
 
 
 # ----------------------------------------------------------------------------------------------
-# Documented behaviour for unusual but valid input (module docstring of impls/reference.py)
+# Documented behaviour for unusual but valid input (module docstring of impls/reference/)
 # ----------------------------------------------------------------------------------------------
 def test_nan_logit_makes_only_its_row_nan():
     logits = np.array([[0.0, np.nan, 1.0], [0.5, 0.2, -0.3]])

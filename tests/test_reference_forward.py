@@ -1,4 +1,4 @@
-"""Forward results of impls/reference.py against plain Python loops, extreme inputs, low precision, memory.
+"""Forward results of impls/reference/ against plain Python loops, extreme inputs, low precision, memory.
 
 The loop implementations below are written for readability: one row (or example) at a time on
 Python floats with math.exp/math.log, log-sum-exp in its stable form ``log(sum exp(v - m)) + (m - v_j)``

@@ -1,4 +1,4 @@
-"""Analytic gradients of impls/reference.py against float64 central differences.
+"""Analytic gradients of impls/reference/ against float64 central differences.
 
 Every ``*_grad`` returns the gradient of ``sum(upstream * loss)``; here that scalar is rebuilt from
 the *forward* function and differentiated numerically (helpers_reference.numeric_grad; the step and

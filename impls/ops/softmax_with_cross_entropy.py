@@ -146,7 +146,7 @@ def cases():
                 yield make_case("%s-%s" % (kind, label), (6, 12), dtype=dtype, soft=soft, kind=kind,
                                 return_softmax=True, tags=["extreme"])
         yield make_case("%s-hard" % kind, (6, 12), dtype="float16", kind=kind, tags=["extreme"])
-    # Unusual but valid input: the reference documents its answer (impls/reference.py) and every
+    # Unusual but valid input: the reference documents its answer (impls/reference/) and every
     # framework is compared with it; a framework that answers otherwise is a finding.
     for dtype in ("float32", "float64"):
         for kind in ("nan", "posinf"):
