@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from conformance import report_html as H
-from conformance.runner import STATUSES
+from conformance.outcomes import STATUS_LABELS, STATUSES
 
 TOP_FINDINGS = 8  # sentences on the first screen; the differences table has them all
 FOUND_BY_SEARCH = "found by search"  # the differences table's marker of a group from `conformance search`
@@ -392,7 +392,7 @@ def memory_section(d: ReportData) -> Section:
 def counts_section(d: ReportData) -> Section:
     overview = H.overview(d.frame, d.labels, STATUSES)
     return Section("counts", "Status counts", "sections/counts.html.j2", {
-        "legend": [(s, H.STATUS_LEGEND[s][1]) for s in STATUSES],
+        "legend": [(s, STATUS_LABELS[s]) for s in STATUSES],
         "overview": _markup(H.overview_html(overview, STATUSES)),
         "status_plot": H.status_plot(d.frame, d.labels, STATUSES),
     }, csv={"overview.csv": overview})

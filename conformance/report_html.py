@@ -39,30 +39,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-STATUS_LEGEND = {  # status: (plot colour, legend text); the page's colours are in templates/report.css
-    "pass": ("#3a9a35", "within the tolerance of the float64 golden outputs"),
-    "fail": ("#d6402f", "outside the tolerance, a wrong NaN/inf, a wrong shape or a missing output"),
-    "error": ("#f0961c", "the impl raised an exception"),
-    "crash": ("#8a4fc4", "the worker process died (signal or exit)"),
-    "timeout": ("#c9b21c", "no answer within the per-case time limit"),
-    "xfail": ("#a89a7a", "a failure covered by a known deviation (known_deviations.toml)"),
-    "xpass": ("#3b8fd0", "covered by a known deviation, yet it passed: the entry may be stale"),
-    "unsupported": ("#bbbbbb", "the impl declares it cannot express the case"),
-    "inapplicable": ("#9fb8c8", "not a test of the framework: bad input to an op the adapter composes, or a case "
-                                "the adapter could not pass to the framework unchanged"),
-}
-# What a result row means for the reader, each counted and coloured apart (column ``kind``):
-KINDS = {
-    "pass": "agrees with the golden outputs",
-    "numeric": "numeric disagreement: outside the tolerance, a wrong NaN/inf, shape or a missing output",
-    "known": "a known deviation (known_deviations.toml)",
-    "broken": "the impl raised, its worker died or hung",
-    "bad input": "an invalid-input case: what the impl does with bad arguments (see Bad input)",
-    "unsupported": "a capability limit: the impl declares it cannot express the case",
-    "inapplicable": "not a test of the framework (bad input to a composed op, or not passed through natively)",
-}
-SEVERITY = ("crash", "timeout", "error", "fail", "xfail", "xpass")
-DIFFERENCE_STATUSES = ("fail", "error", "xfail", "crash", "timeout")
+from conformance.outcomes import (BEHAVIOUR_CLASS, DIFFERENCE_STATUSES, KINDS, NOT_RUN, SEVERITY, STATUS_COLOURS,
+                                  STATUS_LABELS, row_kind)
+
 PLOT_FLOOR = 1e-6
 DTYPE_COLOURS = {"float16": "#e4572e", "bfloat16": "#f3a712", "float32": "#29335c", "float64": "#669bbc"}
 DTYPE_ORDER = list(DTYPE_COLOURS)
@@ -368,15 +347,6 @@ def prepare(results: pd.DataFrame, manifest: dict = None) -> pd.DataFrame:
     return frame
 
 
-def row_kind(status: str, invalid: bool) -> str:
-    """The :data:`KINDS` key of a result row: bad input and capability limits apart from numerics."""
-    if status in ("unsupported", "inapplicable"):
-        return status
-    if invalid:
-        return "bad input"
-    return {"pass": "pass", "xpass": "pass", "fail": "numeric", "xfail": "known"}.get(status, "broken")
-
-
 def case_info(frame: pd.DataFrame, manifest: dict) -> pd.DataFrame:
     """The parameters of every case that has a result, in manifest order."""
     entries = {e["id"]: e for e in (manifest or {}).get("cases", [])}
@@ -596,11 +566,6 @@ def verdict_matrix(frame: pd.DataFrame, labels: list, ops: list):
 
 # --------------------------------------------------------------------------------------------
 # bad input, capability limits, sampler verdicts
-BEHAVIOUR_CLASS = {"raises": "bi-raises", "returns NaN/inf": "bi-nonfinite", "returns finite numbers": "bi-finite",
-                   "not applicable (composed op)": "bi-none", "not tested natively": "bi-none",
-                   "masked by a known deviation": "bi-none"}
-
-
 def _bad_input_cell(row) -> tuple:
     """(text, CSS class) of one impl on one invalid-input case; never blank."""
     if row is None:
@@ -1041,11 +1006,6 @@ def agreement(frame: pd.DataFrame, labels: list, raw_dir=None, manifest=None, ca
                                        "agree share", "worst exact difference", "disagreeing cases"])
 
 
-# Statuses at which an impl did not run a case (a declared or adapter limit): a compiled mode
-# inherits its eager impl's declarations, so a case neither ran says nothing about the compiler.
-NOT_RUN = ("unsupported", "inapplicable")
-
-
 def compiled_agreement(frame: pd.DataFrame, compiled_modes: dict, raw_dir=None, manifest=None, cases_dir=None):
     """Each compiled mode against its own eager impl, case by case (``compiled_modes``: compiled impl
     -> eager impl, from the adapters' ``compiled_from``).
@@ -1212,7 +1172,7 @@ def status_plot(frame: pd.DataFrame, labels: list, statuses):
         if status not in counts:
             continue
         values = counts[status].to_numpy()
-        ax.barh(range(len(labels)), values, left=left, color=STATUS_LEGEND[status][0], label=status, height=0.7)
+        ax.barh(range(len(labels)), values, left=left, color=STATUS_COLOURS[status], label=status, height=0.7)
         for y, (x0, v) in enumerate(zip(left, values)):
             if v and v >= max(3, counts.sum(axis=1).max() * 0.03):
                 ax.text(x0 + v / 2, y, str(v), ha="center", va="center", fontsize=8, color="white")

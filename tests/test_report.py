@@ -695,3 +695,27 @@ def test_the_speed_section_states_the_allocator_settings():
     assert "glibc's own dynamic malloc thresholds" in line("default")
     assert "different allocator settings (default, fixed" in line("fixed", "default")
     assert line("", "") == ""  # CSVs written before the column say nothing
+
+
+def test_the_outcome_vocabulary_is_defined_once_and_styled():
+    """conformance/outcomes.py names every status, kind and behaviour; the page's CSS styles each by its key."""
+    import ast
+
+    from conformance import deviations, outcomes as O, runner, search  # noqa: F401 (search: it imports FAILING)
+
+    assert runner.STATUSES is O.STATUSES and set(O.STATUS_LABELS) == set(O.STATUSES) == set(O.STATUS_COLOURS)
+    assert set(O.FAILING) < set(O.DIFFERENCE_STATUSES) and set(O.DIFFERENCE_STATUSES) - set(O.FAILING) == {O.XFAIL}
+    assert [deviations.apply(s) for s in O.STATUSES] == [O.XPASS, O.XFAIL, O.XFAIL, O.UNSUPPORTED, O.INAPPLICABLE,
+                                                         O.XFAIL, O.XFAIL, O.XFAIL, O.XPASS]
+    assert {O.row_kind(s, False) for s in O.STATUSES} | {O.row_kind(O.FAIL, True)} == set(O.KINDS)
+    css = (Path(O.__file__).parent / "templates" / "report.css").read_text(encoding="utf-8")
+    for status in O.STATUSES:
+        assert "td.st-%s," % status in css, status
+    for kind in O.KINDS:
+        assert ".k-%s {" % O.kind_key(kind) in css, kind
+    for name in set(O.BEHAVIOUR_CLASS.values()) | {O.BEHAVIOUR_BROKEN_CLASS, O.RAISES_UNNAMED_CLASS, O.NOT_RUN_CLASS}:
+        assert "td.%s {" % name in css, name
+    # the worker side may import it: no third-party import, Python 3.8 syntax
+    tree = ast.parse(Path(O.__file__).read_text(encoding="utf-8"), feature_version=(3, 8))
+    assert [a.name for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
+            for a in n.names] == ["OrderedDict"]
