@@ -131,6 +131,11 @@ BEHAVIOUR_ORDER = (RAISES, RAISES_UNNAMED, RETURNS_NONFINITE, RETURNS_FINITE, MA
                    COMPOSED_OP, UNSUPPORTED)
 
 # --------------------------------------------------------------------------------------------
+# sampler checks (``sampler-*.csv``) have the statuses pass, fail, error and unsupported, and one more:
+# a rejected check of a rule the framework documents as approximate (conformance/sampler.py says which).
+APPROXIMATE = "approximate"
+
+# --------------------------------------------------------------------------------------------
 # declared-limit checks (``capabilities-*.csv``): what the framework did with a case its adapter
 # declares it cannot run, and the row's status
 LIMIT_AGREES = "agrees with the oracle"
