@@ -12,6 +12,8 @@ import fnmatch
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from conformance.outcomes import FAILING, PASS, XFAIL, XPASS
+
 try:
     import tomllib
 except ImportError:  # Python < 3.11 (the reference tests also run on 3.8)
@@ -19,7 +21,6 @@ except ImportError:  # Python < 3.11 (the reference tests also run on 3.8)
 
 REGISTRY = Path(__file__).resolve().parent.parent / "known_deviations.toml"
 REQUIRED = ("key", "impl", "cases", "what", "reproducer", "source")
-FAILING = ("fail", "error", "crash", "timeout")
 
 
 @dataclass
@@ -78,5 +79,5 @@ def load(path: Path = REGISTRY) -> Registry:
 def apply(status: str) -> str:
     """The status of a case that a registry entry covers."""
     if status in FAILING:
-        return "xfail"
-    return "xpass" if status == "pass" else status
+        return XFAIL
+    return XPASS if status == PASS else status

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from conformance import corpus, deviations, legacy_env
+from conformance import outcomes as O
 from conformance.compare import compare
 from impls import get_adapter, impl_names, numpy_dispatch
 from impls.caseio import Case, read_npz
@@ -39,9 +40,7 @@ DEFAULT_REPEAT = 2
 DEFAULT_CASE_TIMEOUT = 120.0  # seconds; a first TF/Paddle call on a big case can take a few
 STARTUP_TIMEOUT = 300.0  # importing a framework on a cold, 2-core machine
 STDERR_TAIL_LINES = 20
-# ``inapplicable``: a bad-input case of an op the adapter composes (no framework contract to test), or a
-# case the adapter could not pass to the framework unchanged (``impls.base.NotNative``): not a verdict.
-STATUSES = ("pass", "fail", "error", "unsupported", "inapplicable", "crash", "timeout", "xfail", "xpass")
+STATUSES = O.STATUSES  # what each means: conformance/outcomes.py
 
 COLUMNS = ["case", "op", "dtype", "impl", "impl_version", "device", "mode", "status", "message",
            "max_abs_err", "max_rel_err", "tol_ratio", "worst_output", "rtol", "tolerance", "errors",
@@ -339,10 +338,10 @@ def _evaluate_invalid(case, reply, out_file, impl, fields):
     """
     invalid = case.meta["invalid"]
     if reply.status == "inapplicable":
-        fields["behaviour"] = "not tested natively"
+        fields["behaviour"] = O.NOT_TESTED_NATIVELY
         return fields
     if reply.status == "error":
-        fields["behaviour"] = "raises"
+        fields["behaviour"] = O.RAISES
         named = invalid["argument"] in reply.message
         if impl in REFERENCE_IMPLS and not named:
             fields.update(status="fail", message="raised without naming %r: %s" % (invalid["argument"], reply.message))
@@ -354,7 +353,7 @@ def _evaluate_invalid(case, reply, out_file, impl, fields):
         return fields
     outputs, _ = read_npz(out_file)
     finite = all(np.isfinite(np.asarray(v, dtype=np.float64)).all() for v in outputs.values())
-    fields["behaviour"] = "returns finite numbers" if finite else "returns NaN/inf"
+    fields["behaviour"] = O.RETURNS_FINITE if finite else O.RETURNS_NONFINITE
     if finite or impl in REFERENCE_IMPLS:
         fields.update(status="fail", message="accepted invalid input (%s) and returned %s"
                       % (invalid["reason"], "finite numbers" if finite else "NaN/inf"))
@@ -366,8 +365,7 @@ def _evaluate_invalid(case, reply, out_file, impl, fields):
 CAPABILITY_COLUMNS = ["impl", "impl_version", "device", "op", "limit", "case", "outcome", "status", "message"]
 # What the framework did with a case its adapter declares it cannot run -> the row's status:
 # agreeing with the oracle contradicts the declaration (``fail``); anything else confirms a limit.
-CAPABILITY_STATUS = {"agrees with the oracle": "fail", "wrong answer": "limit", "raises": "limit", "no gradient": "limit",
-                     "adapter cannot express it": "adapter limit", "crash": "limit", "timeout": "limit"}
+CAPABILITY_STATUS = O.CAPABILITY_STATUS
 
 
 def capabilities_path(out_dir: Path, impl: str, device: str) -> Path:
@@ -416,7 +414,7 @@ def check_declared_limits(worker, adapter, manifest, cases_dir, scratch, timeout
         row = {"impl": adapter.name, "impl_version": (worker.info or {}).get("version", ""), "device": worker.device,
                "op": op, "limit": limit, "case": entry["id"] if entry else ""}
         if entry is None:
-            rows.append(dict(row, outcome="no case to try", status="unchecked",
+            rows.append(dict(row, outcome=O.LIMIT_NO_CASE, status=O.LIMIT_UNCHECKED,
                              message="the corpus has no case that needs exactly this"))
             continue
         case_file = Path(cases_dir) / entry["file"]
@@ -431,15 +429,15 @@ def check_declared_limits(worker, adapter, manifest, cases_dir, scratch, timeout
                 name = "grad/" + limit.split(" ", 1)[1]
                 case.golden = {name: case.golden[name]}
             status, _, _, message = compare(case, outputs)
-            outcome = "agrees with the oracle" if status == "pass" else "wrong answer"
+            outcome = O.LIMIT_AGREES if status == O.PASS else O.LIMIT_WRONG
             if limit.startswith("gradient ") and name not in outputs:
-                outcome, message = "no gradient", "%s gave no %s" % (adapter.name, name)
+                outcome, message = O.LIMIT_NO_GRADIENT, "%s gave no %s" % (adapter.name, name)
             row["message"] = message
         else:
-            outcome = {"error": "raises", "unsupported": "adapter cannot express it",
-                       "inapplicable": "adapter cannot express it"}.get(reply.status, reply.status)
-        row.update(outcome=outcome, status=CAPABILITY_STATUS.get(outcome, "limit"))
-        if outcome == "agrees with the oracle":
+            outcome = {O.ERROR: O.LIMIT_RAISES, O.UNSUPPORTED: O.LIMIT_ADAPTER,
+                       O.INAPPLICABLE: O.LIMIT_ADAPTER}.get(reply.status, reply.status)
+        row.update(outcome=outcome, status=CAPABILITY_STATUS.get(outcome, O.LIMIT_CONFIRMED))
+        if outcome == O.LIMIT_AGREES:
             row["message"] = "declared unsupported, yet it ran and agrees with the oracle: the declaration is wrong"
         if out_file.exists():
             out_file.unlink()
@@ -461,7 +459,7 @@ def execute_case(worker, adapter, entry, cases_dir, outputs_dir, registry, repea
     if reason:
         row.update(status="unsupported", message=reason)
     elif composed:
-        row.update(status="inapplicable", message=composed, behaviour="not applicable (composed op)")
+        row.update(status=O.INAPPLICABLE, message=composed, behaviour=O.COMPOSED_OP)
     else:
         case_file = Path(cases_dir) / entry["file"]
         out_file = Path(outputs_dir) / (entry["id"] + ".npz")
@@ -478,10 +476,10 @@ def execute_case(worker, adapter, entry, cases_dir, outputs_dir, registry, repea
         row["deviation"] = deviation.key
         row["status"] = deviations.apply(row["status"])
     masking = registry.masking(adapter.name, device, entry, row.get("message", ""))
-    if masking and row.get("behaviour") == "raises":
+    if masking and row.get("behaviour") == O.RAISES:
         # The op fails on this dtype or option whatever the input (a known deviation): its error says
         # nothing about how it treats the bad input, so the row is not a "raises".
-        row.update(deviation=masking.key, status="xfail", behaviour="masked by a known deviation",
+        row.update(deviation=masking.key, status=O.XFAIL, behaviour=O.MASKED,
                    message="masked by %s: %s" % (masking.key, row.get("message", "")))
     return row
 

@@ -110,6 +110,7 @@ import numpy as np
 
 from conformance import runner, runs
 from impls.ops import get
+from conformance.outcomes import APPROXIMATE
 
 FAMILY_ALPHA = 1e-3
 MIN_CANDIDATES = 100_000  # sampled candidates per setting (default grid)
@@ -618,8 +619,8 @@ def _loss_vs_oracle_row(loss_op, arrays, loss, hit_draws):
 # With unique=True the documented expected count is an approximation, and TensorFlow's source says
 # so (range_sampler.cc, ExpectedCountHelper: "assuming (falsely) that the number of tries ... is
 # always num_tries").  A rejected expected_count_vs_empirical there measures that documented rule,
-# not a sampler that departs from it: the row's status is APPROXIMATE, apart from real failures.
-APPROXIMATE = "approximate"
+# not a sampler that departs from it: the row's status is APPROXIMATE (conformance/outcomes.py), apart from
+# real failures.
 
 
 def mark_documented_approximation(rows):

@@ -64,6 +64,7 @@ import numpy as np
 
 from conformance import corpus, deviations, reproducers, runner
 from conformance.found import merge_found, merge_manifest  # noqa: F401  (merge_found: the CLI's)
+from conformance.outcomes import FAILING
 from impls import dtypes, get_adapter
 from impls.caseio import Case
 from impls.ops import OPS, SearchSpace, get
@@ -72,7 +73,6 @@ from impls.support import why_unsupported
 REPO_ROOT = runner.REPO_ROOT
 FOUND_DIR = corpus.DEFAULT_CASES_DIR / "found"
 REPRO_DIR = REPO_ROOT / "repro" / "found"
-DIVERGENT = ("fail", "error", "crash", "timeout")
 SHRINK_STEPS = 60  # worker re-runs per find at most: a TensorFlow step costs seconds
 CASE_TIMEOUT = 60.0
 MUTATIONS = (("specials", SearchSpace.SPECIALS), ("density", SearchSpace.DENSITIES),
@@ -429,7 +429,7 @@ class Search:
         self.state["cases"] += 1
         for impl in self.impls:
             row = self._run(impl, case, scratch)
-            if row is None or row["status"] not in DIVERGENT:
+            if row is None or row["status"] not in FAILING:
                 self.state["known"] += bool(row and row["status"] == "xfail")
                 continue
             core = core_signature(row)

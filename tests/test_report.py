@@ -12,7 +12,13 @@ import numpy as np
 import pytest
 
 from conformance import corpus, report
-from conformance import report_html as H
+from conformance.report import data as report_data
+from conformance.report import fmt as report_fmt
+from conformance.report import pairs as pair_judge
+from conformance.report import sentences as report_sentences
+from conformance.report.errors import parse_errors
+from conformance.report.sections import compiled as compiled_section
+from conformance.report.sections import speed as speed_section
 from conformance.runner import COLUMNS
 from impls.caseio import Case, write_npz
 
@@ -379,11 +385,11 @@ def test_sampler_verdicts(built):
 
 
 def test_numbers_formatted_for_people(built):
-    assert H.fmt_number(0.0) == "0" and H.fmt_number(float("nan")) == "—" and H.fmt_number(math.inf) == "∞"
-    assert H.fmt_number(1.61e13) == "1.61×10¹³" and H.fmt_number(0.000123456) == "0.000123"
-    assert H.fmt_number(2.5e-9) == "2.5×10⁻⁹" and H.fmt_number(12.0) == "12"
-    assert H.fmt_seconds(12.3e-6) == "12.3 µs" and H.fmt_seconds(0.0009999) == "1 ms"
-    assert H.fmt_bytes(4.56e6) == "4.56 MB" and H.fmt_bytes(512) == "512 B" and H.fmt_bytes(None) == "—"
+    assert report_fmt.fmt_number(0.0) == "0" and report_fmt.fmt_number(float("nan")) == "—" and report_fmt.fmt_number(math.inf) == "∞"
+    assert report_fmt.fmt_number(1.61e13) == "1.61×10¹³" and report_fmt.fmt_number(0.000123456) == "0.000123"
+    assert report_fmt.fmt_number(2.5e-9) == "2.5×10⁻⁹" and report_fmt.fmt_number(12.0) == "12"
+    assert report_fmt.fmt_seconds(12.3e-6) == "12.3 µs" and report_fmt.fmt_seconds(0.0009999) == "1 ms"
+    assert report_fmt.fmt_bytes(4.56e6) == "4.56 MB" and report_fmt.fmt_bytes(512) == "512 B" and report_fmt.fmt_bytes(None) == "—"
     _, _, page = built
     text = re.sub(r"<(script|style)[^>]*>.*?</\1>", "", page, flags=re.S)
     text = re.sub(r'src="data:[^"]*"', "", text)
@@ -393,7 +399,7 @@ def test_numbers_formatted_for_people(built):
 
 def test_sections_are_units_in_package_files(built):
     _, _, page = built
-    templates = Path(H.__file__).parent / "templates"
+    templates = Path(report.__file__).parent / "templates"
     ids = re.findall(r'<section id="([^"]+)"', page)
     assert len(ids) == len(report.SECTIONS)  # one part of the page per section unit, in the list's order
     assert ids == ["overview", "differences", "speed", "agreement", "compiled", "badinput", "conventions", "modes",
@@ -457,15 +463,15 @@ def test_sentences_from_structured_errors(tmp_path):
 def test_sentences_of_runs_that_did_not_compare():
     row = {"impl": "paddle", "status": "error", "parsed": {}, "message": "ValueError: bad axis\nTraceback",
            "behaviour": "", "worst_output": ""}
-    assert H.what_differs(row) == "paddle raises an error: ValueError: bad axis."
-    assert H.what_differs(dict(row, status="timeout", message="no answer within 120s")) == \
+    assert report_sentences.what_differs(row) == "paddle raises an error: ValueError: bad axis."
+    assert report_sentences.what_differs(dict(row, status="timeout", message="no answer within 120s")) == \
         "paddle does not answer in time: no answer within 120s."
-    known = H.what_differs(dict(row, status="xfail"), known_what="Paddle rejects this axis.")
+    known = report_sentences.what_differs(dict(row, status="xfail"), known_what="Paddle rejects this axis.")
     assert known == "Known deviation: Paddle rejects this axis. Here: paddle: ValueError: bad axis."
     invalid = {"argument": "axis", "reason": "axis 2 for rank-2 logits"}
-    assert H.what_differs(dict(row, status="fail", behaviour="raises"), invalid=invalid) == \
+    assert report_sentences.what_differs(dict(row, status="fail", behaviour="raises"), invalid=invalid) == \
         "paddle raises on axis 2 for rank-2 logits without naming `axis`."
-    assert H.what_differs(dict(row, status="pass", behaviour="returns NaN/inf"), invalid=invalid) == \
+    assert report_sentences.what_differs(dict(row, status="pass", behaviour="returns NaN/inf"), invalid=invalid) == \
         "paddle accepts axis 2 for rank-2 logits and returns NaN/inf."
 
 
@@ -487,12 +493,12 @@ def test_agreement_matrix_from_ratio_bounds(built):
 
 
 def test_pair_bounds():
-    assert H.pair_bounds({"loss": 0.2}, {"loss": 0.3}) == (pytest.approx(0.1), pytest.approx(0.5))
-    assert H.pair_bounds({"loss": math.inf}, {"loss": 0.3})[0] == math.inf
-    assert H.pair_bounds({"loss": math.inf}, {"loss": math.inf}) == (0.0, math.inf)
-    assert H.pair_bounds({"loss": 0.1}, {"softmax": 0.1}) is None
+    assert pair_judge.pair_bounds({"loss": 0.2}, {"loss": 0.3}) == (pytest.approx(0.1), pytest.approx(0.5))
+    assert pair_judge.pair_bounds({"loss": math.inf}, {"loss": 0.3})[0] == math.inf
+    assert pair_judge.pair_bounds({"loss": math.inf}, {"loss": math.inf}) == (0.0, math.inf)
+    assert pair_judge.pair_bounds({"loss": 0.1}, {"softmax": 0.1}) is None
     # the errors column's non-finite numbers are strings; older rows wrote JSON's Infinity
-    assert H.parse_errors('{"loss": {"abs": "inf", "rel": "nan", "ratio": Infinity}}')["loss"]["ratio"] == math.inf
+    assert parse_errors('{"loss": {"abs": "inf", "rel": "nan", "ratio": Infinity}}')["loss"]["ratio"] == math.inf
 
 
 def test_agreement_exact_from_kept_outputs(tmp_path):
@@ -518,14 +524,14 @@ def test_agreement_exact_from_kept_outputs(tmp_path):
                    ("pass", 0.6, "", ""))
         rows.append(row)
         write_results(raw / ("results-%s-cpu.csv" % impl), [row])
-    frame = H.prepare(report.load_results(raw))
-    pairs = H.agreement(frame, ["numpy/cpu", "torch/cpu"], raw_dir=raw, manifest=manifest,
+    frame = report_data.prepare(report.load_results(raw))
+    pairs = pair_judge.agreement(frame, ["numpy/cpu", "torch/cpu"], raw_dir=raw, manifest=manifest,
                         cases_dir=corpus.DEFAULT_CASES_DIR)
     first = pairs.iloc[0]
     assert (first["exact"], first["disagree"], first["undetermined"]) == (1, 1, 0)
     assert first["worst exact difference"] == pytest.approx(1.2)
     shutil.rmtree(raw / "outputs")  # without outputs the same pair is undetermined
-    pairs = H.agreement(frame, ["numpy/cpu", "torch/cpu"], raw_dir=raw, manifest=manifest,
+    pairs = pair_judge.agreement(frame, ["numpy/cpu", "torch/cpu"], raw_dir=raw, manifest=manifest,
                         cases_dir=corpus.DEFAULT_CASES_DIR)
     assert (pairs.iloc[0]["exact"], pairs.iloc[0]["undetermined"]) == (0, 1)
 
@@ -639,8 +645,8 @@ def test_compiled_modes_are_set_against_their_eager_impl_case_by_case():
     rows = []
     for case, (eager, compiled, _) in outcomes.items():
         rows += [row("torch", case, *eager), row("torch-compile", case, *compiled), row("numpy", case, "pass", 0.0)]
-    frame = H.prepare(pd.DataFrame(rows))
-    counts, differing = H.compiled_agreement(frame, {"torch-compile": "torch", "tensorflow-xla": "tensorflow"})
+    frame = report_data.prepare(pd.DataFrame(rows))
+    counts, differing = compiled_section.compiled_agreement(frame, {"torch-compile": "torch", "tensorflow-xla": "tensorflow"})
     assert counts.to_dict("records") == [{
         "eager": "torch/cpu", "compiled": "torch-compile/cpu", "op": SWCE, "cases": 4, "agree": 1,
         "verdict differs": 1, "outputs differ": 1, "undetermined": 1, "agree share": 0.25}]
@@ -654,7 +660,6 @@ def test_target_floor_wording():
     (fixed rows, budget 0.7 x the fastest framework)."""
     import pandas as pd
 
-    from conformance import report_speed
 
     rows = []
     # (batch, contender seconds, torch seconds, floor seconds)
@@ -666,10 +671,10 @@ def test_target_floor_wording():
         rows.append(dict(shape, impl="numpy-fast", median_s=mine, floor_s=floor,
                          floor_part="exp + row sums + gradient multiply", ratio_to_fastest=mine / min(mine, theirs)))
         rows.append(dict(shape, impl="torch", median_s=theirs, ratio_to_fastest=theirs / min(mine, theirs)))
-    target = report_speed.reference_target(report_speed.prepare(pd.DataFrame(rows))).set_index("shape")
+    target = speed_section.reference_target(speed_section.prepare_bench(pd.DataFrame(rows))).set_index("shape")
     assert target["floor / budget"].round(6).tolist() == [round(0.9 / 0.7, 6), 0.5, round(0.4 / 0.7, 6),
                                                           round(1.2 / 0.7, 6)]
-    why = report_speed.target_display(target.reset_index()).set_index("shape")["why missed"]
+    why = speed_section.target_display(target.reset_index()).set_index("shape")["why missed"]
     assert why["B=64 K=10^3"] == ("out of reach in NumPy: exp + row sums + gradient multiply alone takes 900 µs "
                                   "= 1.29× the budget")
     assert why["B=128 K=10^3"] == ("missed; the floor does not rule it out (exp + row sums + gradient multiply: "
@@ -678,20 +683,43 @@ def test_target_floor_wording():
     # A floor above the contender's own time is no lower bound (the machine changed speed): not out of reach.
     assert why["B=512 K=10^3"] == ("missed; the floor (exp + row sums + gradient multiply) measured 1.20× the "
                                    "contender's own time: not a lower bound in this run")
-    line, = report_speed.target_summary(target.reset_index())
+    line, = speed_section.target_summary(target.reset_index())
     assert "1 of 4 shapes at or under 0.7×" in line
     assert "of the 3 missed, 1 out of reach in NumPy (a measured floor alone exceeds the budget)" in line
 
 
 def test_the_speed_section_states_the_allocator_settings():
     import pandas as pd
-    from conformance import report_speed
 
     def line(*settings):
         frame = pd.DataFrame({"status": ["ok"] * len(settings), "malloc": list(settings)})
-        return report_speed.malloc_line(frame)
+        return speed_section.malloc_line(frame)
 
     assert "thresholds fixed" in line("fixed", "fixed") and "--malloc default" in line("fixed")
     assert "glibc's own dynamic malloc thresholds" in line("default")
     assert "different allocator settings (default, fixed" in line("fixed", "default")
     assert line("", "") == ""  # CSVs written before the column say nothing
+
+
+def test_the_outcome_vocabulary_is_defined_once_and_styled():
+    """conformance/outcomes.py names every status, kind and behaviour; the page's CSS styles each by its key."""
+    import ast
+
+    from conformance import deviations, outcomes as O, runner, search  # noqa: F401 (search: it imports FAILING)
+
+    assert runner.STATUSES is O.STATUSES and set(O.STATUS_LABELS) == set(O.STATUSES) == set(O.STATUS_COLOURS)
+    assert set(O.FAILING) < set(O.DIFFERENCE_STATUSES) and set(O.DIFFERENCE_STATUSES) - set(O.FAILING) == {O.XFAIL}
+    assert [deviations.apply(s) for s in O.STATUSES] == [O.XPASS, O.XFAIL, O.XFAIL, O.UNSUPPORTED, O.INAPPLICABLE,
+                                                         O.XFAIL, O.XFAIL, O.XFAIL, O.XPASS]
+    assert {O.row_kind(s, False) for s in O.STATUSES} | {O.row_kind(O.FAIL, True)} == set(O.KINDS)
+    css = (Path(report.__file__).parent / "templates" / "report.css").read_text(encoding="utf-8")
+    for status in O.STATUSES:
+        assert "td.st-%s," % status in css, status
+    for kind in O.KINDS:
+        assert ".k-%s {" % O.kind_key(kind) in css, kind
+    for name in set(O.BEHAVIOUR_CLASS.values()) | {O.BEHAVIOUR_BROKEN_CLASS, O.RAISES_UNNAMED_CLASS, O.NOT_RUN_CLASS}:
+        assert "td.%s {" % name in css, name
+    # the worker side may import it: no third-party import, Python 3.8 syntax
+    tree = ast.parse(Path(O.__file__).read_text(encoding="utf-8"), feature_version=(3, 8))
+    assert [a.name for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
+            for a in n.names] == ["OrderedDict"]

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from conformance import corpus, deviations, report_html, runner
+from conformance import corpus, deviations, outcomes, runner
+from conformance.report.sections import modes
 from impls import get_adapter
 from impls.base import OpSupport
 from impls.support import why_not_applicable
@@ -33,7 +34,7 @@ class _NoWorker:
 def test_composed_bad_input_is_not_run_and_not_a_fail(tmp_path):
     row = runner.execute_case(_NoWorker(), get_adapter("torch"), BAD_SAMPLED, CASES, tmp_path, deviations.load())
     assert row["status"] == "inapplicable" and row["behaviour"] == "not applicable (composed op)"
-    assert report_html.row_kind(row["status"], True) == "inapplicable"
+    assert outcomes.row_kind(row["status"], True) == "inapplicable"
 
 
 def test_known_deviation_masks_a_bad_input_case_by_its_error_but_never_matches_it():
@@ -104,7 +105,7 @@ def test_a_declaration_the_framework_contradicts_fails(tmp_path):
     assert set(by_limit) == {"dtype float16", "dtype bfloat16"}
     for row in by_limit.values():
         assert (row["outcome"], row["status"]) == ("agrees with the oracle", "fail"), row
-    table = report_html.declared_limits_table(pd.DataFrame(rows), ["numpy/cpu"])
+    table = modes.declared_limits_table(pd.DataFrame(rows), ["numpy/cpu"])
     assert set(table["finding"]) == {"declaration contradicted"}
 
 

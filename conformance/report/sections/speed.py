@@ -1,4 +1,4 @@
-"""The report's speed section: benchmark tables and plots from the ``bench-*.csv`` rows.
+"""Speed: benchmark tables and plots from the ``bench-*.csv`` rows.
 
 ``conformance bench`` writes one row per (impl, device, op, mode, dtype, shape) with the median and
 IQR of the timed calls and the peak memory of one call (``impls/bench.py`` says how each is
@@ -14,33 +14,34 @@ measured).  Here they become:
   GPU (1.0x); with the contender's measured floor (``floor_s``, ``floor_part``: the largest part of
   the work any NumPy implementation must do, timed in the same run, see ``impls/numpy_floors.py``),
   which ``floor_verdict`` turns into the reason a missed target is or is not out of reach;
-* ``memory_table``: the peak memory of ``sampled_softmax_loss`` against the two models that matter,
-  ``B*(T+S) + (T+S)*D`` elements (what it should grow with) and ``B*K`` (what it must never reach);
-* ``classes_plot``: time against the number of classes for the full and both sampled losses, one
-  panel per impl (the default grid's class sweep).
+* ``plots.classes_plot``: time against the number of classes, one panel per impl, a line per op (the
+  default grid's class sweep).
+
+The peak memory has its own section (:mod:`.memory`).
 """
 from __future__ import annotations
 
-import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from conformance import report_html as H
 from conformance.bench import BUSY_SHARE, paired_ratio, paired_rounds
+from conformance.report.fmt import MISSING, fmt_bytes, fmt_seconds, fmt_times, shape_text
+from conformance.report.html import markup, speed_html, speed_summary_html, table_html
+from conformance.report.plots import classes_plot
+from conformance.report.section import Section
+from conformance.report.sections.memory import sampled_weights_ops
 from impls import CONTENDER_IMPLS, ORACLE_IMPLS
+
+if TYPE_CHECKING:
+    from conformance.report.data import ReportData
 
 CONFIG = ["device", "op", "mode", "dtype", "batch", "classes", "samples", "dim", "num_true"]
 REFERENCE_TARGETS = {"cpu": (CONTENDER_IMPLS["cpu"], 0.7), "gpu": (CONTENDER_IMPLS["gpu"], 1.0)}  # impl, at most
 # this x the fastest framework
 GPU_COMPARED_WITH = "torch"  # the GPU target is against PyTorch CUDA only (issue 6)
-OP_STYLE = {"softmax_with_cross_entropy": ("full softmax", "#29335c", "o"),
-            "sampled_softmax_with_cross_entropy": ("sampled, logits-based", "#e4572e", "s"),
-            "sampled_softmax_loss": ("sampled, weights-based", "#669bbc", "^")}
-ITEMSIZE = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
-
-
-def prepare(bench: pd.DataFrame) -> pd.DataFrame:
+def prepare_bench(bench: pd.DataFrame) -> pd.DataFrame:
     """Typed rows with ``label`` (impl/device) and ``ratio``: the CSV's ``ratio_to_fastest``, the median
     time over the fastest impl's on the same configuration, computed once by ``conformance/bench.py``."""
     frame = bench.reset_index(drop=True)
@@ -101,45 +102,11 @@ def framework_summary(frame: pd.DataFrame, labels: list, ops: list) -> pd.DataFr
     return table
 
 
-def _ratio_shade(value) -> str:
-    """Green for the fastest, shading towards red as the ratio grows (log2: 1x green, 2x amber, >= 8x red)."""
-    if value is None or not np.isfinite(value):
-        return "color:#888"
-    position = min(max(math.log2(value) / 3.0, 0.0), 1.0)
-    return "background-color:hsl(%d,65%%,85%%)" % (120 * (1 - position))
-
-
-def summary_html(table: pd.DataFrame, uuid: str) -> str:
-    """The per-framework summary: geometric-mean ratios, shaded like the speed table."""
-    shown = table.rename(columns=MODES, level=1).rename(columns=H.breakable, level=0)
-    styler = (shown.style.map(_ratio_shade).format(H.fmt_times, na_rep=H.MISSING)
-              .format_index(escape="html", axis=0).format_index(escape="html", axis=1)
-              .hide(axis="index", names=True).hide(axis="columns", names=True))
-    return styler.to_html(table_uuid=uuid, table_attributes='class="report matrix speedsum"')
-
-
-def _shape_text(row) -> str:
-    text = "B=%d K=%s" % (row["batch"], _count(row["classes"]))
-    if row["samples"]:
-        text += " S=%d" % row["samples"]
-    if row["dim"]:
-        text += " D=%d" % row["dim"]
-    if row["num_true"] > 1:
-        text += " T=%d" % row["num_true"]
-    return text
-
-
-def _count(n) -> str:
-    n = int(n)
-    exponent = int(round(math.log10(n))) if n > 0 else 0
-    return "10^%d" % exponent if n == 10 ** exponent and exponent >= 3 else str(n)
-
-
 def speed_table(frame: pd.DataFrame, labels: list):
     """(display table, tooltips, per-cell ratio) with one row per configuration and one column per impl."""
     keys = frame[CONFIG].drop_duplicates().reset_index(drop=True)
     display = keys[["device", "op", "mode", "dtype"]].copy()
-    display.insert(4, "shape", [_shape_text(row) for _, row in keys.iterrows()])
+    display.insert(4, "shape", [shape_text(row) for _, row in keys.iterrows()])
     ratios = pd.DataFrame(index=display.index, columns=labels, dtype=float)
     tips = pd.DataFrame("", index=display.index, columns=list(display.columns) + labels)
     indexed = frame.set_index(CONFIG)
@@ -160,12 +127,12 @@ def speed_table(frame: pd.DataFrame, labels: list):
                 continue
             ratios.loc[i, label] = row["ratio"]
             mark = (" ~" if row["noisy"] else "") + (" ?" if row["unreliable"] else "") + (" !" if row["busy"] else "")
-            cells.append("%s %s%s%s" % (H.fmt_seconds(row["median_s"]), H.fmt_times(row["ratio"]),
+            cells.append("%s %s%s%s" % (fmt_seconds(row["median_s"]), fmt_times(row["ratio"]),
                                         _interval_text(row), mark))
             tips.loc[i, label] = ("median %s, IQR %s (%.0f%% of the median%s), %s timed calls; %s; peak memory %s (%s)%s"
-                                  % (H.fmt_seconds(row["median_s"]), H.fmt_seconds(row["iqr_s"]),
+                                  % (fmt_seconds(row["median_s"]), fmt_seconds(row["iqr_s"]),
                                      100 * row["iqr_over_median"], ", noisy" if row["noisy"] else "",
-                                     row.get("n", "?"), _interval_meaning(row), H.fmt_bytes(row["peak_mem_bytes"]),
+                                     row.get("n", "?"), _interval_meaning(row), fmt_bytes(row["peak_mem_bytes"]),
                                      row.get("mem_method", ""),
                                      ("; UNRELIABLE: " + str(row.get("reliability_note", ""))) if row["unreliable"] else "")
                                   + ("; BUSY MACHINE: other processes took %.0f%% of the CPU while it was timed"
@@ -191,17 +158,6 @@ def _interval_meaning(row) -> str:
     return "ratio interval: the interquartile times of both impls (timed apart, not paired)"
 
 
-def speed_html(display: pd.DataFrame, tips: pd.DataFrame, ratios: pd.DataFrame) -> str:
-    """The speed table: green for the fastest impl of a row, shading towards red as the ratio grows."""
-    def shade(column):
-        return [_ratio_shade(v) for v in ratios[column.name]] if column.name in ratios else [""] * len(column)
-
-    styler = display.style.apply(shade, axis=0).hide(axis="index").format(escape="html")
-    tips = tips.reindex(columns=display.columns).fillna("")
-    styler = styler.set_tooltips(tips.map(lambda t: H._attr(t) if t else ""), as_title_attribute=True)
-    return styler.to_html(table_uuid="speed", table_attributes='class="report sortable"')
-
-
 def reference_target(frame: pd.DataFrame) -> pd.DataFrame:
     """Per forward+backward shape: the reference's time over the fastest framework's, and the target."""
     rows = []
@@ -222,9 +178,9 @@ def reference_target(frame: pd.DataFrame) -> pd.DataFrame:
             ratio = _contender_ratio(data, key, reference, frameworks)
             budget = limit * float(row["median_s"])
             floor = float(own["floor_s"])  # NaN where the contender offers no floor (or an older CSV)
-            rows.append({"device": device, "op": row["op"], "dtype": row["dtype"], "shape": _shape_text(row),
-                         "reference": reference, "reference time": H.fmt_seconds(float(own["median_s"])),
-                         "fastest framework": row["impl"], "framework time": H.fmt_seconds(row["median_s"]),
+            rows.append({"device": device, "op": row["op"], "dtype": row["dtype"], "shape": shape_text(row),
+                         "reference": reference, "reference time": fmt_seconds(float(own["median_s"])),
+                         "fastest framework": row["impl"], "framework time": fmt_seconds(row["median_s"]),
                          "ratio": ratio, "target": "≤ %.1f×" % limit, "met": "yes" if ratio <= limit else "NO",
                          "floor seconds": floor, "floor part": own["floor_part"] if np.isfinite(floor) else "",
                          "floor / budget": floor / budget, "floor / reference": floor / float(own["median_s"])})
@@ -249,15 +205,15 @@ def floor_verdict(row) -> str:
             row["floor part"], row["floor / reference"])
     if over > 1:
         return "out of reach in NumPy: %s alone takes %s = %.2f× the budget" % (
-            row["floor part"], H.fmt_seconds(row["floor seconds"]), over)
+            row["floor part"], fmt_seconds(row["floor seconds"]), over)
     return "missed; the floor does not rule it out (%s: %.2f× the budget)" % (row["floor part"], over)
 
 
 def target_display(target: pd.DataFrame) -> pd.DataFrame:
     """The target table as the report shows it: the floor as a time with its part, and the verdict."""
     shown = target.drop(columns=["floor seconds", "floor part", "floor / budget", "floor / reference"])
-    shown["floor"] = [("%s (%s)" % (H.fmt_seconds(row["floor seconds"]), row["floor part"]))
-                      if np.isfinite(row["floor seconds"]) else H.MISSING for _, row in target.iterrows()]
+    shown["floor"] = [("%s (%s)" % (fmt_seconds(row["floor seconds"]), row["floor part"]))
+                      if np.isfinite(row["floor seconds"]) else MISSING for _, row in target.iterrows()]
     shown["why missed"] = [floor_verdict(row) for _, row in target.iterrows()]
     return shown
 
@@ -300,107 +256,19 @@ def target_summary(target: pd.DataFrame) -> list:
     return lines
 
 
-MEMORY_MODEL_OP = "sampled_softmax_loss"  # the op whose memory the report models (its formula below)
-
-
-def memory_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Peak memory of the weights-based sampled loss against B*(T+S)+(T+S)*D and B*K elements."""
-    data = frame[(frame["op"] == MEMORY_MODEL_OP) & frame["status"].eq("ok")
-                 & frame["peak_mem_bytes"].notna()].copy()
-    if data.empty:
-        return pd.DataFrame()
-    data = data.sort_values(["classes", "batch", "label", "mode"])
-    size = data["dtype"].map(ITEMSIZE).fillna(4)
-    sampled = (data["batch"] * (data["num_true"] + data["samples"])
-               + (data["num_true"] * data["batch"] + data["samples"]) * data["dim"]) * size
-    dense = data["batch"] * data["classes"] * size
-    return pd.DataFrame({
-        "impl/device": data["label"], "mode": data["mode"], "dtype": data["dtype"],
-        "shape": [_shape_text(row) for _, row in data.iterrows()],
-        "peak memory": data["peak_mem_bytes"].map(H.fmt_bytes), "measured by": data["mem_method"],
-        "B·(T+S)+(T·B+S)·D": sampled.map(H.fmt_bytes),
-        "K·D (a dense weight gradient)": (data["classes"] * data["dim"] * size).where(data["mode"] == "forward_backward")
-        .map(H.fmt_bytes),
-        "B·K (never)": dense.map(H.fmt_bytes),
-        "peak / B·K": data["peak_mem_bytes"] / dense,
-    }).reset_index(drop=True)
-
-
-def classes_plot(frame: pd.DataFrame, labels: list, sweep: tuple):
-    """Time against the number of classes, one panel per impl, a line per op (the grid's class sweep)."""
-    from matplotlib.figure import Figure
-
-    batch, samples, dim = sweep
-    from impls.ops import OPS
-
-    # The sweep's shape of each op: only the sizes its benchmark shape has (impls/ops/) are fixed.
-    shape = frame["op"].map(lambda op: OPS[op].bench_shape if op in OPS else ())
-    on_sweep = ((frame["samples"] == shape.map(lambda keys: samples if "samples" in keys else 0))
-                & (shape.map(lambda keys: "dim" not in keys) | (frame["dim"] == dim)))
-    data = frame[(frame["mode"] == "forward_backward") & (frame["dtype"] == "float32") & frame["status"].eq("ok")
-                 & (frame["batch"] == batch) & on_sweep]
-    labels = [label for label in labels if (data["label"] == label).any()]
-    if not labels:
-        return None
-    columns = min(len(labels), 3)
-    rows = int(math.ceil(len(labels) / columns))
-    figure = Figure(figsize=(4.2 * columns, 3.0 * rows + 0.5))
-    axes = figure.subplots(rows, columns, sharex=True, sharey=True, squeeze=False).ravel()
-    for ax, label in zip(axes, labels):
-        for op, (name, colour, marker) in OP_STYLE.items():
-            line = data[(data["label"] == label) & (data["op"] == op)].sort_values("classes")
-            if line.empty:
-                continue
-            median = line["median_s"].to_numpy(float)
-            spread = line["iqr_s"].fillna(0).to_numpy(float) / 2
-            ax.errorbar(line["classes"], median, yerr=spread, color=colour, marker=marker, markersize=4,
-                        linewidth=1.3, capsize=2, label=name)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_title(label, fontsize=10)
-        ax.grid(which="major", color="#dddddd", linewidth=0.6)
-        for spine in ("top", "right"):
-            ax.spines[spine].set_visible(False)
-    for ax in axes[len(labels):]:
-        ax.set_visible(False)
-    for ax in axes[::columns]:
-        ax.set_ylabel("median seconds (fwd+bwd)")
-    for ax in axes[-columns:]:
-        ax.set_xlabel("classes K")
-    handles, names = axes[0].get_legend_handles_labels()
-    figure.legend(handles, names, loc="upper center", ncol=3, frameon=False, fontsize=9)
-    figure.suptitle("B=%d, S=%d, D=%d, float32; bars: IQR" % (batch, samples, dim), fontsize=9, y=0.005,
-                    va="bottom")
-    figure.tight_layout(rect=(0, 0.03, 1, 0.93))
-    return H.png_data_uri(figure)
-
-
-def memory_html(memory: pd.DataFrame) -> str:
-    return H.table_html(memory, "memory", fmt={"peak / B·K": H.fmt_number})
-
-
-def memory_summary(memory: pd.DataFrame) -> pd.DataFrame:
-    """Per impl/device and mode, the measurement closest to the dense B·K logits (the largest peak / B·K)."""
-    worst = memory.loc[memory.groupby(["impl/device", "mode"], sort=False)["peak / B·K"].idxmax()]
-    return worst[["impl/device", "mode", "dtype", "shape", "peak memory", "B·K (never)", "peak / B·K",
-                  "measured by"]].reset_index(drop=True)
-
-
 def speed_context(frame: pd.DataFrame, labels: list, summary: pd.DataFrame, sweep: tuple) -> dict:
     """What the speed section's template shows (HTML fragments, plot, sentences); ``target`` is the
     reference-against-the-fastest-framework table, for the CSV."""
-    import markupsafe
-
     display, tips, ratios = speed_table(frame, labels)
     target = reference_target(frame)
     noisy = frame[frame["noisy"] & frame["status"].eq("ok")]
     return {
-        "speed_summary": markupsafe.Markup(summary_html(summary, "speed_summary")),
-        "speed_table": markupsafe.Markup(speed_html(display, tips, ratios)), "n_configs": len(display),
-        "speed_target": markupsafe.Markup(H.table_html(target_display(target), "target", fmt={"ratio": H.fmt_times}))
+        "speed_summary": markup(speed_summary_html(summary, MODES, "speed_summary")),
+        "speed_table": markup(speed_html(display, tips, ratios)), "n_configs": len(display),
+        "speed_target": markup(table_html(target_display(target), "target", fmt={"ratio": fmt_times}))
         if not target.empty else "",
         "speed_target_lines": target_summary(target) if not target.empty else [],
-        "speed_plot": classes_plot(frame, labels, sweep),
+        "speed_plot": classes_plot(frame, labels, sweep), "weights_ops": sampled_weights_ops(),
         "speed_noisy": "%d of %d timed rows have an IQR above 10%% of their median (marked ~); %d are marked "
                        "unreliable (?): repeated runs measured ratios that disagree beyond their intervals."
                        % (len(noisy), int(frame["status"].eq("ok").sum()),
@@ -410,6 +278,19 @@ def speed_context(frame: pd.DataFrame, labels: list, summary: pd.DataFrame, swee
                                                                   round(100 * BUSY_SHARE))
                           if (frame["busy"] & frame["status"].eq("ok")).any() else ""),
         "no_ratio": bool(frame["status"].eq("ok").any() and frame["ratio"].isna().all()),
-        "speed_malloc": markupsafe.Markup(malloc_line(frame)),
+        "speed_malloc": markup(malloc_line(frame)),
         "target": target,
     }
+
+
+def speed_section(d: ReportData) -> Section:
+    from conformance import bench as bench_grid
+
+    if d.bench is None:
+        return Section("speed", "Speed", "sections/speed.html.j2", {"bench": False})
+    context = speed_context(d.bench, d.bench_labels, d.speed_summary,
+                            (bench_grid.SWEEP_BATCH, bench_grid.SWEEP_SAMPLES, bench_grid.SWEEP_DIM))
+    context.update(bench=True, bench_files=d.bench_files)
+    return Section("speed", "Speed", "sections/speed.html.j2", context,
+                   csv={"speed.csv": d.bench.drop(columns=["label"]), "speed_target.csv": context.pop("target"),
+                        "speed_summary.csv": d.speed_summary})

@@ -1,0 +1,183 @@
+"""The run's tables, loaded once for every section (:class:`ReportData`).
+
+``load_results`` reads every ``results-*.csv`` under a folder into one DataFrame; ``summary`` counts
+statuses per op x dtype x impl x device with the worst error-to-tolerance ratio; :func:`prepare`
+gives the rows the columns the sections read (``label``, ``parsed``, ``invalid``, ``kind``).
+:class:`ReportData` holds them with every figure two sections need, computed once.
+"""
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+
+import pandas as pd
+
+from conformance.outcomes import ACCEPTED, RETURNS_FINITE, STATUSES, row_kind
+from conformance.report.errors import parse_errors
+from conformance.report.fmt import label_order
+from conformance.report.sections.differences import FOUND_BY_SEARCH, differences
+from conformance.report.sections.environment import environment_table
+from conformance.report.sections.sampler import sampler_verdicts
+from conformance.report.sections.speed import framework_summary, prepare_bench
+
+
+def load_results(raw_dir) -> pd.DataFrame:
+    frames = [pd.read_csv(path, on_bad_lines="skip") for path in sorted(Path(raw_dir).glob("results-*.csv"))]
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        raise FileNotFoundError("no results-*.csv under %s (run `conformance run` first)" % raw_dir)
+    results = pd.concat(frames, ignore_index=True)
+    return results[results["status"].isin(STATUSES)]
+
+
+def load_environments(raw_dir) -> pd.DataFrame:
+    rows = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(Path(raw_dir).glob("environment-*.json"))]
+    return pd.DataFrame(rows)
+
+
+def summary(results: pd.DataFrame) -> pd.DataFrame:
+    counts = pd.crosstab([results["op"], results["dtype"], results["impl"], results["device"]], results["status"])
+    counts = counts.reindex(columns=[s for s in STATUSES if s in counts.columns], fill_value=0)
+    worst = results.groupby(["op", "dtype", "impl", "device"])["tol_ratio"].max().rename("worst_tol_ratio")
+    return counts.join(worst)
+
+
+def read_extra(raw_dir: Path, prefix: str):
+    """Every ``<prefix>-*.csv`` of the raw folder in one table (benchmarks, sampler checks)."""
+    frames, names = [], []
+    for path in sorted(raw_dir.glob(prefix + "-*.csv")):
+        try:
+            frame = pd.read_csv(path, on_bad_lines="skip")
+        except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError):
+            continue
+        if not frame.empty:
+            frames.append(frame.assign(file=path.name) if "file" not in frame else frame)
+            names.append(path.name)
+    return (pd.concat(frames, ignore_index=True) if frames else None), names
+
+
+def prepare(results: pd.DataFrame, manifest: dict = None) -> pd.DataFrame:
+    """One row per (case, impl, device) with ``label``, numeric ratios, the parsed ``errors``
+    (column ``parsed``), ``invalid`` (a bad-input case: its manifest entry has ``invalid``, or
+    without a manifest the row's tags say so) and ``kind`` (see :data:`conformance.outcomes.KINDS`)."""
+    frame = results.copy()
+    for column in ("message", "deviation", "tags", "features", "errors", "tolerance", "mode", "behaviour",
+                   "worst_output"):
+        if column not in frame:
+            frame[column] = ""
+        frame[column] = frame[column].astype(object).where(frame[column].notna(), "").astype(str)
+    frame["tol_ratio"] = pd.to_numeric(frame.get("tol_ratio"), errors="coerce")
+    frame["label"] = frame["impl"].astype(str) + "/" + frame["device"].astype(str)
+    frame = frame.drop_duplicates(["case", "impl", "device"], keep="last").reset_index(drop=True)
+    frame["parsed"] = frame["errors"].map(parse_errors)
+    entries = {e["id"]: e for e in (manifest or {}).get("cases", [])}
+    if entries:
+        frame["invalid"] = frame["case"].map(lambda c: bool(entries.get(c, {}).get("invalid")))
+    else:
+        frame["invalid"] = frame["tags"].map(lambda t: "invalid" in t.split())
+    frame["kind"] = [row_kind(s, i) for s, i in zip(frame["status"], frame["invalid"])]
+    return frame
+
+
+class ReportData:
+    """The run's tables: the result rows (``results``, and ``frame`` prepared), the manifest, the
+    known-deviation registry, the workers' environments, the benchmark, sampler and declared-limit
+    rows; ``warnings`` the page shows on its first screen."""
+
+    def __init__(self, raw_dir, cases_dir=None):
+        from conformance import corpus, deviations
+        from impls import impl_names
+
+        self.raw_dir = Path(raw_dir)
+        self.cases_dir = Path(cases_dir) if cases_dir else corpus.DEFAULT_CASES_DIR
+        self.warnings = []
+        self.results = load_results(self.raw_dir)
+        self.summary = summary(self.results)
+        try:
+            self.manifest = corpus.load_manifest(self.cases_dir)
+        except corpus.CorpusError as error:
+            self.manifest = {}
+            self.warnings.append("No case manifest (%s): case descriptions are missing." % error)
+        self.entries = {e["id"]: e for e in self.manifest.get("cases", [])}
+        try:
+            self.registry = deviations.load()
+        except (OSError, ValueError) as error:
+            self.registry = None
+            self.warnings.append("known_deviations.toml could not be read: %s" % error)
+        self.environments = load_environments(self.raw_dir)
+        self.impl_order = impl_names()
+        self.frame = prepare(self.results, self.manifest)
+        self.labels = label_order(self.frame["label"], self.impl_order)
+        op_order = {}
+        for entry in self.manifest.get("cases", []):
+            op_order.setdefault(entry["op"], len(op_order))
+        self.ops = sorted(self.frame["op"].unique(), key=lambda op: (op_order.get(op, len(op_order)), op))
+        self.bench_raw, self.bench_files = read_extra(self.raw_dir, "bench")
+        self.sampler, self.sampler_files = read_extra(self.raw_dir, "sampler")
+        self.capabilities, _ = read_extra(self.raw_dir, "capabilities")
+        self.corpus_sha = self.manifest.get("corpus_sha256", "")
+        self._check_runs()
+
+    def _check_runs(self):
+        for label, group in self.environment.set_index("impl/device").iterrows():
+            if group.get("same corpus") == "NO":
+                self.warnings.append("%s ran on a different corpus (sha256 %s...) than %s (%s...)."
+                                     % (label, group["corpus sha256"], self.cases_dir, self.corpus_sha[:16]))
+        n_manifest = len(self.entries)
+        for label, n in self.frame.groupby("label")["case"].nunique().reindex(self.labels).items():
+            if n_manifest and n < n_manifest:
+                self.warnings.append("%s has results for %d of the %d corpus cases (a --select run, or unfinished: "
+                                     "`conformance run --resume` completes it)." % (label, n, n_manifest))
+
+    @cached_property
+    def environment(self) -> pd.DataFrame:
+        return environment_table(self.environments, self.frame, self.manifest, self.labels)
+
+    @cached_property
+    def differences(self) -> pd.DataFrame:
+        """The stored corpus's groups, then those of ``conformance search`` (``found-*.csv``), marked
+        in the column ``origin`` (``source`` says framework finding or adapter limitation)."""
+        from conformance import corpus
+        table = differences(self.frame, self.manifest, self.cases_dir, self.registry, impl_order=self.impl_order)
+        found_rows, _ = read_extra(self.raw_dir, "found")
+        if found_rows is None:
+            return table.assign(origin="")
+        # the search's found corpus: in the run folder when the search was told so (CI), else cases/found
+        found_dir = next((d for d in (self.raw_dir / "found", self.cases_dir / "found")
+                          if (d / corpus.MANIFEST).is_file()), self.cases_dir / "found")
+        try:
+            manifest = corpus.load_manifest(found_dir)
+        except corpus.CorpusError:
+            manifest = {}
+        found = differences(prepare(found_rows, manifest), manifest, found_dir, self.registry,
+                            impl_order=self.impl_order)
+        found["reproducer"] = found["reproducer"].str.replace(
+            "conformance run", "conformance run --cases %s" % found_dir.as_posix(), n=1, regex=False)
+        return pd.concat([table.assign(origin=""), found.assign(origin=FOUND_BY_SEARCH)], ignore_index=True)
+
+    @cached_property
+    def kind_counts(self) -> dict:
+        """Rows per :data:`conformance.outcomes.KINDS`, and the bad-input rows that accepted the input."""
+        counts = self.frame["kind"].value_counts().to_dict()
+        accepted = self.frame["invalid"] & self.frame["behaviour"].isin(ACCEPTED)
+        counts["accepted"] = int(accepted.sum())
+        counts["accepted finite"] = int((self.frame["invalid"] & self.frame["behaviour"].eq(RETURNS_FINITE)).sum())
+        return counts
+
+    @cached_property
+    def bench(self):
+        return prepare_bench(self.bench_raw) if self.bench_raw is not None else None
+
+    @cached_property
+    def bench_labels(self) -> list:
+        return label_order(self.bench["label"], self.impl_order) if self.bench is not None else []
+
+    @cached_property
+    def speed_summary(self):
+        """Geometric-mean ratio to the fastest per impl, op and mode (the first screen and the speed section)."""
+        return framework_summary(self.bench, self.bench_labels, self.ops) if self.bench is not None else None
+
+    @cached_property
+    def sampler_verdicts(self) -> list:
+        return sampler_verdicts(self.sampler, self.impl_order) if self.sampler is not None else []

@@ -1,0 +1,44 @@
+"""Status counts: the cases of each status per impl/device (a table and stacked bars), with the legend."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from conformance.outcomes import STATUS_LABELS, STATUSES
+from conformance.report.html import markup, status_count_classes, table_html, worst_ratio_classes
+from conformance.report.plots import status_plot
+from conformance.report.section import Section
+from conformance.report.sections.summary import repeatability
+
+if TYPE_CHECKING:
+    from conformance.report.data import ReportData
+
+
+def overview(frame: pd.DataFrame, labels: list, statuses) -> pd.DataFrame:
+    counts = pd.crosstab(frame["label"], frame["status"]).reindex(index=labels, fill_value=0)
+    counts = counts.reindex(columns=[s for s in statuses if s in counts.columns], fill_value=0)
+    ratios = frame.groupby("label")["tol_ratio"]
+    counts["cases"] = counts.sum(axis=1)
+    counts["median ratio"] = ratios.median().reindex(labels)
+    counts["worst ratio"] = ratios.max().reindex(labels)
+    counts["bitwise repeatable"] = repeatability(frame, ["label"]).reindex(labels).fillna("")
+    counts.index.name = "impl/device"
+    return counts.reset_index()
+
+
+def overview_html(table: pd.DataFrame, statuses) -> str:
+    classes = status_count_classes(table, statuses)
+    classes["cases"] = "num"
+    classes["median ratio"] = "num"
+    classes["worst ratio"] = worst_ratio_classes(table["worst ratio"])
+    return table_html(table, "overview", classes=classes)
+
+
+def counts_section(d: ReportData) -> Section:
+    table = overview(d.frame, d.labels, STATUSES)
+    return Section("counts", "Status counts", "sections/counts.html.j2", {
+        "legend": [(s, STATUS_LABELS[s]) for s in STATUSES],
+        "overview": markup(overview_html(table, STATUSES)),
+        "status_plot": status_plot(d.frame, d.labels, STATUSES),
+    }, csv={"overview.csv": table})

@@ -1,0 +1,80 @@
+"""Environment: each worker's versions and corpus, and the host the report was made on."""
+from __future__ import annotations
+
+import os
+import platform
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from conformance.report.html import markup, table_html
+from conformance.report.section import Section
+
+if TYPE_CHECKING:
+    from conformance.report.data import ReportData
+
+
+def environment_table(environments: pd.DataFrame, frame: pd.DataFrame, manifest: dict, labels) -> pd.DataFrame:
+    corpus_sha = (manifest or {}).get("corpus_sha256", "")
+    rows = []
+    envs = {}
+    if not environments.empty:
+        for _, env in environments.iterrows():
+            envs["%s/%s" % (env.get("impl"), env.get("device"))] = env.dropna().to_dict()
+    for label in labels:
+        env = envs.get(label, {})
+        impl, _, device = label.rpartition("/")
+        row_results = frame[frame["label"] == label]
+        version = env.get("version") or (str(row_results["impl_version"].dropna().iloc[0])
+                                         if "impl_version" in row_results and row_results["impl_version"].notna().any() else "")
+        sha = str(env.get("corpus_sha256", ""))
+        row = {"impl/device": label, "impl": impl, "device": device, "version": version,
+               "python": env.get("python", ""), "numpy": env.get("numpy", ""),
+               # which float64 exp/log loops the worker's NumPy used (impls/numpy_dispatch.py)
+               "numpy AVX-512 loops": (", ".join(env["numpy_avx512"]) or "off") if "numpy_avx512" in env else "",
+               "corpus sha256": sha[:16],
+               "same corpus": ("yes" if sha == corpus_sha else "NO") if sha and corpus_sha else "unknown",
+               "finished": env.get("finished", "(no environment file)" if not env else "")}
+        for key, value in env.items():
+            if key not in row and key not in ("ops", "event", "pid", "impl", "device", "corpus_sha256") \
+                    and not isinstance(value, (dict, list)):
+                row[key] = value
+        rows.append(row)
+    return pd.DataFrame(rows).fillna("")
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def host_table(raw_dir, cases_dir, manifest) -> pd.DataFrame:
+    import matplotlib
+
+    items = [
+        ("report generated", time.strftime("%Y-%m-%d %H:%M:%S %Z")),
+        ("CPU (report host)", cpu_model()),
+        ("logical CPUs", str(os.cpu_count())),
+        ("platform", platform.platform()),
+        ("python / pandas / numpy / matplotlib", "%s / %s / %s / %s" % (platform.python_version(), pd.__version__,
+                                                                         np.__version__, matplotlib.__version__)),
+        ("raw results", str(raw_dir)),
+        ("case corpus", "%s (%d cases, sha256 %s)" % (cases_dir, len((manifest or {}).get("cases", [])),
+                                                      (manifest or {}).get("corpus_sha256", "unknown")[:16])),
+    ]
+    return pd.DataFrame(items, columns=["item", "value"])
+
+
+def environment_section(d: ReportData) -> Section:
+    return Section("environment", "Environment", "sections/environment.html.j2", {
+        "environment": markup(table_html(d.environment, "environment")),
+        "host": markup(table_html(host_table(d.raw_dir, d.cases_dir, d.manifest), "host", sortable=False)),
+    }, csv={"environment.csv": d.environment})
