@@ -25,7 +25,7 @@ def test_registry_entries_are_complete_and_unique():
 
 # A reproducer is a framework finding anyone can check with that framework alone: it imports the impl's
 # framework (optax is JAX's loss library, the jax adapter's native op; keras is Keras 3, installed with
-# TensorFlow 2.16+ and imported by the tensorflow adapter's load, which a generated standalone reproducer
+# TensorFlow 2.16+ and imported by the tensorflow adapter's load, which an on-demand standalone reproducer
 # embeds), NumPy, the standard library and helpers of its own in repro/, nothing else (no other
 # framework, nothing of this suite).
 REPRODUCER_MAY_IMPORT = {"torch": {"torch"}, "tensorflow": {"tensorflow", "keras"},

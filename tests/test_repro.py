@@ -53,8 +53,10 @@ def test_repro_found_holds_one_generated_reproducer_per_found_divergence():
     expected = sorted(reproducers.reproducer_name(key.split("|")[0], case_id) for case_id, key in SIGNATURES)
     assert files == expected
     assert all(REPO / "repro" / "found" / name in COMMITTED for name in files)
-    deviation_scripts = [d.reproducer.split()[1] for d in deviations.load().entries]
-    assert "repro/tf_low_precision_hit.py" in deviation_scripts and REPO / "repro/tf_low_precision_hit.py" in COMMITTED
+    # A known deviation's reproducer is a short hand-written script of the one framework
+    # (tests/test_deviations.py runs them), never a generated file carrying the suite's code.
+    deviation_scripts = {REPO / d.reproducer.split()[1] for d in deviations.load().entries}
+    assert not deviation_scripts & set(COMMITTED), sorted(p.name for p in deviation_scripts & set(COMMITTED))
 
 
 def _unbound_names(source: str) -> set:
