@@ -4,8 +4,9 @@ The core never imports a framework: it starts ``python -m impls.worker`` (under 
 interpreter when it has one, e.g. Python 3.8 for ``paddle-legacy``), sends it case files and reads
 back output files.  A worker that dies is recorded as ``crash`` for the case it was running (with
 its exit signal and the tail of its stderr), one that does not answer in time as ``timeout``; the
-worker is restarted and the run goes on.  Each result row is written and flushed before the next
-case starts, so a run killed at any moment leaves readable results and ``resume`` finishes the rest.
+worker is restarted and the run goes on.  Each result row (``conformance/results.py``: its schema
+and its files) is written and flushed before the next case starts, so a run killed at any moment
+leaves readable results and ``resume`` finishes the rest.
 """
 from __future__ import annotations
 
@@ -27,7 +28,9 @@ from pathlib import Path
 import numpy as np
 
 from conformance import corpus, deviations, legacy_env
+from conformance import results as result_files
 from conformance.compare import compare
+from conformance.results import COLUMNS, ResultRow, results_path  # noqa: F401 - importers' names (search.py)
 from impls import get_adapter, impl_names, numpy_dispatch
 from impls.caseio import Case, read_npz
 from impls.support import convention_of, why_not_applicable, why_unsupported
@@ -42,10 +45,6 @@ STDERR_TAIL_LINES = 20
 # ``inapplicable``: a bad-input case of an op the adapter composes (no framework contract to test), or a
 # case the adapter could not pass to the framework unchanged (``impls.base.NotNative``): not a verdict.
 STATUSES = ("pass", "fail", "error", "unsupported", "inapplicable", "crash", "timeout", "xfail", "xpass")
-
-COLUMNS = ["case", "op", "dtype", "impl", "impl_version", "device", "mode", "status", "message",
-           "max_abs_err", "max_rel_err", "tol_ratio", "worst_output", "rtol", "tolerance", "errors",
-           "seconds", "deterministic", "behaviour", "python", "tags", "features", "deviation", "first_seconds"]
 
 
 def python_for(impl: str, overrides: dict = None):
@@ -179,7 +178,8 @@ class Worker:
 
     # -- requests -----------------------------------------------------------------------------
     def request(self, case_file: Path, out_file: Path, repeat: int = 1, timeout: float = DEFAULT_CASE_TIMEOUT):
-        """Run one case file; the reply's outputs are in ``out_file``."""
+        """Run one case file; the reply's outputs are in ``out_file``.  The worker runs what it is sent:
+        whether the impl can express the case is the caller's question (``execute_case``)."""
         return self.send({"case_file": str(case_file), "out_file": str(out_file), "repeat": repeat}, timeout)
 
     def send(self, message: dict, timeout: float = DEFAULT_CASE_TIMEOUT) -> "Reply":
@@ -208,70 +208,6 @@ class Worker:
         return Reply(reply.get("status", "error"), reply.get("message", ""), reply)
 
 
-def _read_done(path: Path) -> set:
-    """Case ids already recorded in a results CSV (a torn last line from a killed run is ignored)."""
-    if not path.exists():
-        return set()
-    with open(path, newline="", encoding="utf-8") as handle:
-        return {row["case"] for row in csv.DictReader(handle) if row.get("status") in STATUSES}
-
-
-def _drop_torn_row(path: Path) -> None:
-    """Cut a torn last row (a run killed mid-write) so that resumed rows start on a line of their own."""
-    if not path.exists():
-        return
-    with open(path, "rb+") as handle:
-        data = handle.read()
-        if data and not data.endswith(b"\n"):
-            handle.truncate(data.rfind(b"\r\n") + 2 if b"\r\n" in data else 0)
-
-
-def replace_rows(path: Path, case_ids: set) -> int:
-    """Drop the rows of ``case_ids`` from a results CSV (they are about to be re-run); return how
-    many other rows were kept.  A ``--select`` re-run never loses the results of other cases."""
-    _drop_torn_row(path)
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        fields = reader.fieldnames or COLUMNS
-        kept = [row for row in reader if row.get("case") not in case_ids]
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(kept)
-    return len(kept)
-
-
-def results_path(out_dir: Path, impl: str, device: str) -> Path:
-    return Path(out_dir) / ("results-%s-%s.csv" % (impl, device))
-
-
-class ResultsFile:
-    """One impl's ``results-<impl>-<device>.csv``, appended a row at a time and flushed after each
-    row (a killed run leaves readable rows); written by ``run_impl`` and by the pytest plugin."""
-
-    def __init__(self, out_dir: Path, impl: str, device: str):
-        self.path = results_path(out_dir, impl, device)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        new_file = not self.path.exists() or self.path.stat().st_size == 0
-        self.handle = open(self.path, "a", newline="", encoding="utf-8")
-        self.writer = csv.DictWriter(self.handle, fieldnames=COLUMNS, extrasaction="ignore")
-        if new_file:
-            self.writer.writeheader()
-
-    def write(self, row: dict) -> None:
-        self.writer.writerow(row)
-        self.handle.flush()
-
-    def close(self) -> None:
-        self.handle.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
 def write_environment(out_dir: Path, impl: str, device: str, info: dict, cases_dir: Path) -> Path:
     """``environment-<impl>-<device>.json``: the worker's versions and settings, the corpus run, when."""
     environment = dict(info, corpus_sha256=corpus.load_manifest(cases_dir)["corpus_sha256"], finished=wall_clock())
@@ -280,16 +216,21 @@ def write_environment(out_dir: Path, impl: str, device: str, info: dict, cases_d
     return path
 
 
-def _row(entry, adapter, info, device):
+def _identity(entry, adapter, device) -> dict:
+    """The columns of a result row that say which case ran where (see also :func:`_versions`)."""
     support = adapter.ops.get(entry["op"])
-    return {"case": entry["id"], "op": entry["op"], "dtype": entry["dtype"], "impl": adapter.name,
-            "impl_version": (info or {}).get("version", ""), "device": device,
-            "mode": support.mode if support else "", "python": (info or {}).get("python", ""),
-            "tags": " ".join(entry["tags"]), "features": " ".join(entry["features"])}
+    return {"case": entry["id"], "op": entry["op"], "dtype": entry["dtype"], "impl": adapter.name, "device": device,
+            "mode": support.mode if support else "", "tags": " ".join(entry["tags"]),
+            "features": " ".join(entry["features"])}
+
+
+def _versions(info) -> dict:
+    """The columns a started worker's hello fills (empty before the worker has started)."""
+    return {"impl_version": (info or {}).get("version", ""), "python": (info or {}).get("python", "")}
 
 
 def evaluate(case: Case, reply: Reply, out_file: Path, impl: str = "") -> dict:
-    """Fill the comparison columns of a result row from a worker reply."""
+    """The comparison fields of a result row (:class:`conformance.results.ResultRow`) from a worker reply."""
     fields = {"status": reply.status, "message": reply.message}
     if case.meta.get("invalid"):
         return _evaluate_invalid(case, reply, out_file, impl, fields)
@@ -306,7 +247,7 @@ def evaluate(case: Case, reply: Reply, out_file: Path, impl: str = "") -> dict:
         case.golden = {k: v for k, v in case.golden.items() if k not in undeclared}
     status, errors, tol, message = compare(case, outputs)
     # The summary columns are over the outputs the impl returned (a missing one fails the case and
-    # has its record in ``errors``); ``errors`` is compare.py's per-output records, as JSON.
+    # has its record in ``outputs``, compare.py's OutputError per golden output).
     returned = [e for e in errors if e.problem != "missing"]
     worst = max(returned, key=lambda e: e.ratio) if returned else None
     if undeclared and not message:
@@ -314,8 +255,7 @@ def evaluate(case: Case, reply: Reply, out_file: Path, impl: str = "") -> dict:
     fields.update(status=status, message=message, rtol=tol.rtol, tolerance=tol.reason,
                   max_abs_err=max((e.max_abs for e in returned), default=0.0),
                   max_rel_err=max((e.max_rel for e in returned), default=0.0),
-                  tol_ratio=worst.ratio if worst else 0.0, worst_output=worst.name if worst else "",
-                  errors=json.dumps({e.name: e.record() for e in errors}, allow_nan=False))
+                  tol_ratio=worst.ratio if worst else 0.0, worst_output=worst.name if worst else "", outputs=errors)
     return fields
 
 
@@ -410,7 +350,8 @@ def declared_limits(adapter, manifest, cases_dir=corpus.DEFAULT_CASES_DIR) -> li
 
 
 def check_declared_limits(worker, adapter, manifest, cases_dir, scratch, timeout=DEFAULT_CASE_TIMEOUT) -> list:
-    """Run each declared limit's case anyway (``force``) and record what the framework does with it."""
+    """Run each declared limit's case anyway (the worker runs what it is sent) and record what the
+    framework does with it."""
     rows = []
     for op, limit, entry in declared_limits(adapter, manifest, cases_dir):
         row = {"impl": adapter.name, "impl_version": (worker.info or {}).get("version", ""), "device": worker.device,
@@ -421,8 +362,7 @@ def check_declared_limits(worker, adapter, manifest, cases_dir, scratch, timeout
             continue
         case_file = Path(cases_dir) / entry["file"]
         out_file = Path(scratch) / ("limit-" + entry["id"] + ".npz")
-        reply = worker.send({"case_file": str(case_file), "out_file": str(out_file), "repeat": 1, "force": True},
-                            timeout)
+        reply = worker.request(case_file, out_file, repeat=1, timeout=timeout)
         row.update(impl_version=(worker.info or {}).get("version", ""), message=reply.message)
         if reply.status == "ok":
             case, outputs = Case.read(case_file), read_npz(out_file)[0]
@@ -448,42 +388,52 @@ def check_declared_limits(worker, adapter, manifest, cases_dir, scratch, timeout
 
 
 def execute_case(worker, adapter, entry, cases_dir, outputs_dir, registry, repeat=DEFAULT_REPEAT,
-                 timeout=DEFAULT_CASE_TIMEOUT, keep_outputs=False) -> dict:
+                 timeout=DEFAULT_CASE_TIMEOUT, keep_outputs=False) -> ResultRow:
     """Run one manifest entry on a worker and return its complete result row.
 
+    Whether the impl can express the case is asked here, once, of the case's own metadata (it has
+    what the manifest entry lacks: the conventions that document no formula for it); the worker runs
+    what it is sent.  A case the impl cannot express never starts the worker.
     Raises ``WorkerUnavailable`` only when the impl cannot start at all; every other outcome of
     the case (including a crash or a hang) is a row.
     """
     device = worker.device
-    row = _row(entry, adapter, worker.info, device)
-    reason = why_unsupported(adapter, device, entry)
-    composed = why_not_applicable(adapter, entry)
-    if reason:
-        row.update(status="unsupported", message=reason)
+    fields = dict(_identity(entry, adapter, device), **_versions(worker.info))
+    case_file = Path(cases_dir) / entry["file"]
+    try:
+        case = Case.read(case_file)
+    except Exception as error:  # a corpus file that cannot be read: record it, keep the run going
+        case, unreadable = None, "could not read the case file: %s: %s" % (type(error).__name__, error)
+    reason = why_unsupported(adapter, device, case.meta) if case else None
+    composed = why_not_applicable(adapter, case.meta) if case else None
+    if case is None:
+        fields.update(status="error", message=unreadable)
+    elif reason:
+        fields.update(status="unsupported", message=reason)
     elif composed:
-        row.update(status="inapplicable", message=composed, behaviour="not applicable (composed op)")
+        fields.update(status="inapplicable", message=composed, behaviour="not applicable (composed op)")
     else:
-        case_file = Path(cases_dir) / entry["file"]
         out_file = Path(outputs_dir) / (entry["id"] + ".npz")
         reply = worker.request(case_file, out_file, repeat=repeat, timeout=timeout)
-        row.update(_row(entry, adapter, worker.info, device))
+        fields.update(_versions(worker.info))  # a worker (re)started by this request
         try:
-            row.update(evaluate(Case.read(case_file), reply, out_file, adapter.name))
+            fields.update(evaluate(case, reply, out_file, adapter.name))
         except Exception as error:  # unreadable outputs: record it, keep the run going
-            row.update(status="error", message="could not compare the outputs: %s: %s" % (type(error).__name__, error))
+            fields.update(status="error", message="could not compare the outputs: %s: %s"
+                          % (type(error).__name__, error))
         if not keep_outputs and out_file.exists():
             out_file.unlink()
     deviation = registry.match(adapter.name, device, entry)
     if deviation:
-        row["deviation"] = deviation.key
-        row["status"] = deviations.apply(row["status"])
-    masking = registry.masking(adapter.name, device, entry, row.get("message", ""))
-    if masking and row.get("behaviour") == "raises":
+        fields["deviation"] = deviation.key
+        fields["status"] = deviations.apply(fields["status"])
+    masking = registry.masking(adapter.name, device, entry, fields.get("message", ""))
+    if masking and fields.get("behaviour") == "raises":
         # The op fails on this dtype or option whatever the input (a known deviation): its error says
         # nothing about how it treats the bad input, so the row is not a "raises".
-        row.update(deviation=masking.key, status="xfail", behaviour="masked by a known deviation",
-                   message="masked by %s: %s" % (masking.key, row.get("message", "")))
-    return row
+        fields.update(deviation=masking.key, status="xfail", behaviour="masked by a known deviation",
+                      message="masked by %s: %s" % (masking.key, fields.get("message", "")))
+    return ResultRow(**fields)
 
 
 def run_impl(impl, device, cases_dir, out_dir, *, python=None, resume=False, repeat=DEFAULT_REPEAT,
@@ -496,20 +446,19 @@ def run_impl(impl, device, cases_dir, out_dir, *, python=None, resume=False, rep
     worker's environment (its thread counts in a parallel run).  ``stop``: a ``parallel.Stop`` of a
     parallel run; once it is set no more row is written (the case it interrupted is left to
     ``resume``) and the run returns.
-    Raises ``WorkerUnavailable`` when the impl cannot start (its rows written so far are kept).
+    Raises ``WorkerUnavailable`` when the impl cannot start (its rows written so far are kept; an
+    impl that cannot start at all writes none).
     """
     manifest = corpus.load_manifest(cases_dir)
     entries = [e for e in manifest["cases"] if select is None or select(e)]
     adapter = get_adapter(impl)
     path = results_path(out_dir, impl, device)
-    if resume:
-        _drop_torn_row(path)
-    done = _read_done(path) if resume else set()
+    done = result_files.done_cases(out_dir, impl, device) if resume else set()
     if not resume and path.exists():
         if select is None:
-            path.unlink()  # a whole re-run replaces the whole file
+            result_files.remove(out_dir, impl, device)  # a whole re-run replaces the whole file
         else:
-            kept = replace_rows(path, {e["id"] for e in entries})
+            kept = result_files.replace_rows(out_dir, impl, device, {e["id"] for e in entries})
             if notify:
                 notify("%s/%s: %d selected case(s) replace their rows in %s; %d other row(s) kept"
                        % (impl, device, len(entries), path, kept))
@@ -525,18 +474,21 @@ def run_impl(impl, device, cases_dir, out_dir, *, python=None, resume=False, rep
     scratch = Path(tempfile.mkdtemp(prefix="conformance-%s-" % impl))
     outputs_dir = Path(out_dir) / "outputs" / ("%s-%s" % (impl, device)) if keep_outputs else scratch
     outputs_dir.mkdir(parents=True, exist_ok=True)
+    # The rows of the cases before the first one the worker runs wait for its start: an impl that
+    # cannot start (its framework is not installed) writes no row, and theirs get its version.
+    held, results = [], None
     try:
-        if worker.process is None and any(why_unsupported(adapter, device, e) is None for e in todo):
-            worker.start()  # fail fast, before any row, when the framework is not installed
-        with ResultsFile(out_dir, impl, device) as results:
-            for entry in (progress(todo, desc="%s/%s" % (impl, device)) if progress else todo):
-                if stopped():
-                    break
-                row = execute_case(worker, adapter, entry, cases_dir, outputs_dir, registry,
-                                   repeat=repeat, timeout=timeout, keep_outputs=keep_outputs)
-                if stopped():  # its worker was killed under this case: no crash row, resume runs it
-                    break
-                results.write(row)
+        for entry in (progress(todo, desc="%s/%s" % (impl, device)) if progress else todo):
+            if stopped():
+                break
+            row = execute_case(worker, adapter, entry, cases_dir, outputs_dir, registry,
+                               repeat=repeat, timeout=timeout, keep_outputs=keep_outputs)
+            if stopped():  # its worker was killed under this case: no crash row, resume runs it
+                break
+            held.append(row)
+            if worker.info is not None:
+                results = _write_held(held, results, worker.info, out_dir, impl, device)
+        results = _write_held(held, results, worker.info, out_dir, impl, device)
         if select is None and not stopped():  # a whole run, once: are the declared limits real?
             limits = check_declared_limits(worker, adapter, manifest, cases_dir, scratch, timeout)
             with open(capabilities_path(out_dir, impl, device), "w", newline="", encoding="utf-8") as handle:
@@ -544,9 +496,25 @@ def run_impl(impl, device, cases_dir, out_dir, *, python=None, resume=False, rep
                 writer.writeheader()
                 writer.writerows(limits)
     finally:
+        if results is not None:
+            results.close()
         worker.stop()
         shutil.rmtree(scratch, ignore_errors=True)
     return path, worker.info
+
+
+def _write_held(held, results, info, out_dir, impl, device):
+    """Write the held rows (each stamped with the worker's versions when it has started); the open
+    results file, opened here on its first row."""
+    if results is None:
+        results = result_files.ResultsFile(results_path(out_dir, impl, device))
+    for row in held:
+        if info is not None and not row.impl_version:
+            for column, value in _versions(info).items():
+                setattr(row, column, value)
+        results.write(row)
+    held.clear()
+    return results
 
 
 def available_impls(device: str):
