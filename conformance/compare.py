@@ -23,24 +23,18 @@ A framework that is off by more than this is reported as ``fail``; the tolerance
 to make a framework pass (known, explained deviations go in ``known_deviations.toml``).
 Non-finite golden values (a documented NaN or ``+inf``) must be matched exactly.
 
-Results stay structured: :func:`compare` returns one :class:`OutputError` per golden output, and
-:meth:`OutputError.record` is what the runner writes, as JSON, to the results CSV's ``errors``
-column, one object per output name::
-
-    {"abs": float, "rel": float, "ratio": float, "where": [int, ...],
-     "problem": "" | "missing" | "shape" | "nonfinite",
-     "actual": number | [int, ...] | null, "expected": number | [int, ...] | null}
+Results stay structured: :func:`compare` returns one :class:`OutputError` per golden output; the
+runner keeps them in the result row (``ResultRow.outputs``) and ``conformance/results.py`` writes
+them, one CSV row per output, beside the results file (its docstring has the columns):
 
 * ``problem`` ``""``: a numeric comparison; ``where`` is the element of the largest ``ratio``
-  (|error| / allowed; above 1 fails), ``actual``/``expected`` the two values there (null when no
-  golden value is finite); ``abs`` is the largest |error|, ``rel`` that over the largest |golden|.
-* ``"missing"``: the impl returned no such output; ``actual``/``expected`` are null.
-* ``"shape"``: ``actual``/``expected`` are the two shapes (lists of ints); ``where`` is empty.
+  (|error| / allowed; above 1 fails), ``actual``/``expected`` the two values there (None when no
+  golden value is finite); ``max_abs`` is the largest |error|, ``max_rel`` that over the largest |golden|.
+* ``"missing"``: the impl returned no such output; ``actual``/``expected`` are None.
+* ``"shape"``: ``actual``/``expected`` are the two shapes (tuples of ints); ``where`` is empty.
 * ``"nonfinite"``: a non-finite value where the golden differs (or a finite golden value where the
   impl gave NaN/inf); ``actual``/``expected`` are the two values at ``where``.
-* Numbers are JSON numbers when finite; ``inf``, ``-inf`` and NaN are written as the strings
-  ``"inf"``, ``"-inf"`` and ``"nan"`` (JSON has no literal for them).  A problem other than ``""``
-  has ``abs``, ``rel`` and ``ratio`` ``"inf"``.
+* A problem other than ``""`` has ``max_abs``, ``max_rel`` and ``ratio`` ``inf``.
 
 The human ``message`` of a result is written from these records for people (the CLI); nothing
 parses it back.
@@ -111,7 +105,9 @@ class OutputError:
         return bool(self.problem) or self.ratio > 1.0
 
     def record(self) -> dict:
-        """The JSON-safe record of the ``errors`` column (see the module docstring)."""
+        """The fields as a JSON-safe dict (``abs``, ``rel``, ``ratio``, ``where``, ``problem``, ``actual``,
+        ``expected``; a non-finite number as the string ``"inf"``, ``"-inf"`` or ``"nan"``, a shape as a
+        list): what the search's signatures are made of (conformance/search.py)."""
         def value(v):
             if v is None:
                 return None

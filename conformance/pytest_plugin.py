@@ -32,7 +32,7 @@ from impls import numpy_dispatch
 # bit-reproduced goldens assume libm's float64 exp/log, not NumPy's AVX-512 ones.  Workers inherit it.
 numpy_dispatch.pin_this_process()
 
-from conformance import corpus, deviations, runner  # noqa: E402 (after the pin)
+from conformance import corpus, deviations, results, runner  # noqa: E402 (after the pin)
 from conformance.outcomes import NOT_RUN  # noqa: E402
 from impls import dtypes, get_adapter, impl_names, resolve
 from impls.ops import OPS
@@ -129,7 +129,7 @@ class _WorkerPool:
 
     def __init__(self, config):
         self.config = config
-        self.workers, self.unavailable, self.results = {}, {}, {}
+        self.workers, self.unavailable, self.files = {}, {}, {}
         self.overrides = dict(item.split("=", 1) for item in config.getoption("--python"))
         self.scratch = Path(tempfile.mkdtemp(prefix="conformance-pytest-"))
         self.registry = deviations.load()
@@ -157,8 +157,8 @@ class _WorkerPool:
             pytest.skip(self.unavailable[key])
         if self.out:
             self._results_file(key).write(row)
-        if row["status"] in NOT_RUN:  # a declared limit; not a test of the framework
-            pytest.skip(row["message"])
+        if row.status in NOT_RUN:  # a declared limit; not a test of the framework
+            pytest.skip(row.message)
         return row
 
     def _tested(self, key) -> set:
@@ -169,21 +169,20 @@ class _WorkerPool:
         return self._tested(key) >= {e["id"] for e in self.cases if is_tested(key[0], e)}
 
     def _results_file(self, key):
-        if key not in self.results:
-            path = runner.results_path(self.out, *key)
-            if path.exists():  # as in `conformance run`: a whole run replaces the file, a narrowed one its own rows
-                if self._whole(key):
-                    path.unlink()
+        if key not in self.files:
+            if results.exists(self.out, *key):  # as in `conformance run`: a whole run replaces the files,
+                if self._whole(key):            # a narrowed one its own rows
+                    results.remove(self.out, *key)
                 else:
-                    runner.replace_rows(path, self._tested(key))
-            self.results[key] = runner.ResultsFile(self.out, *key)
-        return self.results[key]
+                    results.replace_rows(self.out, *key, self._tested(key))
+            self.files[key] = results.ResultsFile(results.results_path(self.out, *key))
+        return self.files[key]
 
     def close(self, finish=False):
         """Stop the workers; with ``finish``, first complete each written run folder (module docstring),
         with ``conformance run``'s own code."""
-        for key, results in self.results.items():
-            results.close()
+        for key, results_file in self.files.items():
+            results_file.close()
             if not finish:
                 continue
             impl, device = key
@@ -214,9 +213,10 @@ def conformance_workers(request):
 
 @pytest.fixture
 def conformance_result(conformance_case, conformance_workers, request):
-    """The result row of this case; a registry entry turns the test into a (non-strict) xfail."""
+    """The result row of this case (a ``conformance.results.ResultRow``: ``row.status``, or by column
+    name, ``row["status"]``); a registry entry turns the test into a (non-strict) xfail."""
     impl, device, entry = conformance_case
     row = conformance_workers.run(impl, device, entry)
-    if row.get("deviation"):
-        request.applymarker(pytest.mark.xfail(reason="known deviation %s" % row["deviation"], strict=False))
+    if row.deviation:
+        request.applymarker(pytest.mark.xfail(reason="known deviation %s" % row.deviation, strict=False))
     return row

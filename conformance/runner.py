@@ -4,8 +4,9 @@ The core never imports a framework: it starts ``python -m impls.worker`` (under 
 interpreter when it has one, e.g. Python 3.8 for ``paddle-legacy``), sends it case files and reads
 back output files.  A worker that dies is recorded as ``crash`` for the case it was running (with
 its exit signal and the tail of its stderr), one that does not answer in time as ``timeout``; the
-worker is restarted and the run goes on.  Each result row is written and flushed before the next
-case starts, so a run killed at any moment leaves readable results and ``resume`` finishes the rest.
+worker is restarted and the run goes on.  Each result row (``conformance/results.py``: its schema
+and its files) is written and flushed before the next case starts, so a run killed at any moment
+leaves readable results and ``resume`` finishes the rest.
 """
 from __future__ import annotations
 
@@ -28,7 +29,9 @@ import numpy as np
 
 from conformance import corpus, deviations, legacy_env
 from conformance import outcomes as O
+from conformance import results as result_files
 from conformance.compare import compare
+from conformance.results import COLUMNS, ResultRow, results_path  # noqa: F401 - importers' names (search.py)
 from impls import get_adapter, impl_names, numpy_dispatch
 from impls.caseio import Case, read_npz
 from impls.support import convention_of, why_not_applicable, why_unsupported
@@ -41,10 +44,6 @@ DEFAULT_CASE_TIMEOUT = 120.0  # seconds; a first TF/Paddle call on a big case ca
 STARTUP_TIMEOUT = 300.0  # importing a framework on a cold, 2-core machine
 STDERR_TAIL_LINES = 20
 STATUSES = O.STATUSES  # what each means: conformance/outcomes.py
-
-COLUMNS = ["case", "op", "dtype", "impl", "impl_version", "device", "mode", "status", "message",
-           "max_abs_err", "max_rel_err", "tol_ratio", "worst_output", "rtol", "tolerance", "errors",
-           "seconds", "deterministic", "behaviour", "python", "tags", "features", "deviation", "first_seconds"]
 
 
 def python_for(impl: str, overrides: dict = None):
@@ -178,7 +177,8 @@ class Worker:
 
     # -- requests -----------------------------------------------------------------------------
     def request(self, case_file: Path, out_file: Path, repeat: int = 1, timeout: float = DEFAULT_CASE_TIMEOUT):
-        """Run one case file; the reply's outputs are in ``out_file``."""
+        """Run one case file; the reply's outputs are in ``out_file``.  The worker runs what it is sent:
+        whether the impl can express the case is the caller's question (``execute_case``)."""
         return self.send({"case_file": str(case_file), "out_file": str(out_file), "repeat": repeat}, timeout)
 
     def send(self, message: dict, timeout: float = DEFAULT_CASE_TIMEOUT) -> "Reply":
@@ -198,77 +198,13 @@ class Worker:
         if reply == "timeout":
             tail = self._tail()
             self.stop()
-            return Reply("timeout", "no answer within %gs; worker killed and restarted" % timeout
+            return Reply(O.TIMEOUT, "no answer within %gs; worker killed and restarted" % timeout
                          + ("; last output: " + tail if tail else ""))
         if reply is None:
             note = self._death_note()
             self.process = None
-            return Reply("crash", "worker died: " + note)
+            return Reply(O.CRASH, "worker died: " + note)
         return Reply(reply.get("status", "error"), reply.get("message", ""), reply)
-
-
-def _read_done(path: Path) -> set:
-    """Case ids already recorded in a results CSV (a torn last line from a killed run is ignored)."""
-    if not path.exists():
-        return set()
-    with open(path, newline="", encoding="utf-8") as handle:
-        return {row["case"] for row in csv.DictReader(handle) if row.get("status") in STATUSES}
-
-
-def _drop_torn_row(path: Path) -> None:
-    """Cut a torn last row (a run killed mid-write) so that resumed rows start on a line of their own."""
-    if not path.exists():
-        return
-    with open(path, "rb+") as handle:
-        data = handle.read()
-        if data and not data.endswith(b"\n"):
-            handle.truncate(data.rfind(b"\r\n") + 2 if b"\r\n" in data else 0)
-
-
-def replace_rows(path: Path, case_ids: set) -> int:
-    """Drop the rows of ``case_ids`` from a results CSV (they are about to be re-run); return how
-    many other rows were kept.  A ``--select`` re-run never loses the results of other cases."""
-    _drop_torn_row(path)
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        fields = reader.fieldnames or COLUMNS
-        kept = [row for row in reader if row.get("case") not in case_ids]
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(kept)
-    return len(kept)
-
-
-def results_path(out_dir: Path, impl: str, device: str) -> Path:
-    return Path(out_dir) / ("results-%s-%s.csv" % (impl, device))
-
-
-class ResultsFile:
-    """One impl's ``results-<impl>-<device>.csv``, appended a row at a time and flushed after each
-    row (a killed run leaves readable rows); written by ``run_impl`` and by the pytest plugin."""
-
-    def __init__(self, out_dir: Path, impl: str, device: str):
-        self.path = results_path(out_dir, impl, device)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        new_file = not self.path.exists() or self.path.stat().st_size == 0
-        self.handle = open(self.path, "a", newline="", encoding="utf-8")
-        self.writer = csv.DictWriter(self.handle, fieldnames=COLUMNS, extrasaction="ignore")
-        if new_file:
-            self.writer.writeheader()
-
-    def write(self, row: dict) -> None:
-        self.writer.writerow(row)
-        self.handle.flush()
-
-    def close(self) -> None:
-        self.handle.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def write_environment(out_dir: Path, impl: str, device: str, info: dict, cases_dir: Path) -> Path:
@@ -279,16 +215,21 @@ def write_environment(out_dir: Path, impl: str, device: str, info: dict, cases_d
     return path
 
 
-def _row(entry, adapter, info, device):
+def _identity(entry, adapter, device) -> dict:
+    """The columns of a result row that say which case ran where (see also :func:`_versions`)."""
     support = adapter.ops.get(entry["op"])
-    return {"case": entry["id"], "op": entry["op"], "dtype": entry["dtype"], "impl": adapter.name,
-            "impl_version": (info or {}).get("version", ""), "device": device,
-            "mode": support.mode if support else "", "python": (info or {}).get("python", ""),
-            "tags": " ".join(entry["tags"]), "features": " ".join(entry["features"])}
+    return {"case": entry["id"], "op": entry["op"], "dtype": entry["dtype"], "impl": adapter.name, "device": device,
+            "mode": support.mode if support else "", "tags": " ".join(entry["tags"]),
+            "features": " ".join(entry["features"])}
+
+
+def _versions(info) -> dict:
+    """The columns a started worker's hello fills (empty before the worker has started)."""
+    return {"impl_version": (info or {}).get("version", ""), "python": (info or {}).get("python", "")}
 
 
 def evaluate(case: Case, reply: Reply, out_file: Path, impl: str = "") -> dict:
-    """Fill the comparison columns of a result row from a worker reply."""
+    """The comparison fields of a result row (:class:`conformance.results.ResultRow`) from a worker reply."""
     fields = {"status": reply.status, "message": reply.message}
     if case.meta.get("invalid"):
         return _evaluate_invalid(case, reply, out_file, impl, fields)
@@ -305,7 +246,7 @@ def evaluate(case: Case, reply: Reply, out_file: Path, impl: str = "") -> dict:
         case.golden = {k: v for k, v in case.golden.items() if k not in undeclared}
     status, errors, tol, message = compare(case, outputs)
     # The summary columns are over the outputs the impl returned (a missing one fails the case and
-    # has its record in ``errors``); ``errors`` is compare.py's per-output records, as JSON.
+    # has its record in ``outputs``, compare.py's OutputError per golden output).
     returned = [e for e in errors if e.problem != "missing"]
     worst = max(returned, key=lambda e: e.ratio) if returned else None
     if undeclared and not message:
@@ -313,8 +254,7 @@ def evaluate(case: Case, reply: Reply, out_file: Path, impl: str = "") -> dict:
     fields.update(status=status, message=message, rtol=tol.rtol, tolerance=tol.reason,
                   max_abs_err=max((e.max_abs for e in returned), default=0.0),
                   max_rel_err=max((e.max_rel for e in returned), default=0.0),
-                  tol_ratio=worst.ratio if worst else 0.0, worst_output=worst.name if worst else "",
-                  errors=json.dumps({e.name: e.record() for e in errors}, allow_nan=False))
+                  tol_ratio=worst.ratio if worst else 0.0, worst_output=worst.name if worst else "", outputs=errors)
     return fields
 
 
@@ -337,16 +277,16 @@ def _evaluate_invalid(case, reply, out_file, impl, fields):
     The reference must raise and name the argument (its contract); a framework is only recorded.
     """
     invalid = case.meta["invalid"]
-    if reply.status == "inapplicable":
+    if reply.status == O.INAPPLICABLE:
         fields["behaviour"] = O.NOT_TESTED_NATIVELY
         return fields
-    if reply.status == "error":
+    if reply.status == O.ERROR:
         fields["behaviour"] = O.RAISES
         named = invalid["argument"] in reply.message
         if impl in REFERENCE_IMPLS and not named:
-            fields.update(status="fail", message="raised without naming %r: %s" % (invalid["argument"], reply.message))
+            fields.update(status=O.FAIL, message="raised without naming %r: %s" % (invalid["argument"], reply.message))
         else:
-            fields["status"] = "pass"
+            fields["status"] = O.PASS
         return fields
     if reply.status != "ok":
         fields["behaviour"] = reply.status
@@ -355,10 +295,10 @@ def _evaluate_invalid(case, reply, out_file, impl, fields):
     finite = all(np.isfinite(np.asarray(v, dtype=np.float64)).all() for v in outputs.values())
     fields["behaviour"] = O.RETURNS_FINITE if finite else O.RETURNS_NONFINITE
     if finite or impl in REFERENCE_IMPLS:
-        fields.update(status="fail", message="accepted invalid input (%s) and returned %s"
+        fields.update(status=O.FAIL, message="accepted invalid input (%s) and returned %s"
                       % (invalid["reason"], "finite numbers" if finite else "NaN/inf"))
     else:
-        fields.update(status="pass", message="returned NaN/inf for invalid input (%s)" % invalid["reason"])
+        fields.update(status=O.PASS, message="returned NaN/inf for invalid input (%s)" % invalid["reason"])
     return fields
 
 
@@ -408,7 +348,8 @@ def declared_limits(adapter, manifest, cases_dir=corpus.DEFAULT_CASES_DIR) -> li
 
 
 def check_declared_limits(worker, adapter, manifest, cases_dir, scratch, timeout=DEFAULT_CASE_TIMEOUT) -> list:
-    """Run each declared limit's case anyway (``force``) and record what the framework does with it."""
+    """Run each declared limit's case anyway (the worker runs what it is sent) and record what the
+    framework does with it."""
     rows = []
     for op, limit, entry in declared_limits(adapter, manifest, cases_dir):
         row = {"impl": adapter.name, "impl_version": (worker.info or {}).get("version", ""), "device": worker.device,
@@ -419,8 +360,7 @@ def check_declared_limits(worker, adapter, manifest, cases_dir, scratch, timeout
             continue
         case_file = Path(cases_dir) / entry["file"]
         out_file = Path(scratch) / ("limit-" + entry["id"] + ".npz")
-        reply = worker.send({"case_file": str(case_file), "out_file": str(out_file), "repeat": 1, "force": True},
-                            timeout)
+        reply = worker.request(case_file, out_file, repeat=1, timeout=timeout)
         row.update(impl_version=(worker.info or {}).get("version", ""), message=reply.message)
         if reply.status == "ok":
             case, outputs = Case.read(case_file), read_npz(out_file)[0]
@@ -446,42 +386,52 @@ def check_declared_limits(worker, adapter, manifest, cases_dir, scratch, timeout
 
 
 def execute_case(worker, adapter, entry, cases_dir, outputs_dir, registry, repeat=DEFAULT_REPEAT,
-                 timeout=DEFAULT_CASE_TIMEOUT, keep_outputs=False) -> dict:
+                 timeout=DEFAULT_CASE_TIMEOUT, keep_outputs=False) -> ResultRow:
     """Run one manifest entry on a worker and return its complete result row.
 
+    Whether the impl can express the case is asked here, once, of the case's own metadata (it has
+    what the manifest entry lacks: the conventions that document no formula for it); the worker runs
+    what it is sent.  A case the impl cannot express never starts the worker.
     Raises ``WorkerUnavailable`` only when the impl cannot start at all; every other outcome of
     the case (including a crash or a hang) is a row.
     """
     device = worker.device
-    row = _row(entry, adapter, worker.info, device)
-    reason = why_unsupported(adapter, device, entry)
-    composed = why_not_applicable(adapter, entry)
-    if reason:
-        row.update(status="unsupported", message=reason)
+    fields = dict(_identity(entry, adapter, device), **_versions(worker.info))
+    case_file = Path(cases_dir) / entry["file"]
+    try:
+        case = Case.read(case_file)
+    except Exception as error:  # a corpus file that cannot be read: record it, keep the run going
+        case, unreadable = None, "could not read the case file: %s: %s" % (type(error).__name__, error)
+    reason = why_unsupported(adapter, device, case.meta) if case else None
+    composed = why_not_applicable(adapter, case.meta) if case else None
+    if case is None:
+        fields.update(status=O.ERROR, message=unreadable)
+    elif reason:
+        fields.update(status=O.UNSUPPORTED, message=reason)
     elif composed:
-        row.update(status=O.INAPPLICABLE, message=composed, behaviour=O.COMPOSED_OP)
+        fields.update(status=O.INAPPLICABLE, message=composed, behaviour=O.COMPOSED_OP)
     else:
-        case_file = Path(cases_dir) / entry["file"]
         out_file = Path(outputs_dir) / (entry["id"] + ".npz")
         reply = worker.request(case_file, out_file, repeat=repeat, timeout=timeout)
-        row.update(_row(entry, adapter, worker.info, device))
+        fields.update(_versions(worker.info))  # a worker (re)started by this request
         try:
-            row.update(evaluate(Case.read(case_file), reply, out_file, adapter.name))
+            fields.update(evaluate(case, reply, out_file, adapter.name))
         except Exception as error:  # unreadable outputs: record it, keep the run going
-            row.update(status="error", message="could not compare the outputs: %s: %s" % (type(error).__name__, error))
+            fields.update(status=O.ERROR, message="could not compare the outputs: %s: %s"
+                          % (type(error).__name__, error))
         if not keep_outputs and out_file.exists():
             out_file.unlink()
     deviation = registry.match(adapter.name, device, entry)
     if deviation:
-        row["deviation"] = deviation.key
-        row["status"] = deviations.apply(row["status"])
-    masking = registry.masking(adapter.name, device, entry, row.get("message", ""))
-    if masking and row.get("behaviour") == O.RAISES:
+        fields["deviation"] = deviation.key
+        fields["status"] = deviations.apply(fields["status"])
+    masking = registry.masking(adapter.name, device, entry, fields.get("message", ""))
+    if masking and fields.get("behaviour") == O.RAISES:
         # The op fails on this dtype or option whatever the input (a known deviation): its error says
         # nothing about how it treats the bad input, so the row is not a "raises".
-        row.update(deviation=masking.key, status=O.XFAIL, behaviour=O.MASKED,
-                   message="masked by %s: %s" % (masking.key, row.get("message", "")))
-    return row
+        fields.update(deviation=masking.key, status=O.XFAIL, behaviour=O.MASKED,
+                      message="masked by %s: %s" % (masking.key, fields.get("message", "")))
+    return ResultRow(**fields)
 
 
 def run_impl(impl, device, cases_dir, out_dir, *, python=None, resume=False, repeat=DEFAULT_REPEAT,
@@ -494,20 +444,19 @@ def run_impl(impl, device, cases_dir, out_dir, *, python=None, resume=False, rep
     worker's environment (its thread counts in a parallel run).  ``stop``: a ``parallel.Stop`` of a
     parallel run; once it is set no more row is written (the case it interrupted is left to
     ``resume``) and the run returns.
-    Raises ``WorkerUnavailable`` when the impl cannot start (its rows written so far are kept).
+    Raises ``WorkerUnavailable`` when the impl cannot start (its rows written so far are kept; an
+    impl that cannot start at all writes none).
     """
     manifest = corpus.load_manifest(cases_dir)
     entries = [e for e in manifest["cases"] if select is None or select(e)]
     adapter = get_adapter(impl)
     path = results_path(out_dir, impl, device)
-    if resume:
-        _drop_torn_row(path)
-    done = _read_done(path) if resume else set()
+    done = result_files.done_cases(out_dir, impl, device) if resume else set()
     if not resume and path.exists():
         if select is None:
-            path.unlink()  # a whole re-run replaces the whole file
+            result_files.remove(out_dir, impl, device)  # a whole re-run replaces the whole file
         else:
-            kept = replace_rows(path, {e["id"] for e in entries})
+            kept = result_files.replace_rows(out_dir, impl, device, {e["id"] for e in entries})
             if notify:
                 notify("%s/%s: %d selected case(s) replace their rows in %s; %d other row(s) kept"
                        % (impl, device, len(entries), path, kept))
@@ -523,18 +472,21 @@ def run_impl(impl, device, cases_dir, out_dir, *, python=None, resume=False, rep
     scratch = Path(tempfile.mkdtemp(prefix="conformance-%s-" % impl))
     outputs_dir = Path(out_dir) / "outputs" / ("%s-%s" % (impl, device)) if keep_outputs else scratch
     outputs_dir.mkdir(parents=True, exist_ok=True)
+    # The rows of the cases before the first one the worker runs wait for its start: an impl that
+    # cannot start (its framework is not installed) writes no row, and theirs get its version.
+    held, results = [], None
     try:
-        if worker.process is None and any(why_unsupported(adapter, device, e) is None for e in todo):
-            worker.start()  # fail fast, before any row, when the framework is not installed
-        with ResultsFile(out_dir, impl, device) as results:
-            for entry in (progress(todo, desc="%s/%s" % (impl, device)) if progress else todo):
-                if stopped():
-                    break
-                row = execute_case(worker, adapter, entry, cases_dir, outputs_dir, registry,
-                                   repeat=repeat, timeout=timeout, keep_outputs=keep_outputs)
-                if stopped():  # its worker was killed under this case: no crash row, resume runs it
-                    break
-                results.write(row)
+        for entry in (progress(todo, desc="%s/%s" % (impl, device)) if progress else todo):
+            if stopped():
+                break
+            row = execute_case(worker, adapter, entry, cases_dir, outputs_dir, registry,
+                               repeat=repeat, timeout=timeout, keep_outputs=keep_outputs)
+            if stopped():  # its worker was killed under this case: no crash row, resume runs it
+                break
+            held.append(row)
+            if worker.info is not None:
+                results = _write_held(held, results, worker.info, out_dir, impl, device)
+        results = _write_held(held, results, worker.info, out_dir, impl, device)
         if select is None and not stopped():  # a whole run, once: are the declared limits real?
             limits = check_declared_limits(worker, adapter, manifest, cases_dir, scratch, timeout)
             with open(capabilities_path(out_dir, impl, device), "w", newline="", encoding="utf-8") as handle:
@@ -542,9 +494,25 @@ def run_impl(impl, device, cases_dir, out_dir, *, python=None, resume=False, rep
                 writer.writeheader()
                 writer.writerows(limits)
     finally:
+        if results is not None:
+            results.close()
         worker.stop()
         shutil.rmtree(scratch, ignore_errors=True)
     return path, worker.info
+
+
+def _write_held(held, results, info, out_dir, impl, device):
+    """Write the held rows (each stamped with the worker's versions when it has started); the open
+    results file, opened here on its first row."""
+    if results is None:
+        results = result_files.ResultsFile(results_path(out_dir, impl, device))
+    for row in held:
+        if info is not None and not row.impl_version:
+            for column, value in _versions(info).items():
+                setattr(row, column, value)
+        results.write(row)
+    held.clear()
+    return results
 
 
 def available_impls(device: str):

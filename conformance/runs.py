@@ -1,17 +1,17 @@
 """Run folders: every ``run``/``bench``/``sampler``/``all`` writes into one folder of its own.
 
-A run folder holds the raw results of one run (``results-*.csv``, ``bench-*.csv``,
-``sampler-*.csv``, ``environment-*.json``), ``run.json`` (when and how it started, on which corpus)
-and, once reported, ``report/``.  New folders are made under ``runs/`` of the working directory,
-named by their start time, and ``runs/latest`` points at the newest one.  A report is built from one
-run folder, or from an explicit list of them, so it can never pick up rows of another run.
+A run folder holds the raw results of one run (``results-*.csv`` and their ``output-errors-*.csv``,
+see ``conformance/results.py``; ``bench-*.csv``, ``sampler-*.csv``, ``environment-*.json``),
+``run.json`` (when and how it started, on which corpus) and, once reported, ``report/``.  New folders
+are made under ``runs/`` of the working directory, named by their start time, and ``runs/latest``
+points at the newest one.  A report is built from one run folder, or from an explicit list of them,
+so it can never pick up rows of another run.
 
 The example results committed with the project live in ``reports/``, where no command writes unless
 told to with ``--out``.
 """
 from __future__ import annotations
 
-import csv
 import json
 import platform
 import shutil
@@ -81,10 +81,10 @@ def has_results(folder: Path) -> bool:
 def merged(folders, into: Path) -> Path:
     """The raw files of several run folders combined in ``into`` (one folder to report on).
 
-    Results of the same impl and device from several runs are concatenated when their cases are
-    disjoint (a run and a ``--select`` run of other cases); a case in two runs, a benchmark or sampler
-    file in two runs, or two runs of the same impl with different versions is an error naming what
-    clashes, never a silent choice.
+    Results of the same impl and device from several runs (with their output errors) are concatenated
+    when their cases are disjoint (a run and a ``--select`` run of other cases); a case in two runs, a
+    benchmark or sampler file in two runs, or two runs of the same impl with different versions is an
+    error naming what clashes, never a silent choice.
     """
     into = Path(into)
     into.mkdir(parents=True, exist_ok=True)
@@ -111,21 +111,18 @@ def merged(folders, into: Path) -> Path:
 
 
 def _append_results(path: Path, target: Path, cases: dict) -> None:
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        fields, rows = reader.fieldnames or [], list(reader)
+    from conformance import results  # noqa: PLC0415 - results imports this module's RunError
+
+    rows = results.read(path)
     for row in rows:
-        key = (path.name, row.get("case"))
+        key = (path.name, row.case)
         if key in cases:
             raise RunError("case %s of %s is in two runs (%s and %s): report them separately"
-                           % (row.get("case"), path.name, cases[key], path.parent))
+                           % (row.case, path.name, cases[key], path.parent))
         cases[key] = path.parent
-    new = not target.exists()
-    with open(target, "a", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
-        if new:
-            writer.writeheader()
-        writer.writerows(rows)
+    with results.ResultsFile(target) as merged_file:
+        for row in rows:
+            merged_file.write(row)
 
 
 def check_run(folder: Path) -> Path:

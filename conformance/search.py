@@ -248,8 +248,8 @@ def entry_of(case, file) -> dict:
 def core_signature(row) -> str:
     """impl | op | status | worst output | kind of problem (an error: its exception type)."""
     output, problem = "", ""
-    if row["status"] == "fail" and row.get("errors"):
-        records = json.loads(row["errors"])
+    if row["status"] == "fail" and row.outputs:
+        records = {error.name: error.record() for error in row.outputs}
 
         def badness(item):
             record = item[1]

@@ -1,6 +1,7 @@
 """Whether an impl can run a case on a device: decided here, and only here.
 
-The runner, the worker, the pytest plugin and the benchmark (both sides) all call
+The runner (once per case, of the case's metadata, in ``runner.execute_case``: the pytest plugin and
+the search run cases through it), the search's draws and the benchmark (both sides) call
 :func:`why_unsupported`; the corpus's manifest says nothing about impls, so adding or changing an
 adapter never changes a corpus file.
 

@@ -5,13 +5,15 @@
 Protocol, one JSON object per line: the worker first writes ``{"event": "ready", ...}`` (or
 ``{"event": "unavailable", "message": ...}`` when the framework cannot be loaded, then exits), then
 answers each request read from stdin,
-``{"case_file": ..., "out_file": ..., "repeat": 2}`` (``"force": true`` runs a case the adapter
-declares unsupported: the runner's check of declared limits), with
+``{"case_file": ..., "out_file": ..., "repeat": 2}``, with
 ``{"status": "ok"|"error"|"unsupported"|"inapplicable", ...}`` after writing the outputs to
-``out_file`` (a ``.npz``).  ``repeat`` runs the case that many times and reports whether the outputs were bitwise
-identical (``deterministic``), the fastest run's time (``seconds``) and the first run's (``first_seconds``).  A benchmark
-request, ``{"bench": {"op": ..., "mode": ..., "dtype": ..., "batch": ..., ...}, "timing": {...}}``
-(``timing`` optional), is answered with ``{"status": ..., "median_s": ..., "samples": [...], ...}``
+``out_file`` (a ``.npz``).  The worker runs the case it is sent: whether the impl can express it is
+decided by the runner, once (``impls.support.why_unsupported`` in ``runner.execute_case``), and a
+case the adapter declares it cannot express is sent on purpose (the runner's check of the declared
+limits); ``unsupported`` is the adapter's own answer (``impls.base.Unsupported``).  ``repeat`` runs
+the case that many times and reports whether the outputs were bitwise identical (``deterministic``),
+the fastest run's time (``seconds``) and the first run's (``first_seconds``).  A benchmark request,
+``{"bench": {"op": ..., "mode": ..., "dtype": ..., "batch": ..., ...}, "timing": {...}}`` (``timing`` optional), is answered with ``{"status": ..., "median_s": ..., "samples": [...], ...}``
 (see ``impls/bench.py``); a sampler request,
 ``{"sampler": {"range_max": ..., "num_sampled": ..., ...}}``, draws from the framework's native
 log-uniform sampler (see ``impls/samplers.py``).
@@ -68,17 +70,12 @@ def _describe(error):
     return text if len(text) <= MESSAGE_LIMIT else text[:MESSAGE_LIMIT] + "..."
 
 
-def run_case(adapter, device, request):
+def run_case(adapter, request):
     """Run one request; return the reply dict (never raises for a framework's error)."""
     from impls.base import NotNative, Unsupported
     from impls.caseio import Case, write_npz
-    from impls.support import why_unsupported
 
     case = Case.read(request["case_file"])
-    # The runner asks the same question before sending a case; this answers a direct request.
-    reason = None if request.get("force") else why_unsupported(adapter, device, case.meta)
-    if reason:
-        return {"status": "unsupported", "message": reason}
     outputs, seconds, deterministic = None, [], True
     try:
         for _ in range(max(1, int(request.get("repeat", 1)))):
@@ -138,7 +135,7 @@ def main(argv=None):
 
                 reply = run_sampler(adapter, args.device, request["sampler"])
             else:
-                reply = run_case(adapter, args.device, request)
+                reply = run_case(adapter, request)
         except Exception as error:  # an unreadable case file or output path: report, keep serving
             reply = {"status": "error", "message": "worker: " + _describe(error)}
         reply["case_file"] = request.get("case_file")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance import cli, corpus, runner
+from conformance import cli, corpus, results, runner
 
 REPO = Path(__file__).resolve().parent.parent
 CASES = corpus.DEFAULT_CASES_DIR
@@ -256,6 +256,10 @@ def test_resume_after_a_torn_last_row_neither_merges_nor_loses_rows(tmp_path):
     assert [r["case"] for r in rows] == SELECTED
     assert {r["status"] for r in rows} == {"pass"} and all(None not in r for r in rows)
     assert path.read_bytes()[:third_row] == data[:third_row]
+    # the output errors of the cases run again are in their file once: the first run's were dropped
+    outputs = read_rows(results.outputs_path(path))
+    assert len({(o["case"], o["output"]) for o in outputs}) == len(outputs)
+    assert all(row.outputs for row in results.read(path)) and {o["case"] for o in outputs} == set(SELECTED)
 
 
 def test_resume_after_a_run_killed_before_its_header_was_written(tmp_path):

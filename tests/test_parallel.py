@@ -40,6 +40,8 @@ def test_a_parallel_run_gives_the_rows_of_a_sequential_run(tmp_path):
         name = "results-%s-cpu.csv" % impl
         sequential, parallel_rows = rows(tmp_path / "one" / name), rows(tmp_path / "four" / name)
         assert len(sequential) >= 16 and parallel_rows == sequential, impl
+        errors = "output-errors-%s-cpu.csv" % impl  # no timings there: the same bytes
+        assert (tmp_path / "four" / errors).read_bytes() == (tmp_path / "one" / errors).read_bytes(), impl
         assert "%s/cpu: results in" % impl in four.stdout
     assert json.loads((tmp_path / "four" / "run.json").read_text())["corpus_jobs"] == 4
     assert json.loads((tmp_path / "one" / "run.json").read_text())["corpus_jobs"] == 1

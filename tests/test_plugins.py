@@ -84,6 +84,12 @@ def _rows(path):
                 for row in csv.DictReader(handle)}
 
 
+def _output_rows(path):
+    """An output-errors file's rows, in no particular order (pytest runs the untested cases last)."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        return sorted(tuple(row.values()) for row in csv.DictReader(handle))
+
+
 def test_pytest_with_conformance_out_writes_what_conformance_run_writes(tmp_path):
     """One pass over the corpus in CI: the tests' rows, plus at the session's end the rows no test made
     (a framework's bad input), the declared-limit check and the environment file; a session narrowed
@@ -110,8 +116,12 @@ def test_pytest_with_conformance_out_writes_what_conformance_run_writes(tmp_path
     assert len(whole) > 200 and whole == _rows(tmp_path / "run-whole" / name)
     assert any("invalid" in case for case in whole)  # not tests for a framework, yet recorded
     assert any(row["deterministic"] == "True" for row in whole.values())  # run twice, as `conformance run` does
+    errors = "output-errors-chunked-ce-cpu.csv"
+    assert len(_output_rows(tmp_path / "whole" / errors)) > 80  # two or more outputs per computed case
+    assert _output_rows(tmp_path / "whole" / errors) == _output_rows(tmp_path / "run-whole" / errors)
     base = _rows(tmp_path / "base" / name)
     assert len(base) == 16 and base == _rows(tmp_path / "run-base" / name)
+    assert _output_rows(tmp_path / "base" / errors) == _output_rows(tmp_path / "run-base" / errors)
     for raw in ("capabilities-chunked-ce-cpu.csv", "environment-chunked-ce-cpu.json"):
         assert (tmp_path / "whole" / raw).is_file(), raw
     assert not (tmp_path / "base" / "capabilities-chunked-ce-cpu.csv").exists()
@@ -119,13 +129,14 @@ def test_pytest_with_conformance_out_writes_what_conformance_run_writes(tmp_path
     again = pytest_run("whole", "-k", "base-hard")
     assert again.returncode == 0, again.stdout[-3000:]
     assert _rows(tmp_path / "whole" / name) == whole
+    assert _output_rows(tmp_path / "whole" / errors) == _output_rows(tmp_path / "run-whole" / errors)
     # An impl that cannot start writes no results file (as `conformance run` skips it).
     missing = subprocess.run([sys.executable, "-m", "pytest", "-p", "conformance.pytest_plugin", "-q", "--impl",
                               "test-unavailable", "test_mine.py", "-p", "no:cacheprovider",
                               "--conformance-out", str(tmp_path / "missing")],
                              cwd=tmp_path, env=_env(CONFORMANCE_TEST_ADAPTERS="1"), capture_output=True, text=True)
     assert missing.returncode in (0, 5), missing.stdout[-3000:]  # every test skipped
-    assert not list((tmp_path / "missing").glob("results-*.csv"))
+    assert not list((tmp_path / "missing").glob("*.csv"))
 
 
 def test_a_bad_spec_is_a_clear_error():

@@ -1,15 +1,14 @@
 """Honest verdicts: bad input is judged only where a framework has a contract, a known deviation that
 makes a bad-input case fail masks it, and the limits adapters declare are tried against the framework."""
-import json
 from pathlib import Path
 
 import pandas as pd
 
-from conformance import corpus, deviations, outcomes, runner
+from conformance import corpus, deviations, outcomes, results, runner
 from conformance.report.sections import modes
 from impls import get_adapter
 from impls.base import OpSupport
-from impls.support import why_not_applicable
+from impls.support import why_not_applicable, why_unsupported
 
 CASES = corpus.DEFAULT_CASES_DIR
 MANIFEST = corpus.load_manifest(CASES)
@@ -121,3 +120,30 @@ def test_soft_label_gradient_is_a_golden_output_of_soft_cases_only():
     soft = Case.read(CASES / ENTRIES["softmax_with_cross_entropy-base-soft-f64"]["file"])
     hard = Case.read(CASES / ENTRIES["softmax_with_cross_entropy-base-hard-f64"]["file"])
     assert "grad/label" in soft.golden and "grad/label" not in hard.golden
+
+
+def test_a_case_whose_convention_documents_no_formula_is_unsupported_without_running():
+    """Only the case file's metadata says which conventions document no formula for it (the manifest
+    entry does not): the runner asks of it, so the worker is never sent the case."""
+    entry = ENTRIES["cross_entropy-soft-weight-mean-f64"]
+    assert runner.why_unsupported("jax", "cpu", entry) is None  # the manifest entry alone cannot tell
+    row = runner.execute_case(_NoWorker(), get_adapter("jax"), entry, CASES, Path("."), deviations.load())
+    assert row.status == "unsupported" and "documents no formula" in row.message and row.behaviour == ""
+
+
+def test_support_is_asked_once_per_case(tmp_path, monkeypatch):
+    asked = []
+
+    def counting(adapter, device, meta):
+        asked.append(meta["id"])
+        return why_unsupported(adapter, device, meta)
+
+    monkeypatch.setattr(runner, "why_unsupported", counting)
+    ids = [e["id"] for e in MANIFEST["cases"]]
+    first = ids.index("softmax_with_cross_entropy-label-rank-minus-1-f64")  # numpy-fast cannot express it
+    chosen = ids[first:first + 3]
+    path, _ = runner.run_impl("numpy-fast", "cpu", CASES, tmp_path, select=lambda e: e["id"] in chosen)
+    assert sorted(asked) == sorted(chosen)  # once each: the worker runs what it is sent
+    rows = results.read(path)
+    assert [(r.case, r.status) for r in rows] == list(zip(chosen, ["unsupported", "pass", "pass"]))
+    assert all(r.impl_version for r in rows)  # the row written before the worker started has its version too
