@@ -377,11 +377,15 @@ def output_frame(rows):
     """The output errors of typed rows as a DataFrame of :data:`OUTPUT_COLUMNS` (module docstring):
     ``abs``, ``rel``, ``ratio`` float64; ``where`` a tuple of ints; ``problem`` str; ``actual`` and
     ``expected`` a float, a shape tuple (``problem == "shape"``) or None."""
+    return _outputs_frame([((row.case, row.impl, row.device), e) for row in rows for e in row.outputs])
+
+
+def _outputs_frame(pairs):
+    """``pairs``: ``((case, impl, device), OutputError)`` each."""
     import pandas as pd  # noqa: PLC0415
 
-    pairs = [(row, e) for row in rows for e in row.outputs]
-    columns = {"case": [r.case for r, _ in pairs], "impl": [r.impl for r, _ in pairs],
-               "device": [r.device for r, _ in pairs], "output": [e.name for _, e in pairs],
+    columns = {"case": [r[0] for r, _ in pairs], "impl": [r[1] for r, _ in pairs],
+               "device": [r[2] for r, _ in pairs], "output": [e.name for _, e in pairs],
                "abs": [e.max_abs for _, e in pairs], "rel": [e.max_rel for _, e in pairs],
                "ratio": [e.ratio for _, e in pairs], "where": [tuple(e.where) for _, e in pairs],
                "problem": [e.problem for _, e in pairs], "actual": [e.actual for _, e in pairs],
@@ -406,3 +410,33 @@ def details_by_row(outputs) -> dict:
         details.setdefault(key, {})[record.pop("output")] = record
     return details
 
+
+
+# --------------------------------------------------------------------------------------------
+# the search's finds: its ``found-<shard>.csv`` rows carry a ``signature`` beside the results columns
+# (so they are not a results file); their output errors go to a file of this module's own format
+def found_outputs_path(found_path) -> Path:
+    """``output-errors-found-<shard>.csv`` beside ``found-<shard>.csv`` (not matched by ``found-*``)."""
+    found_path = Path(found_path)
+    return found_path.with_name(OUTPUTS_PREFIX + found_path.name)
+
+
+def append_outputs(path, row: ResultRow) -> None:
+    """Append one row's output errors to an output-errors file (made with its header when new)."""
+    appender = _Appender(Path(path), OUTPUT_COLUMNS)
+    try:
+        for error in row.outputs:
+            appender.write(_output_cells(row, error))
+    finally:
+        appender.handle.close()
+
+
+def read_outputs(path):
+    """One output-errors file as a DataFrame (see :func:`output_frame`)."""
+    pairs = []
+    for line, cells in enumerate(_table(Path(path), OUTPUT_COLUMNS), start=2):
+        try:
+            pairs.append(((cells["case"], cells["impl"], cells["device"]), _output_of(cells)))
+        except ValueError as error:
+            raise ResultsFormatError("%s, row %d: %s" % (path, line, error)) from None
+    return _outputs_frame(pairs)

@@ -63,6 +63,7 @@ from pathlib import Path
 import numpy as np
 
 from conformance import corpus, deviations, reproducers, runner
+from conformance import results as result_files
 from conformance.found import merge_found, merge_manifest  # noqa: F401  (merge_found: the CLI's)
 from conformance.outcomes import FAILING
 from impls import dtypes, get_adapter
@@ -473,10 +474,11 @@ class Search:
         """A row of the run folder's ``found-<shard>.csv``: the results columns and the signature."""
         new = not self.found_path.exists()
         with open(self.found_path, "a", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=runner.COLUMNS + ["signature"], extrasaction="ignore")
+            writer = csv.DictWriter(handle, fieldnames=result_files.COLUMNS + ["signature"], extrasaction="ignore")
             if new:
                 writer.writeheader()
             writer.writerow(dict(row, signature=key))
+        result_files.append_outputs(result_files.found_outputs_path(self.found_path), row)
 
     def run(self, budget=None, max_cases=None, progress=None):
         """Draw until ``budget`` seconds or ``max_cases`` draws (this shard's); returns the state."""

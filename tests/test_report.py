@@ -1,5 +1,4 @@
 """The HTML comparison report on small synthetic results (no framework runs)."""
-import csv
 import json
 import math
 import re
@@ -16,10 +15,11 @@ from conformance.report import data as report_data
 from conformance.report import fmt as report_fmt
 from conformance.report import pairs as pair_judge
 from conformance.report import sentences as report_sentences
-from conformance.report.errors import parse_errors
 from conformance.report.sections import compiled as compiled_section
 from conformance.report.sections import speed as speed_section
-from conformance.runner import COLUMNS
+from conformance import results
+from conformance.compare import OutputError
+from conformance.results import COLUMNS
 from impls.caseio import Case, write_npz
 
 REPO = Path(__file__).resolve().parent.parent
@@ -107,7 +107,7 @@ def _row(impl, device, case, outcome=None):
         row["behaviour"] = behaviour
         return row
     status, ratio, message, deviation = outcome[:4]
-    errors = outcome[4] if len(outcome) > 4 else None  # structured; without: an older row (abs/rel/ratio)
+    errors = outcome[4] if len(outcome) > 4 else None  # per-output details; without: a default pair
     row = dict.fromkeys(COLUMNS, "")
     row.update(case=case_id, op=op, dtype=dtype, impl=impl, impl_version="1.0", device=device,
                mode="native", status=status, message=message, python="3.11.7", tags=" ".join(tags),
@@ -116,16 +116,28 @@ def _row(impl, device, case, outcome=None):
         row.update(tol_ratio=ratio, max_abs_err=ratio * 1e-6, max_rel_err=ratio * 1e-7, worst_output="loss",
                    rtol=1e-6, tolerance="%s: 16 ulp" % dtype, seconds=0.01,
                    deterministic=(impl, case_id) != NOT_REPEATABLE,
-                   errors=json.dumps(errors or {"loss": {"abs": ratio * 1e-6, "rel": ratio * 1e-7, "ratio": ratio},
-                                                "grad/logits": {"abs": 0.0, "rel": 0.0, "ratio": min(ratio, 0.001)}}))
+                   errors=errors or {"loss": {"abs": ratio * 1e-6, "rel": ratio * 1e-7, "ratio": ratio},
+                                     "grad/logits": {"abs": 0.0, "rel": 0.0, "ratio": min(ratio, 0.001)}})
     return row
 
 
+def _output_error(name, info) -> OutputError:
+    return OutputError(name, float(info["abs"]), float(info["rel"]), float(info["ratio"]), tuple(info.get("where", ())),
+                       info.get("problem", ""), info.get("actual"), info.get("expected"))
+
+
+def result_row(row: dict) -> results.ResultRow:
+    """A typed row of a test's dict (text or numbers per column; ``errors``: {output: details})."""
+    typed = results._row_of({c: "" if row.get(c) in (None, "") else str(row[c]) for c in COLUMNS})
+    typed.outputs = [_output_error(name, info) for name, info in (row.get("errors") or {}).items()]
+    return typed
+
+
 def write_results(path: Path, rows):
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
+    """Through the suite's own writer (conformance.results), as a run writes them."""
+    with results.ResultsFile(path) as handle:
+        for row in rows:
+            handle.write(result_row(row))
 
 
 def make_raw(folder: Path) -> Path:
@@ -415,7 +427,7 @@ def test_sections_are_units_in_package_files(built):
     assert "<details>" in cases and "max-height" not in (templates / "report.css").read_text(encoding="utf-8")
 
 
-STRUCTURED = {  # case -> (errors JSON of one paddle row, the sentence the report must build from it)
+STRUCTURED = {  # case -> (per-output errors of one paddle row, the sentence the report must build from it)
     "swce-base-hard-f32": ({"softmax": {"abs": "inf", "rel": "inf", "ratio": "inf", "where": [], "problem": "missing",
                                         "actual": None, "expected": None},
                             "loss": {"abs": 0.0, "rel": 0.0, "ratio": 0.0, "where": [0], "problem": ""}},
@@ -431,16 +443,16 @@ STRUCTURED = {  # case -> (errors JSON of one paddle row, the sentence the repor
                                "grad/logits": {"abs": 0.0, "rel": 0.0, "ratio": 0.5, "where": [0, 0], "problem": ""}},
                               "paddle's `loss` is off by 3×10⁻⁵ at index (1, 0), 12.3 times the tolerance "
                               "(and 1 more output)."),
-    "sswce-base-f16": ({"loss": {"abs": "inf", "rel": "inf", "ratio": "inf"}},  # an older row: no where/problem
-                       "paddle's `loss` has a NaN/inf, a wrong shape or is missing where the reference has a finite "
-                       "value."),
-    "sswce-hits-f32": ({"loss": {"abs": 0.002, "rel": 0.001, "ratio": 3.0}},  # older row, numeric
+    "sswce-base-f16": ({"loss": {"abs": "inf", "rel": "inf", "ratio": "inf", "where": [3], "problem": "nonfinite",
+                                 "actual": "nan", "expected": 1.5}},
+                       "paddle returns nan in `loss` at index (3) where the reference has 1.5."),
+    "sswce-hits-f32": ({"loss": {"abs": 0.002, "rel": 0.001, "ratio": 3.0, "where": [], "problem": ""}},
                        "paddle's `loss` is off by 0.002, 3 times the tolerance."),
 }
 
 
 def test_sentences_from_structured_errors(tmp_path):
-    """A raw folder with one row of each problem kind (and two older rows): the differences table's
+    """A raw folder with one row of each problem kind: the differences table's
     sentences and grouping come from the structured fields; the messages are nonsense on purpose."""
     raw = tmp_path / "raw"
     raw.mkdir()
@@ -497,8 +509,6 @@ def test_pair_bounds():
     assert pair_judge.pair_bounds({"loss": math.inf}, {"loss": 0.3})[0] == math.inf
     assert pair_judge.pair_bounds({"loss": math.inf}, {"loss": math.inf}) == (0.0, math.inf)
     assert pair_judge.pair_bounds({"loss": 0.1}, {"softmax": 0.1}) is None
-    # the errors column's non-finite numbers are strings; older rows wrote JSON's Infinity
-    assert parse_errors('{"loss": {"abs": "inf", "rel": "nan", "ratio": Infinity}}')["loss"]["ratio"] == math.inf
 
 
 def test_agreement_exact_from_kept_outputs(tmp_path):
@@ -524,7 +534,7 @@ def test_agreement_exact_from_kept_outputs(tmp_path):
                    ("pass", 0.6, "", ""))
         rows.append(row)
         write_results(raw / ("results-%s-cpu.csv" % impl), [row])
-    frame = report_data.prepare(report.load_results(raw))
+    frame = report_data.prepare(report.load_results(raw), details=report_data.load_details(raw))
     pairs = pair_judge.agreement(frame, ["numpy/cpu", "torch/cpu"], raw_dir=raw, manifest=manifest,
                         cases_dir=corpus.DEFAULT_CASES_DIR)
     first = pairs.iloc[0]
@@ -629,7 +639,7 @@ def test_degenerate_inputs(tmp_path):
 def test_compiled_modes_are_set_against_their_eager_impl_case_by_case():
     """Same verdict and outputs within one tolerance of each other agree; everything else is listed."""
     def row(impl, case, status, ratio=None):
-        errors = json.dumps(off_by(ratio / 100, ratio, [0])) if ratio is not None else ""
+        errors = off_by(ratio / 100, ratio, [0]) if ratio is not None else {}
         return dict({c: "" for c in COLUMNS}, case=case, op=SWCE, dtype="float32", impl=impl, device="cpu",
                     status=status, tol_ratio=ratio if ratio is not None else "", errors=errors)
 
@@ -645,7 +655,8 @@ def test_compiled_modes_are_set_against_their_eager_impl_case_by_case():
     rows = []
     for case, (eager, compiled, _) in outcomes.items():
         rows += [row("torch", case, *eager), row("torch-compile", case, *compiled), row("numpy", case, "pass", 0.0)]
-    frame = report_data.prepare(pd.DataFrame(rows))
+    details = {(r["case"], r["impl"], r["device"]): r.pop("errors") for r in rows}
+    frame = report_data.prepare(pd.DataFrame(rows), details=details)
     counts, differing = compiled_section.compiled_agreement(frame, {"torch-compile": "torch", "tensorflow-xla": "tensorflow"})
     assert counts.to_dict("records") == [{
         "eager": "torch/cpu", "compiled": "torch-compile/cpu", "op": SWCE, "cases": 4, "agree": 1,

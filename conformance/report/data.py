@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from conformance import results
 from conformance.outcomes import ACCEPTED, RETURNS_FINITE, STATUSES, row_kind
-from conformance.report.errors import parse_errors
 from conformance.report.fmt import label_order
 from conformance.report.sections.differences import FOUND_BY_SEARCH, differences
 from conformance.report.sections.environment import environment_table
@@ -23,12 +23,20 @@ from conformance.report.sections.speed import framework_summary, prepare_bench
 
 
 def load_results(raw_dir) -> pd.DataFrame:
-    frames = [pd.read_csv(path, on_bad_lines="skip") for path in sorted(Path(raw_dir).glob("results-*.csv"))]
-    frames = [f for f in frames if not f.empty]
-    if not frames:
+    """Every results row of a run folder (``conformance.results`` reads them, typed)."""
+    frame = results.load(raw_dir)
+    if frame.empty:
         raise FileNotFoundError("no results-*.csv under %s (run `conformance run` first)" % raw_dir)
-    results = pd.concat(frames, ignore_index=True)
-    return results[results["status"].isin(STATUSES)]
+    return frame[frame["status"].isin(STATUSES)]
+
+
+def load_details(raw_dir) -> dict:
+    """``{(case, impl, device): {output: {abs, rel, ratio, where, problem, actual, expected}}}`` of
+    the run's results rows and of the search's finds (``output-errors-*.csv``, ``conformance.results``)."""
+    details = results.details_by_row(results.load_output_errors(raw_dir))
+    for path in sorted(Path(raw_dir).glob(results.OUTPUTS_PREFIX + "found-*.csv")):
+        details.update(results.details_by_row(results.read_outputs(path)))
+    return details
 
 
 def load_environments(raw_dir) -> pd.DataFrame:
@@ -57,12 +65,12 @@ def read_extra(raw_dir: Path, prefix: str):
     return (pd.concat(frames, ignore_index=True) if frames else None), names
 
 
-def prepare(results: pd.DataFrame, manifest: dict = None) -> pd.DataFrame:
-    """One row per (case, impl, device) with ``label``, numeric ratios, the parsed ``errors``
-    (column ``parsed``), ``invalid`` (a bad-input case: its manifest entry has ``invalid``, or
+def prepare(rows: pd.DataFrame, manifest: dict = None, details: dict = None) -> pd.DataFrame:
+    """One row per (case, impl, device) with ``label``, numeric ratios, its per-output errors
+    (column ``parsed``, from ``details``: :func:`load_details`), ``invalid`` (a bad-input case: its manifest entry has ``invalid``, or
     without a manifest the row's tags say so) and ``kind`` (see :data:`conformance.outcomes.KINDS`)."""
-    frame = results.copy()
-    for column in ("message", "deviation", "tags", "features", "errors", "tolerance", "mode", "behaviour",
+    frame = rows.copy()
+    for column in ("message", "deviation", "tags", "features", "tolerance", "mode", "behaviour",
                    "worst_output"):
         if column not in frame:
             frame[column] = ""
@@ -70,7 +78,8 @@ def prepare(results: pd.DataFrame, manifest: dict = None) -> pd.DataFrame:
     frame["tol_ratio"] = pd.to_numeric(frame.get("tol_ratio"), errors="coerce")
     frame["label"] = frame["impl"].astype(str) + "/" + frame["device"].astype(str)
     frame = frame.drop_duplicates(["case", "impl", "device"], keep="last").reset_index(drop=True)
-    frame["parsed"] = frame["errors"].map(parse_errors)
+    details = details or {}
+    frame["parsed"] = [details.get(key, {}) for key in zip(frame["case"], frame["impl"], frame["device"])]
     entries = {e["id"]: e for e in (manifest or {}).get("cases", [])}
     if entries:
         frame["invalid"] = frame["case"].map(lambda c: bool(entries.get(c, {}).get("invalid")))
@@ -107,7 +116,8 @@ class ReportData:
             self.warnings.append("known_deviations.toml could not be read: %s" % error)
         self.environments = load_environments(self.raw_dir)
         self.impl_order = impl_names()
-        self.frame = prepare(self.results, self.manifest)
+        self.details = load_details(self.raw_dir)
+        self.frame = prepare(self.results, self.manifest, self.details)
         self.labels = label_order(self.frame["label"], self.impl_order)
         op_order = {}
         for entry in self.manifest.get("cases", []):
@@ -150,7 +160,7 @@ class ReportData:
             manifest = corpus.load_manifest(found_dir)
         except corpus.CorpusError:
             manifest = {}
-        found = differences(prepare(found_rows, manifest), manifest, found_dir, self.registry,
+        found = differences(prepare(found_rows, manifest, self.details), manifest, found_dir, self.registry,
                             impl_order=self.impl_order)
         found["reproducer"] = found["reproducer"].str.replace(
             "conformance run", "conformance run --cases %s" % found_dir.as_posix(), n=1, regex=False)

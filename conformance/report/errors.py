@@ -1,51 +1,21 @@
-"""The per-output error details of a result row, read from its ``errors`` column.
+"""The per-output errors of a result row, as the report reads them.
 
-The results CSV's ``errors`` cell holds JSON: per output ``{"abs", "rel", "ratio", "where", "problem",
-"actual", "expected"}`` (``problem`` is ``""``, ``"missing"``, ``"shape"`` or ``"nonfinite"``;
-non-finite numbers are the strings ``"inf"``, ``"-inf"``, ``"nan"``).  This module is the report's
-only reader of that cell (the typed results module is to replace the parse): the rest of the report
-sees ``{output: {abs, rel, ratio, where, problem, ...}}`` with float numbers.
+``conformance.results`` reads them from the run's ``output-errors-*.csv`` (``data.load_details``);
+each row of the report carries them as ``parsed``: ``{output: {abs, rel, ratio, where, problem,
+actual, expected}}`` with float numbers (``problem`` is ``""``, ``"missing"``, ``"shape"`` or
+``"nonfinite"``).  These helpers pick the outputs a sentence is about.
 """
 from __future__ import annotations
 
-import json
 import math
 
 
-def _float(value) -> float:
-    """A number of the ``errors`` JSON: floats, or the strings "inf", "-inf", "nan"."""
+def number(value) -> float:
+    """``actual`` or ``expected`` of an output as a float; NaN when it has none."""
     try:
         return float(value)
     except (TypeError, ValueError):
         return math.nan
-
-
-def parse_errors(text) -> dict:
-    """The ``errors`` column of a result row as ``{output: {abs, rel, ratio, where, problem, ...}}``.
-
-    Numbers become floats (non-finite ones included); ``where``, ``problem``, ``actual`` and
-    ``expected`` are kept only when the row has them (rows written before they existed do not).
-    """
-    if not text or not isinstance(text, str):
-        return {}
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return {}
-    parsed = {}
-    for name, info in (data.items() if isinstance(data, dict) else ()):
-        if not isinstance(info, dict):
-            continue
-        entry = dict(info)
-        for key in ("abs", "rel", "ratio"):
-            entry[key] = _float(info.get(key))
-        parsed[name] = entry
-    return parsed
-
-
-def number(value) -> float:
-    """One of the ``errors`` numbers (``actual``, ``expected``) as a float; NaN when it is none."""
-    return _float(value)
 
 
 def _is_failing(info: dict) -> bool:

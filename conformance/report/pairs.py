@@ -86,7 +86,7 @@ class PairJudge:
         self.outputs_root = Path(raw_dir) / "outputs" if raw_dir else None
         self.cases_dir = cases_dir
         self.output_cache, self.case_cache = {}, {}
-        compared = frame[frame["errors"] != ""]
+        compared = frame[frame["parsed"].map(bool)]
         # label -> case -> {output: error ratio}, for the rows that were compared with the golden outputs
         self.ratios = {label: dict(zip(group["case"], group["parsed"].map(lambda e: {n: i["ratio"] for n, i in e.items()})))
                        for label, group in compared.groupby("label")}

@@ -15,8 +15,8 @@ from conformance.report.fmt import MISSING, first_line, fmt_number
 
 
 def _value_text(value) -> str:
-    if isinstance(value, str):
-        return {"inf": "inf", "-inf": "-inf", "nan": "nan"}.get(value.strip().lower(), value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else "inf" if value > 0 else "-inf"
     if isinstance(value, (list, tuple)):
         return _index_text(value)
     return fmt_number(number(value)) if value is not None else MISSING
@@ -39,9 +39,6 @@ def output_sentence(impl: str, name: str, info: dict) -> str:
     if problem == "nonfinite":
         return "%s returns %s in `%s`%s where the reference has %s" % (
             impl, _value_text(info.get("actual")), name, at, _value_text(info.get("expected")))
-    if problem is None and not math.isfinite(info["ratio"]):  # an older row: only abs/rel/ratio
-        return "%s's `%s` has a NaN/inf, a wrong shape or is missing where the reference has a finite value" % (
-            impl, name)
     return "%s's `%s` is off by %s%s, %s times the tolerance" % (impl, name, fmt_number(info["abs"]), at,
                                                                 fmt_number(info["ratio"]))
 
@@ -49,7 +46,7 @@ def output_sentence(impl: str, name: str, info: dict) -> str:
 def what_differs(row, known_what: str = "", invalid: dict = None, lead: bool = True) -> str:
     """One plain sentence of what differs in a result row, from its structured fields.
 
-    ``row`` has ``impl``, ``status``, ``parsed`` (its ``errors``, :func:`.errors.parse_errors`),
+    ``row`` has ``impl``, ``status``, ``parsed`` (its per-output errors, ``data.load_details``),
     ``message``, ``behaviour`` and ``worst_output``; ``invalid`` is the manifest's ``invalid`` entry of a
     bad-input case; a known deviation's sentence starts with what the registry says of it unless
     ``lead`` is false.

@@ -2,7 +2,6 @@
 the command that reproduces its smallest case."""
 from __future__ import annotations
 
-import math
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,10 +42,7 @@ def _cause(row) -> tuple:
     if worst is None:
         return row["worst_output"], ""
     name, info = worst
-    problem = info.get("problem")
-    if problem is None:  # an older row: non-finite ratio, or numeric
-        problem = "" if math.isfinite(info["ratio"]) else "nonfinite/shape/missing"
-    return name, problem
+    return name, info["problem"]
 
 
 def differences(frame: pd.DataFrame, manifest: dict, cases_dir, registry=None, statuses=O.DIFFERENCE_STATUSES,
