@@ -35,7 +35,7 @@ ADAPTER_MODULES = {
 }
 # The oracle's impls (impls/reference/): correct, not fast; the benchmark runs them only when asked.
 ORACLE_IMPLS = ("numpy", "cupy")
-# The speed contender's impl per device (impls/numpy_fast.py), held against the fastest framework.
+# The speed contender's impl per device (impls/numpy_fast/), held against the fastest framework.
 CONTENDER_IMPLS = {"cpu": "numpy-fast", "gpu": "cupy-fast"}
 
 ENTRY_POINT_GROUP = "conformance.impls"

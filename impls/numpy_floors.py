@@ -15,7 +15,7 @@ argument below says why their times add up.  The assumptions behind every claim:
   that needs a result of an earlier pass starts after it.
 * A pass is timed into a preallocated buffer (no page faults, unless a way exists to use them:
   then both are timed), on the contender's own row blocks and thread pool (``_row_blocks``,
-  ``_for_blocks`` of ``impls/numpy_fast.py``) wherever the contender parallelises that work; a
+  ``_for_blocks`` of ``impls/numpy_fast/core.py``) wherever the contender parallelises that work; a
   part over ``[B, K]`` runs both in whole blocks and, where a row fits, in row chunks that stay in
   the L2 cache between consecutive passes (``_schedules``), so that a cache-blocked implementation
   would not beat the floor by the memory traffic it saves.
@@ -68,6 +68,7 @@ from collections import OrderedDict
 import numpy as np
 
 from impls import numpy_fast as fast
+from impls.numpy_fast import core as fast_core  # its switches, read there at call time
 from impls.ops.sampled_softmax_loss import SAMPLED_SOFTMAX_LOSS
 from impls.ops.sampled_softmax_with_cross_entropy import SAMPLED_SOFTMAX_WITH_CROSS_ENTROPY
 from impls.ops.softmax_with_cross_entropy import SOFTMAX_WITH_CROSS_ENTROPY
@@ -130,7 +131,7 @@ def _softmax_parts(case, backward):
 
     def exp_sum_scale(row_sums):
         def chunk_pass(start, a, b):
-            with np.errstate(over="ignore"), fast._row_broadcast_speed(np):
+            with np.errstate(over="ignore"), fast_core._row_broadcast_speed(np):
                 e = np.exp(z[a:b], out=work[a:b])
                 s = row_sums(e)
                 if backward:
@@ -139,9 +140,9 @@ def _softmax_parts(case, backward):
 
     name = "exp + row sums" + (" + gradient multiply" if backward else "")
     ways = _schedules(rows, classes, exp_sum_scale(lambda e: fast._row_sums(np, e, 1)))
-    if cdtype == np.float32 and classes > fast._DOT_ROW_SUMS_MAX:
+    if cdtype == np.float32 and classes > fast_core._DOT_ROW_SUMS_MAX:
         # Rows the contender sums with NumPy's sum (a dot product per row holds the GIL, see
-        # numpy_fast._row_sums): the dot products are faster on one thread, so they are a way too.
+        # numpy_fast.core._row_sums): the dot products are faster on one thread, so they are a way too.
         ones = fast._float32_ones(classes)
         ways += _schedules(rows, classes, exp_sum_scale(lambda e: np.matmul(e[:, None, :], ones)))
     parts = OrderedDict([(name, ways)])
@@ -256,7 +257,7 @@ _FUSED_BY_KERNELS = (SOFTMAX_WITH_CROSS_ENTROPY.name, SAMPLED_SOFTMAX_WITH_CROSS
 def served_by_kernels(case) -> bool:
     """Whether the contender computes the case with its compiled kernels, which its NumPy-call
     floors do not bound."""
-    return case.op in _FUSED_BY_KERNELS and case.dtype == "float32" and fast._KERNELS and fast._SHIFT_FREE_EXP
+    return case.op in _FUSED_BY_KERNELS and case.dtype == "float32" and fast_core._KERNELS and fast_core._SHIFT_FREE_EXP
 
 
 def floor_parts(case, backward):

@@ -2,7 +2,7 @@
 
 * ``numpy`` (CPU) and ``cupy`` (GPU): the textbook oracle ``impls/reference/``, the code that
   writes the golden outputs.
-* ``numpy-fast`` (CPU) and ``cupy-fast`` (GPU): the speed contender ``impls/numpy_fast.py``, whose
+* ``numpy-fast`` (CPU) and ``cupy-fast`` (GPU): the speed contender ``impls/numpy_fast/``, whose
   ``sampled_softmax_loss`` weight and bias gradients are sparse rows (``SparseRows``), densified
   by ``to_numpy``.
 
@@ -111,7 +111,7 @@ class CupyReference(NumpyReference):
 class NumpyFast(NumpyReference):
     name = "numpy-fast"
     module_name = "impls.numpy_fast"
-    ops = _ops("impls/numpy_fast.py", unsupported=_FAST_UNSUPPORTED, ops=_FAST_OPS)
+    ops = _ops("impls/numpy_fast/", unsupported=_FAST_UNSUPPORTED, ops=_FAST_OPS)
 
     def load(self, device):
         numpy_version = super().load(device)
@@ -130,7 +130,7 @@ class NumpyFast(NumpyReference):
 class CupyFast(CupyReference):
     name = "cupy-fast"
     module_name = "impls.numpy_fast"
-    ops = _ops("impls/numpy_fast.py on CuPy", _CUPY_DTYPES, _FAST_UNSUPPORTED, _FAST_OPS)
+    ops = _ops("impls/numpy_fast/ on CuPy", _CUPY_DTYPES, _FAST_UNSUPPORTED, _FAST_OPS)
 
 
 ADAPTERS = {adapter.name: adapter for adapter in (NumpyReference, CupyReference, NumpyFast, CupyFast)}

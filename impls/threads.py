@@ -31,7 +31,7 @@ THREADS_VARIABLE = "CONFORMANCE_THREADS"
 # the NumPy contender's pool (read when its module is imported, in the adapter's load).
 LIBRARY_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "CONFORMANCE_REFERENCE_THREADS")
 # Modules that hold the NumPy contender's pool size (it moved from the reference to numpy_fast).
-_POOL_MODULES = ("impls.numpy_fast", "impls.reference")
+_POOL_MODULES = ("impls.numpy_fast.core", "impls.reference")
 
 _KEPT = []  # threadpoolctl's limiter: kept alive so that its limits stay in force
 

@@ -1,7 +1,7 @@
 """Small shared helpers for the tests of ``impls/reference/`` (tests/test_reference_*.py).
 
 The generic math tests (forward, gradients, errors, properties) run against both implementations of
-the API, the oracle ``impls/reference/`` and the contender ``impls/numpy_fast.py``: such a module
+the API, the oracle ``impls/reference/`` and the contender ``impls/numpy_fast/``: such a module
 declares ``pytestmark = pytest.mark.usefixtures("each_implementation")`` and imports that fixture;
 its tests of input only the oracle accepts carry ``@pytest.mark.reference_only``.  The contender's
 ``sampled_softmax_loss_grad`` returns sparse weight and bias gradients (``SparseRows``); these tests

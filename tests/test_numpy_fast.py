@@ -1,4 +1,4 @@
-"""The speed devices of the contender ``impls/numpy_fast.py`` change no bit of any result.
+"""The speed devices of the contender ``impls/numpy_fast/`` change no bit of any result.
 
 * Row-parallel blocks (``_row_blocks``/``_for_blocks``): every corpus case computed with blocks of
   a few rows on several threads equals, bit for bit, the same case computed in one block.  Corpus
@@ -28,6 +28,7 @@ from helpers_reference import ROOT  # noqa: F401 - puts the repo on sys.path
 from conformance import compare, corpus
 from impls.caseio import Case, SparseRows
 from impls import numpy_fast as fast
+from impls.numpy_fast import core as fast_core  # its switches, read there at call time
 from impls.reference_adapter import NumpyFast
 from impls.support import why_unsupported
 
@@ -44,14 +45,14 @@ def _outputs(case):
 
 
 def _all_fast_paths_on(monkeypatch):
-    monkeypatch.setattr(fast, "_PARALLEL_MIN_ELEMENTS", 1)
-    monkeypatch.setattr(fast, "_BLOCK_ELEMENTS", 8)  # a row or two per block
-    monkeypatch.setattr(fast, "_THREADS", 3)
+    monkeypatch.setattr(fast_core, "_PARALLEL_MIN_ELEMENTS", 1)
+    monkeypatch.setattr(fast_core, "_BLOCK_ELEMENTS", 8)  # a row or two per block
+    monkeypatch.setattr(fast_core, "_THREADS", 3)
 
 
 def _all_fast_paths_off(monkeypatch):
-    monkeypatch.setattr(fast, "_THREADS", 1)  # one block
-    monkeypatch.setattr(fast, "_row_broadcast_speed", lambda xp: contextlib.nullcontext())  # NumPy's buffer
+    monkeypatch.setattr(fast_core, "_THREADS", 1)  # one block
+    monkeypatch.setattr(fast_core, "_row_broadcast_speed", lambda xp: contextlib.nullcontext())  # NumPy's buffer
 
 
 @pytest.mark.parametrize("entry", COMPUTED, ids=[e["id"] for e in COMPUTED])
@@ -75,7 +76,7 @@ def test_shift_free_exponentials_agree_with_the_shifted_ones(entry, monkeypatch)
     """Within the tolerance any framework gets (both differ only in rounding z - max, a few ulps)."""
     case = Case.read(CASES / entry["file"])
     shift_free = _outputs(case)
-    monkeypatch.setattr(fast, "_SHIFT_FREE_EXP", False)
+    monkeypatch.setattr(fast_core, "_SHIFT_FREE_EXP", False)
     shifted = _outputs(case)
     tol = compare.tolerance(case.meta, {k: v.shape for k, v in case.inputs.items()})
     scales = compare.output_scales(case)
@@ -134,9 +135,9 @@ def _every_grad_function(seed):
 @pytest.mark.parametrize("index", range(3), ids=["swce", "sswce", "ssl"])
 def test_shift_free_fallback_is_the_shifted_computation(index, monkeypatch):
     function, kwargs = _every_grad_function(4)[index]
-    monkeypatch.setattr(fast, "_SHIFT_FREE_SUM_RANGE", (np.inf, np.inf))  # every row out of range
+    monkeypatch.setattr(fast_core, "_SHIFT_FREE_SUM_RANGE", (np.inf, np.inf))  # every row out of range
     fallback = function(**kwargs)
-    monkeypatch.setattr(fast, "_SHIFT_FREE_EXP", False)
+    monkeypatch.setattr(fast_core, "_SHIFT_FREE_EXP", False)
     shifted = function(**kwargs)
     for name in shifted:
         assert _bits(fallback[name]) == _bits(shifted[name]), name
@@ -154,7 +155,7 @@ def test_sampled_rows_out_of_range_get_the_shifted_bits_row_by_row(monkeypatch):
     sswce["logits"][1] += 60  # over 2^64
     sswce["logits"][4] -= 70  # under 2^-63
     batch = fast.sampled_softmax_with_cross_entropy_grad(**sswce)
-    monkeypatch.setattr(fast, "_SHIFT_FREE_EXP", False)
+    monkeypatch.setattr(fast_core, "_SHIFT_FREE_EXP", False)
     shifted = fast.sampled_softmax_with_cross_entropy_grad(**sswce)
     monkeypatch.undo()
     for row in range(sswce["logits"].shape[0]):
@@ -179,10 +180,10 @@ def test_the_row_broadcast_buffer_is_restored():
 
 
 def test_blocks_cover_every_row_once(monkeypatch):
-    monkeypatch.setattr(fast, "_PARALLEL_MIN_ELEMENTS", 1)
-    monkeypatch.setattr(fast, "_THREADS", 2)
+    monkeypatch.setattr(fast_core, "_PARALLEL_MIN_ELEMENTS", 1)
+    monkeypatch.setattr(fast_core, "_THREADS", 2)
     for rows, width, block in [(1, 5, 8), (7, 3, 8), (1000, 1000, 1 << 16), (5, 10 ** 6, 1 << 20)]:
-        monkeypatch.setattr(fast, "_BLOCK_ELEMENTS", block)
+        monkeypatch.setattr(fast_core, "_BLOCK_ELEMENTS", block)
         blocks = fast._row_blocks(np, rows, width)
         covered = [r for start, stop in blocks for r in range(start, stop)]
         assert covered == list(range(rows))
@@ -190,7 +191,7 @@ def test_blocks_cover_every_row_once(monkeypatch):
 
 
 def test_an_exception_in_a_block_reaches_the_caller(monkeypatch):
-    monkeypatch.setattr(fast, "_THREADS", 2)
+    monkeypatch.setattr(fast_core, "_THREADS", 2)
 
     def failing(start, stop):
         if start > 0:
@@ -268,7 +269,7 @@ def test_float32_to_float16_keeps_shape_and_layout():
 
 # ``_row_sums``: float32 rows of up to _DOT_ROW_SUMS_MAX elements are summed by a dot product per
 # row (NumPy 2.x), everything else by NumPy's sum.
-ROW_SUM_LENGTHS = [2, 3, 17, 513, 1000, fast._DOT_ROW_SUMS_MAX]
+ROW_SUM_LENGTHS = [2, 3, 17, 513, 1000, fast_core._DOT_ROW_SUMS_MAX]
 
 
 @pytest.mark.parametrize("length", ROW_SUM_LENGTHS)
@@ -302,8 +303,8 @@ def test_row_sums_use_the_dot_product_only_where_they_should():
     rng = np.random.default_rng(5)
     short = rng.random((4, 100), dtype=np.float32)
     dot = np.matmul(short[:, None, :], np.ones(100, dtype=np.float32))
-    assert fast._row_sums(np, short, 1).tobytes() == (dot if fast._DOT_ROW_SUMS else short.sum(1, keepdims=True)).tobytes()
-    for e, axis in [(rng.random((4, fast._DOT_ROW_SUMS_MAX + 1), dtype=np.float32), 1),  # long rows
+    assert fast._row_sums(np, short, 1).tobytes() == (dot if fast_core._DOT_ROW_SUMS else short.sum(1, keepdims=True)).tobytes()
+    for e, axis in [(rng.random((4, fast_core._DOT_ROW_SUMS_MAX + 1), dtype=np.float32), 1),  # long rows
                     (short.astype(np.float64), 1),  # the golden dtype
                     (short, 0),  # not the last axis
                     (np.asfortranarray(short)[:, ::2], 1)]:  # strided rows
@@ -386,7 +387,7 @@ FLT_MAX = float(np.finfo(np.float32).max)
 
 
 def _passes_against_the_oracle(spec):
-    case = corpus.build_case(spec)  # golden outputs from impls/reference.py, in float64
+    case = corpus.build_case(spec)  # golden outputs from impls/reference/, in float64
     with np.errstate(over="ignore"):  # the float32 rounding of the inputs near FLT_MAX
         status, errors, _, message = compare.compare(case, _outputs(case))
     assert status == "pass", message

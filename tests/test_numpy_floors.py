@@ -11,7 +11,7 @@ import pytest
 from helpers_reference import ROOT  # noqa: F401 - puts the repo on sys.path
 from conformance.bench import grid_specs
 from impls import bench
-from impls import numpy_fast as fast
+from impls.numpy_fast import core as fast_core  # the contender's switches, read there at call time
 from impls import numpy_floors
 from impls.reference_adapter import NumpyFast, NumpyReference
 
@@ -46,7 +46,7 @@ GRID_ALL = sorted((op, mode, dtype) for dtype in ("float32", "float16", "bfloat1
 @pytest.fixture
 def numpy_calls_only(monkeypatch):
     """The contender without its compiled kernels, whose cases get no floor."""
-    monkeypatch.setattr(fast, "_KERNELS", False)
+    monkeypatch.setattr(fast_core, "_KERNELS", False)
 
 
 @pytest.mark.parametrize("op, mode, dtype", GRID_ALL)
@@ -65,11 +65,11 @@ def test_floor_parts_run_on_small_shapes(op, mode, dtype, numpy_calls_only):
 @pytest.mark.parametrize("op, mode", sorted(GRID_FLOAT32))
 def test_cases_the_kernels_serve_get_no_floor(op, mode, monkeypatch):
     case = bench.synthesize(_small(GRID_FLOAT32[op, mode]))
-    monkeypatch.setattr(fast, "_KERNELS", True)
+    monkeypatch.setattr(fast_core, "_KERNELS", True)
     fused = op in ("softmax_with_cross_entropy", "sampled_softmax_with_cross_entropy")
     assert bool(numpy_floors.floor_parts(case, mode == "forward_backward")) is not fused
     assert numpy_floors.served_by_kernels(case) is fused
-    monkeypatch.setattr(fast, "_KERNELS", False)
+    monkeypatch.setattr(fast_core, "_KERNELS", False)
     assert numpy_floors.floor_parts(case, mode == "forward_backward")
     assert not numpy_floors.served_by_kernels(case)
 

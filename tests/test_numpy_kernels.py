@@ -18,6 +18,7 @@ import pytest
 from helpers_reference import ROOT  # noqa: F401 - puts the repo on sys.path
 from conformance import compare, corpus
 from impls import numpy_fast as fast
+from impls.numpy_fast import core as fast_core  # its switches, read there at call time
 from impls import numpy_kernels as kernels
 from impls.caseio import Case
 from impls.reference_adapter import NumpyFast
@@ -64,7 +65,7 @@ def test_expf_flushes_below_flt_min_and_keeps_nan():
 def test_kernels_agree_with_the_numpy_path(entry, monkeypatch):
     case = Case.read(CASES / entry["file"])
     compiled = _outputs(case)
-    monkeypatch.setattr(fast, "_KERNELS", False)
+    monkeypatch.setattr(fast_core, "_KERNELS", False)
     plain = _outputs(case)
     tol = compare.tolerance(case.meta, {k: v.shape for k, v in case.inputs.items()})
     scales = compare.output_scales(case)
@@ -122,7 +123,7 @@ def test_a_rows_bits_depend_on_that_row_alone(index):
     try:
         one_thread = function(**kwargs)
     finally:
-        kernels.set_threads(fast._THREADS)
+        kernels.set_threads(fast_core._THREADS)
     for row in range(kwargs["logits"].shape[0]):
         alone = function(**_rows(kwargs, slice(row, row + 1), BATCHED))
         for name in ("loss", batched_grad):
@@ -176,7 +177,7 @@ def test_rows_the_kernels_do_not_serve_get_the_numpy_paths_bits(index, monkeypat
     kwargs, rows = _unusual(kwargs, OPS[index])
     with np.errstate(all="ignore"):
         compiled = function(**kwargs)
-        monkeypatch.setattr(fast, "_KERNELS", False)
+        monkeypatch.setattr(fast_core, "_KERNELS", False)
         plain = function(**kwargs)
     for name in ("loss", batched_grad):
         for row in rows:
@@ -215,7 +216,7 @@ def test_repeated_ids_sum_to_the_numpy_paths_bits(monkeypatch):
     monkeypatch.setattr(kernels, "sum_repeated_rows", lambda *args: calls.append(1) or original(*args))
     compiled = gradients()
     assert calls == [1]
-    monkeypatch.setattr(fast, "_KERNELS", False)
+    monkeypatch.setattr(fast_core, "_KERNELS", False)
     assert compiled == gradients() and calls == [1]
 
 

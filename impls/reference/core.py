@@ -5,7 +5,7 @@ sampler and the ``cross_entropy`` loss users call (under each framework's docume
 a textbook: this module holds what they share, and each op has a short file of its own beside it.
 
 Every golden output of the corpus is computed here, by code written to be checked, not to be fast
-(the contender is ``impls/numpy_fast.py``): plain array math, generic over the array module (NumPy
+(the contender is ``impls/numpy_fast/``): plain array math, generic over the array module (NumPy
 or CuPy, taken from the inputs), all in float64, each output rounded once to the input dtype.
 
 Argument names and defaults are those of the frameworks' documentation (Paddle for the first two
