@@ -21,7 +21,7 @@ both expected counts, as bytes):
 ``out_file`` (when given) receives the raw draws as a ``.npz``: ``candidates [D, S]`` int64,
 ``sampled_expected [D, S]`` and ``true_expected [D, num_true]`` in the dtype the sampler reported (the
 expected counts of the probe classes passed as ``true_classes``).  Histograms and inclusion counts are
-computed on the core side (``conformance/sampler.py``) from these arrays, so that one code path serves
+computed on the core side (``conformance/sampler/``) from these arrays, so that one code path serves
 every impl and the tests' synthetic samplers.  ``D * S`` stays near 10^5, about a megabyte.
 
 Per impl (only the CPU; the native samplers are host code):
@@ -61,7 +61,7 @@ candidates with its built-in sampler (no samples passed in), on a fixed problem 
 ``seed``); each draw is one loss call.  The reply's arrays are those of a plain draw (the candidates
 and expected counts the loss drew, ``true_expected [D, probes]``) plus ``loss`` as the framework
 returns it, what the framework exposes about the draw, and the problem's inputs (``input_<name>``),
-from which the core recomputes the loss with the oracle (``conformance/sampler.py``):
+from which the core recomputes the loss with the oracle (``conformance/sampler/loss.py``):
 
 ``tensorflow``
     ``tf.nn.sampled_softmax_loss(..., sampled_values=None, seed=seed)`` after ``tf.random.set_seed``,

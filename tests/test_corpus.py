@@ -138,10 +138,10 @@ def test_generic_layer_names_no_op():
     from pathlib import Path
 
     root = Path(corpus.__file__).resolve().parent
-    for name in ("corpus.py", "search.py", "sampler.py"):
-        constants = {node.value for node in ast.walk(ast.parse((root / name).read_text(encoding="utf-8")))
+    for path in [root / "corpus.py", root / "search.py", *sorted((root / "sampler").glob("*.py"))]:
+        constants = {node.value for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
                      if isinstance(node, ast.Constant) and isinstance(node.value, str)}
-        assert not constants & set(OPS), name
+        assert not constants & set(OPS), path.name
 
 
 def test_every_op_declares_its_families_and_search_builder():

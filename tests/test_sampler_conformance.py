@@ -1,4 +1,4 @@
-"""Sampler conformance (conformance/sampler.py, impls/samplers.py): the statistics, the reference, the frameworks.
+"""Sampler conformance (conformance/sampler/, impls/samplers.py): the statistics, the reference, the frameworks.
 
 The reference runs the ``small`` grid (>= 3*10^4 candidates per setting) through the real CLI and
 workers.  The test machinery is itself tested: samplers that are wrong on purpose (off by one,
@@ -37,7 +37,7 @@ def _documented_rule_row(row):
     """The one check the documented rule itself fails: with unique sampling, the reported expected
     count (P*S when num_tries == num_sampled, else -expm1(num_tries*log1p(-P))) is not the inclusion
     probability; with num_sampled >= 2 the gap is far beyond the threshold.  TensorFlow's source calls
-    the rule approximate, so such a row is marked ``approximate``, not failed (see sampler.py)."""
+    the rule approximate, so such a row is marked ``approximate``, not failed (see conformance/sampler/checks.py)."""
     range_max, num_sampled, unique = _key(row)
     return row["check"] == "expected_count_vs_empirical" and unique and num_sampled >= 2
 

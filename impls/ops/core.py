@@ -253,7 +253,7 @@ class SearchSpace:
 
 class SamplerLoss:
     """How ``conformance sampler --via loss`` checks a sampled op whose public API draws its own
-    candidates with the framework's sampler (``impls/samplers.py`` draws, ``conformance/sampler.py``
+    candidates with the framework's sampler (``impls/samplers.py`` draws, ``conformance/sampler/``
     judges):
 
     * ``problem(rng, classes, labels)``: the fixed inputs every draw of a setting shares, float32 from

@@ -30,7 +30,7 @@ def sampler_verdicts(sampler: pd.DataFrame, impl_order=()) -> list:
         rows = frame[frame["label"] == label]
         ran = rows[rows["status"] != O.UNSUPPORTED]
         failing = ran[~ran["status"].isin((O.PASS, APPROXIMATE))]
-        approximate = ran[ran["status"] == APPROXIMATE]  # the documented unique=True rule (sampler.py)
+        approximate = ran[ran["status"] == APPROXIMATE]  # the documented unique=True rule (conformance/sampler/)
         unsupported = rows[rows["status"] == O.UNSUPPORTED]
         columns = [c for c in ["check", *SAMPLER_SETTING, "p_value", "p_holm", "status", "message"] if c in rows]
         shown = failing[columns].assign(message=failing["message"].map(lambda m: first_line(m)[:300]))
