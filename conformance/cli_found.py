@@ -11,7 +11,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from conformance import cli, corpus, found, reproducers, runner, runs
+from conformance import cli_args
+from conformance import corpus, found, reproducers, runner, runs
 from impls import numpy_dispatch
 
 
@@ -20,7 +21,7 @@ def cmd_merge_found(args):
     try:
         manifest = found.merge_found(args.sources, args.into)
     except (ValueError, corpus.CorpusError) as error:
-        raise cli.UsageError(str(error)) from None
+        raise cli_args.UsageError(str(error)) from None
     signatures = {key for entry in manifest["cases"] for key in entry.get("signatures", ())}
     print("%s: %d found case(s), %d signature(s)" % (args.into, len(manifest["cases"]), len(signatures)))
     return 0
@@ -32,19 +33,19 @@ def cmd_search(args):
     from conformance import search  # noqa: PLC0415 - the workers' machinery, only for a search
 
     if not numpy_dispatch.is_pinned() and sys.argv[1:2] == ["search"]:  # found goldens, as stored ones
-        return cli._rerun_pinned()
-    impls = cli._impls_for(args, args.device)
+        return cli_args._rerun_pinned()
+    impls = cli_args._impls_for(args, args.device)
     try:
         shard, budget = search.parse_shard(args.shard), search.parse_budget(args.budget) if args.budget else None
     except ValueError as error:
-        raise cli.UsageError(str(error)) from None
+        raise cli_args.UsageError(str(error)) from None
     if budget is None and args.max_cases is None:
-        raise cli.UsageError("give --budget, --cases or both: the search stops at the first one reached")
-    args.out = cli._run_folder(args)
+        raise cli_args.UsageError("give --budget, --cases or both: the search stops at the first one reached")
+    args.out = cli_args._run_folder(args)
     print("run folder: %s" % runs.relative(args.out))
     try:
         finder = search.Search(impls, args.out, ops=args.op, seed=args.seed, shard=shard, device=args.device,
-                               found_dir=args.found_dir, repro_dir=args.repro_dir, python=cli._overrides(args),
+                               found_dir=args.found_dir, repro_dir=args.repro_dir, python=cli_args._overrides(args),
                                timeout=args.timeout, notify=tqdm.write)
         if finder.resume():
             print("resuming %s after %d draws" % (runs.relative(finder.state_path), finder.state["next"]))
@@ -52,7 +53,7 @@ def cmd_search(args):
                            progress=lambda total, initial: tqdm(total=total, initial=initial, desc="search %s"
                                                                 % finder.tag, unit="case"))
     except (ValueError, runner.WorkerUnavailable) as error:
-        raise cli.UsageError(str(error)) from None
+        raise cli_args.UsageError(str(error)) from None
     rates = ", ".join("%s %.2f/s" % item for item in search.throughput(state).items())
     print("%d draws tried: %d cases (%d rejected by the oracle), %d known deviations, %d group(s) (%d new) in "
           "%.0f s; cases per second: %s" % (state["next"], state["cases"], state["rejected"], state["known"],
@@ -79,16 +80,16 @@ def cmd_repro(args):
     """A reproducer of one impl's divergence on one stored case, generated from the suite's source
     (conformance/reproducers.py): adapter-based, or with --standalone NumPy and the framework only."""
     try:
-        impls = cli._impl_list(args.impl)
+        impls = cli_args._impl_list(args.impl)
     except argparse.ArgumentTypeError as error:
-        raise cli.UsageError(str(error)) from None
+        raise cli_args.UsageError(str(error)) from None
     if len(impls) != 1:
-        raise cli.UsageError("--impl: expected one impl, got %r" % args.impl)
+        raise cli_args.UsageError("--impl: expected one impl, got %r" % args.impl)
     try:
         text = reproducers.generate(args.case, impls[0], standalone_script=args.standalone, out=args.out,
                                     expect=args.expect, found_dir=args.found_dir, cases_dir=args.cases)
     except reproducers.ReproError as error:
-        raise cli.UsageError(str(error)) from None
+        raise cli_args.UsageError(str(error)) from None
     if args.out is None:
         sys.stdout.write(text)
         return 0
@@ -105,7 +106,7 @@ def add_commands(commands, impl_options, out_option, python_option) -> None:
     p.add_argument("--op", type=lambda t: [op.strip() for op in t.split(",") if op.strip()], default=None,
                    help="comma-separated ops (default: every op)")
     p.add_argument("--budget", default=None, metavar="TIME", help="stop after this long: 90s, 10m, 1h")
-    p.add_argument("--cases", dest="max_cases", type=cli._positive_int, default=None, metavar="N",
+    p.add_argument("--cases", dest="max_cases", type=cli_args._positive_int, default=None, metavar="N",
                    help="stop after N draws of this shard (a repeatable search: same seed, same N, same finds)")
     p.add_argument("--seed", type=int, default=0, help="the search's seed (default %(default)d)")
     p.add_argument("--shard", default="0/1", metavar="I/N", help="draw only the indices I, I+N, ... (default 0/1)")

@@ -50,12 +50,11 @@ from pathlib import Path
 from typing import Optional
 
 from conformance.compare import OutputError
-from conformance.runs import RunError
 
 ROWS_PREFIX, OUTPUTS_PREFIX = "results-", "output-errors-"
 
 
-class ResultsFormatError(RunError):
+class ResultsFormatError(ValueError):
     """A results file this version cannot read or append to (a user error, one line)."""
 
 

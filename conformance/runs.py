@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from conformance import results
+
 RUNS_DIR = Path("runs")
 LATEST = "latest"
 RUN_FILE = "run.json"
@@ -111,7 +113,6 @@ def merged(folders, into: Path) -> Path:
 
 
 def _append_results(path: Path, target: Path, cases: dict) -> None:
-    from conformance import results  # noqa: PLC0415 - results imports this module's RunError
 
     rows = results.read(path)
     for row in rows:
