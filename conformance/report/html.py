@@ -49,6 +49,11 @@ def _classes(names: str) -> str:
     return ' class="%s"' % names if names else ""
 
 
+def _wrappable(name) -> str:
+    """A column name that may wrap after its underscores (escaped first: Styler escapes, then formats)."""
+    return str(name).replace("_", "_<wbr>")
+
+
 def table_html(table: pd.DataFrame, uuid: str, *, classes=None, tips=None, fmt=None, sortable=True,
                index=False, extra_class="") -> str:
     """A DataFrame as an HTML table through pandas Styler (cells escaped, CSS classes, tooltips)."""
@@ -58,7 +63,7 @@ def table_html(table: pd.DataFrame, uuid: str, *, classes=None, tips=None, fmt=N
     styler = styler.format(fmt_number, escape="html", na_rep=MISSING)
     if fmt:  # a dict formatter resets the columns it does not name unless given a subset
         styler = styler.format(fmt, subset=list(fmt), escape="html", na_rep=MISSING)
-    styler = styler.format_index(breakable, escape="html", axis=1)  # long column names wrap after "_"
+    styler = styler.format_index(_wrappable, escape="html", axis=1)
     if index:
         styler = styler.format_index(escape="html", axis=0)
     if classes is not None:

@@ -73,7 +73,7 @@ def cases_html(table: pd.DataFrame, tips: pd.DataFrame, labels) -> str:
                                       zip(table[("case", "description")], table[("case", "tags")],
                                           table[("case", "features")])]
     keep = list(shown.columns)
-    return table_html(shown, "cases", classes=classes[keep], tips=tips.reindex(columns=keep).fillna("")
+    return table_html(shown, "cases", classes=classes[keep], tips=tips.reindex(columns=keep, fill_value="")
                       if len(tips.columns) else tips, extra_class="compact")
 
 

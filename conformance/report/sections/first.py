@@ -79,7 +79,7 @@ def _matrix_cell(group, label, op, dtype) -> dict:
     """``✓`` when every valid case that ran agrees, else the count of the worst kind present; a
     solid colour when every case that ran has it, a pale one when only some do."""
     if group is None:
-        return _cell("", "k-unsupported", "%s: no %s case of %s" % (label, dtype, op))
+        return _cell("·", "k-unsupported", "%s: no %s case of %s in these results" % (label, dtype, op))
     kinds = group["kind"].value_counts()
     ran = int(len(group) - kinds.get(O.KIND_UNSUPPORTED, 0) - kinds.get(O.KIND_INAPPLICABLE, 0))
     title = "%s, %s %s: " % (label, op, dtype) + ", ".join("%d %s" % (n, k) for k, n in kinds.items())
