@@ -133,10 +133,14 @@ class ReportData:
                                                               else "Every run", sha, self.cases_dir,
                                                               self.corpus_sha[:16]))
         n_manifest = len(self.entries)
+        partial = {}  # cases run -> the runs with that many, one warning for all of them
         for label, n in self.frame.groupby("label")["case"].nunique().reindex(self.labels).items():
             if n_manifest and n < n_manifest:
-                self.warnings.append("%s has results for %d of the %d corpus cases (a --select run, or unfinished: "
-                                     "`conformance run --resume` completes it)." % (label, n, n_manifest))
+                partial.setdefault(int(n), []).append(label)
+        for n, labels in partial.items():
+            self.warnings.append("%s %s results for %d of the %d corpus cases (a --select run, or unfinished: "
+                                 "`conformance run --resume` completes it)."
+                                 % (", ".join(labels), "has" if len(labels) == 1 else "have", n, n_manifest))
 
     @cached_property
     def environment(self) -> pd.DataFrame:

@@ -298,4 +298,4 @@ def speed_section(d: ReportData) -> Section:
     context.update(bench=True, bench_files=d.bench_files, machine=d.bench_machine)
     return Section("speed", "Speed", "sections/speed.html.j2", context,
                    csv={"speed.csv": d.bench.drop(columns=["label"]), "speed_target.csv": context.pop("target"),
-                        "speed_summary.csv": d.speed_summary})
+                        "speed_summary.csv": d.speed_summary.reset_index()})
