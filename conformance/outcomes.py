@@ -6,8 +6,11 @@ them).  Plain Python with no third-party import, and no syntax beyond Python 3.8
 environment's pytest (tox ``paddle-legacy``) imports ``conformance/``.
 
 * **statuses**: one per result row (:data:`STATUSES`, the order of the report's count columns);
-* **kinds**: what a row means for the reader (:data:`KINDS`), from its status and whether the case
-  is a bad-input one (:func:`row_kind`);
+* **kinds**: what a row means for the reader (:data:`KINDS`), from its status, whether the case
+  is a bad-input one and what the impl did with it (:func:`row_kind`): the columns of each impl's
+  summary line;
+* **finding kinds**: what a finding of the report is about (:data:`FINDING_KINDS`: framework finding,
+  documented limit, convention difference, adapter limitation, bad input accepted);
 * **status sets**: :data:`FAILING` (a wrong or missing result no known deviation covers),
   :data:`DIFFERENCE_STATUSES` (what the report's differences table lists: the failing ones and the
   known deviations), :data:`NOT_RUN`, :data:`COMPARED`, :data:`SEVERITY`;
@@ -40,7 +43,8 @@ STATUSES = (PASS, FAIL, ERROR, UNSUPPORTED, INAPPLICABLE, CRASH, TIMEOUT, XFAIL,
 # The legend's text of each status (the report's status counts), and its colour in the plots.
 STATUS_LABELS = OrderedDict([
     (PASS, "within the tolerance of the float64 golden outputs"),
-    (FAIL, "outside the tolerance, a wrong NaN/inf, a wrong shape or a missing output"),
+    (FAIL, "outside the tolerance, a wrong NaN/inf, a wrong shape or a missing output; for an invalid input: "
+           "accepted it and returned finite numbers (the kind bad input accepted)"),
     (ERROR, "the impl raised an exception"),
     (CRASH, "the worker process died (signal or exit)"),
     (TIMEOUT, "no answer within the per-case time limit"),
@@ -69,34 +73,44 @@ COMPARED = (PASS, FAIL, XFAIL, XPASS)
 SEVERITY = (CRASH, TIMEOUT, ERROR, FAIL, XFAIL, XPASS)
 
 # --------------------------------------------------------------------------------------------
-# kinds: what a row means for the reader, each counted and coloured apart (the report's ``kind``)
+# kinds: what a row means for the reader, the columns of each impl's summary line on the report's
+# first screen (as pytest's summary line gives them), each counted and coloured apart
 KIND_PASS = "pass"
-NUMERIC = "numeric"
-KNOWN = "known"
-BROKEN = "broken"
-BAD_INPUT = "bad input"
+KNOWN = "known deviation"
+NUMERIC = "fail"  # a wrong number: outside the tolerance, a wrong NaN/inf, shape or a missing output
+BROKEN = "error"  # raised, its worker died or hung
+BAD_INPUT_ACCEPTED = "bad input accepted"  # an invalid input the impl took without raising
 KIND_UNSUPPORTED = UNSUPPORTED
 KIND_INAPPLICABLE = INAPPLICABLE
 
 KINDS = OrderedDict([
-    (KIND_PASS, "agrees with the golden outputs"),
-    (NUMERIC, "numeric disagreement: outside the tolerance, a wrong NaN/inf, shape or a missing output"),
-    (KNOWN, "a known deviation (known_deviations.toml)"),
+    (KIND_PASS, "within the tolerance of the float64 golden outputs (for an invalid input: it raised)"),
+    (KNOWN, "a difference a known deviation covers (known_deviations.toml)"),
+    (NUMERIC, "a wrong number: outside the tolerance, a wrong NaN/inf, shape or a missing output"),
     (BROKEN, "the impl raised, its worker died or hung"),
-    (BAD_INPUT, "an invalid-input case: what the impl does with bad arguments (see Bad input)"),
-    (KIND_UNSUPPORTED, "a capability limit: the impl declares it cannot express the case"),
+    (BAD_INPUT_ACCEPTED, "an invalid input taken without raising: NaN/inf or finite numbers returned (see Bad input)"),
+    (KIND_UNSUPPORTED, "the impl declares it cannot express the case (a capability limit)"),
     (KIND_INAPPLICABLE, "not a test of the framework (bad input to a composed op, or not passed through natively)"),
 ])
-# The kind of a valid-input row that ran, by status; any other status (error, crash, timeout) is BROKEN.
+# The kind of a row that ran, by status; any other status (error, crash, timeout) is BROKEN.
 _RAN_KIND = {PASS: KIND_PASS, XPASS: KIND_PASS, FAIL: NUMERIC, XFAIL: KNOWN}
+# The kinds that are differences from the oracle (the report's differences table lists them).
+DIFFERENCE_KINDS = (NUMERIC, BROKEN, KNOWN, BAD_INPUT_ACCEPTED)
 
 
-def row_kind(status, invalid):
-    """The :data:`KINDS` key of a result row: bad input and capability limits apart from numerics."""
-    if status in NOT_RUN:
-        return status
-    if invalid:
-        return BAD_INPUT
+def row_kind(status, invalid, behaviour=""):
+    """The :data:`KINDS` key of a result row: bad input accepted and capability limits apart from numerics.
+
+    An invalid-input row is *bad input accepted* whatever its status when the impl returned outputs
+    (``behaviour`` in :data:`ACCEPTED`); one that raised is a pass, one masked by a known deviation is
+    a known deviation, one whose worker died is an error.
+    """
+    if status == UNSUPPORTED:
+        return KIND_UNSUPPORTED
+    if status == INAPPLICABLE:
+        return KIND_INAPPLICABLE
+    if invalid and behaviour in ACCEPTED:
+        return BAD_INPUT_ACCEPTED
     return _RAN_KIND.get(status, BROKEN)
 
 
@@ -104,6 +118,28 @@ def kind_key(kind):
     """The kind's name in CSS classes (``k-<key>`` in templates/report.css): no spaces."""
     return kind.replace(" ", "")
 
+
+# --------------------------------------------------------------------------------------------
+# finding kinds: what the report's findings are about, counted once (conformance/report/data.py,
+# ``ReportData.findings``) and named the same in every section and on the first screen's chips
+FRAMEWORK_FINDING = "framework finding"
+DOCUMENTED_LIMIT = "documented limit"
+CONVENTION_DIFFERENCE = "convention difference"
+ADAPTER_LIMITATION = "adapter limitation"
+FINDING_BAD_INPUT = BAD_INPUT_ACCEPTED
+
+FINDING_KINDS = OrderedDict([
+    (FRAMEWORK_FINDING, "the framework's own op differs from the oracle (a wrong number, an error, a crash, a "
+                        "hang), known deviation or not: one per cause (Differences)"),
+    (DOCUMENTED_LIMIT, "a dtype or feature the adapter declares unsupported, and the framework, tried anyway, "
+                       "cannot do (raises, crashes, answers wrongly or gives no gradient): one per impl, op and "
+                       "limit (Capability)"),
+    (CONVENTION_DIFFERENCE, "an output on which the frameworks' documented conventions give different numbers, "
+                            "beyond the tolerance; each framework is judged by its own (Conventions)"),
+    (ADAPTER_LIMITATION, "not about the framework: a difference in an op the adapter composes (one per cause), a "
+                         "declared limit the adapter cannot express or one the framework contradicts"),
+    (FINDING_BAD_INPUT, "an invalid input an impl took without raising: one per impl and case (Bad input)"),
+])
 
 # --------------------------------------------------------------------------------------------
 # bad-input behaviours: what an impl did with an invalid-input case (the row's ``behaviour``;

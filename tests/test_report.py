@@ -1,4 +1,5 @@
 """The HTML comparison report on small synthetic results (no framework runs)."""
+import html
 import json
 import math
 import re
@@ -244,7 +245,7 @@ def test_html_has_every_section_and_case(built):
         assert "st-%s" % status in page  # colour classes, and the legend
     for label in ("numpy/cpu", "torch/cpu", "torch/gpu", "tensorflow/cpu"):
         assert label in page
-    assert "p_value" in page  # the sampler table, every check
+    assert "p_<wbr>value" in page  # the sampler table, every check (its column names may wrap after "_")
     assert "mode-composed" in page and "mode-native" in page
 
 
@@ -307,7 +308,7 @@ def test_differences_grouped_by_cause(built):
     import pandas as pd
 
     found = pd.read_csv(root / "out" / "differences.csv").astype(object).fillna("")
-    nan_group = found[(found["impl"] == "torch") & (found["status"] == "fail") & (found["kind"] == "numeric")]
+    nan_group = found[(found["impl"] == "torch") & (found["status"] == "fail") & (found["kind"] == "fail")]
     assert len(nan_group) == 1  # two NaN failures, one cause: same output, same problem kind
     group = nan_group.iloc[0]
     assert group["cases"] == 2 and group["dtypes"] == "float32 float64"
@@ -319,13 +320,14 @@ def test_differences_grouped_by_cause(built):
     numeric = found[(found["impl"] == "tensorflow") & (found["status"] == "fail")].iloc[0]
     assert numeric["what differs"] == "tensorflow's `loss` is off by 0.0004 at index (3), 2.5 times the tolerance."
     known = found[found["status"] == "xfail"].iloc[0]
-    assert known["kind"] == "known" and known["what differs"].startswith("Known deviation")
-    assert known["what differs"].endswith("Here: torch's `loss` is off by 0.0123 at index (1), 3.5 times the tolerance.")
+    # (an entry the registry does not have: no sentence of its own, the smallest case's)
+    assert known["kind"] == "known deviation" and known["in the smallest case"] == ""
+    assert known["what differs"] == "torch's `loss` is off by 0.0123 at index (1), 3.5 times the tolerance."
     statuses = set(zip(found["impl"], found["devices"], found["status"]))
     assert {("torch", "gpu", "crash"), ("torch", "gpu", "timeout"), ("tensorflow", "cpu", "error"),
             ("torch", "cpu", "xfail"), ("tensorflow", "cpu", "fail")} <= statuses
     crash = found[found["status"] == "crash"].iloc[0]
-    assert "--device gpu" in crash["reproducer"] and crash["kind"] == "broken"
+    assert "--device gpu" in crash["reproducer"] and crash["kind"] == "error"
     assert crash["what differs"] == "The torch worker process dies: worker died: killed by signal SIGSEGV: " \
                                     "Segmentation fault <core>."
     assert "xpass" not in set(found["status"]) and "unsupported" not in set(found["status"])
@@ -333,20 +335,21 @@ def test_differences_grouped_by_cause(built):
 
 
 def test_bad_input_counted_apart_from_numeric_fails(built):
-    """The invalid-input case torch/cpu accepted is a 'bad input' finding, not a numeric fail."""
+    """The invalid-input case torch/cpu accepted is a 'bad input accepted' finding, not a numeric fail."""
     root, _, page = built
     import pandas as pd
 
     found = pd.read_csv(root / "out" / "differences.csv").astype(object).fillna("")
-    bad = found[found["kind"] == "bad input"]
+    bad = found[found["kind"] == "bad input accepted"]
     assert list(zip(bad["impl"], bad["status"], bad["problem"])) == [("torch", "fail", "returns finite numbers")]
     assert bad.iloc[0]["what differs"] == ("torch accepts a label equal to the number of classes and returns "
                                            "finite numbers.")
-    assert "numeric" not in set(found.loc[found["all cases"].str.contains(BAD), "kind"])
-    # the first screen: 3 numeric disagreements (torch/cpu 2, tensorflow/cpu 1), 1 accepted bad input
+    assert set(found.loc[found["all cases"].str.contains(BAD), "finding kind"]) == {"bad input accepted"}
+    # the first screen: 6 framework findings in 7 cases (torch/cpu's NaNs, its known deviation,
+    # torch/gpu's crash and timeout, tensorflow's error and fail), 1 accepted bad input
     first = page.split('id="overview"')[1].split("</section>")[0]
-    assert "<b>3</b>numeric disagreements" in first
-    assert "<b>1</b>bad inputs accepted (1 with finite numbers)" in first
+    assert "<b>6</b>framework findings (7 cases)" in first
+    assert "<b>1</b>bad input accepted" in first
     # the bad-input table: a cell for every impl, none blank, the reason of the unsupported one shown
     table = pd.read_csv(root / "out" / "bad_input.csv")
     assert table.set_index("case").loc[BAD].to_dict() == {
@@ -356,35 +359,53 @@ def test_bad_input_counted_apart_from_numeric_fails(built):
     assert "unsupported: tf cannot take &lt;this&gt; label" in page
 
 
+def glance_rows(first: str) -> dict:
+    """The first screen's table as {impl/device: [cell texts]} (the summary line, the matrix, the speed)."""
+    table = first.split('id="T_glance"')[1].split("</table>")[0]
+    body = table.split("<tbody>")[1].split("</tbody>")[0]
+    rows = {}
+    for row in body.split("<tr")[1:]:
+        label = re.sub(r"<[^>]+>", "", re.search(r"<th[^>]*>(.*?)</th>", row, re.S).group(1)).split()[0]
+        rows[label] = [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+    return rows
+
+
 def test_first_screen_answers_the_three_questions(built):
     _, _, page = built
+    from conformance import outcomes as O
+
     first = page.split('id="overview"')[1].split("</section>")[0]
-    # do they agree: torch/cpu on softmax float64 ran two valid cases, one failed; the invalid f64 case
-    # is not counted there
-    verdicts = first.split('id="T_verdicts"')[1].split("</table>")[0]
-    rows = {}
-    for row in verdicts.split("<tr>")[2:]:
-        cells = re.findall(r"<td[^>]*>([^<]*)</td>", row)
-        heads = re.findall(r"<th[^>]*>([^<]*)</th>", row)
-        rows[(heads[-1] if heads else "")] = rows.get(heads[-1] if heads else "", []) + [cells]
-    f64 = [cells for cells in rows["float64"]][0]  # softmax_with_cross_entropy comes first
-    # numpy, torch/cpu (a NaN), torch/gpu (a timeout), tensorflow (one unsupported, one xpass)
-    assert f64 == ["✓ 2", "1 fail of 2", "1 error of 2", "✓ 1"]
-    # where not: the numeric finding first, linked to its row and reproducer in the differences table
-    findings = first.split('class="findings"')[1].split("</ol>")[0]
-    items = findings.split("<li>")[1:]
+    rows = glance_rows(first)
+    # do they agree: each impl's summary line, every case counted once (the kinds' order)
+    assert list(O.KINDS) == ["pass", "known deviation", "fail", "error", "bad input accepted", "unsupported",
+                             "inapplicable"]
+    lines = {label: [int(n) for n in cells[:len(O.KINDS)]] for label, cells in rows.items()}
+    assert lines == {"torch/cpu": [3, 1, 2, 0, 1, 0, 0], "torch/gpu": [5, 0, 0, 2, 0, 0, 0],
+                     "tensorflow/cpu": [3, 0, 1, 1, 0, 2, 0], "numpy/cpu": [7, 0, 0, 0, 0, 0, 0]}
+    assert list(rows) == ["torch/cpu", "torch/gpu", "tensorflow/cpu", "numpy/cpu"]  # the suite's own oracle last
+    # the matrix: softmax_with_cross_entropy float32, float64, then the sampled op's float16, float32
+    matrix = {label: cells[len(O.KINDS):len(O.KINDS) + 4] for label, cells in rows.items()}
+    assert matrix["torch/cpu"] == ["1", "1", "1", "✓"]  # a NaN each softmax dtype; the f16 known deviation
+    assert matrix["torch/gpu"] == ["1", "1", "✓", "✓"]  # the crash (f32) and the timeout (f64)
+    assert matrix["tensorflow/cpu"] == ["1", "✓", "✓", "1"]  # the error; the soft f64 one unsupported
+    # pale where only some of a cell's cases have the kind (torch/cpu float32: a NaN and a pass)
+    assert re.search(r'class="cell k-fail some[^"]*"[^>]*>1<', first) and 'class="cell k-knowndeviation opstart"' in first
+    # where not: worst first, a wrong number (by how far beyond the tolerance) before an error, with
+    # the Differences table's sentence and its reproducer
+    findings = first.split('class="findings"')[1].split("</li>")
+    items = [html.unescape(re.sub(r"<[^>]+>", "", item)) for item in findings]
     assert "torch returns nan in `loss` at index (0, 0) where the reference has 3.55." in items[0]
-    assert 'href="#diff-0"' in items[0] and 'href="#repro-0"' in items[0]
-    assert 'id="diff-0"' in page and 'id="repro-0"' in page
-    # how fast: geometric means of the bench CSV's ratio_to_fastest per impl, op and mode
-    speed = first.split('id="T_speed_summary_first"')[1].split("</table>")[0]
-    body = {}
-    for row in speed.split("<tr>")[1:]:
-        heads = re.findall(r"<th[^>]*>([^<]*)</th>", row)
-        if heads and heads[0] in ("numpy-fast/cpu", "torch/cpu"):
-            body[heads[0]] = re.findall(r"<td[^>]*>([^<]*)</td>", row)
-    # columns: softmax fwd+bwd, sampled_softmax_loss fwd+bwd; numpy-fast sqrt(1*3), torch sqrt(2*1)
-    assert body["numpy-fast/cpu"] == ["1.73×", "1.00×"] and body["torch/cpu"] == ["1.41×", "3.00×"]
+    assert "torch's `loss` is off by 0.0123" in items[1] and "3.5× the tolerance" in items[1]
+    assert "tensorflow's `loss` is off by 0.0004" in items[2]
+    assert "The torch worker process dies" in items[3]
+    assert "python -m conformance run --impl torch --select 'swce-neg_inf-soft-f32' --keep-outputs" in items[0]
+    assert 'href="#diff-0"' in findings[0] and 'id="diff-0"' in page and 'id="repro-0"' in page
+    # how fast: per op the geometric mean of the forward+backward ratios and one call's time at the
+    # reference shape; numpy-fast is the suite's own contender, marked
+    speed = {label: cells[len(O.KINDS) + 4:] for label, cells in rows.items()}
+    assert speed["torch/cpu"] == ["1.41× 2 ms", "3.00× 6 ms"] and speed["numpy/cpu"] == ["not timed"] * 2
+    assert "softmax_\u200bwith_\u200bcross_\u200bentropy<div class=\"dt\">B=64 K=10^3</div>" in first
+    assert "numpy-fast" not in rows  # timed but no results: not on the first screen
 
 
 def test_sampler_verdicts(built):
@@ -469,7 +490,7 @@ def test_sentences_from_structured_errors(tmp_path):
     assert problems["swce-base-hard-f32"] == ("softmax", "missing")
     assert problems["swce-base-soft-f64"] == ("grad/logits", "shape")
     assert problems["swce-neg_inf-soft-f64"] == ("loss", "")
-    assert set(found["kind"]) == {"numeric"}
+    assert set(found["kind"]) == {"fail"}
 
 
 def test_sentences_of_runs_that_did_not_compare():
@@ -578,7 +599,7 @@ def test_renders_in_headless_chromium(built, tmp_path):
     dom = subprocess.run([*browser, "--user-data-dir=%s" % (tmp_path / "profile2"), "--dump-dom", page.as_uri()],
                          capture_output=True, text=True, timeout=180).stdout
     assert dom.count("<table") >= 8
-    for table in ("T_overview", "T_differences_framework", "T_agreement", "T_summary", "T_cases", "T_modes", "T_environment",
+    for table in ("T_overview", "T_differences_framework-findings", "T_glance", "T_kinds", "T_agreement", "T_summary", "T_cases", "T_modes", "T_environment",
                   "T_speed", "T_target", "T_memory", "T_sampler", "T_not_repeatable"):
         assert 'id="%s"' % table in dom, table
     assert len(re.findall(r'<img[^>]+src="data:image/png;base64,', dom)) >= 3  # statuses, ratios, speed
@@ -633,7 +654,7 @@ def test_degenerate_inputs(tmp_path):
     assert int(table["unsupported"].sum()) == len(CASES)
     page = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
     assert "No case manifest" in page and "Fewer than two" in page and "No compared outputs" in page
-    assert "No differences" in page
+    assert "No framework finding and no bad input accepted" in page
 
 
 def test_compiled_modes_are_set_against_their_eager_impl_case_by_case():
@@ -722,7 +743,13 @@ def test_the_outcome_vocabulary_is_defined_once_and_styled():
     assert set(O.FAILING) < set(O.DIFFERENCE_STATUSES) and set(O.DIFFERENCE_STATUSES) - set(O.FAILING) == {O.XFAIL}
     assert [deviations.apply(s) for s in O.STATUSES] == [O.XPASS, O.XFAIL, O.XFAIL, O.UNSUPPORTED, O.INAPPLICABLE,
                                                          O.XFAIL, O.XFAIL, O.XFAIL, O.XPASS]
-    assert {O.row_kind(s, False) for s in O.STATUSES} | {O.row_kind(O.FAIL, True)} == set(O.KINDS)
+    assert {O.row_kind(s, False) for s in O.STATUSES} | {O.row_kind(O.FAIL, True, O.RETURNS_FINITE)} == set(O.KINDS)
+    # an invalid input that raised passes, one taken without raising is accepted whatever its status
+    assert O.row_kind(O.PASS, True, O.RAISES) == O.KIND_PASS
+    assert O.row_kind(O.PASS, True, O.RETURNS_NONFINITE) == O.row_kind(O.FAIL, True, O.RETURNS_FINITE) == \
+        O.BAD_INPUT_ACCEPTED
+    assert list(O.FINDING_KINDS) == ["framework finding", "documented limit", "convention difference",
+                                     "adapter limitation", "bad input accepted"]
     css = (Path(report.__file__).parent / "templates" / "report.css").read_text(encoding="utf-8")
     for status in O.STATUSES:
         assert "td.st-%s," % status in css, status

@@ -51,6 +51,7 @@ def write_report(raw_dir, out_dir, cases_dir=None) -> pd.DataFrame:
         "corpus_sha": (data.corpus_sha or "unknown")[:16],
         "n_cases": data.frame["case"].nunique(),
         "labels": data.labels,
+        "runs": data.runs,
         "sections": sections,
         "csv_files": written,
     })

@@ -13,11 +13,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from conformance import outcomes as O
 from conformance import results
-from conformance.outcomes import ACCEPTED, RETURNS_FINITE, STATUSES, row_kind
+from conformance.outcomes import STATUSES, row_kind
 from conformance.report.fmt import label_order
-from conformance.report.sections.differences import FOUND_BY_SEARCH, differences
-from conformance.report.sections.environment import environment_table
+from conformance.report.sections.conventions import convention_differences
+from conformance.report.sections.differences import FOUND_BY_SEARCH, differences, worst_first
+from conformance.report.sections.modes import declared_limits_table
+from conformance.report.sections.environment import bench_machine, environment_table, merged_runs
 from conformance.report.sections.sampler import sampler_verdicts
 from conformance.report.sections.speed import framework_summary, prepare_bench
 
@@ -85,7 +88,7 @@ def prepare(rows: pd.DataFrame, manifest: dict = None, details: dict = None) -> 
         frame["invalid"] = frame["case"].map(lambda c: bool(entries.get(c, {}).get("invalid")))
     else:
         frame["invalid"] = frame["tags"].map(lambda t: "invalid" in t.split())
-    frame["kind"] = [row_kind(s, i) for s, i in zip(frame["status"], frame["invalid"])]
+    frame["kind"] = [row_kind(s, i, b) for s, i, b in zip(frame["status"], frame["invalid"], frame["behaviour"])]
     return frame
 
 
@@ -130,15 +133,24 @@ class ReportData:
         self._check_runs()
 
     def _check_runs(self):
+        other = {}  # corpus hash -> the runs that used it, one warning for all of them
         for label, group in self.environment.set_index("impl/device").iterrows():
             if group.get("same corpus") == "NO":
-                self.warnings.append("%s ran on a different corpus (sha256 %s...) than %s (%s...)."
-                                     % (label, group["corpus sha256"], self.cases_dir, self.corpus_sha[:16]))
+                other.setdefault(group["corpus sha256"], []).append(label)
+        for sha, labels in other.items():
+            self.warnings.append("%s ran on a different corpus (sha256 %s...) than %s (%s...): case descriptions "
+                                 "and sizes are today's." % (", ".join(labels) if len(labels) < len(self.labels)
+                                                              else "Every run", sha, self.cases_dir,
+                                                              self.corpus_sha[:16]))
         n_manifest = len(self.entries)
+        partial = {}  # cases run -> the runs with that many, one warning for all of them
         for label, n in self.frame.groupby("label")["case"].nunique().reindex(self.labels).items():
             if n_manifest and n < n_manifest:
-                self.warnings.append("%s has results for %d of the %d corpus cases (a --select run, or unfinished: "
-                                     "`conformance run --resume` completes it)." % (label, n, n_manifest))
+                partial.setdefault(int(n), []).append(label)
+        for n, labels in partial.items():
+            self.warnings.append("%s %s results for %d of the %d corpus cases (a --select run, or unfinished: "
+                                 "`conformance run --resume` completes it)."
+                                 % (", ".join(labels), "has" if len(labels) == 1 else "have", n, n_manifest))
 
     @cached_property
     def environment(self) -> pd.DataFrame:
@@ -164,15 +176,79 @@ class ReportData:
                             impl_order=self.impl_order)
         found["reproducer"] = found["reproducer"].str.replace(
             "conformance run", "conformance run --cases %s" % found_dir.as_posix(), n=1, regex=False)
-        return pd.concat([table.assign(origin=""), found.assign(origin=FOUND_BY_SEARCH)], ignore_index=True)
+        both = pd.concat([table.assign(origin=""), found.assign(origin=FOUND_BY_SEARCH)], ignore_index=True)
+        return both.iloc[worst_first(both, self.impl_order)].reset_index(drop=True)
 
     @cached_property
-    def kind_counts(self) -> dict:
-        """Rows per :data:`conformance.outcomes.KINDS`, and the bad-input rows that accepted the input."""
-        counts = self.frame["kind"].value_counts().to_dict()
-        accepted = self.frame["invalid"] & self.frame["behaviour"].isin(ACCEPTED)
-        counts["accepted"] = int(accepted.sum())
-        counts["accepted finite"] = int((self.frame["invalid"] & self.frame["behaviour"].eq(RETURNS_FINITE)).sum())
+    def runs(self) -> list:
+        """The runs the report merges (when, which commit, which machine): the page's header says them."""
+        return merged_runs(self.raw_dir, self.environments)
+
+    @cached_property
+    def bench_machine(self) -> str:
+        return bench_machine(self.runs)
+
+    @cached_property
+    def tally(self) -> pd.DataFrame:
+        """Each impl/device's summary line: its rows per :data:`conformance.outcomes.KINDS` (columns in
+        that order) and ``cases``, all of them; the first screen, the status counts and the tests read it."""
+        counts = pd.crosstab(self.frame["label"], self.frame["kind"])
+        counts = counts.reindex(index=self.labels, columns=list(O.KINDS), fill_value=0).fillna(0).astype(int)
+        counts["cases"] = counts.sum(axis=1)
+        counts.index.name = "impl/device"
+        counts.columns.name = None
+        return counts
+
+    @cached_property
+    def declared_limits(self) -> pd.DataFrame:
+        """What each framework did with the dtypes and features its adapter declares unsupported."""
+        if self.capabilities is None:
+            return pd.DataFrame()
+        return declared_limits_table(self.capabilities, self.labels)
+
+    @cached_property
+    def convention_differences(self) -> pd.DataFrame:
+        """Per case and output where documented conventions give different numbers (from the goldens)."""
+        return convention_differences(self.manifest, self.cases_dir)
+
+    @cached_property
+    def real_convention_differences(self) -> pd.DataFrame:
+        """The convention differences beyond the tolerance (the others differ by rounding only)."""
+        table = self.convention_differences
+        if table.empty:
+            return table
+        return table[table["beyond tolerance"] != "rounding only"].reset_index(drop=True)
+
+    @cached_property
+    def findings(self) -> dict:
+        """How many findings of each :data:`conformance.outcomes.FINDING_KINDS` the run has, the one
+        count every section and chip shows: ``{kind: {"n": findings, "cases": cases, "groups": the
+        differences table's groups of the kind, "declared": declared-limit rows of the kind}}``.
+
+        A framework finding or an adapter limitation of the differences table is one group (one cause);
+        a documented limit or an adapter limitation of the declared limits one impl, op and limit; a
+        convention difference one case and output; a bad input accepted one impl and case.
+        """
+        table = self.differences
+        declared = self.declared_limits
+        counts = {}
+        for kind in O.FINDING_KINDS:
+            groups = table[table["finding kind"] == kind] if not table.empty else table
+            counts[kind] = {"n": len(groups), "cases": int(groups["cases"].sum()) if len(groups) else 0,
+                            "groups": len(groups), "declared": 0}
+        if not declared.empty:
+            for kind, statuses in ((O.DOCUMENTED_LIMIT, (O.LIMIT_CONFIRMED,)),
+                                   (O.ADAPTER_LIMITATION, (O.LIMIT_ADAPTER_STATUS, O.FAIL))):
+                n = int(declared["status"].isin(statuses).sum())
+                counts[kind]["n"] += n
+                counts[kind]["cases"] += n
+                counts[kind]["declared"] = n
+        counts[O.CONVENTION_DIFFERENCE]["n"] = len(self.real_convention_differences)
+        counts[O.CONVENTION_DIFFERENCE]["cases"] = (self.real_convention_differences["case"].nunique()
+                                                    if counts[O.CONVENTION_DIFFERENCE]["n"] else 0)
+        # a bad input accepted is one per impl and case: the groups' cases
+        accepted = counts[O.FINDING_BAD_INPUT]
+        accepted["n"] = accepted["cases"]
         return counts
 
     @cached_property

@@ -4,11 +4,16 @@ Every table of the page goes through :func:`table_html` or one of the matrix fun
 escaped, CSS classes and tooltips per cell); :func:`render` fills ``templates/report.html.j2``, which
 includes each section's own template (``templates/sections/<name>.html.j2``).  The CSS classes named
 here are styled in ``templates/report.css``: ``st-<status>`` and ``k-<kind>`` by the keys of
-:mod:`conformance.outcomes`.
+:mod:`conformance.outcomes`, the shades of a ratio ``rs<n>`` and of a share ``ag<n>``.
+
+Styler gives every cell an id and position classes (``row3 col5``), which nothing on the page reads
+and which made the page megabytes; :func:`_html` drops them (the tooltips Styler insists on ids for
+are ``title`` attributes, and every colour is a class, so no style rule names a cell).
 """
 from __future__ import annotations
 
 import math
+import re
 
 import pandas as pd
 
@@ -26,6 +31,29 @@ def _tooltips(tips: pd.DataFrame) -> pd.DataFrame:
     return tips.map(lambda t: attr(t) if t else "")
 
 
+_CELL_ID = re.compile(r' id="T_[A-Za-z0-9_]+?_(?:row\d+_col\d+|level\d+_(?:row|col)\d+|row\d+|col\d+)"')
+_POSITION = re.compile(r'\b(?:data|row_heading|col_heading|blank|index_name|level\d+|row\d+|col\d+|col_trim|row_trim)\b ?')
+
+
+def _html(styler, uuid: str, attributes: str) -> str:
+    """The Styler's table without per-cell ids and position classes (see the module's docstring)."""
+    page = styler.to_html(table_uuid=uuid, table_attributes=attributes)
+    page = _CELL_ID.sub("", page)
+    page = re.sub(r' class="([^"]*)"', lambda m: _classes(_POSITION.sub("", m.group(1))), page)
+    page = re.sub(r'<style type="text/css">\s*</style>\s*', "", page)
+    return re.sub(r"[ \t]+>", ">", page)
+
+
+def _classes(names: str) -> str:
+    names = " ".join(names.split())
+    return ' class="%s"' % names if names else ""
+
+
+def _wrappable(name) -> str:
+    """A column name that may wrap after its underscores (escaped first: Styler escapes, then formats)."""
+    return str(name).replace("_", "_<wbr>")
+
+
 def table_html(table: pd.DataFrame, uuid: str, *, classes=None, tips=None, fmt=None, sortable=True,
                index=False, extra_class="") -> str:
     """A DataFrame as an HTML table through pandas Styler (cells escaped, CSS classes, tooltips)."""
@@ -35,7 +63,7 @@ def table_html(table: pd.DataFrame, uuid: str, *, classes=None, tips=None, fmt=N
     styler = styler.format(fmt_number, escape="html", na_rep=MISSING)
     if fmt:  # a dict formatter resets the columns it does not name unless given a subset
         styler = styler.format(fmt, subset=list(fmt), escape="html", na_rep=MISSING)
-    styler = styler.format_index(escape="html", axis=1)
+    styler = styler.format_index(_wrappable, escape="html", axis=1)
     if index:
         styler = styler.format_index(escape="html", axis=0)
     if classes is not None:
@@ -43,7 +71,7 @@ def table_html(table: pd.DataFrame, uuid: str, *, classes=None, tips=None, fmt=N
     if tips is not None and not tips.empty:
         styler = styler.set_tooltips(_tooltips(tips), as_title_attribute=True)
     css = " ".join(filter(None, ["report", "sortable" if sortable else "", extra_class]))
-    return styler.to_html(table_uuid=uuid, table_attributes='class="%s"' % css)
+    return _html(styler, uuid, 'class="%s"' % css)
 
 
 def blank_classes(table):
@@ -80,56 +108,62 @@ def matrix_html(matrix: pd.DataFrame, classes: pd.DataFrame, tips: pd.DataFrame,
         else styler.hide(axis="index")
     if tips is not None:
         styler = styler.set_tooltips(_tooltips(tips), as_title_attribute=True)
-    return styler.to_html(table_uuid=uuid, table_attributes='class="report matrix"')
+    return _html(styler, uuid, 'class="report matrix"')
+
+
+def share_class(value) -> str:
+    """The shade of an agreeing share: ``ag-all`` (every case agrees), ``ag0`` (none) to ``ag9``, ``ag-none`` (no cases)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "ag-none"
+    return "ag-all" if value >= 1 else "ag%d" % min(int(float(value) * 10), 9)
 
 
 def agreement_html(share: pd.DataFrame, text: pd.DataFrame, tips: pd.DataFrame):
     """The pairwise agreement matrices: the share that agrees (shaded), and the counts."""
-    def shade(value):
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return "color: #999"
-        # white (all agree) to red (none agree)
-        level = int(round(255 * (0.35 + 0.65 * float(value))))
-        return "background-color: rgb(255, %d, %d)" % (level, level) if value < 1 else "background-color: #d7f0d4"
-
-    share_styler = (share.style.map(shade)
+    share_styler = (share.style.set_td_classes(share.map(share_class))
                     .format(fmt_share, na_rep=MISSING)
                     .format_index(escape="html", axis=0).format_index(escape="html", axis=1)
                     .set_tooltips(_tooltips(tips), as_title_attribute=True))
-    share_html = share_styler.to_html(table_uuid="agreement", table_attributes='class="report matrix"')
-    counts_html = (text.style.format(escape="html").format_index(escape="html", axis=0)
-                   .format_index(escape="html", axis=1)
-                   .set_tooltips(_tooltips(tips), as_title_attribute=True)
-                   .to_html(table_uuid="agreement_counts", table_attributes='class="report matrix"'))
+    share_html = _html(share_styler, "agreement", 'class="report matrix"')
+    counts_html = _html(text.style.format(escape="html").format_index(escape="html", axis=0)
+                        .format_index(escape="html", axis=1)
+                        .set_tooltips(_tooltips(tips), as_title_attribute=True),
+                        "agreement_counts", 'class="report matrix"')
     return share_html, counts_html
 
 
-def ratio_shade(value) -> str:
-    """Green for the fastest, shading towards red as the ratio grows (log2: 1x green, 2x amber, >= 8x red)."""
-    if value is None or not math.isfinite(value):
-        return "color:#888"
+RATIO_SHADES = 7  # rs0 (the fastest, green) to rs6 (8x and slower, red): templates/report.css
+
+
+def ratio_class(value) -> str:
+    """The shade of a ratio to the fastest: log2 steps, 1x green, 2x amber, >= 8x red; ``rs-none`` without one."""
+    if value is None or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return "rs-none"
     position = min(max(math.log2(value) / 3.0, 0.0), 1.0)
-    return "background-color:hsl(%d,65%%,85%%)" % (120 * (1 - position))
+    return "rs%d" % round(position * (RATIO_SHADES - 1))
 
 
 def speed_summary_html(table: pd.DataFrame, modes: dict, uuid: str) -> str:
     """The per-framework speed summary: geometric-mean ratios (``modes``: mode -> its column title)."""
     shown = table.rename(columns=modes, level=1).rename(columns=breakable, level=0)
-    styler = (shown.style.map(ratio_shade).format(fmt_times, na_rep=MISSING)
+    classes = pd.DataFrame([[ratio_class(v) for v in row] for row in table.to_numpy()], index=shown.index,
+                           columns=shown.columns)
+    styler = (shown.style.set_td_classes(classes).format(fmt_times, na_rep=MISSING)
               .format_index(escape="html", axis=0).format_index(escape="html", axis=1)
               .hide(axis="index", names=True).hide(axis="columns", names=True))
-    return styler.to_html(table_uuid=uuid, table_attributes='class="report matrix speedsum"')
+    return _html(styler, uuid, 'class="report matrix speedsum"')
 
 
 def speed_html(display: pd.DataFrame, tips: pd.DataFrame, ratios: pd.DataFrame) -> str:
     """The speed table: green for the fastest impl of a row, shading towards red as the ratio grows."""
-    def shade(column):
-        return [ratio_shade(v) for v in ratios[column.name]] if column.name in ratios else [""] * len(column)
-
-    styler = display.style.apply(shade, axis=0).hide(axis="index").format(escape="html")
+    classes = pd.DataFrame("", index=display.index, columns=display.columns)
+    for column in ratios.columns:
+        if column in classes:
+            classes[column] = [ratio_class(v) for v in ratios[column]]
+    styler = display.style.set_td_classes(classes).hide(axis="index").format(escape="html")
     tips = tips.reindex(columns=display.columns).fillna("")
     styler = styler.set_tooltips(_tooltips(tips), as_title_attribute=True)
-    return styler.to_html(table_uuid="speed", table_attributes='class="report sortable"')
+    return _html(styler, "speed", 'class="report sortable"')
 
 
 def _environment():

@@ -73,4 +73,7 @@ def bad_input_section(d: ReportData) -> Section:
         "badinput": markup(table_html(table, "badinput", classes=classes)) if not table.empty else "",
         "tally": markup(table_html(tally, "badinput_tally", sortable=False, extra_class="compact"))
         if not tally.empty else "",
+        "n_cases": len(table), "accepted": d.findings[O.FINDING_BAD_INPUT]["n"],
+        "accepted_finite": int((d.frame["kind"].eq(O.BAD_INPUT_ACCEPTED)
+                                & d.frame["behaviour"].eq(O.RETURNS_FINITE)).sum()),
     }, csv={"bad_input.csv": table if not table.empty else None})

@@ -41,7 +41,7 @@ def case_table(frame: pd.DataFrame, info: pd.DataFrame, labels: list):
     table.columns = pd.MultiIndex.from_product([["case"], table.columns])
     status = frame.pivot(index="case", columns="label", values="status")
     ratio = frame.pivot(index="case", columns="label", values="tol_ratio")
-    text = (frame["status"] + ": " + frame["message"].str.slice(0, 600)
+    text = (frame["status"] + ": " + frame["message"].str.slice(0, 200)
             + np.where(frame["deviation"] != "", "\nknown deviation: " + frame["deviation"], "")
             + np.where(frame["tolerance"] != "", "\ntolerance " + frame["tolerance"], ""))
     tip = frame.assign(tip=text).pivot(index="case", columns="label", values="tip")
@@ -66,7 +66,15 @@ def cases_html(table: pd.DataFrame, tips: pd.DataFrame, labels) -> str:
     classes[("case", "description")] = "desc"
     classes[("case", "id")] = "ident"
     classes[("case", "op")] = "opname"
-    return table_html(table, "cases", classes=classes, tips=tips)
+    # the tags and features in the description's cell (the CSV keeps their own columns): ten impls' two
+    # columns each and the case's parameters fit 1400 px
+    shown = table.drop(columns=[("case", "tags"), ("case", "features")])
+    shown[("case", "description")] = [" · ".join(filter(None, parts)) for parts in
+                                      zip(table[("case", "description")], table[("case", "tags")],
+                                          table[("case", "features")])]
+    keep = list(shown.columns)
+    return table_html(shown, "cases", classes=classes[keep], tips=tips.reindex(columns=keep, fill_value="")
+                      if len(tips.columns) else tips, extra_class="compact")
 
 
 def cases_section(d: ReportData) -> Section:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from conformance import outcomes as O
 from conformance.report.html import markup, table_html
 from conformance.report.section import Section
 
@@ -94,8 +95,7 @@ def conventions_section(d: ReportData) -> Section:
     from impls.support import convention_of  # noqa: PLC0415
 
     rules = convention_table()
-    table = convention_differences(d.manifest, d.cases_dir)
-    real = table[table["beyond tolerance"] != "rounding only"].reset_index(drop=True) if not table.empty else table
+    table, real = d.convention_differences, d.real_convention_differences
     ops = ops_with_conventions()
     followed = {}
     for label, impl in d.frame.drop_duplicates("label")[["label", "impl"]].itertuples(index=False):
@@ -110,6 +110,8 @@ def conventions_section(d: ReportData) -> Section:
         "ops": ops,
         "rules": markup(table_html(rules, "convention_rules", sortable=False)) if not rules.empty else "",
         "differences": markup(table_html(real, "convention_differences")) if not real.empty else "",
+        "n_differences": d.findings[O.CONVENTION_DIFFERENCE]["n"],
+        "n_cases": d.findings[O.CONVENTION_DIFFERENCE]["cases"],
         "n_rounding": int(len(table) - len(real)) if not table.empty else 0,
         "followed": sorted((op, convention, ", ".join(labels)) for (op, convention), labels in followed.items()),
     }, csv={"convention_differences.csv": table if not table.empty else None,

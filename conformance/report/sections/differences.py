@@ -19,14 +19,19 @@ if TYPE_CHECKING:
     from conformance.report.data import ReportData
 
 FOUND_BY_SEARCH = "found by search"  # the differences table's marker of a group from `conformance search`
-DIFFERENCE_COLUMNS = ["source", "kind", "impl", "devices", "op", "mode", "status", "cases", "dtypes", "shared features", "what differs",
-                      "finding", "worst output", "problem", "smallest case", "description", "reproducer", "known deviation",
+DIFFERENCE_COLUMNS = ["finding kind", "source", "kind", "impl", "devices", "op", "mode", "status", "cases", "dtypes",
+                      "shared features", "what differs", "in the smallest case", "worst ratio", "worst output",
+                      "problem", "smallest case", "description", "reproducer", "known deviation",
                       "framework reproducer", "all cases"]
 # Who a difference is about: the framework's own op, or the adapter's composition of framework primitives.
 SOURCES = {"framework": "the framework's own op (declared native): a finding about the framework",
            "adapter": "an op the adapter composes from framework primitives: a limitation of this adapter, "
                       "not a finding about the framework"}
-KIND_RANK = {O.NUMERIC: 0, O.BROKEN: 1, O.KNOWN: 2, O.BAD_INPUT: 3}  # the table's order of kinds
+# The table's order, worst first: by finding kind, then a wrong number before an error before an
+# accepted bad input (finite numbers, a silent wrong answer, before NaN/inf), then by how far beyond
+# the tolerance, then by the number of cases.
+FINDING_RANK = {O.FRAMEWORK_FINDING: 0, O.FINDING_BAD_INPUT: 1, O.ADAPTER_LIMITATION: 2}
+WRONG_NUMBER, RAISED, ACCEPTED_FINITE, ACCEPTED_NONFINITE = range(4)
 
 
 def reproducer(impl: str, device: str, case: str) -> str:
@@ -36,7 +41,7 @@ def reproducer(impl: str, device: str, case: str) -> str:
 
 def _cause(row) -> tuple:
     """The worst output and its problem kind (for bad input: what the impl did), the grouping key."""
-    if row["kind"] == O.BAD_INPUT:
+    if row["kind"] == O.BAD_INPUT_ACCEPTED:
         return "", row["behaviour"] or row["status"]
     worst = worst_output(row["parsed"])
     if worst is None:
@@ -45,11 +50,32 @@ def _cause(row) -> tuple:
     return name, info["problem"]
 
 
-def differences(frame: pd.DataFrame, manifest: dict, cases_dir, registry=None, statuses=O.DIFFERENCE_STATUSES,
-                impl_order=()) -> pd.DataFrame:
-    """Every non-passing row grouped by cause: impl, op, status, known deviation, worst output and the
-    kind of its problem (all structured fields; messages are never compared)."""
-    rows = frame[frame["status"].isin(statuses)].copy()
+def finding_kind(kind: str, mode: str) -> str:
+    """The :data:`conformance.outcomes.FINDING_KINDS` key of a group of the differences table."""
+    if mode == "composed":
+        return O.ADAPTER_LIMITATION
+    return O.FINDING_BAD_INPUT if kind == O.BAD_INPUT_ACCEPTED else O.FRAMEWORK_FINDING
+
+
+def _nature(kind: str, problem: str, worst: float) -> int:
+    """Where a group stands in the worst-first order: a wrong number, a raise (or crash, hang), bad input."""
+    if kind == O.BAD_INPUT_ACCEPTED:
+        return ACCEPTED_FINITE if problem == O.RETURNS_FINITE else ACCEPTED_NONFINITE
+    if kind == O.NUMERIC or (kind == O.KNOWN and worst > 1):  # (NaN, no comparison, is not > 1)
+        return WRONG_NUMBER
+    return RAISED
+
+
+def differences(frame: pd.DataFrame, manifest: dict, cases_dir, registry=None, impl_order=()) -> pd.DataFrame:
+    """Every row of a difference kind (:data:`conformance.outcomes.DIFFERENCE_KINDS`) grouped by cause:
+    impl, op, kind, status, known deviation, worst output and the kind of its problem (all structured
+    fields; messages are never compared), worst first.
+
+    ``what differs`` is the group's plain sentence (a known deviation's: what the registry says of
+    it), ``in the smallest case`` the sentence of its smallest case, ``worst ratio`` its largest
+    error-to-tolerance ratio (∞: a NaN/inf, shape or missing output; NaN: nothing compared).
+    """
+    rows = frame[frame["kind"].isin(O.DIFFERENCE_KINDS)].copy()
     if rows.empty:
         return pd.DataFrame(columns=DIFFERENCE_COLUMNS)
     entries = {e["id"]: e for e in (manifest or {}).get("cases", [])}
@@ -81,14 +107,17 @@ def differences(frame: pd.DataFrame, manifest: dict, cases_dir, registry=None, s
         shared = set.intersection(*feature_sets) if feature_sets else set()
         entry = entries.get(smallest["case"], {})
         mode = smallest.get("mode", "")
+        here = what_differs(smallest, "", entry.get("invalid"), lead=False)
+        known_what = whats.get(deviation, "")
         groups.append({
-            "source": "adapter" if mode == "composed" else "framework", "mode": mode,
-            "kind": kind, "impl": impl,
+            "finding kind": finding_kind(kind, mode), "source": "adapter" if mode == "composed" else "framework",
+            "mode": mode, "kind": kind, "impl": impl,
             "devices": " ".join(sorted(group["device"].unique(), key=lambda d: (d != "cpu", d))),
             "op": op, "status": status, "cases": len(group), "dtypes": " ".join(dtype_sorted(group["dtype"])),
             "shared features": " ".join(sorted(shared)) or MISSING,
-            "what differs": what_differs(smallest, whats.get(deviation, ""), entry.get("invalid")),
-            "finding": what_differs(smallest, "", entry.get("invalid"), lead=False),
+            "what differs": (known_what.rstrip(".") + ".") if known_what else here,
+            "in the smallest case": here if known_what else "",
+            "worst ratio": group["tol_ratio"].max(),
             "worst output": output, "problem": problem,
             "smallest case": smallest["case"], "description": entry.get("description", ""),
             "reproducer": reproducer(impl, smallest["device"], smallest["case"]),
@@ -97,14 +126,27 @@ def differences(frame: pd.DataFrame, manifest: dict, cases_dir, registry=None, s
             "all cases": " ".join(sorted(group["case"].unique())),
         })
     table = pd.DataFrame(groups, columns=DIFFERENCE_COLUMNS)
+    return table.iloc[worst_first(table, impl_order)].reset_index(drop=True)
+
+
+def worst_first(table: pd.DataFrame, impl_order=()) -> list:
+    """The positions of the differences table's groups in the page's order (see FINDING_RANK)."""
     rank = {name: i for i, name in enumerate(impl_order)}
-    table["_source"] = table["source"].map(lambda k: list(SOURCES).index(k))
-    table["_kind"] = table["kind"].map(lambda k: KIND_RANK.get(k, 9))
-    table["_impl"] = table["impl"].map(lambda i: rank.get(i, len(rank)))
-    table["_sev"] = table["status"].map(lambda s: O.SEVERITY.index(s) if s in O.SEVERITY else 99)
-    table = table.sort_values(["_source", "_kind", "cases", "_impl", "impl", "_sev", "op"],
-                              ascending=[True, True, False, True, True, True, True], kind="stable")
-    return table.drop(columns=["_source", "_kind", "_impl", "_sev"]).reset_index(drop=True)
+    worst = pd.to_numeric(table["worst ratio"], errors="coerce")
+    keys = pd.DataFrame({
+        "finding": table["finding kind"].map(lambda k: FINDING_RANK.get(k, 9)),
+        "nature": [_nature(k, p, w) for k, p, w in zip(table["kind"], table["problem"], worst)],
+        "worst": -worst.fillna(-1.0), "cases": -table["cases"],
+        "impl": table["impl"].map(lambda i: rank.get(i, len(rank))), "name": table["impl"],
+        "severity": table["status"].map(lambda s: O.SEVERITY.index(s) if s in O.SEVERITY else 99),
+        "op": table["op"], "position": range(len(table))})
+    return keys.sort_values(list(keys.columns), kind="stable")["position"].tolist()
+
+
+# The differences table's parts, each one finding kind: (kind, anchor, heading)
+PARTS = ((O.FRAMEWORK_FINDING, "framework-findings", "Framework findings"),
+         (O.FINDING_BAD_INPUT, "bad-input-accepted", "Bad input accepted"),
+         (O.ADAPTER_LIMITATION, "adapter-limitations", "Adapter limitations"))
 
 
 def differences_section(d: ReportData) -> Section:
@@ -112,9 +154,15 @@ def differences_section(d: ReportData) -> Section:
     xpass = d.frame[d.frame["status"] == O.XPASS][["case", "label", "deviation", "tol_ratio"]].rename(
         columns={"label": "impl/device", "deviation": "known deviation", "tol_ratio": "ratio"})
     rows = found.assign(row=range(len(found))).to_dict("records")
+    declared = d.declared_limits
+    # the declared limits an adapter cannot express (or the framework contradicts): adapter limitations
+    # too, listed with the differences in composed ops so that the heading's count is the chip's
+    adapter_limits = (declared[declared["status"].isin((O.LIMIT_ADAPTER_STATUS, O.FAIL))].to_dict("records")
+                      if not declared.empty else [])
+    parts = [(kind, anchor, title, O.FINDING_KINDS[kind], [r for r in rows if r["finding kind"] == kind],
+              d.findings[kind]) for kind, anchor, title in PARTS]
     return Section("differences", "Differences", "sections/differences.html.j2", {
-        "rows": rows,
-        "groups": [(source, SOURCES[source], [r for r in rows if r["source"] == source]) for source in SOURCES],
-        "kinds": O.KINDS,
+        "rows": rows, "parts": parts, "adapter_limits": adapter_limits,
+        "kinds": O.KINDS, "sources": SOURCES,
         "xpass": markup(table_html(xpass.reset_index(drop=True), "xpass")) if not xpass.empty else "",
     }, csv={"differences.csv": found})

@@ -46,6 +46,50 @@ def environment_table(environments: pd.DataFrame, frame: pd.DataFrame, manifest:
     return pd.DataFrame(rows).fillna("")
 
 
+def merged_runs(raw_dir, environments: pd.DataFrame) -> list:
+    """The runs whose files the report reads, each ``{"what", "when", "commit", "machine", "command"}``.
+
+    From the folder's ``run.json``: an assembled folder lists its ``sources``, a run folder is one
+    run.  Without one (several run folders merged into a scratch folder), the workers' environment
+    files give each impl's finish time.
+    """
+    import json
+
+    path = Path(raw_dir) / "run.json"
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        info = None
+    if isinstance(info, dict):
+        host = str(info.get("host", "") or "")
+        sources = info.get("sources") or [info]
+        runs = []
+        for source in sources:
+            started, finished = str(source.get("started", "") or ""), str(source.get("finished", "") or "")
+            when = "%s – %s" % (started, finished) if started and finished else (finished or started)
+            runs.append({"what": str(source.get("files", "") or "every file of the folder"),
+                         "when": when, "commit": str(source.get("committed_in") or source.get("commit") or ""),
+                         "machine": str(source.get("host", "") or host),
+                         "command": str(source.get("command", "") or "")})
+        return runs
+    if environments.empty or "finished" not in environments:
+        return []
+    runs = []
+    for finished, group in environments.fillna("").groupby("finished", sort=True):
+        labels = ", ".join("%s/%s" % (i, dev) for i, dev in zip(group["impl"], group["device"]))
+        runs.append({"what": labels, "when": str(finished), "commit": "", "machine": "", "command": ""})
+    return runs
+
+
+def bench_machine(runs: list) -> str:
+    """The machine the benchmark ran on, as the run says it (a benchmark's source first)."""
+    timed = [r for r in runs if "bench" in r["what"] or "bench" in r["command"]]
+    for run in timed + runs:
+        if run["machine"]:
+            return run["machine"]
+    return ""
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
@@ -77,4 +121,6 @@ def environment_section(d: ReportData) -> Section:
     return Section("environment", "Environment", "sections/environment.html.j2", {
         "environment": markup(table_html(d.environment, "environment")),
         "host": markup(table_html(host_table(d.raw_dir, d.cases_dir, d.manifest), "host", sortable=False)),
+        "runs": markup(table_html(pd.DataFrame(d.runs, columns=["what", "when", "commit", "machine", "command"]),
+                                  "runs", sortable=False)) if d.runs else "",
     }, csv={"environment.csv": d.environment})

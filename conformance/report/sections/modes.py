@@ -95,11 +95,14 @@ def modes_html(matrix: pd.DataFrame, tips: pd.DataFrame) -> str:
 def capability_section(d: ReportData) -> Section:
     matrix, tips, long = modes_table(d.environments, d.frame, d.labels, d.ops)
     limits = capability_limits(d.frame, d.labels)
-    declared = declared_limits_table(d.capabilities, d.labels) if d.capabilities is not None else pd.DataFrame()
+    declared = d.declared_limits
     return Section("modes", "Capability", "sections/modes.html.j2", {
         "declared": markup(table_html(declared, "declared_limits", classes=prose_classes(declared, ["message"])))
         if not declared.empty else "",
         "contradicted": int((declared["status"] == O.FAIL).sum()) if not declared.empty else 0,
+        "n_declared": len(declared), "n_documented": d.findings[O.DOCUMENTED_LIMIT]["n"],
+        "n_adapter": d.findings[O.ADAPTER_LIMITATION]["declared"],
+        "n_unsupported": int(limits["cases"].sum()) if not limits.empty else 0, "n_limit_rows": len(limits),
         "modes": markup(modes_html(matrix, tips)) if not matrix.empty else "",
         "modes_long": markup(table_html(long, "modes_long")) if not long.empty else "",
         "limits": markup(table_html(limits, "limits")) if not limits.empty else "",

@@ -47,11 +47,14 @@ def sampler_verdicts(sampler: pd.DataFrame, impl_order=()) -> list:
 
 
 def sampler_section(d: ReportData) -> Section:
-    shown = d.sampler.drop(columns=["file"], errors="ignore") if d.sampler is not None else None
+    # the page's table leaves out what the environment section says (versions) and the timing, so
+    # that it fits 1400 px; the CSV has every column
+    shown = (d.sampler.drop(columns=["file", "impl_version", "python", "seconds"], errors="ignore")
+             if d.sampler is not None else None)
     return Section("sampler", "Sampler", "sections/sampler.html.j2", {
         "verdicts": [dict(v, failing=markup(table_html(v["failing"], "sampler_fail_%d" % i, extra_class="compact"))
                           if not v["failing"].empty else "") for i, v in enumerate(d.sampler_verdicts)],
-        "sampler": markup(table_html(shown, "sampler", classes=prose_classes(shown, ["message"])))
+        "sampler": markup(table_html(shown, "sampler", classes=prose_classes(shown, ["message"]), extra_class="compact"))
         if shown is not None else "",
         "sampler_files": d.sampler_files,
     }, csv={"sampler.csv": d.sampler})

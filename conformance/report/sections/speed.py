@@ -288,9 +288,14 @@ def speed_section(d: ReportData) -> Section:
 
     if d.bench is None:
         return Section("speed", "Speed", "sections/speed.html.j2", {"bench": False})
-    context = speed_context(d.bench, d.bench_labels, d.speed_summary,
+    from conformance.report.sections.first import glance_order, impl_role
+
+    # the frameworks first, the suite's own contender last and marked (the CSV keeps the plain labels)
+    shown = d.speed_summary.reindex(glance_order(d.speed_summary.index))
+    shown.index = [label + (" · suite's own" if impl_role(label.rpartition("/")[0]) else "") for label in shown.index]
+    context = speed_context(d.bench, d.bench_labels, shown,
                             (bench_grid.SWEEP_BATCH, bench_grid.SWEEP_SAMPLES, bench_grid.SWEEP_DIM))
-    context.update(bench=True, bench_files=d.bench_files)
+    context.update(bench=True, bench_files=d.bench_files, machine=d.bench_machine)
     return Section("speed", "Speed", "sections/speed.html.j2", context,
                    csv={"speed.csv": d.bench.drop(columns=["label"]), "speed_target.csv": context.pop("target"),
-                        "speed_summary.csv": d.speed_summary})
+                        "speed_summary.csv": d.speed_summary.reset_index()})

@@ -52,3 +52,17 @@
     apply();
   });
 })();
+(function () {
+  // A jump to a row inside a collapsed table opens its <details> first, so that it lands on the row.
+  function reveal(id) {
+    var target = id && document.getElementById(id);
+    for (var node = target; node; node = node.parentElement) if (node.tagName === 'DETAILS') node.open = true;
+    return target;
+  }
+  document.addEventListener('click', function (event) {
+    var link = event.target.closest && event.target.closest('a[href^="#"]');
+    if (link) reveal(decodeURIComponent(link.getAttribute('href').slice(1)));
+  });
+  var first = location.hash && reveal(decodeURIComponent(location.hash.slice(1)));
+  if (first) first.scrollIntoView();
+})();
