@@ -2,17 +2,12 @@
 tolerance of each other (the rule and its bounds: :mod:`conformance.report.pairs`)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import pandas as pd
 
 from conformance.report.html import agreement_html, markup
 from conformance.report.pairs import AGREE, DISAGREE, UNDETERMINED, agreement
 from conformance.report.section import Section
-
-if TYPE_CHECKING:
-    from conformance.report.data import ReportData
 
 
 def agreement_matrices(pairs: pd.DataFrame, labels: list):
@@ -36,7 +31,7 @@ def agreement_matrices(pairs: pd.DataFrame, labels: list):
     return share, text, tips
 
 
-def agreement_section(d: ReportData) -> Section:
+def agreement_section(d) -> Section:
     pairs = agreement(d.frame, d.labels, raw_dir=d.raw_dir, manifest=d.manifest, cases_dir=d.cases_dir)
     share, counts, tips = agreement_matrices(pairs, d.labels)
     context = {"exact": int(pairs["exact"].sum() // 2) if not pairs.empty else 0, "agreement": "",

@@ -2,17 +2,12 @@
 counted apart from numeric disagreement (the behaviours: :mod:`conformance.outcomes`)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import pandas as pd
 
 from conformance import outcomes as O
 from conformance.report.fmt import MISSING, first_line
 from conformance.report.html import markup, table_html
 from conformance.report.section import Section
-
-if TYPE_CHECKING:
-    from conformance.report.data import ReportData
 
 
 def _bad_input_cell(row) -> tuple:
@@ -66,7 +61,7 @@ def bad_input_tally(frame: pd.DataFrame, labels: list) -> pd.DataFrame:
     return table.reset_index()
 
 
-def bad_input_section(d: ReportData) -> Section:
+def bad_input_section(d) -> Section:
     table, classes = bad_input_table(d.frame, d.labels, d.entries)
     tally = bad_input_tally(d.frame, d.labels)
     return Section("badinput", "Bad input", "sections/badinput.html.j2", {

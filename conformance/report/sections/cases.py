@@ -1,17 +1,12 @@
 """All cases: one row per case (its parameters), then the status and ratio of each impl/device."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import pandas as pd
 
 from conformance.outcomes import STATUSES
 from conformance.report.html import blank_classes, markup, table_html
 from conformance.report.section import Section
-
-if TYPE_CHECKING:
-    from conformance.report.data import ReportData
 
 
 def case_info(frame: pd.DataFrame, manifest: dict) -> pd.DataFrame:
@@ -77,7 +72,7 @@ def cases_html(table: pd.DataFrame, tips: pd.DataFrame, labels) -> str:
                       if len(tips.columns) else tips, extra_class="compact")
 
 
-def cases_section(d: ReportData) -> Section:
+def cases_section(d) -> Section:
     info = case_info(d.frame, d.manifest)
     cases, tips = case_table(d.frame, info, d.labels)
     flat = cases.copy()

@@ -3,8 +3,6 @@ case, and what compiling costs (first run against later runs)."""
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
-
 import pandas as pd
 
 from conformance.outcomes import COMPARED, NOT_RUN
@@ -12,9 +10,6 @@ from conformance.report.fmt import first_line
 from conformance.report.html import markup, prose_classes, table_html
 from conformance.report.pairs import AGREE, DISAGREE, UNDETERMINED, PairJudge
 from conformance.report.section import Section
-
-if TYPE_CHECKING:
-    from conformance.report.data import ReportData
 
 
 def compiled_agreement(frame: pd.DataFrame, compiled_modes: dict, raw_dir=None, manifest=None, cases_dir=None):
@@ -100,7 +95,7 @@ def compile_times(frame: pd.DataFrame, compiled_modes: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def compiled_section(d: ReportData) -> Section:
+def compiled_section(d) -> Section:
     from impls import compiled_modes
 
     modes = compiled_modes()

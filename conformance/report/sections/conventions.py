@@ -4,17 +4,12 @@ here is no framework's fault."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
-
 import numpy as np
 import pandas as pd
 
 from conformance import outcomes as O
 from conformance.report.html import markup, table_html
 from conformance.report.section import Section
-
-if TYPE_CHECKING:
-    from conformance.report.data import ReportData
 
 
 def ops_with_conventions() -> list:
@@ -91,7 +86,7 @@ def _nan_max(values) -> float:
     return float(finite.max()) if finite.size else float("nan")
 
 
-def conventions_section(d: ReportData) -> Section:
+def conventions_section(d) -> Section:
     from impls.support import convention_of  # noqa: PLC0415
 
     rules = convention_table()

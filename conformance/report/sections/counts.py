@@ -2,8 +2,6 @@
 cases of each status the runner recorded (a table and stacked bars), with the legends."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import pandas as pd
 
 from conformance import outcomes as O
@@ -12,9 +10,6 @@ from conformance.report.html import blank_classes, markup, status_count_classes,
 from conformance.report.plots import status_plot
 from conformance.report.section import Section
 from conformance.report.sections.summary import repeatability
-
-if TYPE_CHECKING:
-    from conformance.report.data import ReportData
 
 
 def overview(frame: pd.DataFrame, labels: list, statuses) -> pd.DataFrame:
@@ -47,7 +42,7 @@ def kinds_html(tally: pd.DataFrame) -> str:
     return table_html(table, "kinds", classes=classes, sortable=False)
 
 
-def counts_section(d: ReportData) -> Section:
+def counts_section(d) -> Section:
     table = overview(d.frame, d.labels, STATUSES)
     return Section("counts", "Status counts", "sections/counts.html.j2", {
         "kinds": markup(kinds_html(d.tally)), "kind_legend": list(O.KINDS.items()),

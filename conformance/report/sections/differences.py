@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING
-
 import pandas as pd
 
 from conformance import outcomes as O
@@ -15,8 +13,6 @@ from conformance.report.html import markup, table_html
 from conformance.report.section import Section
 from conformance.report.sentences import what_differs
 
-if TYPE_CHECKING:
-    from conformance.report.data import ReportData
 
 FOUND_BY_SEARCH = "found by search"  # the differences table's marker of a group from `conformance search`
 DIFFERENCE_COLUMNS = ["finding kind", "source", "kind", "impl", "devices", "op", "mode", "status", "cases", "dtypes",
@@ -149,7 +145,7 @@ PARTS = ((O.FRAMEWORK_FINDING, "framework-findings", "Framework findings"),
          (O.ADAPTER_LIMITATION, "adapter-limitations", "Adapter limitations"))
 
 
-def differences_section(d: ReportData) -> Section:
+def differences_section(d) -> Section:
     found = d.differences
     xpass = d.frame[d.frame["status"] == O.XPASS][["case", "label", "deviation", "tol_ratio"]].rename(
         columns={"label": "impl/device", "deviation": "known deviation", "tol_ratio": "ratio"})

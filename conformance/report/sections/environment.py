@@ -5,16 +5,11 @@ import os
 import platform
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
-
 import numpy as np
 import pandas as pd
 
 from conformance.report.html import markup, table_html
 from conformance.report.section import Section
-
-if TYPE_CHECKING:
-    from conformance.report.data import ReportData
 
 
 def environment_table(environments: pd.DataFrame, frame: pd.DataFrame, manifest: dict, labels) -> pd.DataFrame:
@@ -117,7 +112,7 @@ def host_table(raw_dir, cases_dir, manifest) -> pd.DataFrame:
     return pd.DataFrame(items, columns=["item", "value"])
 
 
-def environment_section(d: ReportData) -> Section:
+def environment_section(d) -> Section:
     return Section("environment", "Environment", "sections/environment.html.j2", {
         "environment": markup(table_html(d.environment, "environment")),
         "host": markup(table_html(host_table(d.raw_dir, d.cases_dir, d.manifest), "host", sortable=False)),

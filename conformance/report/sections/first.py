@@ -9,8 +9,6 @@ findings follow below.  The counts are those of :class:`conformance.report.data.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
-
 import numpy as np
 import pandas as pd
 
@@ -21,8 +19,6 @@ from conformance.report.section import Section
 from conformance.report.sections.differences import FOUND_BY_SEARCH
 from impls import CONTENDER_IMPLS, ORACLE_IMPLS
 
-if TYPE_CHECKING:
-    from conformance.report.data import ReportData
 
 SHOWN_FINDINGS = 7  # sentences shown on the first screen; the others are one click away, in the same list
 MATRIX_KINDS = (O.NUMERIC, O.BROKEN, O.KNOWN)  # the worst present names a matrix cell
@@ -51,7 +47,7 @@ def glance_order(labels) -> list:
     return sorted(labels, key=lambda label: bool(impl_role(label.rpartition("/")[0])))
 
 
-def summary_lines(d: ReportData) -> dict:
+def summary_lines(d) -> dict:
     """The rows of *Do they agree?*: per impl/device its summary line (cases per kind, all of them)
     and one cell per op and dtype over its valid-input cases (bad input has its own column)."""
     tally = d.tally
@@ -95,7 +91,7 @@ def _matrix_cell(group, label, op, dtype) -> dict:
     return _cell(str(int(kinds[worst])), "k-%s%s" % (O.kind_key(worst), " some" if some else ""), title)
 
 
-def chips(d: ReportData) -> list:
+def chips(d) -> list:
     """The first screen's counts: the finding kinds, each linked to the section that lists exactly
     that many (``(CSS key, count, text, anchor, tooltip)``)."""
     found = d.findings
@@ -127,7 +123,7 @@ def chips(d: ReportData) -> list:
     return tally
 
 
-def where_not(d: ReportData) -> list:
+def where_not(d) -> list:
     """The differences table's framework findings and accepted bad inputs, in its (worst-first) order."""
     table = d.differences
     rows = table.assign(row=range(len(table)))
@@ -157,7 +153,7 @@ def reference_shapes(bench: pd.DataFrame) -> dict:
     return shapes
 
 
-def how_fast(d: ReportData, labels: list) -> dict:
+def how_fast(d, labels: list) -> dict:
     """Per impl/device of ``labels`` and op: the geometric-mean ratio to the fastest over the
     forward+backward shapes and the median time at the op's reference shape ("not timed" for an impl
     the benchmark did not time)."""
@@ -187,7 +183,7 @@ def how_fast(d: ReportData, labels: list) -> dict:
     return {"ops": [(op, shape_text(shapes[op])) for op in ops], "cells": cells_of, "machine": d.bench_machine}
 
 
-def first_screen(d: ReportData) -> Section:
+def first_screen(d) -> Section:
     """Do the impls agree (a summary line per impl), where not (every finding), how fast is each."""
     agree = summary_lines(d)
     speed = how_fast(d, [row["label"] for row in agree["rows"]])

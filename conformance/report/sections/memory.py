@@ -7,16 +7,12 @@ materialise the ``B*K`` dense logits.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import pandas as pd
 
 from conformance.report.fmt import fmt_bytes, fmt_number, shape_text
 from conformance.report.html import markup, table_html
 from conformance.report.section import Section
 
-if TYPE_CHECKING:
-    from conformance.report.data import ReportData
 
 ITEMSIZE = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
 
@@ -58,7 +54,7 @@ def memory_summary(memory: pd.DataFrame) -> pd.DataFrame:
                   "measured by"]].reset_index(drop=True)
 
 
-def memory_section(d: ReportData) -> Section:
+def memory_section(d) -> Section:
     memory = memory_table(d.bench) if d.bench is not None else pd.DataFrame()
     return Section("memory", "Memory", "sections/memory.html.j2", {
         "memory": markup(table_html(memory, "memory", fmt={"peak / B·K": fmt_number})) if not memory.empty else "",

@@ -2,8 +2,6 @@
 framework did with each declared limit when tried anyway (the ``capabilities-*.csv`` rows)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import pandas as pd
 
@@ -12,8 +10,6 @@ from conformance.report.fmt import MISSING, dtype_sorted, first_line
 from conformance.report.html import markup, matrix_html, prose_classes, table_html
 from conformance.report.section import Section
 
-if TYPE_CHECKING:
-    from conformance.report.data import ReportData
 
 # What a declared-limit check's outcome says (the table's ``finding``); any other: a framework limit.
 FINDINGS = {O.LIMIT_AGREES: "declaration contradicted", O.LIMIT_RAISES: "framework limit",
@@ -92,7 +88,7 @@ def modes_html(matrix: pd.DataFrame, tips: pd.DataFrame) -> str:
     return matrix_html(matrix, classes, tips, "modes")
 
 
-def capability_section(d: ReportData) -> Section:
+def capability_section(d) -> Section:
     matrix, tips, long = modes_table(d.environments, d.frame, d.labels, d.ops)
     limits = capability_limits(d.frame, d.labels)
     declared = d.declared_limits

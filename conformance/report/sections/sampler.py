@@ -2,8 +2,6 @@
 verdict per impl/device with its failing tests."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import pandas as pd
 
 from conformance import outcomes as O
@@ -12,8 +10,6 @@ from conformance.report.fmt import first_line, label_order
 from conformance.report.html import markup, prose_classes, table_html
 from conformance.report.section import Section
 
-if TYPE_CHECKING:
-    from conformance.report.data import ReportData
 SAMPLER_SETTING = ["range_max", "num_sampled", "unique", "num_true"]
 
 
@@ -46,7 +42,7 @@ def sampler_verdicts(sampler: pd.DataFrame, impl_order=()) -> list:
     return sorted(verdicts, key=lambda v: rank[v["verdict"]])
 
 
-def sampler_section(d: ReportData) -> Section:
+def sampler_section(d) -> Section:
     # the page's table leaves out what the environment section says (versions) and the timing, so
     # that it fits 1400 px; the CSV has every column
     shown = (d.sampler.drop(columns=["file", "impl_version", "python", "seconds"], errors="ignore")

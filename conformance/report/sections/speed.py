@@ -21,8 +21,6 @@ The peak memory has its own section (:mod:`.memory`).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import pandas as pd
 
@@ -34,8 +32,6 @@ from conformance.report.section import Section
 from conformance.report.sections.memory import sampled_weights_ops
 from impls import CONTENDER_IMPLS, ORACLE_IMPLS
 
-if TYPE_CHECKING:
-    from conformance.report.data import ReportData
 
 CONFIG = ["device", "op", "mode", "dtype", "batch", "classes", "samples", "dim", "num_true"]
 REFERENCE_TARGETS = {"cpu": (CONTENDER_IMPLS["cpu"], 0.7), "gpu": (CONTENDER_IMPLS["gpu"], 1.0)}  # impl, at most
@@ -283,7 +279,7 @@ def speed_context(frame: pd.DataFrame, labels: list, summary: pd.DataFrame, swee
     }
 
 
-def speed_section(d: ReportData) -> Section:
+def speed_section(d) -> Section:
     from conformance import bench as bench_grid
 
     if d.bench is None:

@@ -2,16 +2,11 @@
 results were bitwise repeatable (each case computed twice in one worker)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import pandas as pd
 
 from conformance.outcomes import STATUSES
 from conformance.report.html import markup, status_count_classes, table_html, worst_ratio_classes
 from conformance.report.section import Section
-
-if TYPE_CHECKING:
-    from conformance.report.data import ReportData
 
 
 def repeatability(frame: pd.DataFrame, keys: list) -> pd.Series:
@@ -55,7 +50,7 @@ def summary_html(table: pd.DataFrame, statuses) -> str:
     return table_html(table, "summary", classes=classes)
 
 
-def summary_section(d: ReportData) -> Section:
+def summary_section(d) -> Section:
     unrepeatable = not_repeatable(d.frame)
     return Section("summary", "Summary", "sections/summary.html.j2", {
         "summary": markup(summary_html(summary_table(d.summary, d.frame), STATUSES)),
