@@ -62,7 +62,7 @@ def exact_difference(case, outputs_a: dict, outputs_b: dict) -> float:
         finite = np.isfinite(a) & np.isfinite(b)
         if (~same & ~finite).any():
             return math.inf
-        allowed = tol.rtol * (np.abs(np.where(np.isfinite(golden), golden, 0.0)) + scales.get(name, 1.0))
+        allowed = compare.allowed_error(golden, tol.rtol, scales.get(name, 1.0))
         gap = np.where(same, 0.0, np.abs(np.where(finite, a - b, 0.0)) / allowed)
         if gap.size:
             worst = max(worst, float(gap.max()))

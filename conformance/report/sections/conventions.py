@@ -71,7 +71,7 @@ def convention_differences(manifest: dict, cases_dir) -> pd.DataFrame:
                     delta = np.abs(other - golden)
                 nan_mismatch = bool((np.isnan(other) != np.isnan(golden)).any())
                 row[convention] = np.inf if nan_mismatch else _nan_max(delta)
-                allowed = tol.rtol * (np.abs(np.where(np.isfinite(golden), golden, 0)) + scales.get(name, 1.0))
+                allowed = compare.allowed_error(golden, tol.rtol, scales.get(name, 1.0))
                 if nan_mismatch or bool((np.nan_to_num(delta, nan=0.0) > allowed).any()):
                     beyond.append(convention)
             row["beyond tolerance"] = ", ".join(beyond) if beyond else "rounding only"
