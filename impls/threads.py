@@ -30,8 +30,8 @@ THREADS_VARIABLE = "CONFORMANCE_THREADS"
 # Read by the libraries themselves at start-up: OpenMP (PyTorch, Paddle), OpenBLAS / MKL (NumPy),
 # the NumPy contender's pool (read when its module is imported, in the adapter's load).
 LIBRARY_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "CONFORMANCE_REFERENCE_THREADS")
-# Modules that hold the NumPy contender's pool size (it moved from the reference to numpy_fast).
-_POOL_MODULES = ("impls.numpy_fast.core", "impls.reference")
+# The module that holds the NumPy contender's pool size (the oracle has no pool: it is plain NumPy).
+_POOL_MODULE = "impls.numpy_fast.core"
 
 _KEPT = []  # threadpoolctl's limiter: kept alive so that its limits stay in force
 
@@ -117,11 +117,9 @@ def configure(threads=None) -> dict:
             function(sys.modules[name], threads, settings)
         except Exception as error:  # noqa: BLE001 - a count we cannot set is stated, never fatal
             settings.append(("%s (%s: %s)" % (name, type(error).__name__, error), None))
-    for module_name in _POOL_MODULES:
-        module = sys.modules.get(module_name)
-        if module is not None and hasattr(module, "_THREADS"):
-            settings.append(("numpy contender pool", int(module._THREADS)))
-            break
+    pool = sys.modules.get(_POOL_MODULE)
+    if pool is not None:
+        settings.append(("numpy contender pool", int(pool._THREADS)))
     kernels = sys.modules.get("impls.numpy_kernels")
     if kernels is not None and kernels.AVAILABLE:
         settings.append(("numpy contender kernels (numba)", kernels.threads()))

@@ -1,0 +1,48 @@
+"""The oracle stays a textbook: no compiled kernels, no contender code, in its source or its process.
+
+Speed work belongs in the contender (``impls/numpy_fast/``, whose float32 rows run numba kernels); the
+oracle that writes every golden output is plain NumPy/CuPy.  Checked on the source (what the oracle's
+files import) and on a fresh process that computes golden outputs of every op the way the corpus does.
+"""
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+ORACLE = REPO / "impls" / "reference"
+FORBIDDEN = ("numba", "llvmlite", "impls.numpy_fast", "impls.numpy_kernels", "impls.numpy_floors")
+
+
+def _imports(path: Path) -> set:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names |= {"%s.%s" % (node.module, alias.name) for alias in node.names}
+    return names
+
+
+def test_the_oracle_source_imports_no_kernels_and_no_contender():
+    files = sorted(ORACLE.glob("*.py"))
+    assert files, ORACLE
+    found = {p.name: sorted(n for n in _imports(p) if n.split(".")[0] in ("numba", "llvmlite")
+                            or any(n == f or n.startswith(f + ".") for f in FORBIDDEN)) for p in files}
+    assert not any(found.values()), found
+
+
+def test_computing_goldens_loads_no_kernels(tmp_path):
+    """A fresh interpreter builds the first stored case of every op (oracle forward and gradient, as
+    ``conformance corpus`` does) and reads back which modules it loaded."""
+    script = (
+        "import sys\n"
+        "from conformance import corpus\n"
+        "from impls.ops import OPS\n"
+        "for op in OPS.values():\n"
+        "    corpus.build_case(next(iter(op.cases())))\n"
+        "print(' '.join(m for m in %r if m in sys.modules))\n" % (FORBIDDEN,))
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "", "the oracle's process loaded: %s" % result.stdout.strip()
