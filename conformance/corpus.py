@@ -103,7 +103,8 @@ def build_case(spec: Spec) -> Case:
 
 def _convention_goldens(case, op, case64):
     """The goldens of an op with documented conventions: ``case.golden`` is the
-    first convention's (``ref.CONVENTIONS[0]``, torch's, defined for every case); each other
+    first convention's that documents the case (``ref.CONVENTIONS``: torch's, but where only another
+    convention has the option, such as Keras's sample weights); each other
     convention stores only the outputs whose float64 values differ from those, bit for bit
     (``Case.convention_golden``), and ``meta["conventions"]`` lists, per convention that documents
     the case, those output names; ``meta["undefined_conventions"]`` says why the others do not."""
@@ -116,7 +117,9 @@ def _convention_goldens(case, op, case64):
             undefined[convention] = str(error)
             continue
         per_convention[convention] = {k: np.asarray(v, dtype=np.float64) for k, v in flatten_gradients(result).items()}
-    base_name = ref.CONVENTIONS[0]
+    if not per_convention:
+        raise RuntimeError("%s: no convention documents this case (%s)" % (case.id, "; ".join(undefined.values())))
+    base_name = next(iter(per_convention))  # ref.CONVENTIONS order
     case.golden = base = per_convention.pop(base_name)
     case.meta["conventions"] = {base_name: []}
     for convention, golden in per_convention.items():

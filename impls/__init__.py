@@ -32,6 +32,11 @@ ADAPTER_MODULES = {
     "tensorflow-xla": "impls.tensorflow_adapter",
     "tensorflow-v1": "impls.tensorflow_adapter",
     "jax": "impls.jax_adapter",
+    "keras-tensorflow": "impls.keras_adapter",
+    "keras-tensorflow-xla": "impls.keras_adapter",
+    "keras-jax": "impls.keras_adapter",
+    "keras-torch": "impls.keras_adapter",
+    "keras-torch-compile": "impls.keras_adapter",
 }
 # The oracle's impls (impls/reference/): correct, not fast; the benchmark runs them only when asked.
 ORACLE_IMPLS = ("numpy", "cupy")

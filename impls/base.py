@@ -103,6 +103,13 @@ class Adapter:
     # A compiled mode of another impl's computations (torch-compile of torch, tensorflow-xla of
     # tensorflow) names that eager impl here: the report sets the two side by side, case by case.
     compiled_from = ""
+    # One API run on several backends (Keras 3 on TensorFlow, JAX, PyTorch): its impls share ``api``
+    # and each names its ``backend``; the report sets the eager impls of one api side by side.
+    api = ""
+    backend = ""
+    # op -> where this framework's API for it runs instead (an impl of its own), for the reason shown on
+    # the rows of the op: e.g. TensorFlow's cross_entropy is Keras's, impl keras-tensorflow.
+    ops_elsewhere: Dict[str, str] = {}
     devices: Tuple[str, ...] = ("cpu",)
     ops: Dict[str, OpSupport] = {}
 

@@ -26,6 +26,9 @@ def why_unsupported(adapter, device: str, meta: dict) -> Optional[str]:
         return "%s does not run on %s" % (adapter.name, device)
     support = adapter.ops.get(meta["op"])
     if support is None:
+        elsewhere = adapter.ops_elsewhere.get(meta["op"])
+        if elsewhere:
+            return "%s runs %s as impl %s" % (adapter.name, meta["op"], elsewhere)
         return "%s has no %s" % (adapter.name, meta["op"])
     if meta["dtype"] not in support.dtypes:
         return "%s %s does not take %s" % (adapter.name, meta["op"], meta["dtype"])

@@ -10,9 +10,9 @@
   ``ignore_index`` is composed around them.
 * ``sampled_softmax_with_cross_entropy`` (Paddle's per-row-sample op) has no TF counterpart (TF shares
   one sample set across the batch), so it is composed from TF primitives.
-* ``cross_entropy`` (the loss users call) is Keras's: ``keras.losses.SparseCategoricalCrossentropy``
-  for class indices, ``keras.losses.CategoricalCrossentropy`` for probabilities, following the Keras
-  convention of the oracle (``reduction="mean"`` is Keras's ``"sum_over_batch_size"``).
+* ``cross_entropy`` (the loss users call) is Keras's in TensorFlow 2.16+: impls ``keras-tensorflow`` and
+  ``keras-tensorflow-xla`` (``impls/keras_adapter.py``) run it, beside Keras on JAX and PyTorch; this
+  adapter runs TensorFlow's own ops (``tf.nn``) only.
 
 Gradients are taken with ``tf.GradientTape`` of ``reduce_sum(loss * upstream)``.  TensorFlow is
 imported only in :meth:`TensorflowAdapter.load`.
@@ -28,7 +28,6 @@ from impls.base import Adapter, NotNative, OpSupport, Unsupported
 
 # Filled by ``load``: the module stays importable without TensorFlow.
 tf = None
-keras = None
 
 _DTYPES = dtypes.NAMES  # every kernel used has CPU kernels for all four
 _SSL_COMMON = ("the case's samples are passed as sampled_values; sharded biases as a list (TF looks them up "
@@ -64,21 +63,9 @@ class TensorflowAdapter(Adapter):
             "accidental hits set to the dtype's lowest finite value (tf.where); "
             "tf.nn.softmax_cross_entropy_with_logits with label 1/T on the T true columns",
         ),
-        "cross_entropy": OpSupport(
-            "native",
-            _DTYPES,
-            convention="keras",
-            note="keras.losses.SparseCategoricalCrossentropy(from_logits=use_softmax, ignore_class=ignore_index, "
-            "axis) for class indices, keras.losses.CategoricalCrossentropy(from_logits=use_softmax, "
-            "label_smoothing, axis) for probabilities, both with dtype=the case dtype (Keras computes in "
-            "floatx, float32, otherwise) and reduction 'sum_over_batch_size' / 'sum' / None for mean / sum / "
-            "none; class weights as a Keras user gives them (fit's class_weight becomes this): "
-            "sample_weight = weight[label]; label_smoothing with class indices is unsupported (Keras 3.15's "
-            "SparseCategoricalCrossentropy has no label_smoothing; one-hot encoding them for "
-            "CategoricalCrossentropy would be the adapter's conversion, not Keras's)",
-        ),
     }
 
+    ops_elsewhere = {"cross_entropy": "keras-tensorflow (TensorFlow's loss users call is Keras's)"}
     jit_compile = None  # TensorFlow's default: the graph runs op by op (see TensorflowXlaAdapter)
     sampled_api = "tf.nn"  # the public API sampled_softmax_loss is called through (TensorflowV1Adapter)
 
@@ -88,7 +75,7 @@ class TensorflowAdapter(Adapter):
         self._functions = {}  # op -> tf.function, made by load
 
     def load(self, device: str) -> str:
-        global tf, keras
+        global tf
         if device not in self.devices:
             raise ValueError("device: expected one of %s, got %r" % (", ".join(self.devices), device))
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
@@ -97,9 +84,7 @@ class TensorflowAdapter(Adapter):
             os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
         import tensorflow  # noqa: PLC0415 - frameworks are imported only here
 
-        import keras as keras_module  # noqa: PLC0415 - Keras 3 on the TensorFlow backend (tf.keras in TF 2.16+)
-
-        tf, keras = tensorflow, keras_module
+        tf = tensorflow
         if device == "gpu":
             if not tf.config.list_physical_devices("GPU"):
                 raise RuntimeError("tensorflow %s sees no GPU (is this a CPU-only build such as "
@@ -115,9 +100,6 @@ class TensorflowAdapter(Adapter):
             "softmax_with_cross_entropy": _function(_softmax_with_cross_entropy, self.jit_compile),
             "sampled_softmax_with_cross_entropy": _function(_sampled_softmax_with_cross_entropy, self.jit_compile),
             "sampled_softmax_loss": _function(_sampled_softmax_loss, self.jit_compile),
-            # Keras's losses read static ranks, which reduce_retracing's relaxed shapes lose: one trace per
-            # shape, as a Keras training step with a fixed batch shape has.
-            "cross_entropy": _function(_cross_entropy, self.jit_compile, relax_shapes=False),
         }
         return tf.__version__
 
@@ -147,8 +129,6 @@ class TensorflowAdapter(Adapter):
                               remove_accidental_hits=bool(params["remove_accidental_hits"]))
             elif case.op == "sampled_softmax_loss":
                 args, kwargs = self._run_sampled_softmax_loss(case, tensor)
-            elif case.op == "cross_entropy":
-                args, kwargs = self._run_cross_entropy(case, tensor)
             else:
                 raise Unsupported("tensorflow adapter has no op %r" % (case.op,))
         return case.op, args, kwargs, int(params.get("num_shards", 0))
@@ -197,31 +177,6 @@ class TensorflowAdapter(Adapter):
             rank=rank, axis=axis, soft_label=soft, return_softmax=bool(params["return_softmax"]),
             ignore_index=ignore_index, label_has_axis=case.inputs["label"].ndim == rank,
         )
-
-    def _run_cross_entropy(self, case, tensor):
-        params = case.params
-        soft = bool(params["soft_label"])
-        smoothing = float(params["label_smoothing"])
-        if smoothing and not soft:
-            # Declared per case, not as a feature: label smoothing of probability targets Keras does have.
-            raise Unsupported("Keras's SparseCategoricalCrossentropy has no label_smoothing (Keras %s); smoothing "
-                              "class indices would take the adapter's one-hot conversion" % keras.__version__)
-        weight = None
-        if "weight" in case.inputs:
-            if soft:
-                raise Unsupported("Keras takes no class weights for probability targets (fit's class_weight "
-                                  "weighs a position by its argmax class, a data-pipeline rule, not the loss's)")
-            classes = case.inputs["logits"].shape[int(params["axis"])]
-            if case.inputs["weight"].shape != (classes,):
-                # The weights never reach Keras: the adapter's weight[label] gather would judge them (and
-                # under XLA, gather clamps out-of-range indices instead of raising).
-                raise NotNative("weight of shape %s for %d classes: Keras takes no class weights, so no Keras "
-                                "contract decides" % (case.inputs["weight"].shape, classes))
-            weight = tensor("weight")
-        return (tensor("logits"), tensor("label"), weight, tensor("upstream")), dict(
-            soft_label=soft, from_logits=bool(params["use_softmax"]), axis=int(params["axis"]),
-            reduction=_KERAS_REDUCTION[params["reduction"]], ignore_class=int(params["ignore_index"]),
-            label_smoothing=smoothing, dtype=case.dtype)
 
     def _run_sampled_softmax_loss(self, case, tensor):
         params = case.params
@@ -390,34 +345,6 @@ def _sampled_softmax_loss(weights, biases, labels, inputs, sampled_candidates, t
     return out
 
 
-# The reduction of the registry -> Keras's: the mean is Keras's default "sum_over_batch_size" (the sum
-# over the batch size: over the positions not masked by ignore_class, whatever the sample weights).
-_KERAS_REDUCTION = {"mean": "sum_over_batch_size", "sum": "sum", "none": None}
-
-
-def _cross_entropy(logits, label, weight, upstream, *, soft_label, from_logits, axis, reduction, ignore_class,
-                   label_smoothing, dtype, backward=True):
-    with tf.GradientTape() as tape:
-        tape.watch(logits)
-        if soft_label:
-            tape.watch(label)  # a probability target is differentiable in Keras too
-            loss_fn = keras.losses.CategoricalCrossentropy(
-                from_logits=from_logits, label_smoothing=label_smoothing, axis=axis, reduction=reduction,
-                dtype=dtype)
-            loss = loss_fn(label, logits)
-        else:
-            loss_fn = keras.losses.SparseCategoricalCrossentropy(
-                from_logits=from_logits, ignore_class=ignore_class, axis=axis, reduction=reduction, dtype=dtype)
-            sample_weight = None
-            if weight is not None:
-                # As fit(class_weight=...) does: each position's weight is its class's; an ignored
-                # position's is masked by Keras (ignore_class) whatever it is, so it reads class 0's.
-                sample_weight = tf.gather(weight, tf.where(tf.equal(label, ignore_class), tf.zeros_like(label), label))
-            loss = loss_fn(label, logits, sample_weight=sample_weight)
-        target = tf.reduce_sum(loss * upstream) if backward else None
-    return _with_gradients(tape, target, loss, logits, label, soft_label)
-
-
 class TensorflowXlaAdapter(TensorflowAdapter):
     """The same computations compiled whole by XLA: ``tf.function(jit_compile=True)``.
 
@@ -429,6 +356,7 @@ class TensorflowXlaAdapter(TensorflowAdapter):
     name = "tensorflow-xla"
     compiled_from = "tensorflow"
     jit_compile = True
+    ops_elsewhere = {"cross_entropy": "keras-tensorflow-xla (TensorFlow's loss users call is Keras's)"}
     ops = {op: support.noted("; whole step under tf.function(jit_compile=True)")
            for op, support in TensorflowAdapter.ops.items()}
 

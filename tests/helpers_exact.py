@@ -128,7 +128,8 @@ def ulps(actual, exact):
 # cross_entropy: each convention's documented formula (impls/ops.CROSS_ENTROPY_CONVENTIONS), by
 # the definition; gradients by mpmath's numerical differentiation of that definition.
 # ----------------------------------------------------------------------------------------------
-def _ce_total(z, y, weight, soft, reduction, ignore_index, eps, use_softmax, convention, u, dtype_eps):
+def _ce_total(z, y, weight, soft, reduction, ignore_index, eps, use_softmax, convention, u, dtype_eps,
+              sample_weight=None):
     """The documented loss (a list per position, or a number) for rows ``z`` [N][C] of mpf."""
     n, c = len(z), len(z[0])
     w = [mpmath.mpf(1)] * c if weight is None else [mpmath.mpf(float(v)) for v in weight]
@@ -158,6 +159,8 @@ def _ce_total(z, y, weight, soft, reduction, ignore_index, eps, use_softmax, con
         else:
             loss = w_label * mpmath.fsum(tj * q for tj, q in zip(t, neg_log_q))
             share = w_label if convention == "paddle" and weight is not None else 1
+        if sample_weight is not None:  # Keras: sample_weight times the loss; the mean's count unchanged
+            loss = mpmath.mpf(float(sample_weight[i])) * loss
         losses.append(loss if valid else mpmath.mpf(0))
         denominators.append(share if (valid or (convention == "paddle" and weight is None)) else 0)
     if reduction == "none":
@@ -172,7 +175,8 @@ def _ce_total(z, y, weight, soft, reduction, ignore_index, eps, use_softmax, con
 
 
 def cross_entropy(logits, label, weight=None, soft_label=False, reduction="mean", ignore_index=-100,
-                  label_smoothing=0.0, use_softmax=True, convention="torch", upstream=None, keras_clip=(1e-7, 1 - 1e-7)):
+                  label_smoothing=0.0, use_softmax=True, convention="torch", upstream=None, keras_clip=(1e-7, 1 - 1e-7),
+                  sample_weight=None):
     """``{"loss", "logits", "label" (soft)}`` as arrays of mpf for [N, C] logits (classes last):
     the loss by each convention's documented formula and the gradients of ``sum(upstream * loss)``
     by numerical differentiation of it (256 bits)."""
@@ -184,13 +188,13 @@ def cross_entropy(logits, label, weight=None, soft_label=False, reduction="mean"
 
     def total(zz, yy):
         value = _ce_total(zz, yy, weight, soft_label, reduction, ignore_index, label_smoothing, use_softmax,
-                          convention, u, (lo, hi))
+                          convention, u, (lo, hi), sample_weight)
         if reduction == "none":
             return mpmath.fsum(mpmath.mpf(float(ui)) * v for ui, v in zip(u, value))
         return mpmath.mpf(float(u)) * value
 
     loss = _ce_total(z, y, weight, soft_label, reduction, ignore_index, label_smoothing, use_softmax, convention,
-                     u, (lo, hi))
+                     u, (lo, hi), sample_weight)
     out = {"loss": np.array(loss, dtype=object) if reduction == "none" else np.array(loss, dtype=object)}
     with mpmath.workprec(256):
         def partial(which, i, j):

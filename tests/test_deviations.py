@@ -1,5 +1,6 @@
 """Every known deviation is real: its reproducer runs and shows the deviation under the impl's interpreter."""
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -8,10 +9,14 @@ import pytest
 
 from conformance import deviations, runner
 from conformance.pytest_plugin import selected_impls
+from impls import get_adapter
 
 REPO = Path(__file__).resolve().parent.parent
 FRAMEWORK_MODULE = {"torch": "torch", "tensorflow": "tensorflow", "paddle": "paddle", "paddle-legacy": "paddle.fluid",
-                    "jax": "optax", "tensorflow-xla": "tensorflow", "tensorflow-v1": "tensorflow"}
+                    "jax": "optax", "tensorflow-xla": "tensorflow", "tensorflow-v1": "tensorflow",
+                    # Keras imports its backend (KERAS_BACKEND, set for the probe from the adapter's backend)
+                    "keras-tensorflow": "keras", "keras-tensorflow-xla": "keras", "keras-jax": "keras",
+                    "keras-torch": "keras", "keras-torch-compile": "keras"}
 ENTRIES = deviations.load().entries
 
 
@@ -30,7 +35,10 @@ def test_registry_entries_are_complete_and_unique():
 # framework, nothing of this suite).
 REPRODUCER_MAY_IMPORT = {"torch": {"torch"}, "tensorflow": {"tensorflow", "keras"},
                          "tensorflow-xla": {"tensorflow", "keras"}, "tensorflow-v1": {"tensorflow", "keras"},
-                         "paddle": {"paddle"}, "paddle-legacy": {"paddle"}, "jax": {"jax", "optax"}}
+                         "paddle": {"paddle"}, "paddle-legacy": {"paddle"}, "jax": {"jax", "optax"},
+                         "keras-tensorflow": {"keras", "tensorflow"}, "keras-tensorflow-xla": {"keras", "tensorflow"},
+                         "keras-jax": {"keras", "jax"}, "keras-torch": {"keras", "torch"},
+                         "keras-torch-compile": {"keras", "torch"}}
 
 
 def _stdlib() -> set:
@@ -90,7 +98,9 @@ def framework_python(impl, config):
     if python is None:
         pytest.skip("%s has no interpreter set up here (conformance setup)" % impl)
     module = FRAMEWORK_MODULE[impl]
-    probe = subprocess.run([python, "-c", "import %s" % module], capture_output=True, text=True)
+    backend = get_adapter(impl).backend
+    env = dict(os.environ, KERAS_BACKEND=backend) if backend else None
+    probe = subprocess.run([python, "-c", "import %s" % module], capture_output=True, text=True, env=env)
     if probe.returncode != 0:
         pytest.skip("%s is not installed for %s" % (module, python))
     if impl in PADDLE_MAJOR:

@@ -33,6 +33,7 @@ LOGITS = np.array([[1.5, -0.25, 3.0, 0.5], [-2.0, 0.75, 0.125, 1.0], [0.0, 0.0, 
 HARD = np.array([2, -100, 1])
 SOFT = np.array([[0.25, 0.0, 0.5, 0.25], [0.125, 0.375, 0.25, 0.25], [0.0, 1.0, 0.0, 0.0]])
 WEIGHT = np.array([0.5, 2.0, 1.25, 0.75])
+SAMPLE_WEIGHT = np.array([0.0, 1.5, 0.625])
 PROBS = np.array([[0.125, 0.25, 0.5, 0.125], [0.0625, 0.4375, 0.25, 0.25], [1e-9, 0.5, 0.25, 0.25 - 1e-9]])
 
 EXACT_CASES = {
@@ -48,6 +49,12 @@ EXACT_CASES = {
     "prob-soft-weight-sum": dict(logits=PROBS, label=SOFT, soft_label=True, weight=WEIGHT, use_softmax=False,
                                  reduction="sum"),
     "prob-soft-none": dict(logits=PROBS, label=SOFT, soft_label=True, use_softmax=False, reduction="none"),
+    # Keras's per-position sample weights (an exact 0 among them); only the keras convention has them
+    "hard-sw-weight-ignore-mean": dict(logits=LOGITS, label=HARD, weight=WEIGHT, sample_weight=SAMPLE_WEIGHT),
+    "soft-sw-smooth-none": dict(logits=LOGITS, label=SOFT, soft_label=True, label_smoothing=0.2, reduction="none",
+                                sample_weight=SAMPLE_WEIGHT, upstream=np.array([0.5, -1.25, 2.0])),
+    "prob-hard-sw-sum": dict(logits=PROBS, label=np.array([2, 1, 0]), use_softmax=False, reduction="sum",
+                             sample_weight=SAMPLE_WEIGHT),
 }
 
 
@@ -103,6 +110,10 @@ BAD = [
     pytest.param(dict(weight=WEIGHT[:3]), ValueError, "weight", id="weight-length"),
     pytest.param(dict(weight=WEIGHT.astype(np.float32)), TypeError, "weight", id="weight-dtype"),
     pytest.param(dict(weight=np.arange(4)), TypeError, "weight", id="weight-int"),
+    pytest.param(dict(sample_weight=SAMPLE_WEIGHT[:2], convention="keras"), ValueError, "sample_weight",
+                 id="sample-weight-length"),
+    pytest.param(dict(sample_weight=SAMPLE_WEIGHT.astype(np.float32), convention="keras"), TypeError,
+                 "sample_weight", id="sample-weight-dtype"),
     pytest.param(dict(reduction="avg"), ValueError, "reduction", id="reduction"),
     pytest.param(dict(label_smoothing=1.5), ValueError, "label_smoothing", id="label-smoothing-above-1"),
     pytest.param(dict(label_smoothing=-0.1), ValueError, "label_smoothing", id="label-smoothing-negative"),
@@ -189,3 +200,19 @@ def test_undocumented_combinations_are_not_guessed(convention, kwargs):
     with pytest.raises(ref.ConventionUndefined, match=convention):
         ref.cross_entropy(convention=convention, **call)
     ref.cross_entropy(convention="torch", **call)  # torch documents every combination
+
+
+@pytest.mark.parametrize("convention", ["torch", "paddle", "optax"])
+def test_sample_weights_are_keras_only(convention):
+    with pytest.raises(ref.ConventionUndefined, match="sample weights"):
+        ref.cross_entropy(LOGITS, HARD, sample_weight=SAMPLE_WEIGHT, convention=convention)
+
+
+def test_keras_sample_weight_scales_each_loss_and_the_mean_still_counts_the_kept_positions():
+    plain = ref.cross_entropy(LOGITS, HARD, reduction="none", convention="keras")
+    weighted = ref.cross_entropy(LOGITS, HARD, reduction="none", convention="keras", sample_weight=SAMPLE_WEIGHT)
+    assert list(weighted) == [0.0, 0.0, 0.625 * plain[2]]  # position 1 is ignored, position 0 weighs 0
+    mean = ref.cross_entropy(LOGITS, HARD, convention="keras", sample_weight=SAMPLE_WEIGHT)
+    assert mean == pytest.approx(0.625 * plain[2] / 2, rel=1e-15)  # 2 positions are not ignored
+    grad = ref.cross_entropy_grad(LOGITS, HARD, convention="keras", sample_weight=SAMPLE_WEIGHT)["logits"]
+    assert not grad[0].any() and not grad[1].any()

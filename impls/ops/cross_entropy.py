@@ -151,6 +151,9 @@ def _xent_scales(params, inputs, z, u):
         max(float(np.max(np.abs(weight))), 1e-300), max(float(np.min(np.abs(weight[weight != 0]))) if
                                                            np.any(weight != 0) else 1.0, 1e-300))
     ratio = w_max / w_min if params["reduction"] == "mean" else w_max
+    sample_weight = inputs.get("sample_weight")
+    if sample_weight is not None and sample_weight.size:  # multiplied into each position's loss
+        ratio *= max(float(np.max(np.abs(sample_weight))), 1e-300)
     share = 1.0
     if params["reduction"] == "mean":
         positions, valid = _xent_positions(params, inputs)
@@ -191,10 +194,12 @@ def _weights(rng, classes):
 
 
 def make_case(name, shape, axis=-1, dtype="float64", soft=False, reduction="mean", weighted=False, ignore=None,
-              ignore_index=-100, smoothing=0.0, use_softmax=True, kind="normal", tiny=False, tags=()):
+              ignore_index=-100, smoothing=0.0, use_softmax=True, kind="normal", tiny=False, sample_weighted=False,
+              tags=()):
     """A cross_entropy case.  ``ignore``: None, "single" (one position), "row" (the first index of
     axis 0), "half" or "all" positions labelled ``ignore_index`` (class-index labels only);
-    ``tiny``: probabilities (use_softmax=False) of 1e-9 on a few labelled classes."""
+    ``tiny``: probabilities (use_softmax=False) of 1e-9 on a few labelled classes; ``sample_weighted``:
+    a weight per position (Keras's ``sample_weight``), exact zeros among them."""
     rng = case_rng("xent-" + name + dtype)
     ax = axis % len(shape)
     classes = shape[ax]
@@ -232,6 +237,14 @@ def make_case(name, shape, axis=-1, dtype="float64", soft=False, reduction="mean
         inputs["weight"] = _weights(rng, classes)
         features.append("class_weight")
         words.append("class weights")
+    if sample_weighted:
+        # Multiples of 1/8 in [0, 2] (exact in every dtype), the first position's 0: a zero weight must
+        # give that position's loss and gradient exactly 0, whatever its logits.
+        sample_weight = rng.integers(0, 17, size=loss_shape) / 8.0
+        sample_weight.reshape(-1)[:1] = 0.0
+        inputs["sample_weight"] = sample_weight
+        features.append("sample_weight")
+        words.append("sample weights (0 on the first position)")
     if smoothing:
         features.append("label_smoothing")
         words.append("label_smoothing=%g" % smoothing)
@@ -303,6 +316,21 @@ def cases():
                     tags=["extreme"])
     yield make_case("K1000-hard-weight-ignore-mean", (8, 1000), weighted=True, ignore="single", dtype="float32",
                     tags=["classes"])
+    # per-position sample weights (Keras's sample_weight; the other conventions document none)
+    for reduction in ("mean", "sum", "none"):
+        yield make_case("hard-sw-%s" % reduction, shape, sample_weighted=True, reduction=reduction,
+                        tags=["sample_weight"])
+    yield make_case("soft-sw-mean", shape, soft=True, sample_weighted=True, tags=["sample_weight"])
+    yield make_case("soft-sw-smooth-none", shape, soft=True, sample_weighted=True, smoothing=0.1, reduction="none",
+                    tags=["sample_weight", "label_smoothing"])
+    yield make_case("hard-sw-weight-ignore-mean", shape, sample_weighted=True, weighted=True, ignore="half",
+                    tags=["sample_weight", "weight", "ignore_index"])
+    yield make_case("r3ax1-soft-sw-sum", (3, 4, 5), axis=1, soft=True, sample_weighted=True, reduction="sum",
+                    tags=["sample_weight", "axis"])
+    yield make_case("prob-hard-sw-none", shape, use_softmax=False, sample_weighted=True, reduction="none",
+                    tags=["sample_weight", "probabilities"])
+    for dtype in ("float32", "bfloat16"):
+        yield make_case("hard-sw-mean", shape, dtype=dtype, sample_weighted=True, tags=["sample_weight", "dtype"])
 
 
 def invalid_cases(dtype):
@@ -323,6 +351,9 @@ def invalid_cases(dtype):
                  params={"label_smoothing": 1.5})
     yield broken(soft_loss, "xent-soft-label-shape", "label", "probability targets with one class too few",
                  {"label": soft_loss.inputs["label"][:, :-1]})
+    sample_loss = make_case("hard-sw-mean", (6, 5), sample_weighted=True, dtype=dtype)
+    yield broken(sample_loss, "xent-sample-weight-length", "sample_weight", "sample weights for one position too few",
+                 {"sample_weight": sample_loss.inputs["sample_weight"][:-1]})
 
 
 def search_case(name, recipe, space):
@@ -359,6 +390,8 @@ CROSS_ENTROPY = OpInfo(
               differentiable=True, differentiable_if=lambda params: bool(params.get("soft_label")),
               grad_scale=label_grad_scale),
         Input("weight", "float", "optional class weights [C] (present only in weighted cases)"),
+        Input("sample_weight", "float", "optional weights of the positions (the logits' shape without axis; "
+              "Keras's sample_weight, present only in sample-weighted cases)"),
         Input("upstream", "float", "the loss's cotangent: the loss's shape (0-d for sum and mean)"),
     ],
     features=[
@@ -373,6 +406,7 @@ CROSS_ENTROPY = OpInfo(
         ("rank3plus", "logits of rank 3 or more"),
         ("probabilities", "use_softmax=False: the input holds probabilities"),
         ("tiny_probabilities", "probabilities below 1e-7 (Keras clips them)"),
+        ("sample_weight", "per-position sample weights given (Keras's sample_weight)"),
     ],
     accumulation_length=_xent_length,
     softmax_logits=_xent_logits,

@@ -25,7 +25,7 @@ class ConventionUndefined(Exception):
 
 
 def _ce_check(logits, label, weight, axis, soft_label, reduction, ignore_index, label_smoothing, use_softmax,
-              convention):
+              convention, sample_weight=None):
     axis, num_classes = _check_logits_axis(logits, axis)
     for name, value in (("soft_label", soft_label), ("use_softmax", use_softmax)):
         if not isinstance(value, (bool, np.bool_)):
@@ -48,11 +48,18 @@ def _ce_check(logits, label, weight, axis, soft_label, reduction, ignore_index, 
         _check_float("weight", weight, (num_classes,))
         if weight.dtype != logits.dtype:
             raise TypeError("weight: expected dtype %s (that of logits), got %s" % (logits.dtype, weight.dtype))
+    if sample_weight is not None:
+        _check_float("sample_weight", sample_weight, logits.shape[:axis] + logits.shape[axis + 1:])
+        if sample_weight.dtype != logits.dtype:
+            raise TypeError("sample_weight: expected dtype %s (that of logits), got %s"
+                            % (logits.dtype, sample_weight.dtype))
     return axis
 
 
-def _ce_undefined(convention, soft_label, weighted, use_softmax, smoothing, any_ignored):
+def _ce_undefined(convention, soft_label, weighted, use_softmax, smoothing, any_ignored, sample_weighted=False):
     """Why the convention's documentation has no formula for these options (None when it has one)."""
+    if sample_weighted and convention != "keras":
+        return "%s's cross-entropy takes no per-position sample weights" % convention
     if convention in ("keras", "optax") and soft_label and weighted:
         return "%s takes no class weights for probability targets" % convention
     if convention == "optax" and not use_softmax:
@@ -92,9 +99,9 @@ def _ce_neg_log_q(xp, p, convention, hard, smoothing, dtype):
 
 
 def _ce(logits, label, weight, axis, soft_label, reduction, ignore_index, label_smoothing, use_softmax, convention,
-        upstream, want_grad):
+        upstream, want_grad, sample_weight=None):
     axis = _ce_check(logits, label, weight, axis, soft_label, reduction, ignore_index, label_smoothing,
-                     use_softmax, convention)
+                     use_softmax, convention, sample_weight)
     xp = _array_module(logits, label, *([] if weight is None else [weight]))
     num_classes = logits.shape[axis]
     eps = float(label_smoothing)
@@ -107,7 +114,8 @@ def _ce(logits, label, weight, axis, soft_label, reduction, ignore_index, label_
         ignored = (label == ignore_index)[..., None]
         target = ((label[..., None] == xp.arange(num_classes)) & ~ignored).astype(f64)
     any_ignored = bool(ignored.any())
-    why = _ce_undefined(convention, soft_label, weight is not None, use_softmax, eps > 0, any_ignored)
+    why = _ce_undefined(convention, soft_label, weight is not None, use_softmax, eps > 0, any_ignored,
+                        sample_weight is not None)
     if why:
         raise ConventionUndefined("cross_entropy, %s convention: %s" % (convention, why))
     loss_shape = z.shape[:-1]
@@ -135,10 +143,13 @@ def _ce(logits, label, weight, axis, soft_label, reduction, ignore_index, label_
         g = valid if weight is None else (w * smoothed).sum(axis=-1, keepdims=True) * valid
         d = valid if weight is None else g
     else:
-        # keras (sample_weight = weight[label]; mean over the non-ignored positions) and optax (a user
-        # multiplies by weight[label] and takes the mean over `where`).
+        # keras (sample_weight = weight[label], times the per-position sample_weight; mean over the
+        # non-ignored positions whatever the weights) and optax (a user multiplies by weight[label] and
+        # takes the mean over `where`).
         a = smoothed
         g = valid if weight is None else w_label
+        if sample_weight is not None:
+            g = g * sample_weight.astype(f64)[..., None]
         d = valid
     a = xp.where(ignored, 0, a)
     count = d.sum()
@@ -177,8 +188,8 @@ def _ce(logits, label, weight, axis, soft_label, reduction, ignore_index, label_
                     grad_t = w * phi
                 elif convention == "paddle" and weight is not None:
                     grad_t = g * phi + w * rows  # the factor sum_i w_i t_i depends on the label too
-                else:
-                    grad_t = phi
+                else:  # g: 1, or Keras's sample weight (no class weights for probability targets)
+                    grad_t = g * phi
                 grad_label = scale * (1 - eps) * grad_t
                 if convention == "paddle" and weight is not None and reduction == "mean":
                     # the denominator sum_n sum_i w_i t_ni depends on the label as well
@@ -193,22 +204,23 @@ def _ce(logits, label, weight, axis, soft_label, reduction, ignore_index, label_
 
 
 def cross_entropy(logits, label, weight=None, axis=-1, soft_label=False, reduction="mean", ignore_index=-100,
-                  label_smoothing=0.0, use_softmax=True, convention="torch"):
+                  label_smoothing=0.0, use_softmax=True, convention="torch", sample_weight=None):
     """The cross-entropy loss as the ``convention``'s framework documents it (see ``CONVENTIONS``).
 
     ``logits`` [..., C, ...] with the classes on ``axis`` (probabilities when ``use_softmax`` is
     False); ``label``: int class indices of the logits' shape without ``axis`` (``soft_label``
     False; ``ignore_index`` marks positions without a target) or probabilities of the logits' shape
-    (True); ``weight``: optional class weights [C].  Returns the loss of each position
+    (True); ``weight``: optional class weights [C]; ``sample_weight``: optional weights of the positions
+    (the loss's shape under ``reduction="none"``; Keras's, multiplied into each position's loss).  Returns the loss of each position
     (``reduction="none"``) or their sum or mean (a 0-d array).  Raises :class:`ConventionUndefined`
     where the convention documents no formula for the options."""
     return _ce(logits, label, weight, axis, soft_label, reduction, ignore_index, label_smoothing, use_softmax,
-               convention, None, want_grad=False)["loss"]
+               convention, None, want_grad=False, sample_weight=sample_weight)["loss"]
 
 
 def cross_entropy_grad(logits, label, weight=None, axis=-1, soft_label=False, reduction="mean", ignore_index=-100,
-                       label_smoothing=0.0, use_softmax=True, convention="torch", upstream=None):
+                       label_smoothing=0.0, use_softmax=True, convention="torch", upstream=None, sample_weight=None):
     """``{"loss", "logits"}`` (and ``"label"`` for probability targets): the gradients of
     ``sum(upstream * loss)``; ``upstream`` has the loss's shape (0-d for sum and mean)."""
     return _ce(logits, label, weight, axis, soft_label, reduction, ignore_index, label_smoothing, use_softmax,
-               convention, upstream, want_grad=True)
+               convention, upstream, want_grad=True, sample_weight=sample_weight)
