@@ -435,7 +435,7 @@ def test_sections_are_units_in_package_files(built):
     templates = Path(report.__file__).parent / "templates"
     ids = re.findall(r'<section id="([^"]+)"', page)
     assert len(ids) == len(report.SECTIONS)  # one part of the page per section unit, in the list's order
-    assert ids == ["overview", "differences", "speed", "agreement", "compiled", "badinput", "conventions", "modes",
+    assert ids == ["overview", "differences", "speed", "agreement", "compiled", "backends", "badinput", "conventions", "modes",
                    "sampler", "memory",
                    "counts", "distribution", "summary", "cases", "environment"]
     nav = page.split("<nav>")[1].split("</nav>")[0]
@@ -761,3 +761,29 @@ def test_the_outcome_vocabulary_is_defined_once_and_styled():
     tree = ast.parse(Path(O.__file__).read_text(encoding="utf-8"), feature_version=(3, 8))
     assert [a.name for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
             for a in n.names] == ["OrderedDict"]
+
+
+def test_backends_of_one_api_are_set_side_by_side_pair_by_pair():
+    """Every pair of an api's backends is judged by the compiled section's rule; a bad input one backend
+    rejects and another answers with NaN is a differing verdict."""
+    import pandas as pd
+
+    from conformance.report.sections import backends
+
+    def row(impl, case, status, behaviour=""):
+        return dict({c: "" for c in COLUMNS}, case=case, op=SWCE, dtype="float32", impl=impl, device="cpu",
+                    status=status, behaviour=behaviour, tol_ratio="")
+
+    rows = [row("keras-tensorflow", "bad", "pass", "raises"), row("keras-jax", "bad", "pass", "returns NaN/inf"),
+            row("keras-torch", "bad", "pass", "raises"),
+            row("keras-tensorflow", "axis", "error"), row("keras-jax", "axis", "error"), row("keras-torch", "axis", "pass")]
+    frame = report_data.prepare(pd.DataFrame(rows), details={})
+    groups = {"keras": ["keras-tensorflow", "keras-jax", "keras-torch"]}
+    assert backends.api_backends() == groups  # the adapters' declarations (compiled modes left out)
+    counts, differing = backends.backend_agreement(frame, groups)
+    assert [(r["first"], r["second"], r["cases"], r["agree"]) for r in counts.to_dict("records")] == [
+        ("keras-tensorflow/cpu", "keras-jax/cpu", 2, 1), ("keras-tensorflow/cpu", "keras-torch/cpu", 2, 1),
+        ("keras-jax/cpu", "keras-torch/cpu", 2, 0)]
+    assert sorted(zip(differing["first"], differing["second"], differing["case"])) == [
+        ("keras-jax/cpu", "keras-torch/cpu", "axis"), ("keras-jax/cpu", "keras-torch/cpu", "bad"),
+        ("keras-tensorflow/cpu", "keras-jax/cpu", "bad"), ("keras-tensorflow/cpu", "keras-torch/cpu", "axis")]

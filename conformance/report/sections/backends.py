@@ -1,0 +1,60 @@
+"""Across backends: the impls of one API that runs on several backends (Keras 3 on TensorFlow, JAX and
+PyTorch) side by side, case by case: where the backends agree and every case where they do not."""
+from __future__ import annotations
+
+import itertools
+
+import pandas as pd
+
+from conformance.report.html import markup, prose_classes, table_html
+from conformance.report.section import Section
+from conformance.report.sections.compiled import compiled_agreement
+
+
+def api_backends() -> dict:
+    """``api -> [impl, ...]`` (report order) of the eager impls that declare an ``api`` (adapters'
+    ``api``/``backend``; a compiled mode is compared with its own eager impl in *Compiled* instead)."""
+    from impls import get_adapter, impl_names
+
+    groups = {}
+    for name in impl_names():
+        try:
+            adapter = get_adapter(name)
+        except ValueError:  # a plugin that cannot be imported here
+            continue
+        if adapter.api and not adapter.compiled_from:
+            groups.setdefault(adapter.api, []).append(name)
+    return groups
+
+
+def backend_agreement(frame: pd.DataFrame, groups: dict, raw_dir=None, manifest=None, cases_dir=None):
+    """Every pair of backends of each api, per op: the cases both ran where they reached the same
+    verdict (status and bad-input behaviour) and outputs within one tolerance of each other (the rule
+    of *Compiled against eager*, :func:`compiled_agreement`), and every case where they did not."""
+    counts, differing = [], []
+    for api, impls in groups.items():
+        for first, second in itertools.combinations(impls, 2):
+            c, d = compiled_agreement(frame, {second: first}, raw_dir=raw_dir, manifest=manifest,
+                                      cases_dir=cases_dir)
+            for table, out in ((c, counts), (d, differing)):
+                if not table.empty:
+                    table = table.rename(columns=lambda col: col.replace("compiled", "second").replace("eager", "first"))
+                    table.insert(0, "api", api)
+                    out.append(table)
+    return (pd.concat(counts, ignore_index=True) if counts else pd.DataFrame(),
+            pd.concat(differing, ignore_index=True) if differing else pd.DataFrame())
+
+
+def backends_section(d) -> Section:
+    groups = api_backends()
+    counts, differing = backend_agreement(d.frame, groups, raw_dir=d.raw_dir, manifest=d.manifest,
+                                          cases_dir=d.cases_dir)
+    return Section("backends", "Backends", "sections/backends.html.j2", {
+        "groups": sorted(groups.items()),
+        "counts": markup(table_html(counts, "backend_counts", extra_class="compact")) if not counts.empty else "",
+        "differing": markup(table_html(differing, "backend_differing",
+                                       classes=prose_classes(differing, ["first message", "second message"])))
+        if not differing.empty else "",
+        "n_differing": len(differing),
+    }, csv={"backend_agreement.csv": counts if not counts.empty else None,
+            "backend_differing.csv": differing if not differing.empty else None})
