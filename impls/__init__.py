@@ -22,8 +22,8 @@ import os
 ADAPTER_MODULES = {
     "numpy": "impls.reference_adapter",
     "cupy": "impls.reference_adapter",
-    "numpy-fast": "impls.reference_adapter",
-    "cupy-fast": "impls.reference_adapter",
+    "numpy-fast": "impls.numpy_fast_adapter",
+    "cupy-fast": "impls.numpy_fast_adapter",
     "torch": "impls.torch_adapter",
     "torch-compile": "impls.torch_adapter",
     "tensorflow": "impls.tensorflow_adapter",

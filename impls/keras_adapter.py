@@ -28,6 +28,7 @@ one process.  Must import (not run) on Python 3.8.
 """
 from __future__ import annotations
 
+import importlib
 import os
 
 import numpy as np
@@ -64,7 +65,8 @@ class KerasAdapter(Adapter):
     def __init__(self):
         super().__init__()
         self.keras = self.framework = None
-        self._programs = {}
+        self._programs = {}  # (static params, leaves, inputs, backward) -> the backend's program
+        self._last = None  # the latest outputs, for synchronize
 
     def load(self, device: str) -> str:
         if device not in self.devices:
@@ -75,8 +77,6 @@ class KerasAdapter(Adapter):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         if self.backend == "jax":
             os.environ["JAX_PLATFORMS"] = "cuda" if device == "gpu" else "cpu"
-        import importlib  # noqa: PLC0415
-
         import keras  # noqa: PLC0415 - frameworks are imported only here
 
         if keras.backend.backend() != self.backend:
@@ -126,7 +126,7 @@ class KerasAdapter(Adapter):
         static, leaves, tensors = state
         key = (tuple(sorted(static.items())), tuple(leaves), tuple(sorted(tensors)), bool(backward))
         if key not in self._programs:
-            self._programs[key] = self._program(static, leaves if backward else [], sorted(tensors))
+            self._programs[key] = self._program(static, leaves if backward else [])
         self._last = self._programs[key](tensors)
         return self._last
 
@@ -138,7 +138,7 @@ class KerasAdapter(Adapter):
                 for name, value in outputs.items()}
 
     def synchronize(self):
-        if self.device == "gpu" and getattr(self, "_last", None) is not None:
+        if self.device == "gpu" and self._last is not None:
             for value in self._last.values():
                 self.keras.ops.convert_to_numpy(value)  # a read waits for every backend's queue
 
@@ -168,7 +168,7 @@ class KerasAdapter(Adapter):
             return tensor.detach().requires_grad_(True)
         return tensor
 
-    def _program(self, static, leaves, names):
+    def _program(self, static, leaves):
         """``tensors -> {"loss", "grad/<leaf>"...}``: the loss and the gradients of sum(upstream * loss),
         as Keras's trainer for the backend computes a training step's gradients."""
         return {"tensorflow": self._tensorflow_program, "jax": self._jax_program,

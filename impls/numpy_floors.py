@@ -52,7 +52,7 @@ Parts per op (only the ``numpy-fast`` ops; it has no ``cross_entropy``):
   ``(B + B*T + S) * D`` elements, small beside the products, and left out.
 
 The compiled kernels.  Where numba is installed the contender's float32 rows of the two
-logits-based ops run compiled row kernels (``impls/numpy_kernels.py``) that fuse these passes (the
+logits-based ops run compiled row kernels (``impls/numpy_fast/kernels.py``) that fuse these passes (the
 exponentials, sums and scaling of a row, and its zero fill, gather and scatter, while the row is
 in cache), so the first assumption above does not hold for them: those cases get no floor
 (``served_by_kernels``), and the report says "no floor measured" for them.  The weights-based op's

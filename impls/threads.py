@@ -120,7 +120,7 @@ def configure(threads=None) -> dict:
     pool = sys.modules.get(_POOL_MODULE)
     if pool is not None:
         settings.append(("numpy contender pool", int(pool._THREADS)))
-    kernels = sys.modules.get("impls.numpy_kernels")
+    kernels = sys.modules.get("impls.numpy_fast.kernels")
     if kernels is not None and kernels.AVAILABLE:
         settings.append(("numpy contender kernels (numba)", kernels.threads()))
     try:

@@ -29,7 +29,7 @@ from conformance import compare, corpus
 from impls.caseio import Case, SparseRows
 from impls import numpy_fast as fast
 from impls.numpy_fast import core as fast_core  # its switches, read there at call time
-from impls.reference_adapter import NumpyFast
+from impls.numpy_fast_adapter import NumpyFast
 from impls.support import why_unsupported
 
 CASES = corpus.DEFAULT_CASES_DIR

@@ -13,7 +13,8 @@ from conformance.bench import grid_specs
 from impls import bench
 from impls.numpy_fast import core as fast_core  # the contender's switches, read there at call time
 from impls import numpy_floors
-from impls.reference_adapter import NumpyFast, NumpyReference
+from impls.numpy_fast_adapter import NumpyFast
+from impls.reference_adapter import NumpyReference
 
 # Small shapes: the parts' code paths, not their speed.
 SMALL = {"batch": 8, "classes": 300, "samples": 12, "dim": 16}

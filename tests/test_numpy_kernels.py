@@ -1,4 +1,4 @@
-"""The contender's compiled row kernels (``impls/numpy_kernels.py``) against its NumPy path.
+"""The contender's compiled row kernels (``impls/numpy_fast/kernels.py``) against its NumPy path.
 
 * ``_expf`` is within 1.01 ulp of the exact exponential from FLT_MIN to e^88 (its callers clamp
   there), flushes results below FLT_MIN to 0 and keeps NaN.
@@ -19,9 +19,9 @@ from helpers_reference import ROOT  # noqa: F401 - puts the repo on sys.path
 from conformance import compare, corpus
 from impls import numpy_fast as fast
 from impls.numpy_fast import core as fast_core  # its switches, read there at call time
-from impls import numpy_kernels as kernels
+from impls.numpy_fast import kernels
 from impls.caseio import Case
-from impls.reference_adapter import NumpyFast
+from impls.numpy_fast_adapter import NumpyFast
 from impls.support import why_unsupported
 
 pytestmark = pytest.mark.skipif(not kernels.AVAILABLE, reason="numba is not installed (or CONFORMANCE_NUMPY_KERNELS=0)")

@@ -27,6 +27,12 @@ def markup(text):
     return markupsafe.Markup(text) if text else ""
 
 
+def table_markup(table: pd.DataFrame, uuid: str, **kwargs):
+    """:func:`table_html` of a table with rows, ready for a template; ``""`` for an empty one (the
+    template's ``if`` then shows its own sentence)."""
+    return markup(table_html(table, uuid, **kwargs)) if not table.empty else ""
+
+
 def _tooltips(tips: pd.DataFrame) -> pd.DataFrame:
     return tips.map(lambda t: attr(t) if t else "")
 

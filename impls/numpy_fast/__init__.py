@@ -7,7 +7,7 @@ row-wise broadcasts, shift-free float32 exponentials, BLAS row sums and a bit-ex
 conversion (each measured and described where defined; tests/test_numpy_fast.py checks that none
 of them changes a bit of any result except the shift-free exponentials, held to the suite's
 tolerance).  Where numba is installed, float32 rows go through compiled row kernels instead
-(``impls/numpy_kernels.py``: a row's whole softmax cross-entropy in one pass while it is in cache,
+(``impls/numpy_fast/kernels.py``: a row's whole softmax cross-entropy in one pass while it is in cache,
 rows on OpenMP threads; tests/test_numpy_kernels.py holds them to the NumPy path); the NumPy calls
 below serve every other dtype and every row a kernel leaves to them.  Unlike the oracle, ``sampled_softmax_loss_grad`` returns its weight and bias gradients
 as :class:`impls.caseio.SparseRows` (the sampled rows only), as the frameworks return an embedding

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from impls import numpy_kernels as kernels
+from impls.numpy_fast import kernels
 from impls import reference
 from impls.reference import _check_shape
 
@@ -158,7 +158,7 @@ _THREADS = int(os.environ.get("CONFORMANCE_REFERENCE_THREADS", "0")) or len(
     os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1))
 _POOL = None
 _POOL_LOCK = threading.Lock()
-# The compiled row kernels (impls/numpy_kernels.py) where numba is installed: they serve float32
+# The compiled row kernels (impls/numpy_fast/kernels.py) where numba is installed: they serve float32
 # NumPy arrays where the exponentials are taken shift-free (``_SHIFT_FREE_EXP``); everything else,
 # and every row they flag, takes the NumPy calls of the op modules.
 _KERNELS = kernels.AVAILABLE

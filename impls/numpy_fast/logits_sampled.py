@@ -1,7 +1,7 @@
 """The contender's ``sampled_softmax_with_cross_entropy`` (Paddle 1.8): sampled softmax on logits.
 
 Float32 rows go through the compiled row kernel where numba is installed
-(``numpy_kernels.sswce_rows``); everything else, and every row the kernel leaves, through the
+(``kernels.sswce_rows``); everything else, and every row the kernel leaves, through the
 NumPy calls here, in row blocks on the thread pool.
 
 Worker side: must run on Python 3.8 with numpy 1.23.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from impls import numpy_kernels as kernels
+from impls.numpy_fast import kernels
 from impls.numpy_fast import core
 from impls.numpy_fast.core import (_NO_UPSTREAM, _cast_out, _check_float, _check_positive, _check_range,
                                    _compute_dtype, _for_blocks, _quiet, _row_blocks, _row_sums, _scatter_add,

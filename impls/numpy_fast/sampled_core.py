@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from impls import numpy_kernels as kernels
+from impls.numpy_fast import kernels
 from impls.numpy_fast import core
 from impls.numpy_fast.core import _NO_UPSTREAM, _for_blocks, _quiet, _row_blocks, _row_sums, _upstream
 
@@ -30,7 +30,7 @@ def _sampled_core(xp, z_true, z_sampled, hit_ids, offset, upstream, want_grad, r
     ``recompute(rows)``, when given, returns those rows' ``(z_true, z_sampled)`` afresh (as the
     caller first computed them): the exponentials are then taken shift-free, in place (see
     ``_SHIFT_FREE_EXP``), and the rows whose sums leave the range are recomputed with the shift;
-    float32 NumPy rows then go to the compiled kernel (``numpy_kernels.sampled_core``).
+    float32 NumPy rows then go to the compiled kernel (``kernels.sampled_core``).
     """
     n = z_true.shape[0]
     u = _upstream(xp, upstream, (n,), z_true.dtype) if want_grad else None

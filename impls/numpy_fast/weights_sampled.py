@@ -3,7 +3,7 @@
 The logits come from matmuls of the inputs with the gathered weight rows; the softmax
 cross-entropy over them is the shared ``sampled_core``.  The weight and bias gradients are sparse
 (:class:`impls.caseio.SparseRows`), summed by the compiled kernel where numba is installed
-(``numpy_kernels.sum_repeated_rows``).
+(``kernels.sum_repeated_rows``).
 
 Worker side: must run on Python 3.8 with numpy 1.23.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from impls import numpy_kernels as kernels
+from impls.numpy_fast import kernels
 from impls.caseio import SparseRows
 from impls.numpy_fast import core
 from impls.numpy_fast.core import (_cast_out, _check_float, _check_positive, _check_range, _compute_dtype, _quiet,

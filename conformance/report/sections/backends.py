@@ -6,7 +6,7 @@ import itertools
 
 import pandas as pd
 
-from conformance.report.html import markup, prose_classes, table_html
+from conformance.report.html import prose_classes, table_markup
 from conformance.report.section import Section
 from conformance.report.sections.compiled import compiled_agreement
 
@@ -30,19 +30,17 @@ def api_backends() -> dict:
 def backend_agreement(frame: pd.DataFrame, groups: dict, raw_dir=None, manifest=None, cases_dir=None):
     """Every pair of backends of each api, per op: the cases both ran where they reached the same
     verdict (status and bad-input behaviour) and outputs within one tolerance of each other (the rule
-    of *Compiled against eager*, :func:`compiled_agreement`), and every case where they did not."""
-    counts, differing = [], []
-    for api, impls in groups.items():
-        for first, second in itertools.combinations(impls, 2):
-            c, d = compiled_agreement(frame, {second: first}, raw_dir=raw_dir, manifest=manifest,
-                                      cases_dir=cases_dir)
-            for table, out in ((c, counts), (d, differing)):
-                if not table.empty:
-                    table = table.rename(columns=lambda col: col.replace("compiled", "second").replace("eager", "first"))
-                    table.insert(0, "api", api)
-                    out.append(table)
-    return (pd.concat(counts, ignore_index=True) if counts else pd.DataFrame(),
-            pd.concat(differing, ignore_index=True) if differing else pd.DataFrame())
+    of *Compiled against eager*, :func:`compiled_agreement`, one judge for every pair), and every case
+    where they did not."""
+    api_of = {impl: api for api, impls in groups.items() for impl in impls}
+    pairs = [(second, first) for impls in groups.values() for first, second in itertools.combinations(impls, 2)]
+    tables = compiled_agreement(frame, pairs, raw_dir=raw_dir, manifest=manifest, cases_dir=cases_dir)
+    named = []
+    for table in tables:
+        table = table.rename(columns=lambda column: column.replace("compiled", "second").replace("eager", "first"))
+        table.insert(0, "api", [api_of[label.rpartition("/")[0]] for label in table["first"]])
+        named.append(table)
+    return tuple(named)
 
 
 def backends_section(d) -> Section:
@@ -51,10 +49,9 @@ def backends_section(d) -> Section:
                                           cases_dir=d.cases_dir)
     return Section("backends", "Backends", "sections/backends.html.j2", {
         "groups": sorted(groups.items()),
-        "counts": markup(table_html(counts, "backend_counts", extra_class="compact")) if not counts.empty else "",
-        "differing": markup(table_html(differing, "backend_differing",
-                                       classes=prose_classes(differing, ["first message", "second message"])))
-        if not differing.empty else "",
+        "counts": table_markup(counts, "backend_counts", extra_class="compact"),
+        "differing": table_markup(differing, "backend_differing",
+                                  classes=prose_classes(differing, ["first message", "second message"])),
         "n_differing": len(differing),
     }, csv={"backend_agreement.csv": counts if not counts.empty else None,
             "backend_differing.csv": differing if not differing.empty else None})

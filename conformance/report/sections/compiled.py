@@ -7,14 +7,14 @@ import pandas as pd
 
 from conformance.outcomes import COMPARED, NOT_RUN
 from conformance.report.fmt import first_line
-from conformance.report.html import markup, prose_classes, table_html
+from conformance.report.html import prose_classes, table_markup
 from conformance.report.pairs import AGREE, DISAGREE, UNDETERMINED, PairJudge
 from conformance.report.section import Section
 
 
 def compiled_agreement(frame: pd.DataFrame, compiled_modes: dict, raw_dir=None, manifest=None, cases_dir=None):
     """Each compiled mode against its own eager impl, case by case (``compiled_modes``: compiled impl
-    -> eager impl, from the adapters' ``compiled_from``).
+    -> eager impl, from the adapters' ``compiled_from``, or any ``(second, first)`` pairs of impls).
 
     A case *agrees* when both runs reached the same verdict (status; for bad input also the same
     behaviour) and, where both outputs were compared with the golden ones, the outputs are within one
@@ -23,7 +23,8 @@ def compiled_agreement(frame: pd.DataFrame, compiled_modes: dict, raw_dir=None, 
     judge = PairJudge(frame, raw_dir, manifest, cases_dir)
     rows = frame.set_index(["label", "case"])
     counts, differing = [], []
-    for compiled, eager in compiled_modes.items():
+    pairs = compiled_modes.items() if hasattr(compiled_modes, "items") else compiled_modes
+    for compiled, eager in pairs:
         for device in sorted(set(frame.loc[frame["impl"] == compiled, "device"])):
             a, b = "%s/%s" % (eager, device), "%s/%s" % (compiled, device)
             both = sorted(set(frame.loc[frame["label"] == a, "case"]) & set(frame.loc[frame["label"] == b, "case"]))
@@ -104,11 +105,10 @@ def compiled_section(d) -> Section:
     times = compile_times(d.frame, modes)
     return Section("compiled", "Compiled", "sections/compiled.html.j2", {
         "modes": sorted(modes.items()),
-        "times": markup(table_html(times, "compile_times", extra_class="compact")) if not times.empty else "",
-        "counts": markup(table_html(counts, "compiled_counts", extra_class="compact")) if not counts.empty else "",
-        "differing": markup(table_html(differing, "compiled_differing",
-                                       classes=prose_classes(differing, ["eager message", "compiled message"])))
-        if not differing.empty else "",
+        "times": table_markup(times, "compile_times", extra_class="compact"),
+        "counts": table_markup(counts, "compiled_counts", extra_class="compact"),
+        "differing": table_markup(differing, "compiled_differing",
+                                  classes=prose_classes(differing, ["eager message", "compiled message"])),
         "n_differing": len(differing),
     }, csv={"compiled_agreement.csv": counts if not counts.empty else None,
             "compile_times.csv": times if not times.empty else None,

@@ -1,4 +1,4 @@
-"""Compiled row kernels of the NumPy contender (``impls/numpy_fast.py``), where numba is installed.
+"""Compiled row kernels of the NumPy contender (``impls/numpy_fast/``), where numba is installed.
 
 Why: a NumPy implementation makes one pass over ``[B, K]`` per ufunc (maximum, subtraction,
 exponential, sum, scaling, zero fill, gather, scatter), and on small shapes pays a Python call for
@@ -6,7 +6,7 @@ each; the frameworks fuse those passes.  These kernels do a row's whole softmax 
 (and, for the logits-based sampled op, its zero fill, gather and scatter) on that row while it is
 in cache, rows spread over the cores with numba's ``prange``.  They read and write NumPy arrays
 and change nothing about what is computed, only how: the NumPy path's shift-free formulas
-(``numpy_fast._SHIFT_FREE_EXP``), the loss's final sum in float64.
+(``core._SHIFT_FREE_EXP``), the loss's final sum in float64.
 
 What differs in rounding from the NumPy path (both are held to the suite's tolerance against the
 oracle; tests/test_numpy_kernels.py checks them against the NumPy path and the oracle):
